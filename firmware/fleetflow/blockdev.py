@@ -1,0 +1,197 @@
+# Block devices for vfs.VfsLfs2 on the simulated device (and the power-cut proof).
+#
+# The simulated device mounts LittleFS v2 on a file that stands in for the
+# filesystem partition of a 4 MB ESP32: MicroPython's esp32 partition table
+# (partitions-4MiB.csv) gives the "vfs" partition 0x200000 bytes (2 MB), and
+# the flash erases in 4096-byte sectors, so 512 blocks of 4096 bytes.
+# On a board the board's own filesystem is used and this module is not loaded.
+#
+# The extended block protocol (docs.micropython.org, "vfs" / AbstractBlockDev):
+#   readblocks(block, buf, offset)   read len(buf) bytes at block*bs+offset
+#   writeblocks(block, buf, offset)  program bytes; the block was erased first
+#   ioctl(6, block)                  erase one block
+# LittleFS drives it with offsets and explicit erases.
+from micropython import const
+
+BLOCK_SIZE = const(4096)
+BLOCK_COUNT = const(512)
+
+_IOCTL_INIT = const(1)
+_IOCTL_DEINIT = const(2)
+_IOCTL_SYNC = const(3)
+_IOCTL_BLOCK_COUNT = const(4)
+_IOCTL_BLOCK_SIZE = const(5)
+_IOCTL_ERASE = const(6)
+_EIO = const(5)
+
+
+class FileBlockDev:
+    """A LittleFS block device backed by a host file.
+
+    cow=True never writes the file: changed blocks live in RAM (copy on
+    write), so the power-cut sweep can snapshot and restore a whole
+    filesystem for the price of the few blocks an operation touched.
+    """
+
+    def __init__(self, path, block_count=BLOCK_COUNT, block_size=BLOCK_SIZE, cow=False):
+        self.path = path
+        self.bs = block_size
+        self.count = block_count
+        self.cow = cow
+        self._dirty = {}
+        try:
+            self._f = open(path, "r+b")
+        except OSError:
+            self._f = open(path, "w+b")
+        self._f.seek(0, 2)
+        if self._f.tell() < block_size * block_count:
+            # Erased flash reads as 0xff; grow the file in block-sized pieces.
+            blank = b"\xff" * block_size
+            while self._f.tell() < block_size * block_count:
+                self._f.write(blank)
+            self._f.flush()
+
+    def close(self):
+        self._f.close()
+
+    # -- copy-on-write snapshots (sweep only) --
+    def snapshot(self):
+        return {k: bytes(v) for k, v in self._dirty.items()}
+
+    def restore(self, snap):
+        self._dirty = {k: bytearray(v) for k, v in snap.items()}
+
+    def _block(self, n):
+        # The block's bytes as a mutable buffer (cow mode).
+        b = self._dirty.get(n)
+        if b is None:
+            self._f.seek(n * self.bs)
+            b = bytearray(self._f.read(self.bs))
+            self._dirty[n] = b
+        return b
+
+    def readblocks(self, n, buf, off=0):
+        end = off + len(buf)
+        mv = memoryview(buf)
+        pos = 0
+        while pos < len(buf):
+            blk = n + (off + pos) // self.bs
+            boff = (off + pos) % self.bs
+            take = min(self.bs - boff, end - off - pos)
+            d = self._dirty.get(blk)
+            if d is not None:
+                mv[pos:pos + take] = d[boff:boff + take]
+            else:
+                self._f.seek(blk * self.bs + boff)
+                self._f.readinto(mv[pos:pos + take])
+            pos += take
+
+    def writeblocks(self, n, buf, off=None):
+        if off is None:
+            # Basic protocol: whole blocks, erase implied.
+            off = 0
+        if self.cow:
+            mv = memoryview(buf)
+            pos = 0
+            while pos < len(buf):
+                blk = n + (off + pos) // self.bs
+                boff = (off + pos) % self.bs
+                take = min(self.bs - boff, len(buf) - pos)
+                self._block(blk)[boff:boff + take] = mv[pos:pos + take]
+                pos += take
+        else:
+            self._f.seek(n * self.bs + off)
+            self._f.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == _IOCTL_BLOCK_COUNT:
+            return self.count
+        if op == _IOCTL_BLOCK_SIZE:
+            return self.bs
+        if op == _IOCTL_ERASE:
+            self.writeblocks(arg, b"\xff" * self.bs, 0)
+            return 0
+        if op == _IOCTL_SYNC:
+            if not self.cow:
+                self._f.flush()
+            return 0
+        return 0
+
+
+class FaultBlockDev:
+    """Wraps a block device and cuts the power after the N-th write.
+
+    Every program (writeblocks) and every erase counts as one write. Write
+    number `cut_after` + 1 fails with EIO (`dead` turns True), and so does
+    every write after it.
+    lose_unsynced=True adds a volatile write cache: writes reach the inner
+    device only on ioctl(SYNC), and whatever was not synced when the power
+    went is lost. (LittleFS syncs at the end of each commit.)
+    cut_after=None never cuts; `writes` counts them either way.
+    """
+
+    def __init__(self, inner, cut_after=None, lose_unsynced=False):
+        self.inner = inner
+        self.cut_after = cut_after
+        self.lose_unsynced = lose_unsynced
+        self.writes = 0
+        self.dead = False
+        self._cache = []  # pending (block, bytes, offset) when lose_unsynced
+
+    def _cut(self):
+        # True when this write does not happen. A dead device answers -EIO
+        # rather than raising: LittleFS turns it into an OSError of the file
+        # operation in progress, and a file closed later by the garbage
+        # collector (heap locked, so nothing may allocate) fails quietly.
+        if self.dead:
+            return True
+        if self.cut_after is not None and self.writes >= self.cut_after:
+            self.dead = True
+            self._cache = []  # the volatile cache dies with the power
+            return True
+        self.writes += 1
+        return False
+
+    def readblocks(self, n, buf, off=0):
+        self.inner.readblocks(n, buf, off)
+        if self._cache:
+            # Reads see the not-yet-synced writes, in the order made.
+            bs = self.inner.bs
+            start = n * bs + off
+            end = start + len(buf)
+            for blk, data, boff in self._cache:
+                ws = blk * bs + boff
+                we = ws + len(data)
+                lo = max(ws, start)
+                hi = min(we, end)
+                if lo < hi:
+                    buf[lo - start:hi - start] = data[lo - ws:hi - ws]
+
+    def writeblocks(self, n, buf, off=None):
+        if self._cut():
+            return -_EIO
+        if off is None:
+            off = 0
+        if self.lose_unsynced:
+            self._cache.append((n, bytes(buf), off))
+        else:
+            self.inner.writeblocks(n, buf, off)
+
+    def _flush(self):
+        for blk, data, boff in self._cache:
+            self.inner.writeblocks(blk, data, boff)
+        self._cache = []
+
+    def ioctl(self, op, arg):
+        if op == _IOCTL_ERASE:
+            if self._cut():
+                return -_EIO
+            if self.lose_unsynced:
+                self._cache.append((arg, b"\xff" * self.inner.bs, 0))
+                return 0
+            return self.inner.ioctl(op, arg)
+        if op == _IOCTL_SYNC:
+            if self.dead:
+                return -_EIO
+            self._flush()
+        return self.inner.ioctl(op, arg)
