@@ -1,0 +1,77 @@
+"""`fleetflow flash` end to end: the real mpremote flashes a MicroPython unix-port
+REPL behind a pseudo-terminal, and a fresh MicroPython boots from what landed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tools import cli
+from tools.ptyboard import PtyBoard, micropython_exe
+
+KEY = "5a" * 32
+
+needs_socat = pytest.mark.skipif(not shutil.which("socat"),
+                                 reason="socat is not installed: `make system` (Debian package socat) installs it")
+
+
+@pytest.fixture
+def board(tmp_path):
+    b = PtyBoard(tmp_path / "board").start()
+    yield b
+    b.stop()
+
+
+def _tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@needs_socat
+def test_flash_copies_the_bundle_intact_and_clears_stale_modules(board, tmp_path, capsys):
+    stale = board.root / "lib" / "fleetflow" / "nodes" / "gone.mpy"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    keep = board.root / "slot_a.bin"  # device data outside the firmware survives a reflash
+    keep.write_bytes(b"flow")
+    rc = cli.main(["flash", "--board", "unix-sim", "--port", board.port, "--device-id", "bench-1",
+                   "--mqtt-host", "127.0.0.1", "--mqtt-port", "1883", "--mqtt-password", "pw",
+                   "--key", KEY, "--out", str(tmp_path / "bundle"), "--json"])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["flash"]["verified"] is True
+    bundle, flashed = _tree(tmp_path / "bundle"), _tree(board.root)
+    assert not stale.exists() and keep.read_bytes() == b"flow"
+    assert {k: v for k, v in flashed.items() if k != "slot_a.bin"} == bundle
+    assert result["flash"]["files"] == len(bundle)
+
+
+@needs_socat
+def test_a_fresh_micropython_boots_the_flashed_firmware(board, tmp_path):
+    assert cli.main(["flash", "--board", "unix-sim", "--port", board.port, "--device-id", "bench-2",
+                     "--mqtt-host", "127.0.0.1", "--key", KEY, "--out", str(tmp_path / "bundle")]) == 0
+    board.stop()  # the board powers off; what was flashed is all that is left
+    probe = ("import sys, json; sys.path.insert(0, 'lib'); import fleetflow, umqtt.simple; "
+             "c = json.load(open('config.json')); print(c['device_id'], fleetflow.__file__)")
+    out = subprocess.run([micropython_exe(), "-X", "heapsize=64k", "-c", probe], cwd=board.root,
+                         capture_output=True, text=True, timeout=30, env={**os.environ, "MICROPYPATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["bench-2", "lib/fleetflow/__init__.mpy"]
+
+
+def test_flash_refuses_bad_provisioning_before_touching_a_board(tmp_path, capsys):
+    rc = cli.main(["flash", "--board", "unix-sim", "--port", str(tmp_path / "nothing"), "--device-id", "a/b",
+                   "--mqtt-host", "h", "--key", KEY])
+    assert rc == 1
+    assert "device_id 'a/b'" in capsys.readouterr().out
+
+
+@needs_socat
+def test_flash_to_a_port_with_no_board_fails_with_mpremote_reason(tmp_path, capsys):
+    rc = cli.main(["flash", "--board", "unix-sim", "--port", str(tmp_path / "no-such-tty"), "--device-id", "x",
+                   "--mqtt-host", "h", "--key", KEY, "--out", str(tmp_path / "b")])
+    assert rc == 1
+    assert "mpremote" in capsys.readouterr().out

@@ -1,0 +1,165 @@
+"""A small synchronous client for the fleetflow cloud API (`/api/v1`).
+
+Used by the CLI (`flow`, `devices`, `deploy`, `flash --cloud`) and the demo.
+Standard library only, so it works from any script. Errors come back as one
+`ApiError` carrying the HTTP status and the problem+json body (its `errors`
+name the fields at fault).
+
+Where to find the cloud: `--cloud URL` / `--api-key KEY` on the command line,
+else FLEETFLOW_URL / FLEETFLOW_API_KEY, else http://127.0.0.1:8080 with no key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class ApiError(Exception):
+    """The cloud answered with an error, or could not be reached (status 0)."""
+
+    def __init__(self, status: int, message: str, body: dict | None = None):
+        super().__init__(f"{status}: {message}" if status else message)
+        self.status = status
+        self.body = body or {}
+
+    def field_errors(self) -> list[str]:
+        errs = self.body.get("errors") or []
+        out = []
+        for e in errs if isinstance(errs, list) else []:
+            if isinstance(e, dict):
+                where = e.get("pointer") or e.get("path") or e.get("loc") or ""
+                out.append(f"{where}: {e.get('message') or e.get('msg') or e.get('detail') or e}")
+            else:
+                out.append(str(e))
+        return out
+
+
+def _items(body, key: str) -> list:
+    """List endpoints may answer a bare list or {key: [...]} / {"items": [...]}."""
+    if isinstance(body, list):
+        return body
+    for k in (key, "items", "data", "results"):
+        if isinstance(body.get(k), list):
+            return body[k]
+    return []
+
+
+class Client:
+    def __init__(self, url: str | None = None, api_key: str | None = None, timeout_s: float = 30):
+        self.url = (url or os.environ.get("FLEETFLOW_URL") or DEFAULT_URL).rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("FLEETFLOW_API_KEY")
+        self.timeout_s = timeout_s
+
+    def api_url(self, path: str = "") -> str:
+        return f"{self.url}/api/v1{path}"
+
+    # -- transport -----------------------------------------------------------------
+
+    def request(self, method: str, path: str, body=None, params: dict | None = None):
+        url = self.api_url(path)
+        if params:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.api_key:
+            req.add_header("x-api-key", self.api_key)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                problem = json.loads(raw or b"{}")
+            except ValueError:
+                problem = {"detail": raw.decode(errors="replace")}
+            if not isinstance(problem, dict):
+                problem = {"detail": problem}
+            message = problem.get("detail") or problem.get("title") or exc.reason
+            raise ApiError(exc.code, str(message), problem) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiError(0, f"cannot reach the cloud at {self.url}: {reason}") from None
+        return json.loads(raw) if raw else {}
+
+    def get(self, path, **params):
+        return self.request("GET", path, params=params or None)
+
+    def post(self, path, body=None):
+        return self.request("POST", path, {} if body is None else body)
+
+    # -- flows -----------------------------------------------------------------------
+
+    def list_flows(self, **params) -> list[dict]:
+        return _items(self.get("/flows", **params), "flows")
+
+    def create_flow(self, flow: dict) -> dict:
+        return self.post("/flows", flow)
+
+    def get_flow(self, flow_id: str) -> dict:
+        return self.get(f"/flows/{flow_id}")
+
+    def update_flow(self, flow_id: str, flow: dict) -> dict:
+        return self.request("PUT", f"/flows/{flow_id}", flow)
+
+    def publish_flow(self, flow_id: str, boards: list[str] | None = None) -> dict:
+        return self.post(f"/flows/{flow_id}/publish", {"boards": boards} if boards else {})
+
+    # -- devices ---------------------------------------------------------------------
+
+    def list_devices(self, **params) -> list[dict]:
+        return _items(self.get("/devices", **params), "devices")
+
+    def get_device(self, device_id: str) -> dict:
+        return self.get(f"/devices/{device_id}")
+
+    def provision_device(self, device_id: str | None = None, board: str = "unix-sim", **fields) -> dict:
+        """Register a device; the answer holds its MQTT password and HMAC key, once."""
+        body = {"board": board, **{k: v for k, v in fields.items() if v is not None}}
+        if device_id:
+            body["id"] = device_id
+        return self.post("/devices", body)
+
+    # -- deployments -----------------------------------------------------------------
+
+    def create_deployment(self, body: dict) -> dict:
+        return self.post("/deployments", body)
+
+    def deployment(self, dep_id: str) -> dict:
+        return self.get(f"/deployments/{dep_id}")
+
+    def list_deployments(self, **params) -> list[dict]:
+        return _items(self.get("/deployments", **params), "deployments")
+
+    def deployment_action(self, dep_id: str, action: str) -> dict:
+        if action not in ("start", "pause", "resume", "rollback", "cancel"):
+            raise ValueError(f"unknown deployment action {action!r}")
+        return self.post(f"/deployments/{dep_id}/{action}")
+
+
+def credentials(answer: dict) -> dict:
+    """Provisioning fields (tools.device_config) out of a provision answer.
+
+    The answer carries the device and, once, its secrets; nested under
+    `credentials` or flat.
+    """
+    creds = dict(answer.get("credentials") or {})
+    merged = {**answer, **creds}
+    mqtt = merged.get("mqtt") if isinstance(merged.get("mqtt"), dict) else {}
+    out = {
+        "device_id": merged.get("device_id") or merged.get("id"),
+        "mqtt_host": mqtt.get("host") or merged.get("mqtt_host"),
+        "mqtt_port": mqtt.get("port") or merged.get("mqtt_port"),
+        "mqtt_user": mqtt.get("username") or mqtt.get("user") or merged.get("mqtt_username") or merged.get("mqtt_user"),
+        "mqtt_password": mqtt.get("password") or merged.get("mqtt_password") or merged.get("password"),
+        "key": merged.get("hmac_key") or merged.get("key"),
+    }
+    return {k: v for k, v in out.items() if v is not None}

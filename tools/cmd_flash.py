@@ -1,0 +1,105 @@
+"""`fleetflow flash`: build the bundle for a board, provision it, copy it with mpremote.
+
+    fleetflow flash --board esp32-devkitc --port /dev/ttyUSB0 \\
+        --device-id kitchen-1 --wifi-ssid home --wifi-password secret \\
+        --mqtt-host 192.168.1.10 --mqtt-password pw --key 00112233...
+    fleetflow flash --board rp2-pico-w --port /dev/ttyACM0 \\
+        --cloud http://192.168.1.10:8080 --api-key KEY --wifi-ssid home --wifi-password secret
+
+With --cloud the device is provisioned through the API, which hands out its
+MQTT password and HMAC key once; they go straight into the board's config.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import urllib.parse
+from pathlib import Path
+
+from tools import bundle as bundle_mod
+from tools import client as client_mod
+from tools import device_config, flashing
+
+BOARDS = ("esp32-devkitc", "rp2-pico-w", "unix-sim")
+VAR = bundle_mod.REPO / "var" / "bundles"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("flash", help="build the firmware bundle for a board and flash it with mpremote",
+                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--board", required=True, choices=BOARDS)
+    p.add_argument("--port", help="serial port (or pty of a unix-port REPL for unix-sim); omit with --bundle-only")
+    prov = p.add_argument_group("provisioning (or take it from --cloud)")
+    prov.add_argument("--device-id")
+    prov.add_argument("--wifi-ssid")
+    prov.add_argument("--wifi-password")
+    prov.add_argument("--mqtt-host", help="broker host as the board sees it (default: the --cloud host)")
+    prov.add_argument("--mqtt-port", type=int)
+    prov.add_argument("--mqtt-user", help="default: the device id")
+    prov.add_argument("--mqtt-password")
+    prov.add_argument("--key", help="HMAC-SHA256 key, hex (default: a new random one)")
+    cloud = p.add_argument_group("cloud provisioning")
+    cloud.add_argument("--cloud", metavar="URL", help="provision the device through this cloud's API")
+    cloud.add_argument("--api-key")
+    p.add_argument("--out", type=Path, help=f"bundle folder (default {VAR}/<board>-<device>)")
+    p.add_argument("--no-mip", action="store_true", help="skip `mip install umqtt.simple` (already on the board)")
+    p.add_argument("--bundle-only", action="store_true", help="build the bundle, do not flash")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def provisioning_from(args, log=print) -> dict:
+    prov = {
+        "device_id": args.device_id,
+        "wifi_ssid": args.wifi_ssid,
+        "wifi_password": args.wifi_password,
+        "mqtt_host": args.mqtt_host,
+        "mqtt_port": args.mqtt_port,
+        "mqtt_user": args.mqtt_user,
+        "mqtt_password": args.mqtt_password,
+        "key": args.key,
+    }
+    if args.cloud:
+        api = client_mod.Client(args.cloud, args.api_key)
+        answer = api.provision_device(args.device_id, board=args.board)
+        got = client_mod.credentials(answer)
+        log(f"flash: provisioned {got.get('device_id')} at {api.url} (its key is shown only once: it is in the bundle now)")
+        # What the operator passed wins over what the cloud suggests (e.g. the
+        # broker's address as the board's network sees it).
+        prov = {**got, **{k: v for k, v in prov.items() if v is not None}}
+        prov.setdefault("mqtt_host", urllib.parse.urlparse(api.url).hostname)
+    if not prov.get("device_id"):
+        raise device_config.ConfigError("give --device-id (or --cloud to have one assigned)")
+    if not prov.get("key"):
+        prov["key"] = secrets.token_hex(32)
+        log("flash: no --key given: generated one; register it with the cloud for this device")
+    return {k: v for k, v in prov.items() if v is not None}
+
+
+def run(args) -> int:
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    try:
+        prov = provisioning_from(args, log)
+        device_config.check(prov)
+        out = args.out or VAR / f"{args.board}-{prov['device_id']}"
+        bundle = bundle_mod.build_bundle(args.board, out, prov)
+        s = bundle.summary()
+        log(f"bundle: {args.board} ({s['march']}), {s['files']} files, firmware {s['code_bytes']} B "
+            f"of {s['budget_bytes']} B budget ({s['budget_used']:.0%}) at {out}")
+        if not bundle.within_budget:
+            log("bundle: OVER the flash budget")
+        result = {"bundle": s, "out": str(out), "device_id": prov["device_id"]}
+        if not args.bundle_only:
+            if not args.port:
+                log("flash: --port is needed to flash (or --bundle-only)")
+                return 2
+            unix = args.board == "unix-sim"
+            result["flash"] = flashing.flash(bundle, args.port, unix=unix, mip=not args.no_mip, log=log)
+    except (bundle_mod.BundleError, flashing.FlashError, device_config.ConfigError, client_mod.ApiError) as exc:
+        log(f"flash: {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
