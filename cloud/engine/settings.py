@@ -1,0 +1,137 @@
+"""Deployment settings: the defaults of each strategy (seed 001) and the
+parsing of what a user sends in `config`.
+
+Durations arrive as `"5m"`, `"30s"`, `"2h"`, `"500ms"` or a number of
+seconds; percentages as `20` or `"20%"` (a bare number is always a
+percentage, so `0.2` means 0.2 %, never 20 %). Everything is
+resolved here into plain numbers (seconds, percent) before the engine sees
+it, so `decide` never parses anything.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from cloud.errors import Invalid, Problem
+
+STRATEGIES = ("all_at_once", "rolling", "canary", "blue_green")
+
+# The health rule a device applies on trial before it acks `healthy`
+# (docs/device-protocol.md, "health rule").
+HEALTH_DEFAULT = {"runs": 3, "seconds": 30, "max_error_rate": 0.25}
+
+_COMMON = {"timeout": "duration", "auto_rollback": "bool", "health_check": "bool", "health": "health"}
+
+# Setting -> kind, per strategy. A setting not listed for a strategy is
+# refused: a canary with a batch_size is a mistake worth telling.
+SCHEMA: dict[str, dict[str, str]] = {
+    "all_at_once": {**_COMMON, "failure_threshold": "percent"},
+    "rolling": {**_COMMON, "batch_size": "count", "batch_delay": "duration", "failure_threshold": "percent"},
+    "canary": {**_COMMON, "canary_percentage": "percent", "canary_delay": "duration", "failure_threshold": "percent"},
+    "blue_green": {**_COMMON, "switch_delay": "duration"},
+}
+
+DEFAULTS: dict[str, dict] = {
+    # all_at_once: any failed target fails the deployment (and rolls it back).
+    "all_at_once": {"timeout": 1800, "auto_rollback": True, "health_check": True, "failure_threshold": 0},
+    "rolling": {"timeout": 1800, "auto_rollback": True, "health_check": True,
+                "batch_size": 10, "batch_delay": 300, "failure_threshold": 20},
+    # canary: any canary failure rolls everything back; the rest after the
+    # canary is held to failure_threshold like a rolling batch.
+    "canary": {"timeout": 7200, "auto_rollback": True, "health_check": True,
+               "canary_percentage": 10, "canary_delay": 1800, "failure_threshold": 20},
+    "blue_green": {"timeout": 3600, "auto_rollback": True, "health_check": True, "switch_delay": 600},
+}
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value) -> float:
+    """Seconds from `"5m"`, `"30s"`, `"1.5h"`, `"250ms"`, `"45"` or 45."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '5m'")
+    if isinstance(value, (int, float)):
+        if value < 0 or not math.isfinite(value):
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '2h'")
+
+
+def parse_percent(value) -> float:
+    if isinstance(value, bool):
+        raise ValueError("a percentage is a number from 0 to 100 or a string like '20%'")
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("a percentage is a number from 0 to 100 or a string like '20%'") from None
+    if not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise ValueError("a percentage is a number from 0 to 100")
+    return float(value)
+
+
+def _parse_count(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be a whole number of devices, at least 1")
+    return value
+
+
+def _parse_bool(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _parse_health(value) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError("must be an object with runs, seconds, max_error_rate")
+    rule = dict(HEALTH_DEFAULT)
+    for key, item in value.items():
+        if key == "runs":
+            rule["runs"] = _parse_count(item) if item != 0 else 0
+        elif key == "seconds":
+            rule["seconds"] = parse_duration(item)
+        elif key == "max_error_rate":
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or not 0 <= item <= 1:
+                raise ValueError("max_error_rate is a fraction from 0 to 1")
+            rule["max_error_rate"] = float(item)
+        else:
+            raise ValueError(f"unknown health setting {key!r} (runs, seconds, max_error_rate)")
+    return rule
+
+
+_PARSERS = {"duration": parse_duration, "percent": parse_percent, "count": _parse_count,
+            "bool": _parse_bool, "health": _parse_health}
+
+
+def resolve(strategy: str, config: dict | None, pointer: str = "/config") -> dict:
+    """The full settings of a deployment: the strategy's defaults overridden
+    by `config`, every value parsed. Raises `Invalid` listing every bad key."""
+    if strategy not in SCHEMA:
+        raise Invalid("unknown strategy", [Problem("/strategy", f"must be one of {', '.join(STRATEGIES)}")])
+    config = config or {}
+    if not isinstance(config, dict):
+        raise Invalid("config must be an object", [Problem(pointer, "must be an object")])
+    settings = dict(DEFAULTS[strategy])
+    settings["health"] = dict(HEALTH_DEFAULT)
+    problems = []
+    for key, value in config.items():
+        kind = SCHEMA[strategy].get(key)
+        if kind is None:
+            known = ", ".join(sorted(SCHEMA[strategy]))
+            problems.append(Problem(f"{pointer}/{key}", f"not a setting of {strategy} (known: {known})"))
+            continue
+        try:
+            settings[key] = _PARSERS[kind](value)
+        except ValueError as exc:
+            problems.append(Problem(f"{pointer}/{key}", str(exc)))
+    if problems:
+        raise Invalid("invalid deployment config", problems)
+    return settings
