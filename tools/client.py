@@ -29,7 +29,7 @@ class ApiError(Exception):
         self.body = body or {}
 
     def field_errors(self) -> list[str]:
-        errs = self.body.get("errors") or []
+        errs = self.body.get("errors") or self.body.get("problems") or []
         out = []
         for e in errs if isinstance(errs, list) else []:
             if isinstance(e, dict):
@@ -163,3 +163,21 @@ def credentials(answer: dict) -> dict:
         "key": merged.get("hmac_key") or merged.get("key"),
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+def add_cloud_args(parser) -> None:
+    """--cloud / --api-key, the same on every command that talks to the API."""
+    parser.add_argument("--cloud", metavar="URL", help=f"cloud base URL (env FLEETFLOW_URL, default {DEFAULT_URL})")
+    parser.add_argument("--api-key", help="API key (env FLEETFLOW_API_KEY)")
+
+
+def from_args(args) -> Client:
+    return Client(getattr(args, "cloud", None), getattr(args, "api_key", None))
+
+
+def print_error(exc: ApiError, prefix: str = "fleetflow") -> None:
+    import sys
+
+    print(f"{prefix}: {exc}", file=sys.stderr)
+    for line in exc.field_errors():
+        print(f"  {line}", file=sys.stderr)

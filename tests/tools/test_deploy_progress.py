@@ -1,0 +1,76 @@
+"""The deploy command's pure parts: the request it builds and the progress it shows."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from tools import cli, deploy_progress
+from tools.cmd_deploy import deployment_body
+
+
+def _args(argv):
+    return cli.build_parser().parse_args(["deploy", "create", *argv])
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["f1", "--all"], {"flow_id": "f1", "strategy": "rolling", "target_all": True,
+                       "config": {"auto_rollback": True, "health_check": True}}),
+    (["f1", "--devices", "a, b,", "--strategy", "canary", "--canary-percentage", "10", "--canary-delay", "20s"],
+     {"flow_id": "f1", "strategy": "canary", "target_devices": ["a", "b"],
+      "config": {"auto_rollback": True, "health_check": True, "canary_percentage": 10.0, "canary_delay": "20s"}}),
+    (["f2", "--tag", "lab", "--version", "3", "--batch-size", "5", "--no-auto-rollback",
+      "--health", '{"runs": 2, "seconds": 1}'],
+     {"flow_id": "f2", "strategy": "rolling", "version": 3, "target_tags": ["lab"],
+      "config": {"auto_rollback": False, "health_check": True, "batch_size": 5, "health": {"runs": 2, "seconds": 1}}}),
+    (["f3", "--environment", "prod", "--strategy", "blue_green"],
+     {"flow_id": "f3", "strategy": "blue_green", "target_environment": "prod",
+      "config": {"auto_rollback": True, "health_check": True}}),
+])
+def test_deployment_body_from_the_command_line(argv, expected):
+    assert deployment_body(_args(argv)) == expected
+
+
+def test_a_deployment_needs_targets():
+    with pytest.raises(SystemExit):
+        _args(["f1"])
+
+
+DEP = {"id": "dep_1", "strategy": "canary", "status": "running", "phase": "canary", "batch": 1, "batches": 2,
+       "total_targets": 5, "targets": [{"device_id": f"d{i}", "status": s} for i, s in
+                                       enumerate(["success", "deploying", "failed", "pending", "pending"])]}
+
+
+def test_summary_counts_targets_by_status():
+    s = deploy_progress.summarize(DEP)
+    assert s["counts"] == {"pending": 2, "deploying": 1, "success": 1, "failed": 1, "rolled_back": 0, "skipped": 0}
+    assert (s["phase"], s["batch"], s["batches"], s["total"], s["done"]) == ("canary", 1, 2, 5, 2)
+
+
+def test_render_shows_phase_batch_bar_and_counts():
+    head, line = deploy_progress.render(deploy_progress.summarize(DEP), 3.25)
+    assert head == "deployment dep_1  canary  running  phase: canary  batch 1/2"
+    assert line.startswith("[####xxxx>>>>........] 2/5  pending 2  deploying 1  success 1  failed 1")
+    assert line.endswith("3.2s")
+
+
+class _Scripted:
+    """A deployment that advances one state per poll (the display under test is the real one)."""
+
+    def __init__(self, states):
+        self.states = list(states)
+
+    def deployment(self, dep_id):
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+
+def test_watch_prints_each_change_once_and_stops_when_finished():
+    states = [dict(DEP), dict(DEP), {**DEP, "status": "rolled_back", "phase": "rollback",
+                                     "targets": [{"device_id": "d0", "status": "rolled_back"}] * 5}]
+    out = io.StringIO()
+    dep = deploy_progress.watch(_Scripted(states), "dep_1", interval_s=0, out=out, live=False)
+    assert dep["status"] == "rolled_back"
+    text = out.getvalue()
+    assert text.count("deployment dep_1") == 2  # the repeated state is not printed twice
+    assert "rolled_back 5" in text

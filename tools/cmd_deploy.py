@@ -1,0 +1,193 @@
+"""`fleetflow deploy`: roll a published flow version out to devices, and watch it.
+
+    fleetflow deploy create FLOW --strategy canary --all [--canary-percentage 10 --canary-delay 30s]
+    fleetflow deploy create FLOW --strategy rolling --devices dev-1,dev-2 --batch-size 5 --batch-delay 10s
+    fleetflow deploy watch DEPLOYMENT
+    fleetflow deploy list | show DEPLOYMENT
+    fleetflow deploy pause|resume|rollback|cancel DEPLOYMENT
+
+`create` creates the deployment, starts it, and shows phases, batches and
+target counts live until it finishes (`--no-wait` returns at once). The exit
+status is 0 only when the deployment completed. `--json` prints the final
+deployment as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tools import client as client_mod
+from tools import deploy_progress
+
+STRATEGIES = ("all_at_once", "rolling", "canary", "blue_green")
+# Strategy settings passed through to the deployment's config, as given.
+SETTINGS = (
+    ("batch_size", int, "rolling: devices per batch (default 10)"),
+    ("batch_delay", str, "rolling: wait between batches, e.g. 30s, 5m"),
+    ("failure_threshold", float, "rolling: failed share of a batch that stops it, percent (default 20)"),
+    ("canary_percentage", float, "canary: share of targets in the canary group, percent (default 10)"),
+    ("canary_delay", str, "canary: how long to watch the canary, e.g. 30s, 30m"),
+    ("switch_delay", str, "blue_green: wait before switching, e.g. 10m"),
+    ("timeout", str, "give up after this long, e.g. 30m"),
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("deploy", help="create, start and watch deployments",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_subparsers(dest="deploy_cmd", metavar="ACTION")
+
+    c = what.add_parser("create", help="create and start a deployment, with live progress")
+    c.add_argument("flow", help="flow id")
+    c.add_argument("--version", type=int, help="published version (default: the latest)")
+    c.add_argument("--strategy", choices=STRATEGIES, default="rolling")
+    targets = c.add_mutually_exclusive_group(required=True)
+    targets.add_argument("--devices", help="comma-separated device ids")
+    targets.add_argument("--tag", help="every device with this tag")
+    targets.add_argument("--environment", help="every device in this environment (dev, prod, ...)")
+    targets.add_argument("--all", action="store_true", help="every device")
+    for name, kind, help_ in SETTINGS:
+        c.add_argument("--" + name.replace("_", "-"), type=kind, help=help_)
+    c.add_argument("--no-auto-rollback", action="store_true")
+    c.add_argument("--no-health-check", action="store_true")
+    c.add_argument("--health", help='health rule as JSON, e.g. \'{"runs": 3, "seconds": 5, "max_error_rate": 0.25}\'')
+    c.add_argument("--no-start", action="store_true", help="create only")
+    c.add_argument("--no-wait", action="store_true", help="start and return at once")
+    c.add_argument("--interval", type=float, default=0.5, help="seconds between progress polls")
+    c.set_defaults(func=_create)
+
+    w = what.add_parser("watch", help="live progress of a deployment until it finishes")
+    w.add_argument("deployment")
+    w.add_argument("--interval", type=float, default=0.5)
+    w.set_defaults(func=_watch)
+
+    ls = what.add_parser("list", help="every deployment")
+    ls.set_defaults(func=_list)
+    show = what.add_parser("show", help="one deployment with its targets")
+    show.add_argument("deployment")
+    show.set_defaults(func=_show)
+    actions = []
+    for action in ("pause", "resume", "rollback", "cancel"):
+        a = what.add_parser(action, help=f"{action} a deployment")
+        a.add_argument("deployment")
+        a.set_defaults(func=lambda args, action=action: _action(args, action))
+        actions.append(a)
+    for q in (c, w, ls, show, *actions):
+        client_mod.add_cloud_args(q)
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def deployment_body(args) -> dict:
+    """The POST /deployments body from the command line (pure)."""
+    body: dict = {"flow_id": args.flow, "strategy": args.strategy}
+    if args.version is not None:
+        body["version"] = args.version
+    if args.devices:
+        body["target_devices"] = [d.strip() for d in args.devices.split(",") if d.strip()]
+    elif args.tag:
+        body["target_tags"] = [args.tag]
+    elif args.environment:
+        body["target_environment"] = args.environment
+    else:
+        body["target_all"] = True
+    config: dict = {"auto_rollback": not args.no_auto_rollback, "health_check": not args.no_health_check}
+    for name, _kind, _help in SETTINGS:
+        value = getattr(args, name)
+        if value is not None:
+            config[name] = value
+    if args.health:
+        config["health"] = json.loads(args.health)
+    body["config"] = config
+    return body
+
+
+def _finish(dep: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(dep, sort_keys=True))
+    else:
+        s = deploy_progress.summarize(dep)
+        print(f"deployment {s['id']}: {s['status']}")
+    return 0 if dep.get("status") == "completed" else 1
+
+
+def _progress_out(args):
+    return sys.stderr if args.json else sys.stdout
+
+
+def _create(args) -> int:
+    api = client_mod.from_args(args)
+    try:
+        dep = api.create_deployment(deployment_body(args))
+        out = _progress_out(args)
+        print(f"created deployment {dep['id']} ({args.strategy}) of {args.flow}: "
+              f"{api.api_url('/deployments/' + dep['id'])}", file=out)
+        if args.no_start:
+            return _finish(dep, args.json) if args.json else 0
+        dep = api.deployment_action(dep["id"], "start") or dep
+        if args.no_wait:
+            if args.json:
+                print(json.dumps(dep, sort_keys=True))
+            return 0
+        dep = deploy_progress.watch(api, dep["id"], interval_s=args.interval, out=out)
+    except client_mod.ApiError as exc:
+        client_mod.print_error(exc, "deploy")
+        return 1
+    return _finish(dep, args.json)
+
+
+def _watch(args) -> int:
+    api = client_mod.from_args(args)
+    try:
+        dep = deploy_progress.watch(api, args.deployment, interval_s=args.interval, out=_progress_out(args))
+    except client_mod.ApiError as exc:
+        client_mod.print_error(exc, "deploy")
+        return 1
+    return _finish(dep, args.json)
+
+
+def _list(args) -> int:
+    try:
+        deps = client_mod.from_args(args).list_deployments()
+    except client_mod.ApiError as exc:
+        client_mod.print_error(exc, "deploy")
+        return 1
+    if args.json:
+        print(json.dumps(deps, sort_keys=True))
+        return 0
+    print(f"{'ID':20}  {'FLOW':18}  {'STRATEGY':11}  {'STATUS':11}  DONE")
+    for d in deps:
+        s = deploy_progress.summarize(d)
+        print(f"{str(d.get('id')):20}  {str(d.get('flow_id')):18}  {str(s['strategy']):11}  {str(s['status']):11}  "
+              f"{d.get('completed_targets', s['counts']['success'])}/{s['total']}")
+    return 0
+
+
+def _show(args) -> int:
+    try:
+        dep = client_mod.from_args(args).deployment(args.deployment)
+    except client_mod.ApiError as exc:
+        client_mod.print_error(exc, "deploy")
+        return 1
+    if args.json:
+        print(json.dumps(dep, sort_keys=True))
+    else:
+        print("\n".join(deploy_progress.render(deploy_progress.summarize(dep), 0.0)))
+        for t in dep.get("targets") or []:
+            print(f"  {t.get('device_id', ''):20} {t.get('status', ''):12} {t.get('reason') or ''}")
+    return 0
+
+
+def _action(args, action: str) -> int:
+    try:
+        dep = client_mod.from_args(args).deployment_action(args.deployment, action)
+    except client_mod.ApiError as exc:
+        client_mod.print_error(exc, "deploy")
+        return 1
+    if args.json:
+        print(json.dumps(dep, sort_keys=True))
+    else:
+        print(f"deployment {args.deployment}: {action} -> {dep.get('status', '?')}")
+    return 0
