@@ -1,0 +1,75 @@
+"""A small paho-mqtt client that plays the cloud in the agent tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+
+class Cloud:
+    def __init__(self, broker, user: str = "cloud", password: str = "cloudpw", subscribe: str = "ff/#"):
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._cv = threading.Condition()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-{id(self)}")
+        self.client.username_pw_set(user, password)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(subscribe, qos=1) if subscribe else None
+        self.connected = threading.Event()
+        self.client.on_subscribe = lambda *a: self.connected.set()
+        self.client.connect(broker.host, broker.port, keepalive=30)
+        self.client.loop_start()
+        if subscribe and not self.connected.wait(10):
+            raise TimeoutError("cloud client did not subscribe")
+
+    def _on_message(self, client, userdata, msg):
+        with self._cv:
+            self.messages.append((msg.topic, msg.payload, msg.retain))
+            self._cv.notify_all()
+
+    def publish(self, topic: str, payload, qos: int = 1, retain: bool = False) -> None:
+        if not isinstance(payload, (bytes, str)):
+            payload = json.dumps(payload)
+        self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
+
+    def send(self, dev: str, cmd: dict) -> None:
+        self.publish(f"ff/{dev}/cmd", cmd)
+
+    def json_on(self, topic: str) -> list[dict]:
+        with self._cv:
+            out = []
+            for t, p, _r in self.messages:
+                if t == topic:
+                    try:
+                        out.append(json.loads(p))
+                    except ValueError:
+                        pass
+            return out
+
+    def wait_json(self, topic: str, pred=lambda m: True, timeout: float = 20.0) -> dict:
+        """The first JSON message on `topic` matching pred (including earlier ones)."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for t, p, _r in self.messages:
+                    if t == topic:
+                        try:
+                            m = json.loads(p)
+                        except ValueError:
+                            continue
+                        if pred(m):
+                            return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [(t, p[:200]) for t, p, _ in self.messages if t == topic][-10:]
+                    raise TimeoutError(f"no message on {topic} matching within {timeout}s; last seen: {seen}")
+                self._cv.wait(min(left, 0.5))
+
+    def wait_ack(self, dev: str, cmd_id: str, state: str, timeout: float = 20.0) -> dict:
+        return self.wait_json(f"ff/{dev}/ack", lambda m: m.get("id") == cmd_id and m.get("state") == state, timeout)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

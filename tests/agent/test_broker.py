@@ -1,0 +1,64 @@
+"""tools/broker.py: both brokers authenticate users and keep devices to ff/<dev>/#."""
+
+from __future__ import annotations
+
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from mqtt_cloud import Cloud
+from tools.broker import mosquitto_path, start_broker
+
+KINDS = ["mosquitto", "amqtt"]
+
+
+def _start(kind, tmp_path):
+    if kind == "mosquitto" and not mosquitto_path():
+        print("WARNING: mosquitto not installed; this case runs on amqtt instead")
+    return start_broker(tmp_path / kind, users={"cloud": "cloudpw", "dev1": "pw1"}, prefer=kind)
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind", KINDS)
+def test_device_acl_and_users(kind, tmp_path):
+    with _start(kind, tmp_path) as broker:
+        assert broker.kind == kind or not mosquitto_path()
+        broker.add_user("dev2", "pw2")
+        cloud = Cloud(broker)
+        spy = Cloud(broker, user="dev2", password="pw2", subscribe="ff/dev1/#")
+        dev1 = Cloud(broker, user="dev1", password="pw1", subscribe="ff/dev1/cmd")
+        try:
+            dev1.publish("ff/dev1/status", {"state": "online"}, retain=True)
+            dev1.publish("ff/dev2/status", {"state": "forged"})  # not its subtree: dropped
+            cloud.send("dev1", {"id": "c1", "op": "ping"})
+            assert cloud.wait_json("ff/dev1/status")["state"] == "online"
+            assert dev1.wait_json("ff/dev1/cmd")["id"] == "c1"
+            time.sleep(0.5)
+            assert cloud.json_on("ff/dev2/status") == []
+            assert spy.json_on("ff/dev1/status") == [] and spy.json_on("ff/dev1/cmd") == []
+        finally:
+            for c in (cloud, spy, dev1):
+                c.close()
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind", KINDS)
+def test_wrong_password_refused_and_restart_keeps_users(kind, tmp_path):
+    with _start(kind, tmp_path) as broker:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        c.username_pw_set("dev1", "wrong")
+        rc = None
+        try:
+            c.connect(broker.host, broker.port)
+            c.loop_start()
+            time.sleep(0.5)
+            rc = c.is_connected()
+        finally:
+            c.loop_stop()
+        assert rc is False
+        port = broker.port
+        broker.restart()
+        assert broker.port == port
+        cloud = Cloud(broker)
+        cloud.close()
