@@ -1,0 +1,85 @@
+"""Signed envelopes around compiled programs (docs/device-protocol.md, "Envelope").
+
+`sig = HMAC-SHA256(device_key, "ff1|<dev>|<seq>|<flow>|<ver>|<sha>")`. The
+signature binds the program digest to one device and one sequence number, so
+an envelope can be neither replayed on another device nor re-ordered. The
+device-side check is firmware/fleetflow/verify.py.
+
+A program that does not fit one MQTT message travels in chunks: the envelope
+then carries `chunks` and `chunk_size` instead of `prog`, and `chunk`
+commands `{id, op: "chunk", xfer, i, data}` (data base64) follow.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from shared_schema.compiler import CompiledProgram
+
+SIG_VERSION = "ff1"
+DEFAULT_CHUNK_BYTES = 1024  # base64 makes it ~1.4 KB: small next to umqtt's buffers and a 64 KB heap
+
+
+def signing_string(device_id: str, seq: int, flow: str, ver: int, sha: str) -> bytes:
+    return f"{SIG_VERSION}|{device_id}|{seq}|{flow}|{ver}|{sha}".encode()
+
+
+def sign(key: bytes, device_id: str, seq: int, flow: str, ver: int, sha: str) -> str:
+    """The envelope signature, hex."""
+    return hmac.new(key, signing_string(device_id, seq, flow, ver, sha), hashlib.sha256).hexdigest()
+
+
+def verify(envelope: dict, key: bytes, device_id: str) -> bool:
+    """Host-side check of an envelope's signature (the device has its own)."""
+    try:
+        expected = sign(key, device_id, envelope["seq"], envelope["flow"], envelope["ver"], envelope["sha"])
+        return hmac.compare_digest(expected, str(envelope["sig"]))
+    except (KeyError, TypeError):
+        return False
+
+
+def _head(program: CompiledProgram, device_id: str, key: bytes, seq: int) -> dict:
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ValueError(f"seq must be an integer >= 0, got {seq!r}")
+    return {
+        "flow": program.flow,
+        "ver": program.ver,
+        "seq": seq,
+        "size": program.size,
+        "sha": program.sha256,
+        "sig": sign(key, device_id, seq, program.flow, program.ver, program.sha256),
+    }
+
+
+def make_envelope(program: CompiledProgram, device_id: str, key: bytes, seq: int) -> dict:
+    """An envelope with the program inline (`prog`). Use seq 0 for an inline `exec`."""
+    env = _head(program, device_id, key, seq)
+    env["prog"] = program.text
+    return env
+
+
+def chunked(program: CompiledProgram, device_id: str, key: bytes, seq: int, xfer: str,
+            chunk_size: int = DEFAULT_CHUNK_BYTES) -> tuple[dict, list[dict]]:
+    """An envelope without `prog`, and the `chunk` commands that carry it.
+
+    `xfer` is the id of the stage/deploy command the envelope travels in;
+    chunk command ids are `<xfer>.<i>`, so a re-sent chunk is recognised.
+    """
+    if chunk_size <= 0:
+        raise ValueError("chunk_size must be positive")
+    env = _head(program, device_id, key, seq)
+    parts = [program.data[i:i + chunk_size] for i in range(0, program.size, chunk_size)] or [b""]
+    env["chunks"] = len(parts)
+    env["chunk_size"] = chunk_size
+    commands = [
+        {"id": f"{xfer}.{i}", "op": "chunk", "xfer": xfer, "i": i, "data": base64.b64encode(part).decode("ascii")}
+        for i, part in enumerate(parts)
+    ]
+    return env, commands
+
+
+def needs_chunks(program: CompiledProgram, max_inline_bytes: int = 4096) -> bool:
+    """Whether a program is too big to travel inline in one command."""
+    return program.size > max_inline_bytes
