@@ -107,7 +107,12 @@ def _all_node_types(boards_dir: Path) -> set[str]:
     return types
 
 
-def _wanted(rel: Path, board_nodes: set[str], node_types: set[str]) -> bool:
+# hal/ has one backend for real boards and one for the simulator; a bundle
+# carries only the one its port uses.
+HAL_BACKENDS = {"real": lambda port: port != "unix", "sim": lambda port: port == "unix"}
+
+
+def _wanted(rel: Path, port: str, board_nodes: set[str], node_types: set[str]) -> bool:
     """Whether a firmware source file belongs in this board's bundle.
 
     Node modules (nodes/<type>.py) come only when the board compiles that node
@@ -118,6 +123,8 @@ def _wanted(rel: Path, board_nodes: set[str], node_types: set[str]) -> bool:
         return False
     if len(parts) >= 2 and parts[-2] == "nodes" and rel.stem in node_types:
         return rel.stem in board_nodes
+    if len(parts) >= 2 and parts[-2] == "hal" and rel.stem in HAL_BACKENDS:
+        return HAL_BACKENDS[rel.stem](port)
     return True
 
 
@@ -169,7 +176,7 @@ def build_bundle(
     node_types = _all_node_types(boards_dir) | board_nodes
     for src in sorted(package.rglob("*.py")):
         rel = src.relative_to(firmware_dir)
-        if not _wanted(rel, board_nodes, node_types):
+        if not _wanted(rel, port, board_nodes, node_types):
             continue
         dst = out / "lib" / rel.with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)

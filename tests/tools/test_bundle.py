@@ -47,6 +47,9 @@ def _fake_tree(tmp_path, native=False):
         (fw / "fleetflow" / "fast.py").write_text("import micropython\n@micropython.native\ndef f(x):\n    return x + 1\n")
     for name in ("__init__", "dht", "switch", "_shared"):
         (fw / "fleetflow" / "nodes" / f"{name}.py").write_text(f"NAME = {name!r}\n")
+    (fw / "fleetflow" / "hal").mkdir()
+    for name in ("__init__", "real", "sim"):
+        (fw / "fleetflow" / "hal" / f"{name}.py").write_text(f"NAME = {name!r}\n")
     boards = tmp_path / "boards"
     boards.mkdir()
     for name, port in (("tiny-esp", "esp32"), ("tiny-rp2", "rp2"), ("tiny-sim", "unix")):
@@ -64,6 +67,10 @@ def test_bundle_compiles_for_the_board_architecture_with_only_its_nodes(tmp_path
     assert {"main.py", "lib/fleetflow/nodes/dht.mpy", "lib/fleetflow/nodes/_shared.mpy",
             "lib/fleetflow/nodes/__init__.mpy"} <= paths
     assert "lib/fleetflow/nodes/switch.mpy" not in paths  # not compiled into this board
+    # one hal backend: the simulated one for the unix port, the real one for boards
+    assert "lib/fleetflow/hal/__init__.mpy" in paths
+    assert ("lib/fleetflow/hal/sim.mpy" in paths, "lib/fleetflow/hal/real.mpy" in paths) == (
+        (True, False) if march is None else (False, True))
     assert "config.json" not in paths  # no provisioning given
     assert b.budget_bytes == 4096 and b.march == march
     native = tmp_path / "out" / "lib" / "fleetflow" / "fast.mpy"

@@ -1,0 +1,102 @@
+"""`fleetflow flow create|update|publish|list`: flows in the cloud, over the API.
+
+(`flow validate|compile|diff` work on files, offline: tools/cmd_flow.py.)
+
+    fleetflow flow create examples/temperature-alert.json     # a draft; prints its id
+    fleetflow flow update FLOW_ID FILE                          # drafts only
+    fleetflow flow publish FLOW_ID                              # a new immutable version
+    fleetflow flow list [--status published]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tools import client as client_mod
+
+
+def register_remote(what) -> None:
+    """Add the API subcommands to `fleetflow flow`'s subparsers."""
+    c = what.add_parser("create", help="create a draft flow in the cloud from a JSON file")
+    c.add_argument("file", type=Path, help="flow JSON: {name, description, tags, definition} or {name, steps}")
+    c.add_argument("--name", help="override the file's name")
+    c.set_defaults(func=_create)
+    u = what.add_parser("update", help="replace a draft flow's definition from a JSON file")
+    u.add_argument("flow")
+    u.add_argument("file", type=Path)
+    u.set_defaults(func=_update)
+    p = what.add_parser("publish", help="validate fully and publish a new version")
+    p.add_argument("flow")
+    p.set_defaults(func=_publish)
+    ls = what.add_parser("list", help="flows in the cloud")
+    ls.add_argument("--status", choices=("draft", "published", "archived"))
+    ls.set_defaults(func=_list)
+    for q in (c, u, p, ls):
+        client_mod.add_cloud_args(q)
+        q.add_argument("--json", action="store_true", help="print the API's answer as one JSON object")
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"flow: cannot read {path}: {exc}") from None
+
+
+def _call(args, fn):
+    try:
+        answer = fn(client_mod.from_args(args))
+    except client_mod.ApiError as exc:
+        client_mod.print_error(exc, "flow")
+        return None
+    return answer
+
+
+def _version(flow: dict):
+    for key in ("version", "latest_version", "published_version", "ver"):
+        if isinstance(flow.get(key), int):
+            return flow[key]
+    return None
+
+
+def _create(args) -> int:
+    body = _load(args.file)
+    if args.name:
+        body["name"] = args.name
+    flow = _call(args, lambda api: api.create_flow(body))
+    if flow is None:
+        return 1
+    print(json.dumps(flow, sort_keys=True) if args.json else f"created draft flow {flow.get('id')} ({flow.get('name')})")
+    return 0
+
+
+def _update(args) -> int:
+    flow = _call(args, lambda api: api.update_flow(args.flow, _load(args.file)))
+    if flow is None:
+        return 1
+    print(json.dumps(flow, sort_keys=True) if args.json else f"updated draft flow {args.flow}")
+    return 0
+
+
+def _publish(args) -> int:
+    flow = _call(args, lambda api: api.publish_flow(args.flow))
+    if flow is None:
+        return 1
+    print(json.dumps(flow, sort_keys=True) if args.json
+          else f"published flow {args.flow} version {_version(flow)}")
+    return 0
+
+
+def _list(args) -> int:
+    flows = _call(args, lambda api: api.list_flows(status=args.status))
+    if flows is None:
+        return 1
+    if args.json:
+        print(json.dumps(flows, sort_keys=True))
+        return 0
+    print(f"{'ID':22}  {'STATUS':10}  {'VER':>3}  NAME")
+    for f in flows:
+        ver = _version(f)
+        print(f"{str(f.get('id')):22}  {str(f.get('status')):10}  {'' if ver is None else ver:>3}  {f.get('name', '')}")
+    return 0
