@@ -1,0 +1,112 @@
+# Node params: the compact spec each node module declares, its catalog
+# form, and the checks the program loader applies to every value.
+#
+# A spec is a tuple (name, type, default, lo, hi, extra):
+#   type   int | num | bool | str | enum | pin | topic | ms | any
+#   default REQ when the param is required
+#   lo, hi  bounds of the value (int, num, ms) or of the length (str, topic);
+#           None when unbounded
+#   extra   the choices tuple of an enum, the use (in|out|adc|pwm) of a pin
+from fleetflow.errors import FFError
+
+REQ = "\x00required"   # a string, so specs stay plain data; no real default is this
+
+NAME, TYPE, DEFAULT, LO, HI, EXTRA = 0, 1, 2, 3, 4, 5
+
+
+def spec_json(spec):
+    name, typ, default, lo, hi, extra = spec
+    d = {"name": name, "type": typ, "required": default is REQ or default == REQ}
+    if not d["required"]:
+        d["default"] = default
+    if lo is not None:
+        d["min"] = lo
+    if hi is not None:
+        d["max"] = hi
+    if typ == "enum":
+        d["choices"] = list(extra)
+    elif typ == "pin":
+        d["use"] = extra
+    return d
+
+
+def _num_ok(v):
+    t = type(v)
+    return t is int or t is float
+
+
+def _bounds(where, v, lo, hi, what):
+    if lo is not None and v < lo:
+        raise FFError("%s: %s %s below min %s" % (where, what, v, lo))
+    if hi is not None and v > hi:
+        raise FFError("%s: %s %s above max %s" % (where, what, v, hi))
+
+
+def check_value(where, spec, v):
+    """Return v if it fits spec, else raise FFError naming `where`."""
+    name, typ, default, lo, hi, extra = spec
+    t = type(v)
+    if typ == "int" or typ == "ms":
+        if t is not int:
+            raise FFError("%s: want an integer%s, got %s" % (
+                where, " (ms)" if typ == "ms" else "", _tname(v)))
+        _bounds(where, v, lo, hi, "value")
+    elif typ == "num":
+        if not _num_ok(v):
+            raise FFError("%s: want a number, got %s" % (where, _tname(v)))
+        if t is float and (v != v or v in (float("inf"), float("-inf"))):
+            raise FFError("%s: want a finite number" % where)
+        _bounds(where, v, lo, hi, "value")
+    elif typ == "bool":
+        if t is not bool:
+            raise FFError("%s: want true or false, got %s" % (where, _tname(v)))
+    elif typ == "str" or typ == "topic":
+        if t is not str:
+            raise FFError("%s: want a string, got %s" % (where, _tname(v)))
+        _bounds(where, len(v), lo, hi, "length")
+        if typ == "topic":
+            _check_topic(where, v)
+    elif typ == "enum":
+        if t is not str or v not in extra:
+            raise FFError("%s: want one of %s, got %s" % (where, "|".join(extra), _short(v)))
+    elif typ == "pin":
+        if t is not int or v < 0:
+            raise FFError("%s: want a GPIO number, got %s" % (where, _tname(v)))
+    elif typ != "any":
+        raise FFError("%s: unknown param type %s" % (where, typ))
+    return v
+
+
+def _check_topic(where, v):
+    for bad in ("+", "#", "\x00"):
+        if bad in v:
+            raise FFError("%s: topic may not contain %r" % (where, bad))
+    if v.startswith("/") or v.endswith("/") or "//" in v:
+        raise FFError("%s: topic has an empty level" % where)
+
+
+def check_pin(where, spec, pin, board):
+    """Refuse a pin the board lacks, reserves, or can't use this way."""
+    if board is None:
+        return
+    key = str(pin)
+    reserved = board.get("reserved") or {}
+    if key in reserved:
+        raise FFError("%s: GPIO %d is reserved (%s)" % (where, pin, reserved[key]))
+    caps = (board.get("pins") or {}).get(key)
+    if caps is None:
+        raise FFError("%s: board %s has no GPIO %d" % (where, board.get("name", "?"), pin))
+    if spec[EXTRA] not in caps:
+        raise FFError("%s: GPIO %d can't be used as %s (it can: %s)" % (
+            where, pin, spec[EXTRA], ",".join(caps)))
+
+
+def _tname(v):
+    if v is None:
+        return "null"
+    return "%s %s" % (type(v).__name__, _short(v))
+
+
+def _short(v):
+    s = repr(v)
+    return s if len(s) <= 24 else s[:21] + "..."
