@@ -251,11 +251,12 @@ class _Walk:
                 self.add(ptr, str(exc))
                 continue
             if ref is None:
-                value, problem = check_value(ps, value)
+                escaped = isinstance(value, str) and value.startswith("$$")
+                value, problem = check_value(ps, value[1:] if escaped else value)
                 if problem:
                     self.add(ptr, f"param {name!r} of {node.type}: {problem}")
                     continue
-                node.params[name] = value
+                node.params[name] = "$" + value if escaped else value  # the program keeps the escape
             elif ref not in self.vars:
                 declared = ", ".join(self.vars) or "none"
                 self.add(ptr, f"variable {ref!r} is not declared{suggest(ref, self.vars)} (declared: {declared}); "
