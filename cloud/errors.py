@@ -14,9 +14,13 @@ class Problem:
 
     pointer: str
     message: str
+    boards: tuple[str, ...] = ()  # the boards it applies to, when it depends on the board
 
     def as_dict(self) -> dict:
-        return {"pointer": self.pointer, "message": self.message}
+        doc = {"pointer": self.pointer, "message": self.message}
+        if self.boards:
+            doc["boards"] = list(self.boards)
+        return doc
 
 
 class FleetflowError(Exception):

@@ -127,7 +127,7 @@ class _Core:
         if self.dep.status not in allowed:
             raise IllegalTransition(
                 f"cannot {_VERB[kind]} a deployment that is {self.dep.status}",
-                status=self.dep.status, allowed=sorted(allowed))
+                current_status=self.dep.status, allowed=sorted(allowed))
         if kind is Start:
             self._set_dep(status="running", started_at=self.now)
             self._begin()

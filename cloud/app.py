@@ -1,0 +1,68 @@
+"""The application factory: `init_app(config)` builds the aiohttp app with
+its database, MQTT bridge and rollout driver as cleanup contexts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from cloud import middleware, migrations, models
+from cloud.appkeys import BOX, BRIDGE, CONFIG, DB, DRIVER
+from cloud.bridge import Bridge
+from cloud.config import Config
+from cloud.db import Database
+from cloud.engine.driver import Driver
+from cloud.routes import API, add_routes
+from cloud.secrets import SecretBox
+
+log = logging.getLogger("fleetflow.cloud")
+
+
+async def _database(app: web.Application):
+    db = app[DB]
+    await db.run(lambda: None)  # open the connection on the database thread
+    yield
+    await db.close()
+
+
+async def _engine(app: web.Application):
+    config = app[CONFIG]
+    bridge = Bridge(config, app[DB]) if config.mqtt_url else None
+    driver = Driver(app[DB], app[BOX], config, bridge)
+    app[DRIVER] = driver
+    tasks = [asyncio.create_task(driver.run(), name="fleetflow-driver")]
+    if bridge is not None:
+        app[BRIDGE] = bridge
+        bridge.on_ack = driver.on_ack
+        bridge.on_online = driver.resend
+        bridge.on_connect = driver.resend
+        tasks.append(asyncio.create_task(bridge.run(), name="fleetflow-bridge"))
+        tasks.append(asyncio.create_task(bridge.flush_health(), name="fleetflow-health"))
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def init_app(config: Config) -> web.Application:
+    if not config.secret:
+        raise ValueError("Config.secret is required: it seals the devices' HMAC keys")
+    db = Database(config.db_url)
+    # Migrate before serving: an upgrade keeps the data and adds what is new.
+    with db.peewee.connection_context():
+        migrations.migrate(db.peewee)
+    models.database.initialize(db.peewee)
+    app = web.Application(middlewares=[middleware.problems,
+                                       middleware.access(db, public={API + "/openapi.json"})])
+    app[CONFIG] = config
+    app[DB] = db
+    app[BOX] = SecretBox(config.secret)
+    add_routes(app)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_engine)
+    return app

@@ -1,0 +1,17 @@
+"""Typed application state (web.AppKey)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from cloud.bridge import Bridge
+from cloud.config import Config
+from cloud.db import Database
+from cloud.engine.driver import Driver
+from cloud.secrets import SecretBox
+
+CONFIG = web.AppKey("config", Config)
+DB = web.AppKey("db", Database)
+BOX = web.AppKey("box", SecretBox)
+DRIVER = web.AppKey("driver", Driver)
+BRIDGE = web.AppKey("bridge", Bridge)

@@ -1,0 +1,42 @@
+"""Settings of one cloud instance: one dict-like dataclass of defaults that
+`fleetflow serve` (flags, environment) and the tests override."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+from urllib.parse import urlparse
+
+# on_provision(device_id, mqtt_password): called when a device is provisioned,
+# so its MQTT credentials exist on the broker before it first connects
+# (tools wire it to tools.broker.Broker.add_user). May be sync or async.
+ProvisionHook = Callable[[str, str], "Awaitable[None] | None"]
+
+
+@dataclass
+class Config:
+    db_url: str = "sqlite:///var/fleetflow.db"
+    # None: no MQTT bridge (commands wait in the outbox until one connects).
+    mqtt_url: str | None = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "ff"
+    secret: bytes = b""  # the server secret that seals device HMAC keys (cloud.secrets)
+    on_provision: ProvisionHook | None = None
+    # Where devices reach the broker, told to them at provisioning; defaults
+    # to the host and port of mqtt_url.
+    device_mqtt_host: str | None = None
+    device_mqtt_port: int | None = None
+    engine_tick_s: float = 1.0  # how often the driver re-decides on timers
+    mqtt_reconnect_s: float = 2.0  # first reconnect delay; doubles up to 30 s
+    mqtt_client_id: str = "fleetflow-cloud"
+    clock: Callable[[], float] = field(default=time.time)
+
+    def mqtt_parts(self) -> dict:
+        """host, port, username, password of mqtt_url."""
+        url = urlparse(self.mqtt_url or "mqtt://127.0.0.1:1883")
+        return {"host": url.hostname or "127.0.0.1", "port": url.port or 1883,
+                "username": url.username, "password": url.password}
+
+    def device_broker(self) -> tuple[str, int]:
+        parts = self.mqtt_parts()
+        return self.device_mqtt_host or parts["host"], self.device_mqtt_port or parts["port"]

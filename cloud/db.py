@@ -1,0 +1,78 @@
+"""The database: peewee on SQLite (WAL) by default, PostgreSQL by URL.
+
+Storage functions are plain synchronous functions (easy to test, one
+transaction each); `Database.run` carries them out on one worker thread so a
+query never stalls the event loop, and one thread is also what SQLite wants
+from its writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.db_url import connect as connect_url
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",  # safe with WAL: a power cut loses at most the last commits, never the file
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+}
+
+
+class JSONField(peewee.TextField):
+    """JSON in a text column: portable across SQLite and PostgreSQL."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+def open_database(url: str) -> peewee.Database:
+    """`sqlite:///path/to.db` (relative), `sqlite:////abs/path.db`, a bare
+    path, `sqlite:///:memory:`, or `postgresql://user:pw@host/db`."""
+    if "://" not in url:
+        url = "sqlite:///" + url
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///"):]
+        if path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(path))
+            os.makedirs(parent, exist_ok=True)
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
+    return connect_url(url)
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.peewee = open_database(url)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetflow-db")
+
+    def call(self, fn, *args, **kwargs):
+        """Run `fn` in one transaction, on the calling thread."""
+        with self.peewee.atomic():
+            return fn(*args, **kwargs)
+
+    async def run(self, fn, *args, **kwargs):
+        """Run `fn` in one transaction on the database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(self.call, fn, *args, **kwargs))
+
+    def _close_thread_connection(self):
+        if not self.peewee.is_closed():
+            self.peewee.close()
+
+    async def close(self):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close_thread_connection)
+        self._executor.shutdown(wait=True)
+        self._close_thread_connection()

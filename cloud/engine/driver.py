@@ -1,0 +1,102 @@
+"""The rollout driver: carries out what `decide` asks for.
+
+Acks from the bridge, user commands from the API and the passing of time
+all end in `cloud.store.rollout.step`, which decides and records in one
+transaction; the driver then publishes the commands it produced. A command
+is recorded before it is sent, so a crash in between only means it is sent
+on restart; re-sending is always safe (same id, same bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from cloud.engine.state import Ack, parse_command_id
+from cloud.store import deployments as deployment_store
+from cloud.store import rollout
+
+log = logging.getLogger("fleetflow.driver")
+
+
+class Driver:
+    def __init__(self, db, box, config, bridge=None):
+        self.db = db
+        self.box = box
+        self.clock = config.clock
+        self.tick_s = config.engine_tick_s
+        self.bridge = bridge
+        self._acks: asyncio.Queue = asyncio.Queue()
+
+    # -- inputs ----------------------------------------------------------------------
+
+    def on_ack(self, device_id: str, ack) -> None:
+        """An ack from the bridge (a shared_schema.messages.Ack)."""
+        parsed = parse_command_id(ack.id)
+        if parsed is None:
+            return  # not a rollout command (exec, ping, a chunk)
+        dep_id, target, step = parsed
+        if target != device_id:
+            log.warning("%s acked a command of %s: ignored", device_id, target)
+            return
+        self._acks.put_nowait((dep_id, Ack(device_id, step, ack.state, ack.reason or "")))
+
+    async def command(self, dep_id: str, event) -> dict:
+        """A user command (Start, Pause, Resume, Rollback, Cancel); raises
+        IllegalTransition when the deployment's status forbids it."""
+        out = await self.db.run(rollout.step, dep_id, [event], self.clock(), self.box)
+        await self._publish(out)
+        return await self.db.run(deployment_store.get_deployment, dep_id)
+
+    async def resend(self, device_id: str | None = None) -> int:
+        """Send again what a device (or every device) has not answered yet."""
+        pending = await self.db.run(rollout.pending_commands, device_id)
+        await self._publish(pending)
+        return len(pending)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Decide on acks as they come and on timers every tick, until cancelled."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            timeout = max(0.0, next_tick - loop.time())
+            batch = []
+            try:
+                batch.append(await asyncio.wait_for(self._acks.get(), timeout))
+            except asyncio.TimeoutError:
+                pass
+            while not self._acks.empty():
+                batch.append(self._acks.get_nowait())
+            by_dep: dict[str, list] = defaultdict(list)
+            for dep_id, event in batch:
+                by_dep[dep_id].append(event)
+            if loop.time() >= next_tick:
+                next_tick = loop.time() + self.tick_s
+                try:
+                    for dep_id in await self.db.run(rollout.active_deployments):
+                        by_dep.setdefault(dep_id, [])
+                except Exception:
+                    log.exception("could not list active deployments")
+            for dep_id, events in by_dep.items():
+                await self._step(dep_id, events)
+
+    async def _step(self, dep_id: str, events: list) -> None:
+        try:
+            out = await self.db.run(rollout.step, dep_id, events, self.clock(), self.box)
+        except Exception:  # a broken deployment must not stop the others
+            log.exception("deciding on %s failed", dep_id)
+            return
+        await self._publish(out)
+
+    async def _publish(self, out: list[tuple[str, list[dict]]]) -> None:
+        if not out or self.bridge is None:
+            return
+        sent = []
+        for device_id, messages in out:
+            if await self.bridge.publish(device_id, messages):
+                sent.append(messages[0]["id"])
+        if sent:
+            await self.db.run(rollout.mark_sent, sent, self.clock())

@@ -1,0 +1,110 @@
+"""The two middlewares: API-key access by role, and domain errors turned
+into application/problem+json (RFC 9457) with the field pointers at fault."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from aiohttp import web
+
+from cloud import secrets
+from cloud.errors import BadRequest, FleetflowError, Forbidden, Unauthorized
+from cloud.store import keys as key_store
+
+log = logging.getLogger("fleetflow.api")
+PROBLEM = "application/problem+json"
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+RANK = {"viewer": 0, "operator": 1, "admin": 2}
+KEY_CACHE_S = 10.0  # a revoked key stops working within this long
+
+
+ROLE = web.RequestKey("role", str)
+
+
+def problem_response(status: int, title: str, detail: str, problems=(), extra: dict | None = None,
+                     instance: str | None = None) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": instance}
+    if problems:
+        body["errors"] = [p.as_dict() for p in problems]
+    for key, value in (extra or {}).items():
+        body.setdefault(key, value)  # extras never replace the standard members
+    return web.Response(status=status, content_type=PROBLEM, text=json.dumps(body))
+
+
+@web.middleware
+async def problems(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except FleetflowError as exc:
+        return problem_response(exc.status, exc.title, exc.detail, exc.problems, exc.extra, request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem_response(exc.status, exc.reason, exc.text or exc.reason, instance=request.path)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(500, "Internal error", "the server failed; see its log", instance=request.path)
+
+
+def _token(request: web.Request) -> str | None:
+    token = request.headers.get("x-api-key")
+    if token:
+        return token.strip()
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def access(db, public: set[str]):
+    """Every /api/v1 route needs a key; viewers only read; routes marked
+    admin-only (in `request.match_info.route`'s handler) need an admin."""
+    cache: dict[str, tuple[str | None, float]] = {}
+
+    async def role_of(token: str) -> str | None:
+        digest = secrets.hash_token(token)
+        hit = cache.get(digest)
+        now = time.monotonic()
+        if hit and hit[1] > now:
+            return hit[0]
+        role = await db.run(key_store.role_of, token)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[digest] = (role, now + KEY_CACHE_S)
+        return role
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if not request.path.startswith("/api/") or request.path in public:
+            return await handler(request)
+        token = _token(request)
+        if token is None:
+            raise Unauthorized("send an API key in x-api-key or Authorization: Bearer")
+        role = await role_of(token)
+        if role is None:
+            raise Unauthorized("unknown or revoked API key")
+        needed = getattr(request.match_info.handler, "min_role", None) or ("viewer" if request.method in READ_METHODS else "operator")
+        if RANK[role] < RANK[needed]:
+            raise Forbidden(f"a {role} key cannot do this; it needs {needed}", role=role, needed=needed)
+        request[ROLE] = role
+        return await handler(request)
+
+    return middleware
+
+
+async def json_body(request: web.Request, default=None):
+    """The request's JSON object; an empty body is `default`."""
+    if not request.can_read_body:
+        if default is not None:
+            return default
+        raise BadRequest("this request needs a JSON body")
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body

@@ -1,0 +1,60 @@
+"""Schema migrations: a version table and ordered steps, so an upgrade keeps
+the data. Each step runs in its own transaction and records its number;
+`migrate` applies the steps a database has not seen yet.
+
+Adding a step: append `(n, function)` to STEPS; the function gets the
+peewee database and uses `playhouse.migrate` (add_column, add_index...)
+for tables that exist, `create_tables` for new ones.
+"""
+
+from __future__ import annotations
+
+import time
+
+import peewee
+from playhouse import migrate as pw_migrate
+
+from cloud import models
+
+
+def _v1_initial(db: peewee.Database) -> None:
+    db.create_tables([m for m in models.ALL if m is not models.SchemaVersion], safe=True)
+
+
+def _v2_device_last_seen_index(db: peewee.Database) -> None:
+    """Device lists sort and filter by when a device was last heard from."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    names = {ix.name for ix in db.get_indexes("device")}
+    if "device_last_seen" not in names:
+        pw_migrate.migrate(migrator.add_index("device", ("last_seen",), False))
+
+
+STEPS = [
+    (1, _v1_initial),
+    (2, _v2_device_last_seen_index),
+]
+LATEST = STEPS[-1][0]
+
+
+def current_version(db: peewee.Database) -> int:
+    if not db.table_exists("schema_version"):
+        return 0
+    row = models.SchemaVersion.select(peewee.fn.MAX(models.SchemaVersion.version)).scalar()
+    return row or 0
+
+
+def migrate(db: peewee.Database, target: int | None = None) -> list[int]:
+    """Apply the missing steps up to `target` (default: all); returns those applied."""
+    models.database.initialize(db)
+    db.create_tables([models.SchemaVersion], safe=True)
+    applied = []
+    for number, step in STEPS:
+        if target is not None and number > target:
+            break
+        if number <= current_version(db):
+            continue
+        with db.atomic():
+            step(db)
+            models.SchemaVersion.create(version=number, applied_at=time.time())
+        applied.append(number)
+    return applied

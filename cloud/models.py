@@ -1,0 +1,162 @@
+"""Tables. These are storage, not the API: `cloud.store.*` turns rows into
+API documents and `cloud.schemas` describes what the API accepts.
+
+Times are float seconds since the epoch (UTC); JSON columns hold what has
+no fixed shape (flow bodies, reported device state).
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from cloud.db import JSONField
+
+database = peewee.DatabaseProxy()
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = peewee.IntegerField()
+    applied_at = peewee.FloatField()
+
+
+class ApiKey(BaseModel):
+    key_hash = peewee.CharField(max_length=64, unique=True)  # sha256 hex of the whole key
+    prefix = peewee.CharField(max_length=16)  # shown in listings, so a key can be recognised
+    name = peewee.CharField(max_length=128, default="")
+    role = peewee.CharField(max_length=16)
+    created_at = peewee.FloatField()
+    revoked = peewee.BooleanField(default=False)
+
+
+class Flow(BaseModel):
+    id = peewee.CharField(max_length=64, primary_key=True)
+    name = peewee.CharField(max_length=200)
+    description = peewee.TextField(default="")
+    tags = JSONField(default=list)
+    status = peewee.CharField(max_length=16, default="draft")  # draft | published | archived
+    body = JSONField()  # the draft: definition (graph form) or steps (+ variables)
+    boards = JSONField(null=True)  # boards the author targets; null: any it fits
+    version = peewee.IntegerField(default=0)  # latest published version, 0 before the first
+    restored_from = peewee.IntegerField(null=True)  # the version the draft was restored from
+    created_at = peewee.FloatField()
+    updated_at = peewee.FloatField()
+
+
+class FlowVersion(BaseModel):
+    """An immutable snapshot made by publish (or restore+publish)."""
+
+    flow = peewee.CharField(max_length=64, index=True)
+    version = peewee.IntegerField()
+    name = peewee.CharField(max_length=200)
+    body = JSONField()
+    boards = JSONField()  # the boards it was validated for
+    types = JSONField()  # node types it uses
+    restored_from = peewee.IntegerField(null=True)
+    created_at = peewee.FloatField()
+
+    class Meta:
+        indexes = ((("flow", "version"), True),)
+
+
+class Device(BaseModel):
+    id = peewee.CharField(max_length=64, primary_key=True)
+    name = peewee.CharField(max_length=200, default="")
+    board = peewee.CharField(max_length=64)
+    tags = JSONField(default=list)
+    environment = peewee.CharField(max_length=32, default="", index=True)
+    password_hash = peewee.CharField(max_length=128)  # MQTT password, hashed
+    key_sealed = peewee.TextField()  # HMAC key, encrypted with the server secret (cloud.secrets)
+    seq = peewee.IntegerField(default=0)  # last program sequence number given to it
+    online = peewee.BooleanField(default=False)
+    status = JSONField(null=True)  # last retained status it reported
+    health = JSONField(null=True)  # last health report
+    last_seen = peewee.FloatField(null=True)
+    created_at = peewee.FloatField()
+
+
+class Deployment(BaseModel):
+    id = peewee.CharField(max_length=64, primary_key=True)
+    flow = peewee.CharField(max_length=64, index=True)
+    version = peewee.IntegerField()
+    strategy = peewee.CharField(max_length=16)
+    config = JSONField()  # as the user sent it
+    settings = JSONField()  # resolved: defaults filled, durations in seconds
+    selector = JSONField()  # target_devices, target_tags, environment as asked
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    phase = peewee.CharField(max_length=16, default="")
+    batch = peewee.IntegerField(default=0)
+    phase_since = peewee.FloatField(null=True)
+    started_at = peewee.FloatField(null=True)
+    finished_at = peewee.FloatField(null=True)
+    reason = peewee.TextField(default="")
+    created_at = peewee.FloatField()
+
+
+class Target(BaseModel):
+    deployment = peewee.CharField(max_length=64)
+    device = peewee.CharField(max_length=64)
+    position = peewee.IntegerField()
+    board = peewee.CharField(max_length=64)
+    batch = peewee.IntegerField(default=0)
+    seq = peewee.IntegerField(null=True)  # the program sequence number it was given
+    status = peewee.CharField(max_length=16, default="pending")
+    step = peewee.CharField(max_length=16, default="")
+    ack = peewee.CharField(max_length=16, default="")
+    sent_at = peewee.FloatField(null=True)
+    applied = peewee.BooleanField(default=False)
+    reason = peewee.TextField(default="")
+    updated_at = peewee.FloatField(null=True)
+
+    class Meta:
+        indexes = ((("deployment", "device"), True), (("device",), False))
+
+
+class Program(BaseModel):
+    """A deployment's flow version compiled for one board."""
+
+    deployment = peewee.CharField(max_length=64)
+    board = peewee.CharField(max_length=64)
+    data = peewee.TextField()  # the canonical program bytes, as text (ASCII)
+    sha256 = peewee.CharField(max_length=64)
+    size = peewee.IntegerField()
+
+    class Meta:
+        indexes = ((("deployment", "board"), True),)
+
+
+class Command(BaseModel):
+    """Every command sent to a device, kept until the device has answered it,
+    so a restarted cloud or a device back online gets it again (same id: the
+    device does not apply it twice)."""
+
+    id = peewee.CharField(max_length=200, primary_key=True)
+    deployment = peewee.CharField(max_length=64, index=True)
+    device = peewee.CharField(max_length=64)
+    step = peewee.CharField(max_length=16)
+    payload = JSONField()  # the MQTT message (or messages, for a chunked program)
+    created_at = peewee.FloatField()
+    sent_count = peewee.IntegerField(default=0)
+    last_sent_at = peewee.FloatField(null=True)
+    done = peewee.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("device", "done"), False),)
+
+
+class DeploymentEvent(BaseModel):
+    """What happened to a deployment, in order: the record of each action."""
+
+    deployment = peewee.CharField(max_length=64, index=True)
+    at = peewee.FloatField()
+    kind = peewee.CharField(max_length=32)
+    device = peewee.CharField(max_length=64, default="")
+    detail = JSONField(null=True)
+
+
+ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent]

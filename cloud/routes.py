@@ -1,0 +1,123 @@
+"""Every API route in one table: the router and the OpenAPI document are
+both built from it, so they cannot disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from cloud import schemas
+from cloud.views import deployments, devices, flows, keys
+
+API = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # below /api/v1, aiohttp syntax: /flows/{flow_id}
+    handler: object
+    summary: str
+    tag: str
+    body: type | None = None  # pydantic model of the request body, for the document
+    status: int = 200
+    query: tuple[str, ...] = ()
+
+
+ROUTES = [
+    Route("POST", "/flows", flows.create, "Create a flow (a draft)", "flows", schemas.FlowMeta, 201),
+    Route("GET", "/flows", flows.list_, "List flows (archived ones only with ?status=archived)", "flows",
+          query=("status", "tag")),
+    Route("GET", "/flows/{flow_id}", flows.get, "Get a flow", "flows"),
+    Route("PUT", "/flows/{flow_id}", flows.update, "Update a draft", "flows", schemas.FlowPatch),
+    Route("DELETE", "/flows/{flow_id}", flows.delete, "Delete a flow (409 while a deployment uses it)", "flows",
+          status=204),
+    Route("POST", "/flows/{flow_id}/publish", flows.publish, "Validate the draft and publish it as a new version",
+          "flows", schemas.Publish),
+    Route("POST", "/flows/{flow_id}/archive", flows.archive, "Archive a flow", "flows"),
+    Route("GET", "/flows/{flow_id}/versions", flows.versions, "List a flow's versions", "versions"),
+    Route("GET", "/flows/{flow_id}/versions/compare", flows.compare, "Compare two versions node by node",
+          "versions", query=("v1", "v2")),
+    Route("GET", "/flows/{flow_id}/versions/{version}", flows.version, "Get one version in full", "versions"),
+    Route("POST", "/flows/{flow_id}/versions/{version}/restore", flows.restore,
+          "Make a version the draft again (history is append-only)", "versions"),
+    Route("POST", "/devices", devices.provision, "Provision a device; its credentials are shown once", "devices",
+          schemas.Provision, 201),
+    Route("GET", "/devices", devices.list_, "List devices with their live state", "devices",
+          query=("tag", "environment", "board", "online")),
+    Route("GET", "/devices/{device_id}", devices.get, "Get a device with its live state", "devices"),
+    Route("PATCH", "/devices/{device_id}", devices.update, "Change a device's name, tags or environment",
+          "devices", schemas.DevicePatch),
+    Route("DELETE", "/devices/{device_id}", devices.delete, "Forget a device", "devices", status=204),
+    Route("POST", "/deployments", deployments.create, "Create a deployment (compiled and checked, not started)",
+          "deployments", schemas.DeploymentCreate, 201),
+    Route("GET", "/deployments", deployments.list_, "List deployments", "deployments", query=("status", "flow_id")),
+    Route("GET", "/deployments/{deployment_id}", deployments.get, "Get a deployment with its targets",
+          "deployments"),
+    Route("GET", "/deployments/{deployment_id}/events", deployments.events, "What happened, in order",
+          "deployments"),
+    Route("POST", "/deployments/{deployment_id}/start", deployments.start, "Start", "deployments"),
+    Route("POST", "/deployments/{deployment_id}/pause", deployments.pause, "Pause (in-flight targets finish)",
+          "deployments"),
+    Route("POST", "/deployments/{deployment_id}/resume", deployments.resume, "Resume", "deployments"),
+    Route("POST", "/deployments/{deployment_id}/rollback", deployments.rollback, "Roll every updated target back",
+          "deployments", schemas.RollbackBody),
+    Route("POST", "/deployments/{deployment_id}/cancel", deployments.cancel, "Stop without reverting",
+          "deployments"),
+    Route("POST", "/keys", keys.create, "Create an API key (admin)", "keys", schemas.KeyCreate, 201),
+    Route("GET", "/keys", keys.list_, "List API keys (admin)", "keys"),
+    Route("POST", "/keys/{key_id}/revoke", keys.revoke, "Revoke an API key (admin)", "keys"),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, API + route.path, route.handler)
+    app.router.add_get(API + "/openapi.json", openapi_view)
+
+
+def _params(route: Route) -> list[dict]:
+    params = []
+    for part in route.path.split("/"):
+        if part.startswith("{"):
+            params.append({"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}})
+    for name in route.query:
+        params.append({"name": name, "in": "query", "required": name in ("v1", "v2"), "schema": {"type": "string"}})
+    return params
+
+
+def openapi() -> dict:
+    problem = {"description": "Problem (RFC 9457)",
+               "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    paths: dict = {}
+    for route in ROUTES:
+        op = {"summary": route.summary, "tags": [route.tag], "operationId": f"{route.handler.__module__.rsplit('.', 1)[-1]}_"
+              f"{route.handler.__name__.rstrip('_')}", "parameters": _params(route),
+              "responses": {str(route.status): {"description": "OK"}, "401": problem, "403": problem,
+                            "404": problem, "409": problem, "422": problem}}
+        if route.body is not None:
+            op["requestBody"] = {"required": route.method != "POST" or route.body is not schemas.RollbackBody,
+                                 "content": {"application/json": {"schema": route.body.model_json_schema()}}}
+        paths.setdefault(API + route.path, {})[route.method.lower()] = op
+    paths[API + "/openapi.json"] = {"get": {"summary": "This document", "tags": ["meta"], "security": [],
+                                            "operationId": "openapi", "responses": {"200": {"description": "OK"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fleetflow cloud", "version": "1"},
+        "security": [{"apiKey": []}, {"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                                "bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": {"type": "object", "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"}, "instance": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "object", "properties": {
+                    "pointer": {"type": "string"}, "message": {"type": "string"}}}}}}},
+        },
+    }
+
+
+async def openapi_view(request: web.Request):
+    return web.json_response(openapi())

@@ -1,0 +1,83 @@
+"""What the API accepts: pydantic models written for the API (not generated
+from tables), and `parse` which turns their errors into `Invalid` with JSON
+pointers."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cloud.errors import Invalid, Problem
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+Role = Literal["admin", "operator", "viewer"]
+Strategy = Literal["all_at_once", "rolling", "canary", "blue_green"]
+
+
+def pointer(loc) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in loc)
+
+
+def parse(model: type[BaseModel], body: Any, base: tuple = ()):
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = [Problem(pointer(base + tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+        raise Invalid(f"invalid {model.__name__} body", problems) from None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FlowMeta(BaseModel):
+    """The fields of a flow besides its content (definition or steps), which
+    shared_schema.models checks."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    tags: list[str] = Field(default_factory=list)
+    boards: list[str] | None = None
+
+
+class FlowPatch(FlowMeta):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Publish(_Strict):
+    boards: list[str] | None = None
+
+
+class Provision(_Strict):
+    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    name: str = Field(default="", max_length=200)
+    board: str
+    tags: list[str] = Field(default_factory=list)
+    environment: str = Field(default="", max_length=32)
+
+
+class DevicePatch(_Strict):
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = None
+    environment: str | None = Field(default=None, max_length=32)
+
+
+class DeploymentCreate(_Strict):
+    flow_id: str
+    version: int | None = Field(default=None, ge=1)
+    strategy: Strategy = "rolling"
+    target_devices: list[str] = Field(default_factory=list)
+    target_tags: list[str] = Field(default_factory=list)
+    environment: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class RollbackBody(_Strict):
+    reason: str = Field(default="rolled back by user", max_length=500)
+
+
+class KeyCreate(_Strict):
+    role: Role
+    name: str = Field(default="", max_length=128)

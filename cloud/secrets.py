@@ -1,0 +1,85 @@
+"""Secrets at rest.
+
+- API keys and device MQTT passwords are random 32-byte tokens, so a plain
+  sha256 stores them safely (there is no dictionary to try against them) and
+  a lookup by hash stays one indexed query.
+- A device's HMAC key must stay usable for signing, so it is encrypted with
+  the server secret instead: HMAC-SHA256 in counter mode as the keystream,
+  then HMAC-SHA256 over nonce and ciphertext (encrypt-then-MAC), each with
+  its own key derived from the server secret. Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets as _random
+
+
+class SecretError(Exception):
+    """A sealed secret that does not open with this server secret."""
+
+
+def new_token(prefix: str = "", nbytes: int = 32) -> str:
+    return prefix + _random.token_urlsafe(nbytes)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token: str, token_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(token), token_hash)
+
+
+class SecretBox:
+    NONCE = 16
+    TAG = 32
+
+    def __init__(self, server_secret: bytes):
+        if len(server_secret) < 16:
+            raise SecretError("the server secret must be at least 16 bytes")
+        self._enc = hmac.new(server_secret, b"fleetflow enc v1", hashlib.sha256).digest()
+        self._mac = hmac.new(server_secret, b"fleetflow mac v1", hashlib.sha256).digest()
+
+    def _keystream(self, nonce: bytes, length: int) -> bytes:
+        out = bytearray()
+        counter = 0
+        while len(out) < length:
+            out += hmac.new(self._enc, nonce + counter.to_bytes(8, "big"), hashlib.sha256).digest()
+            counter += 1
+        return bytes(out[:length])
+
+    def seal(self, plain: bytes) -> str:
+        nonce = os.urandom(self.NONCE)
+        cipher = bytes(a ^ b for a, b in zip(plain, self._keystream(nonce, len(plain))))
+        tag = hmac.new(self._mac, nonce + cipher, hashlib.sha256).digest()
+        return "v1:" + base64.urlsafe_b64encode(nonce + cipher + tag).decode()
+
+    def open(self, sealed: str) -> bytes:
+        if not sealed.startswith("v1:"):
+            raise SecretError("unknown sealed format")
+        raw = base64.urlsafe_b64decode(sealed[3:])
+        nonce, cipher, tag = raw[:self.NONCE], raw[self.NONCE:-self.TAG], raw[-self.TAG:]
+        if not hmac.compare_digest(tag, hmac.new(self._mac, nonce + cipher, hashlib.sha256).digest()):
+            raise SecretError("sealed secret does not match the server secret")
+        return bytes(a ^ b for a, b in zip(cipher, self._keystream(nonce, len(cipher))))
+
+
+def load_server_secret(path: str) -> bytes:
+    """The server secret from FLEETFLOW_SECRET (hex), else from `path`,
+    created (mode 0600) on first use."""
+    env = os.environ.get("FLEETFLOW_SECRET")
+    if env:
+        return bytes.fromhex(env) if all(c in "0123456789abcdefABCDEF" for c in env) else env.encode()
+    if os.path.exists(path):
+        with open(path) as fh:
+            return bytes.fromhex(fh.read().strip())
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    secret = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret.hex())
+    return secret

@@ -1,0 +1,164 @@
+"""Deployments: creation (targets, node-type check, per-board compile) and
+the documents the API shows (seed 001's shape plus counts per status)."""
+
+from __future__ import annotations
+
+import secrets as _random
+import time
+
+from shared_schema.compiler import CompileError, compile_program
+
+from cloud import schemas
+from cloud.engine import settings as engine_settings
+from cloud.engine.decide import plan_batches
+from cloud.engine.state import TARGET_STATUSES
+from cloud.errors import Conflict, Invalid, NotFound, Problem
+from cloud.models import Deployment, DeploymentEvent, Device, Flow, FlowVersion, Program, Target
+from cloud.store.devices import node_types
+from cloud.timefmt import iso
+
+
+def _resolve_targets(req: schemas.DeploymentCreate) -> list[Device]:
+    if not (req.target_devices or req.target_tags or req.environment):
+        raise Invalid("no targets", [Problem("/target_devices", "name target_devices, target_tags or environment")])
+    chosen: dict[str, Device] = {}
+    problems = []
+    for i, device_id in enumerate(req.target_devices):
+        dev = Device.get_or_none(Device.id == device_id)
+        if dev is None:
+            problems.append(Problem(f"/target_devices/{i}", f"no device {device_id!r}"))
+        else:
+            chosen.setdefault(dev.id, dev)
+    if problems:
+        raise Invalid("unknown target devices", problems)
+    if req.target_tags or req.environment:
+        query = Device.select().order_by(Device.id)
+        if req.environment:
+            query = query.where(Device.environment == req.environment)
+        for dev in query:
+            if all(tag in dev.tags for tag in req.target_tags):
+                chosen.setdefault(dev.id, dev)
+    if not chosen:
+        pointer = "/target_tags" if req.target_tags else "/environment"
+        raise Invalid("no device matches the targets", [Problem(pointer, "no device matches")])
+    return list(chosen.values())
+
+
+def _check_types(devices: list[Device], types: list[str], req) -> None:
+    problems, missing = [], {}
+    positions = {d: i for i, d in enumerate(req.target_devices)}
+    for dev in devices:
+        lacking = sorted(set(types) - set(node_types(dev)))
+        if lacking:
+            missing[dev.id] = lacking
+            where = f"/target_devices/{positions[dev.id]}" if dev.id in positions else "/target_devices"
+            problems.append(Problem(where, f"device {dev.id} lacks node types: {', '.join(lacking)}"))
+    if problems:
+        raise Invalid(f"{len(missing)} target device(s) lack node types the flow uses", problems, missing=missing)
+
+
+def _compile(fv: FlowVersion, devices: list[Device]) -> dict:
+    programs, problems = {}, []
+    for board in sorted({d.board for d in devices}):
+        on_board = [d.id for d in devices if d.board == board]
+        try:
+            programs[board] = compile_program(fv.body, board, fv.flow, fv.version)
+        except CompileError as exc:
+            for p in exc.problems:
+                problems.append(Problem(p.pointer, f"{p.message} (devices: {', '.join(on_board)})", (board,)))
+    if problems:
+        raise Invalid(f"version {fv.version} of flow {fv.flow} does not compile for every target board", problems)
+    return programs
+
+
+def create_deployment(body: dict) -> dict:
+    req = schemas.parse(schemas.DeploymentCreate, body)
+    settings = engine_settings.resolve(req.strategy, req.config)
+    flow = Flow.get_or_none(Flow.id == req.flow_id)
+    if flow is None:
+        raise Invalid("unknown flow", [Problem("/flow_id", f"no flow {req.flow_id!r}")])
+    if flow.status == "archived":
+        raise Conflict(f"flow {flow.id} is archived")
+    number = req.version or flow.version
+    if not number:
+        raise Conflict(f"flow {flow.id} has no published version: publish it first")
+    fv = FlowVersion.get_or_none((FlowVersion.flow == flow.id) & (FlowVersion.version == number))
+    if fv is None:
+        raise Invalid("unknown version", [Problem("/version", f"flow {flow.id} has no version {number}")])
+    devices = _resolve_targets(req)
+    _check_types(devices, fv.types, req)
+    programs = _compile(fv, devices)
+    now = time.time()
+    dep = Deployment.create(
+        id="dep_" + _random.token_hex(6), flow=flow.id, version=fv.version, strategy=req.strategy,
+        config=req.config, settings=settings, created_at=now,
+        selector={"target_devices": req.target_devices, "target_tags": req.target_tags,
+                  "environment": req.environment})
+    for board, prog in programs.items():
+        Program.create(deployment=dep.id, board=board, data=prog.text, sha256=prog.sha256, size=prog.size)
+    batches = plan_batches(req.strategy, settings, len(devices))
+    Target.insert_many([
+        {"deployment": dep.id, "device": d.id, "position": i, "board": d.board, "batch": batches[i], "updated_at": now}
+        for i, d in enumerate(devices)]).execute()
+    DeploymentEvent.create(deployment=dep.id, at=now, kind="created",
+                           detail={"targets": len(devices), "strategy": req.strategy})
+    return get_deployment(dep.id)
+
+
+def _get(dep_id: str) -> Deployment:
+    dep = Deployment.get_or_none(Deployment.id == dep_id)
+    if dep is None:
+        raise NotFound(f"no deployment {dep_id!r}")
+    return dep
+
+
+def target_doc(t: Target) -> dict:
+    return {"device_id": t.device, "status": t.status, "batch": t.batch, "board": t.board, "step": t.step or None,
+            "ack": t.ack or None, "seq": t.seq, "reason": t.reason or None, "updated_at": iso(t.updated_at)}
+
+
+def deployment_doc(dep: Deployment, targets: list[Target] | None, counts: dict | None = None) -> dict:
+    if counts is None:
+        counts = dict.fromkeys(TARGET_STATUSES, 0)
+        for t in targets or []:
+            counts[t.status] += 1
+    doc = {
+        "id": dep.id, "flow_id": dep.flow, "version": dep.version, "strategy": dep.strategy, "status": dep.status,
+        "phase": dep.phase or None, "batch": dep.batch, "config": dep.config, "settings": dep.settings,
+        "targets_selector": dep.selector,
+        "total_targets": sum(counts.values()), "completed_targets": counts["success"],
+        "failed_targets": counts["failed"], "counts": counts, "reason": dep.reason or None,
+        "created_at": iso(dep.created_at), "started_at": iso(dep.started_at), "finished_at": iso(dep.finished_at),
+    }
+    if targets is not None:
+        doc["targets"] = [target_doc(t) for t in targets]
+    return doc
+
+
+def get_deployment(dep_id: str) -> dict:
+    dep = _get(dep_id)
+    targets = list(Target.select().where(Target.deployment == dep_id).order_by(Target.position))
+    return deployment_doc(dep, targets)
+
+
+def list_deployments(status: str | None = None, flow_id: str | None = None) -> list[dict]:
+    query = Deployment.select().order_by(Deployment.created_at.desc(), Deployment.id)
+    if status:
+        query = query.where(Deployment.status == status)
+    if flow_id:
+        query = query.where(Deployment.flow == flow_id)
+    deps = list(query)
+    counts: dict[str, dict] = {d.id: dict.fromkeys(TARGET_STATUSES, 0) for d in deps}
+    if deps:
+        from peewee import fn
+        rows = (Target.select(Target.deployment, Target.status, fn.COUNT(Target.id).alias("n"))
+                .where(Target.deployment.in_(list(counts))).group_by(Target.deployment, Target.status))
+        for row in rows:
+            counts[row.deployment][row.status] = row.n
+    return [deployment_doc(d, None, counts[d.id]) for d in deps]
+
+
+def events(dep_id: str) -> list[dict]:
+    _get(dep_id)
+    return [{"at": iso(e.at), "kind": e.kind, "device_id": e.device or None, "detail": e.detail}
+            for e in DeploymentEvent.select().where(DeploymentEvent.deployment == dep_id).order_by(DeploymentEvent.id)]

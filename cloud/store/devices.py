@@ -1,0 +1,137 @@
+"""Devices: provisioning (credentials shown once), tags and environment,
+and the last state each one reported over MQTT."""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+import time
+
+from shared_schema.boards import board_names
+from shared_schema.catalog import board_types
+
+from cloud import schemas, secrets
+from cloud.errors import Conflict, Invalid, NotFound, Problem
+from cloud.models import Deployment, Device, Target
+from cloud.timefmt import iso
+
+ACTIVE_DEPLOYMENTS = ("pending", "running", "paused")
+# What a device's live document takes from its retained status message.
+STATUS_FIELDS = ("fw", "slot", "flow", "ver", "seq", "trial", "heap", "nt_hash")
+
+
+def device_doc(dev: Device) -> dict:
+    status = dev.status or {}
+    doc = {
+        "id": dev.id, "device_id": dev.id, "name": dev.name, "board": dev.board, "tags": dev.tags,
+        "environment": dev.environment or None, "online": bool(dev.online),
+        "state": "online" if dev.online else ("offline" if dev.status is not None else "never_seen"),
+        "last_seen": iso(dev.last_seen), "created_at": iso(dev.created_at),
+        "types": status.get("types"), "health": dev.health,
+    }
+    for key in STATUS_FIELDS:
+        doc[key] = status.get(key)
+    return doc
+
+
+def _get(device_id: str) -> Device:
+    dev = Device.get_or_none(Device.id == device_id)
+    if dev is None:
+        raise NotFound(f"no device {device_id!r}")
+    return dev
+
+
+def provision(body: dict, box: secrets.SecretBox, broker: tuple[str, int], prefix: str) -> tuple[dict, str]:
+    """Register a device. Returns (document with credentials, MQTT password);
+    the credentials are never shown again."""
+    req = schemas.parse(schemas.Provision, body)
+    if req.board not in board_names():
+        raise Invalid("unknown board", [Problem("/board", f"unknown board {req.board!r}; boards: "
+                                                           f"{', '.join(board_names())}")])
+    device_id = req.id or "dev_" + _random.token_hex(5)
+    if Device.get_or_none(Device.id == device_id) is not None:
+        raise Conflict(f"device {device_id} already exists")
+    password = secrets.new_token()
+    key = os.urandom(32)
+    dev = Device.create(id=device_id, name=req.name, board=req.board, tags=req.tags, environment=req.environment,
+                        password_hash=secrets.hash_token(password), key_sealed=box.seal(key), created_at=time.time())
+    doc = device_doc(dev)
+    doc["credentials"] = {
+        "mqtt": {"host": broker[0], "port": broker[1], "username": device_id, "password": password,
+                 "client_id": device_id, "prefix": prefix},
+        "hmac_key": key.hex(),
+    }
+    return doc, password
+
+
+def list_devices(tag: str | None = None, environment: str | None = None, board: str | None = None,
+                 online: bool | None = None) -> list[dict]:
+    query = Device.select().order_by(Device.id)
+    if environment:
+        query = query.where(Device.environment == environment)
+    if board:
+        query = query.where(Device.board == board)
+    if online is not None:
+        query = query.where(Device.online == online)
+    return [device_doc(d) for d in query if not tag or tag in d.tags]
+
+
+def get_device(device_id: str) -> dict:
+    return device_doc(_get(device_id))
+
+
+def update_device(device_id: str, body: dict) -> dict:
+    req = schemas.parse(schemas.DevicePatch, body)
+    dev = _get(device_id)
+    for key in ("name", "tags", "environment"):
+        value = getattr(req, key)
+        if value is not None:
+            setattr(dev, key, value)
+    dev.save()
+    return device_doc(dev)
+
+
+def delete_device(device_id: str) -> None:
+    _get(device_id)
+    busy = [t.deployment for t in Target.select(Target.deployment).join(
+        Deployment, on=(Deployment.id == Target.deployment)).where(
+        (Target.device == device_id) & (Deployment.status.in_(ACTIVE_DEPLOYMENTS)))]
+    if busy:
+        raise Conflict(f"device {device_id} is a target of deployments in progress: {', '.join(busy)}",
+                       deployments=busy)
+    Device.delete().where(Device.id == device_id).execute()
+
+
+def device_key(device_id: str, box: secrets.SecretBox) -> bytes:
+    return box.open(_get(device_id).key_sealed)
+
+
+def node_types(dev: Device) -> list[str]:
+    """What the device can run: the types it reported, else its board's."""
+    reported = (dev.status or {}).get("types")
+    return list(reported) if isinstance(reported, list) and reported else board_types(dev.board)
+
+
+# -- what the MQTT bridge reports ---------------------------------------------------
+
+def record_status(device_id: str, status: dict, now: float) -> bool:
+    """Store a status report; True when the device just came online."""
+    dev = Device.get_or_none(Device.id == device_id)
+    if dev is None:
+        return False
+    online = status.get("state") == "online"
+    came_online = online and not dev.online
+    dev.online = online
+    if online:
+        dev.status = status
+    else:
+        dev.status = dict(dev.status or {}, state="offline")
+    dev.last_seen = now
+    dev.save()
+    return came_online
+
+
+def record_health(reports: dict[str, tuple[dict, float]]) -> None:
+    """Store the latest health report of each device (batched by the bridge)."""
+    for device_id, (health, now) in reports.items():
+        Device.update(health=health, last_seen=now).where(Device.id == device_id).execute()

@@ -1,0 +1,231 @@
+"""Flows and their versions: drafts change, published versions never do.
+
+Lifecycle: draft -> published -> archived. Only a draft can be edited;
+publishing validates the draft fully for its boards and snapshots it as the
+next version. Restoring a version makes it the draft again (the versions
+themselves are never touched), so a restore can itself be undone.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from shared_schema.boards import board_names
+from shared_schema.diff import diff_definitions
+from shared_schema.models import draft_problems, normalize_type
+from shared_schema.validate import validate_flow
+
+from cloud import schemas
+from cloud.errors import Conflict, Invalid, NotFound, Problem
+from cloud.models import Deployment, Flow, FlowVersion
+from cloud.timefmt import iso
+
+CONTENT_KEYS = ("definition", "steps", "variables")
+ACTIVE_DEPLOYMENTS = ("pending", "running", "paused")
+
+
+def _content(body: dict) -> dict:
+    return {k: body[k] for k in CONTENT_KEYS if k in body}
+
+
+def _check_content(body: dict) -> None:
+    problems = [Problem(p.pointer, p.message) for p in draft_problems(_content(body))]
+    if problems:
+        raise Invalid("the flow's content has the wrong shape", problems)
+
+
+def _check_boards(boards, pointer: str) -> None:
+    known = board_names()
+    bad = [Problem(f"{pointer}/{i}", f"unknown board {b!r}; boards: {', '.join(known)}")
+           for i, b in enumerate(boards or []) if b not in known]
+    if bad:
+        raise Invalid("unknown board", bad)
+
+
+def used_types(content: dict) -> list[str]:
+    """The node types a flow body uses."""
+    types = set()
+    definition = content.get("definition")
+    if isinstance(definition, dict):
+        for node in definition.get("nodes") or []:
+            if isinstance(node, dict) and isinstance(node.get("type"), str):
+                types.add(normalize_type(node["type"]))
+    for step in content.get("steps") or []:
+        if isinstance(step, dict) and isinstance(step.get("node"), str):
+            types.add(normalize_type(step["node"]))
+    return sorted(types)
+
+
+def flow_doc(flow: Flow) -> dict:
+    doc = {
+        "id": flow.id, "name": flow.name, "description": flow.description, "tags": flow.tags,
+        "status": flow.status, "version": flow.version or None, "boards": flow.boards,
+        "restored_from": flow.restored_from,
+        "created_at": iso(flow.created_at), "updated_at": iso(flow.updated_at),
+    }
+    doc.update(flow.body)
+    return doc
+
+
+def _get(flow_id: str) -> Flow:
+    flow = Flow.get_or_none(Flow.id == flow_id)
+    if flow is None:
+        raise NotFound(f"no flow {flow_id!r}")
+    return flow
+
+
+def _draft(flow_id: str) -> Flow:
+    flow = _get(flow_id)
+    if flow.status != "draft":
+        raise Conflict(f"flow {flow_id} is {flow.status}: only drafts change; restore a version to make a new draft",
+                       current_status=flow.status)
+    return flow
+
+
+def create_flow(body: dict) -> dict:
+    meta = schemas.parse(schemas.FlowMeta, body)
+    _check_content(body)
+    _check_boards(meta.boards, "/boards")
+    now = time.time()
+    flow = Flow.create(id="flow_" + secrets.token_hex(6), name=meta.name, description=meta.description or "",
+                       tags=meta.tags, body=_content(body), boards=meta.boards, created_at=now, updated_at=now)
+    return flow_doc(flow)
+
+
+def list_flows(status: str | None = None, tag: str | None = None) -> list[dict]:
+    query = Flow.select().order_by(Flow.created_at, Flow.id)
+    if status:
+        query = query.where(Flow.status == status)
+    else:
+        query = query.where(Flow.status != "archived")  # archived flows are hidden from default views
+    docs = [flow_doc(f) for f in query]
+    return [d for d in docs if not tag or tag in d["tags"]]
+
+
+def get_flow(flow_id: str) -> dict:
+    return flow_doc(_get(flow_id))
+
+
+def update_flow(flow_id: str, body: dict) -> dict:
+    """PUT replaces the fields it carries; the content (definition or steps,
+    variables) is replaced as a whole when any of it is present."""
+    meta = schemas.parse(schemas.FlowPatch, body)
+    flow = _draft(flow_id)
+    if any(k in body for k in CONTENT_KEYS):
+        _check_content(body)
+        flow.body = _content(body)
+    if meta.name is not None:
+        flow.name = meta.name
+    if "description" in body:
+        flow.description = meta.description or ""
+    if "tags" in body:
+        flow.tags = meta.tags
+    if "boards" in body:
+        _check_boards(meta.boards, "/boards")
+        flow.boards = meta.boards
+    flow.updated_at = time.time()
+    flow.save()
+    return flow_doc(flow)
+
+
+def delete_flow(flow_id: str) -> None:
+    _get(flow_id)
+    active = [d.id for d in Deployment.select(Deployment.id).where(
+        (Deployment.flow == flow_id) & (Deployment.status.in_(ACTIVE_DEPLOYMENTS)))]
+    if active:
+        raise Conflict(f"flow {flow_id} is used by deployments still in progress: {', '.join(active)}",
+                       deployments=active)
+    FlowVersion.delete().where(FlowVersion.flow == flow_id).execute()
+    Flow.delete().where(Flow.id == flow_id).execute()
+
+
+def _validate_for(content: dict, boards: list[str] | None) -> tuple[list[str], list[Problem]]:
+    """(boards it fits, problems) for the declared boards, or for every board
+    when none are declared (then it is enough to fit one)."""
+    candidates = boards or board_names()
+    fits, found = [], {}
+    for board in candidates:
+        problems = validate_flow(content, board)
+        if not problems:
+            fits.append(board)
+        for p in problems:
+            found.setdefault((p.pointer, p.message), []).append(board)
+    failed = len(fits) < len(candidates) if boards else not fits
+    if not failed:
+        return fits, []
+    return fits, [Problem(ptr, msg, tuple(bs)) for (ptr, msg), bs in found.items()]
+
+
+def publish_flow(flow_id: str, body: dict | None = None) -> dict:
+    req = schemas.parse(schemas.Publish, body or {})
+    _check_boards(req.boards, "/boards")
+    flow = _draft(flow_id)
+    boards = req.boards or flow.boards
+    fits, problems = _validate_for(flow.body, boards)
+    if problems or not fits:
+        where = f"board(s) {', '.join(boards)}" if boards else "any board"
+        raise Invalid(f"flow {flow_id} cannot be published: it does not validate for {where}", problems)
+    now = time.time()
+    flow.version += 1
+    FlowVersion.create(flow=flow.id, version=flow.version, name=flow.name, body=flow.body, boards=fits,
+                       types=used_types(flow.body), restored_from=flow.restored_from, created_at=now)
+    flow.status = "published"
+    flow.restored_from = None
+    flow.updated_at = now
+    flow.save()
+    return flow_doc(flow)
+
+
+def archive_flow(flow_id: str) -> dict:
+    flow = _get(flow_id)
+    if flow.status == "archived":
+        raise Conflict(f"flow {flow_id} is already archived", current_status=flow.status)
+    flow.status = "archived"
+    flow.updated_at = time.time()
+    flow.save()
+    return flow_doc(flow)
+
+
+def version_doc(v: FlowVersion, full: bool = False) -> dict:
+    doc = {"flow_id": v.flow, "version": v.version, "name": v.name, "boards": v.boards, "types": v.types,
+           "restored_from": v.restored_from, "created_at": iso(v.created_at)}
+    if full:
+        doc.update(v.body)
+    return doc
+
+
+def list_versions(flow_id: str) -> list[dict]:
+    _get(flow_id)
+    return [version_doc(v) for v in FlowVersion.select().where(FlowVersion.flow == flow_id)
+            .order_by(FlowVersion.version)]
+
+
+def get_version(flow_id: str, version: int) -> FlowVersion:
+    _get(flow_id)
+    row = FlowVersion.get_or_none((FlowVersion.flow == flow_id) & (FlowVersion.version == version))
+    if row is None:
+        raise NotFound(f"flow {flow_id} has no version {version}")
+    return row
+
+
+def version(flow_id: str, number: int) -> dict:
+    return version_doc(get_version(flow_id, number), full=True)
+
+
+def compare_versions(flow_id: str, v1: int, v2: int) -> dict:
+    a, b = get_version(flow_id, v1), get_version(flow_id, v2)
+    return {"flow_id": flow_id, "v1": v1, "v2": v2, **diff_definitions(a.body, b.body)}
+
+
+def restore_version(flow_id: str, number: int) -> dict:
+    """The draft becomes a copy of version `number` (an unpublished draft is
+    replaced); publishing it makes the next version, marked restored_from."""
+    old = get_version(flow_id, number)
+    flow = _get(flow_id)
+    flow.body = old.body
+    flow.status = "draft"
+    flow.restored_from = number
+    flow.updated_at = time.time()
+    flow.save()
+    return flow_doc(flow)

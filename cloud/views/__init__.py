@@ -1,0 +1,1 @@
+"""Thin views: parse the request, call storage or the driver, answer JSON."""

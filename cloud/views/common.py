@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from aiohttp import web
+
+from cloud.errors import Invalid, Problem
+
+
+def ok(body, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def int_param(request: web.Request, name: str, where: str = "query") -> int:
+    raw = request.match_info.get(name) if where == "path" else request.query.get(name)
+    pointer = f"?{name}" if where == "query" else f"{{{name}}}"
+    if raw is None:
+        raise Invalid(f"missing {name}", [Problem(pointer, "required")])
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be a whole number", [Problem(pointer, f"{raw!r} is not a whole number")]) from None
+    if value < 1:
+        raise Invalid(f"{name} must be at least 1", [Problem(pointer, "must be at least 1")])
+    return value
+
+
+def admin_only(handler):
+    handler.min_role = "admin"
+    return handler

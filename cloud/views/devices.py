@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import inspect
+
+from aiohttp import web
+
+from cloud.appkeys import BOX, BRIDGE, CONFIG, DB
+from cloud.errors import Invalid, Problem
+from cloud.middleware import json_body
+from cloud.store import devices as store
+from cloud.views.common import ok
+
+
+def _live(request: web.Request, doc: dict) -> dict:
+    """Overlay the freshest health the bridge heard (the database gets it batched)."""
+    bridge = request.app.get(BRIDGE)
+    live = bridge.live.get(doc["id"]) if bridge else None
+    if live and live.get("health"):
+        doc["health"] = live["health"]
+    return doc
+
+
+async def provision(request: web.Request):
+    body = await json_body(request)
+    config = request.app[CONFIG]
+    doc, password = await request.app[DB].run(store.provision, body, request.app[BOX], config.device_broker(),
+                                              config.topic_prefix)
+    if config.on_provision is not None:
+        result = config.on_provision(doc["id"], password)
+        if inspect.isawaitable(result):
+            await result
+    return ok(doc, 201)
+
+
+def _bool(request: web.Request, name: str):
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise Invalid(f"{name} must be true or false", [Problem(f"?{name}", "must be true or false")])
+
+
+async def list_(request: web.Request):
+    q = request.query
+    docs = await request.app[DB].run(store.list_devices, q.get("tag"), q.get("environment"), q.get("board"),
+                                     _bool(request, "online"))
+    return ok({"devices": [_live(request, d) for d in docs]})
+
+
+async def get(request: web.Request):
+    return ok(_live(request, await request.app[DB].run(store.get_device, request.match_info["device_id"])))
+
+
+async def update(request: web.Request):
+    body = await json_body(request)
+    return ok(await request.app[DB].run(store.update_device, request.match_info["device_id"], body))
+
+
+async def delete(request: web.Request):
+    await request.app[DB].run(store.delete_device, request.match_info["device_id"])
+    return web.Response(status=204)

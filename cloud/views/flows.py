@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from aiohttp import web
+
+from cloud.appkeys import DB
+from cloud.middleware import json_body
+from cloud.store import flows as store
+from cloud.views.common import int_param, ok
+
+
+async def create(request: web.Request):
+    body = await json_body(request)
+    return ok(await request.app[DB].run(store.create_flow, body), 201)
+
+
+async def list_(request: web.Request):
+    q = request.query
+    return ok({"flows": await request.app[DB].run(store.list_flows, q.get("status"), q.get("tag"))})
+
+
+async def get(request: web.Request):
+    return ok(await request.app[DB].run(store.get_flow, request.match_info["flow_id"]))
+
+
+async def update(request: web.Request):
+    body = await json_body(request)
+    return ok(await request.app[DB].run(store.update_flow, request.match_info["flow_id"], body))
+
+
+async def delete(request: web.Request):
+    await request.app[DB].run(store.delete_flow, request.match_info["flow_id"])
+    return web.Response(status=204)
+
+
+async def publish(request: web.Request):
+    body = await json_body(request, default={})
+    return ok(await request.app[DB].run(store.publish_flow, request.match_info["flow_id"], body))
+
+
+async def archive(request: web.Request):
+    return ok(await request.app[DB].run(store.archive_flow, request.match_info["flow_id"]))
+
+
+async def versions(request: web.Request):
+    flow_id = request.match_info["flow_id"]
+    return ok({"flow_id": flow_id, "versions": await request.app[DB].run(store.list_versions, flow_id)})
+
+
+async def version(request: web.Request):
+    flow_id = request.match_info["flow_id"]
+    return ok(await request.app[DB].run(store.version, flow_id, int_param(request, "version", "path")))
+
+
+async def compare(request: web.Request):
+    v1, v2 = int_param(request, "v1"), int_param(request, "v2")
+    return ok(await request.app[DB].run(store.compare_versions, request.match_info["flow_id"], v1, v2))
+
+
+async def restore(request: web.Request):
+    flow_id = request.match_info["flow_id"]
+    return ok(await request.app[DB].run(store.restore_version, flow_id, int_param(request, "version", "path")))

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from aiohttp import web
+
+from cloud import schemas
+from cloud.appkeys import DB
+from cloud.middleware import json_body
+from cloud.store import keys as store
+from cloud.views.common import admin_only, int_param, ok
+
+
+@admin_only
+async def create(request: web.Request):
+    req = schemas.parse(schemas.KeyCreate, await json_body(request))
+    return ok(await request.app[DB].run(store.create_key, req.role, req.name), 201)
+
+
+@admin_only
+async def list_(request: web.Request):
+    return ok({"keys": await request.app[DB].run(store.list_keys)})
+
+
+@admin_only
+async def revoke(request: web.Request):
+    return ok(await request.app[DB].run(store.revoke_key, int_param(request, "key_id", "path")))

@@ -1,0 +1,90 @@
+"""Fixtures for the cloud: an app on a fresh SQLite file, keys for each role,
+and a small client that checks statuses."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from cloud.app import init_app
+from cloud.appkeys import DB
+from cloud.config import Config
+from cloud.store import keys as key_store
+
+# Seed 001's create-flow body as written, with the pins its nodes need named.
+SEED_FLOW = {
+    "name": "Temperature Alert",
+    "description": "Monitor temperature and send alerts",
+    "tags": ["temperature", "alerts"],
+    "definition": {
+        "nodes": [
+            {"id": "n1", "type": "dht", "name": "DHT22 Sensor", "config": {"pin": 4}, "x": 100, "y": 200},
+            {"id": "n2", "type": "switch", "name": "Threshold",
+             "config": {"property": "temperature", "op": "gt", "value": "$threshold"}, "x": 300, "y": 200},
+            {"id": "n3", "type": "mqtt_out", "name": "Alert", "config": {"topic": "alert"}, "x": 500, "y": 200},
+        ],
+        "connections": [{"source": "n1", "target": "n2"}, {"source": "n2", "target": "n3"}],
+        "variables": [{"name": "threshold", "type": "number", "value": "30"}],
+    },
+}
+
+
+def _seed_flow() -> dict:
+    return copy.deepcopy(SEED_FLOW)
+
+
+@pytest.fixture
+def seed_flow():
+    """A fresh copy of seed 001's flow body on each call."""
+    return _seed_flow
+
+
+class Api:
+    def __init__(self, client, keys: dict[str, str]):
+        self.client = client
+        self.keys = keys
+        self.app = client.server.app
+
+    async def call(self, method: str, path: str, body=None, role: str | None = "admin", expect: int = 200,
+                   headers: dict | None = None):
+        hdrs = dict(headers or {})
+        if role:
+            hdrs["x-api-key"] = self.keys[role]
+        kwargs = {"headers": hdrs}
+        if body is not None:
+            kwargs["json"] = body
+        resp = await self.client.request(method, "/api/v1" + path, **kwargs)
+        text = await resp.text()
+        assert resp.status == expect, f"{method} {path}: {resp.status} {text}"
+        if resp.status >= 400:
+            assert resp.content_type == "application/problem+json"
+        return (await resp.json(content_type=None)) if text else None
+
+    async def get(self, path, **kw):
+        return await self.call("GET", path, **kw)
+
+    async def post(self, path, body=None, **kw):
+        return await self.call("POST", path, body, **kw)
+
+    async def put(self, path, body=None, **kw):
+        return await self.call("PUT", path, body, **kw)
+
+    async def published_flow(self, body=None) -> dict:
+        flow = await self.post("/flows", body or _seed_flow(), expect=201)
+        return await self.post(f"/flows/{flow['id']}/publish")
+
+    async def devices(self, count: int, board: str = "unix-sim", **fields) -> list[dict]:
+        return [await self.post("/devices", {"board": board, **fields}, expect=201) for _ in range(count)]
+
+
+@pytest.fixture
+def cloud_config(tmp_path) -> Config:
+    return Config(db_url=str(tmp_path / "cloud.db"), mqtt_url=None, secret=b"s" * 32, engine_tick_s=0.05)
+
+
+@pytest.fixture
+async def api(aiohttp_client, cloud_config) -> Api:
+    app = init_app(cloud_config)
+    keys = {role: app[DB].call(key_store.create_key, role)["key"] for role in key_store.ROLES}
+    return Api(await aiohttp_client(app), keys)

@@ -1,0 +1,121 @@
+"""Flows and versions through the HTTP API."""
+
+from __future__ import annotations
+
+
+async def test_seed_001_create_flow_works_as_written(api, seed_flow):
+    flow = await api.post("/flows", seed_flow(), expect=201)
+    assert flow["id"].startswith("flow_") and flow["status"] == "draft" and flow["version"] is None
+    assert flow["definition"]["nodes"][0]["name"] == "DHT22 Sensor"
+    listed = await api.get("/flows")
+    assert [f["id"] for f in listed["flows"]] == [flow["id"]]
+    published = await api.post(f"/flows/{flow['id']}/publish")
+    assert (published["status"], published["version"]) == ("published", 1)
+
+
+async def test_a_draft_may_be_incomplete_but_publishing_reports_every_problem(api, seed_flow):
+    body = seed_flow()
+    body["definition"]["nodes"][0]["config"] = {}
+    body["definition"]["nodes"][1]["type"] = "swtich"
+    body["definition"]["connections"].append({"source": "n3", "target": "n9"})
+    flow = await api.post("/flows", body, expect=201)
+    problem = await api.post(f"/flows/{flow['id']}/publish", expect=422)
+    pointers = {e["pointer"] for e in problem["errors"]}
+    assert "/definition/nodes/0/config/pin" in pointers
+    assert "/definition/nodes/1/type" in pointers
+    assert any(p.startswith("/definition/connections/2") for p in pointers)
+    assert (await api.get(f"/flows/{flow['id']}"))["status"] == "draft"
+
+
+async def test_publish_checks_the_declared_boards(api, seed_flow):
+    body = seed_flow()
+    body["definition"]["nodes"][0]["config"]["pin"] = 35  # ESP32 input-only: fine for a DHT read
+    body["boards"] = ["esp32-devkitc"]
+    flow = await api.post("/flows", body, expect=201)
+    ok = await api.post(f"/flows/{flow['id']}/publish")
+    versions = await api.get(f"/flows/{flow['id']}/versions")
+    assert ok["version"] == 1 and versions["versions"][0]["boards"] == ["esp32-devkitc"]
+    body["definition"]["nodes"][0]["config"]["pin"] = 24  # no GPIO 24 on an ESP32
+    flow2 = await api.post("/flows", body, expect=201)
+    problem = await api.post(f"/flows/{flow2['id']}/publish", expect=422)
+    assert problem["errors"][0]["pointer"] == "/definition/nodes/0/config/pin"
+    assert problem["errors"][0]["boards"] == ["esp32-devkitc"]
+
+
+async def test_without_declared_boards_a_version_records_the_boards_it_fits(api, seed_flow):
+    body = seed_flow()
+    body["definition"]["nodes"][0]["config"]["pin"] = 34  # ESP32-style pin map only
+    flow = await api.published_flow(body)
+    version = (await api.get(f"/flows/{flow['id']}/versions"))["versions"][0]
+    assert "esp32-devkitc" in version["boards"] and "rp2-pico-w" not in version["boards"]
+
+
+async def test_shape_errors_point_at_the_field(api):
+    problem = await api.post("/flows", {"name": "", "definition": {"nodes": "x"}}, expect=422)
+    assert {e["pointer"] for e in problem["errors"]} >= {"/name"}
+    problem = await api.post("/flows", {"name": "x", "definition": {"nodes": "x"}}, expect=422)
+    assert problem["errors"][0]["pointer"].startswith("/definition/nodes")
+
+
+async def test_only_drafts_change(api):
+    flow = await api.published_flow()
+    await api.put(f"/flows/{flow['id']}", {"name": "renamed"}, expect=409)
+    await api.post(f"/flows/{flow['id']}/publish", expect=409)
+
+
+async def test_versions_are_immutable_snapshots_and_restore_appends(api, seed_flow):
+    flow = await api.published_flow()
+    fid = flow["id"]
+    await api.post(f"/flows/{fid}/versions/1/restore")
+    body = seed_flow()
+    body["definition"]["variables"][0]["value"] = "25"
+    body["definition"]["nodes"].append({"id": "n4", "type": "log", "config": {"message": "hot"}})
+    body["definition"]["connections"].append({"source": "n2", "target": "n4", "port": 1})
+    await api.put(f"/flows/{fid}", body)
+    assert (await api.post(f"/flows/{fid}/publish"))["version"] == 2
+    diff = await api.get(f"/flows/{fid}/versions/compare?v1=1&v2=2")
+    assert [n["id"] for n in diff["nodes"]["added"]] == ["n4"]
+    assert diff["connections"]["added"] == [{"source": "n2", "target": "n4", "port": 1}]
+    assert not diff["same"]
+    # restore v1: a new draft; publishing it is v3, and v1, v2 are untouched
+    draft = await api.post(f"/flows/{fid}/versions/1/restore")
+    assert draft["status"] == "draft" and draft["restored_from"] == 1
+    v3 = await api.post(f"/flows/{fid}/publish")
+    versions = (await api.get(f"/flows/{fid}/versions"))["versions"]
+    assert v3["version"] == 3 and [v["version"] for v in versions] == [1, 2, 3]
+    assert versions[2]["restored_from"] == 1
+    v1, v3 = await api.get(f"/flows/{fid}/versions/1"), await api.get(f"/flows/{fid}/versions/3")
+    assert v1["definition"] == v3["definition"] and len(v1["definition"]["nodes"]) == 3
+
+
+async def test_compare_needs_two_existing_versions(api):
+    flow = await api.published_flow()
+    problem = await api.get(f"/flows/{flow['id']}/versions/compare?v1=1", expect=422)
+    assert problem["errors"][0]["pointer"] == "?v2"
+    await api.get(f"/flows/{flow['id']}/versions/compare?v1=1&v2=7", expect=404)
+    await api.get(f"/flows/{flow['id']}/versions/compare?v1=one&v2=1", expect=422)
+
+
+async def test_archive_hides_a_flow_from_the_default_list(api):
+    flow = await api.published_flow()
+    await api.post(f"/flows/{flow['id']}/archive")
+    assert (await api.get("/flows"))["flows"] == []
+    assert [f["id"] for f in (await api.get("/flows?status=archived"))["flows"]] == [flow["id"]]
+
+
+async def test_step_form_flows_are_accepted(api):
+    body = {"name": "maintenance-routine", "steps": [
+        {"node": "clear-cache", "params": {}},
+        {"node": "toggle-feature", "params": {"name": "debug-overlay", "enabled": False}},
+        {"node": "set-log-level", "params": {"level": "warning"}}]}
+    flow = await api.published_flow(body)
+    assert flow["version"] == 1
+    version = (await api.get(f"/flows/{flow['id']}/versions"))["versions"][0]
+    assert version["types"] == ["clear_cache", "set_log_level", "toggle_feature"]
+
+
+async def test_missing_flows_are_404_and_bad_json_is_400(api):
+    await api.get("/flows/flow_nope", expect=404)
+    await api.post("/flows/flow_nope/publish", expect=404)
+    resp = await api.client.post("/api/v1/flows", data=b"{not json", headers={"x-api-key": api.keys["admin"]})
+    assert resp.status == 400 and resp.content_type == "application/problem+json"
