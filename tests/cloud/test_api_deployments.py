@@ -1,0 +1,161 @@
+"""Deployments through the HTTP API, with acks fed to the driver as the
+MQTT bridge would (the broker itself is in test_integration_fleet.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared_schema.envelope import verify
+from shared_schema.messages import Ack
+
+from cloud.app import init_app
+from cloud.appkeys import DB, DRIVER
+from cloud.models import Command
+from cloud.store.devices import record_status
+
+SEED_DEPLOYMENT_CONFIG = {"batch_size": 5, "batch_delay": "5m", "auto_rollback": True, "health_check": True}
+
+
+async def _seed_setup(api):
+    flow = await api.published_flow()
+    devices = [await api.post("/devices", {"id": f"dev_00{i}", "board": "unix-sim"}, expect=201) for i in (1, 2, 3)]
+    body = {"flow_id": flow["id"], "strategy": "rolling", "target_devices": ["dev_001", "dev_002", "dev_003"],
+            "config": dict(SEED_DEPLOYMENT_CONFIG)}
+    return flow, devices, body
+
+
+async def until(predicate, timeout_s=5.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def ack(api, device_id, cmd_id, state, reason=None):
+    api.app[DRIVER].on_ack(device_id, Ack(id=cmd_id, op="deploy", state=state, reason=reason))
+
+
+async def test_seed_001_create_deployment_works_as_written(api):
+    flow, devices, body = await _seed_setup(api)
+    dep = await api.post("/deployments", body, expect=201)
+    assert (dep["status"], dep["strategy"], dep["total_targets"], dep["completed_targets"], dep["failed_targets"]) \
+        == ("pending", "rolling", 3, 0, 0)
+    assert [t["device_id"] for t in dep["targets"]] == ["dev_001", "dev_002", "dev_003"]
+    assert dep["settings"]["batch_delay"] == 300 and dep["settings"]["failure_threshold"] == 20
+
+    started = await api.post(f"/deployments/{dep['id']}/start")
+    assert started["status"] == "running" and started["started_at"]
+    assert {t["status"] for t in started["targets"]} == {"deploying"}
+    commands = api.app[DB].call(lambda: list(Command.select().order_by(Command.id)))
+    assert [c.id for c in commands] == [f"{dep['id']}.dev_00{i}.deploy" for i in (1, 2, 3)]
+    for command, device in zip(commands, devices):
+        head = command.payload[0]
+        assert head["op"] == "deploy" and head["seq"] == 1 and head["flow"] == flow["id"] and head["ver"] == 1
+        assert verify(head, bytes.fromhex(device["credentials"]["hmac_key"]), device["id"])
+
+    for i in (1, 2, 3):
+        for state in ("received", "applied", "healthy"):
+            ack(api, f"dev_00{i}", f"{dep['id']}.dev_00{i}.deploy", state)
+
+    async def done():
+        got = await api.get(f"/deployments/{dep['id']}")
+        return got if got["status"] == "completed" else None
+    final = await until(done)
+    assert (final["completed_targets"], final["counts"]["success"]) == (3, 3)
+    assert [d["status"] for d in (await api.get("/deployments"))["deployments"]] == ["completed"]
+    kinds = [e["kind"] for e in (await api.get(f"/deployments/{dep['id']}/events"))["events"]]
+    assert kinds[:2] == ["created", "start"] and kinds.count("send") == 3 and kinds[-1] == "status"
+
+
+async def test_a_failing_canary_rolls_back_through_the_api(api):
+    flow = await api.published_flow()
+    await api.devices(3, tags=["greenhouse"])
+    dep = await api.post("/deployments", {"flow_id": flow["id"], "strategy": "canary", "target_tags": ["greenhouse"],
+                                          "config": {"canary_percentage": 34}}, expect=201)
+    dep = await api.post(f"/deployments/{dep['id']}/start")
+    canaries = [t["device_id"] for t in dep["targets"] if t["status"] == "deploying"]
+    assert len(canaries) == 2
+    ack(api, canaries[0], f"{dep['id']}.{canaries[0]}.deploy", "healthy")
+    ack(api, canaries[1], f"{dep['id']}.{canaries[1]}.deploy", "rolled_back", "error_rate 0.60 > 0.25")
+
+    async def rolled_back():
+        got = await api.get(f"/deployments/{dep['id']}")
+        return got if got["status"] == "rolled_back" else None
+    final = await until(rolled_back)
+    assert [t["status"] for t in final["targets"]] == ["rolled_back", "failed", "skipped"]
+    rollback = api.app[DB].call(Command.get_by_id, f"{dep['id']}.{canaries[0]}.rollback")
+    assert rollback.payload[0]["op"] == "rollback"
+
+
+async def test_illegal_commands_are_409(api):
+    _, _, body = await _seed_setup(api)
+    dep = await api.post("/deployments", body, expect=201)
+    problem = await api.post(f"/deployments/{dep['id']}/pause", expect=409)
+    assert problem["current_status"] == "pending"
+    await api.post(f"/deployments/{dep['id']}/start")
+    await api.post(f"/deployments/{dep['id']}/start", expect=409)
+    await api.post(f"/deployments/{dep['id']}/pause")
+    assert (await api.post(f"/deployments/{dep['id']}/resume"))["status"] == "running"
+    assert (await api.post(f"/deployments/{dep['id']}/cancel"))["status"] == "cancelled"
+    await api.post(f"/deployments/{dep['id']}/rollback", expect=409)
+    await api.post("/deployments/dep_nope/start", expect=404)
+
+
+async def test_targets_lacking_a_node_type_are_refused_with_ids_and_types(api):
+    flow, _, body = await _seed_setup(api)
+    status = {"state": "online", "types": ["switch", "mqtt_out"], "board": "unix-sim"}
+    api.app[DB].call(record_status, "dev_002", status, 1.0)
+    problem = await api.post("/deployments", body, expect=422)
+    assert problem["missing"] == {"dev_002": ["dht"]}
+    assert problem["errors"] == [{"pointer": "/target_devices/1", "message": "device dev_002 lacks node types: dht"}]
+
+
+async def test_deployment_bodies_are_checked(api):
+    flow, _, body = await _seed_setup(api)
+    problem = await api.post("/deployments", dict(body, target_devices=["dev_001", "ghost"]), expect=422)
+    assert problem["errors"][0]["pointer"] == "/target_devices/1"
+    problem = await api.post("/deployments", dict(body, config={"batch_size": 0, "canary_delay": "1m"}), expect=422)
+    assert {e["pointer"] for e in problem["errors"]} == {"/config/batch_size", "/config/canary_delay"}
+    problem = await api.post("/deployments", dict(body, target_devices=[]), expect=422)
+    assert problem["errors"][0]["pointer"] == "/target_devices"
+    draft = await api.post("/flows", {"name": "empty"}, expect=201)
+    await api.post("/deployments", dict(body, flow_id=draft["id"]), expect=409)
+
+
+async def test_a_flow_in_use_cannot_be_deleted(api):
+    flow, _, body = await _seed_setup(api)
+    dep = await api.post("/deployments", body, expect=201)
+    await api.post(f"/deployments/{dep['id']}/start")
+    problem = await api.call("DELETE", f"/flows/{flow['id']}", expect=409)
+    assert problem["deployments"] == [dep["id"]]
+    await api.post(f"/deployments/{dep['id']}/cancel")
+    await api.call("DELETE", f"/flows/{flow['id']}", expect=204)
+    await api.get(f"/flows/{flow['id']}", expect=404)
+    assert (await api.get(f"/deployments/{dep['id']}"))["status"] == "cancelled"  # history stays
+
+
+async def test_a_restarted_cloud_continues_and_resends_the_same_commands(aiohttp_client, cloud_config, api):
+    _, _, body = await _seed_setup(api)
+    dep = await api.post("/deployments", dict(body, config={"batch_size": 1, "batch_delay": 0}), expect=201)
+    await api.post(f"/deployments/{dep['id']}/start")
+    first = api.app[DB].call(Command.get_by_id, f"{dep['id']}.dev_001.deploy").payload
+    await api.client.close()  # the cloud goes away mid-deployment
+
+    app = init_app(cloud_config)
+    from cloud.store import keys as key_store
+    key = app[DB].call(key_store.create_key, "admin")["key"]
+    client = await aiohttp_client(app)
+    again = app[DB].call(Command.get_by_id, f"{dep['id']}.dev_001.deploy").payload
+    assert again == first  # same id, same seq, same signature: the device will not apply it twice
+    app[DRIVER].on_ack("dev_001", Ack(id=f"{dep['id']}.dev_001.deploy", state="healthy"))
+
+    async def moved_on():
+        resp = await client.get(f"/api/v1/deployments/{dep['id']}", headers={"x-api-key": key})
+        got = await resp.json()
+        return got if got["targets"][1]["status"] == "deploying" else None
+    got = await until(moved_on)
+    assert got["targets"][0]["status"] == "success" and got["targets"][1]["seq"] == 1

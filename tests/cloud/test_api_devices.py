@@ -1,0 +1,66 @@
+"""Provisioning and listing devices."""
+
+from __future__ import annotations
+
+from cloud.appkeys import BOX, DB
+from cloud.models import Device
+from cloud.secrets import hash_token
+from cloud.store.devices import record_status
+
+
+async def test_provision_returns_credentials_once_and_stores_them_protected(api):
+    made = await api.post("/devices", {"id": "dev_001", "board": "unix-sim", "tags": ["lab"],
+                                       "environment": "dev"}, expect=201)
+    creds = made["credentials"]
+    assert made["id"] == "dev_001" and creds["mqtt"]["username"] == "dev_001"
+    assert len(bytes.fromhex(creds["hmac_key"])) == 32
+    shown = await api.get("/devices/dev_001")
+    assert "credentials" not in shown and shown["tags"] == ["lab"] and shown["environment"] == "dev"
+    row = api.app[DB].call(Device.get_by_id, "dev_001")
+    assert row.password_hash == hash_token(creds["mqtt"]["password"])
+    assert creds["hmac_key"] not in row.key_sealed
+    assert api.app[BOX].open(row.key_sealed).hex() == creds["hmac_key"]
+
+
+async def test_provision_hook_registers_the_device_with_the_broker(aiohttp_client, cloud_config):
+    from cloud.app import init_app
+    from cloud.store import keys as key_store
+
+    seen = []
+
+    async def on_provision(device_id, password):
+        seen.append((device_id, password))
+
+    cloud_config.on_provision = on_provision
+    app = init_app(cloud_config)
+    key = app[DB].call(key_store.create_key, "operator")["key"]
+    client = await aiohttp_client(app)
+    resp = await client.post("/api/v1/devices", json={"board": "rp2-pico-w"}, headers={"x-api-key": key})
+    made = await resp.json()
+    assert seen == [(made["id"], made["credentials"]["mqtt"]["password"])]
+
+
+async def test_duplicate_ids_conflict_and_bad_bodies_point_at_fields(api):
+    await api.post("/devices", {"id": "d1", "board": "unix-sim"}, expect=201)
+    await api.post("/devices", {"id": "d1", "board": "unix-sim"}, expect=409)
+    problem = await api.post("/devices", {"id": "bad/id", "board": "zx81"}, expect=422)
+    assert problem["errors"][0]["pointer"] == "/id"
+    problem = await api.post("/devices", {"board": "zx81"}, expect=422)
+    assert problem["errors"][0]["pointer"] == "/board"
+
+
+async def test_list_filters_and_live_state(api):
+    await api.post("/devices", {"id": "a", "board": "unix-sim", "tags": ["x"], "environment": "prod"}, expect=201)
+    await api.post("/devices", {"id": "b", "board": "unix-sim", "environment": "dev"}, expect=201)
+    status = {"state": "online", "fw": "0.1.0", "board": "unix-sim", "types": ["dht", "switch"], "slot": "a",
+              "flow": "flow_1", "ver": 2, "seq": 3, "trial": False, "heap": 40000}
+    assert api.app[DB].call(record_status, "a", status, 1000.0) is True
+    a = await api.get("/devices/a")
+    assert (a["online"], a["state"], a["slot"], a["flow"], a["ver"], a["types"]) == \
+        (True, "online", "a", "flow_1", 2, ["dht", "switch"])
+    assert a["last_seen"].startswith("1970-01-01T00:16:40")
+    assert [d["id"] for d in (await api.get("/devices?environment=prod"))["devices"]] == ["a"]
+    assert [d["id"] for d in (await api.get("/devices?tag=x"))["devices"]] == ["a"]
+    assert [d["id"] for d in (await api.get("/devices?online=false"))["devices"]] == ["b"]
+    await api.call("PATCH", "/devices/b", {"tags": ["y"], "environment": "prod"})
+    assert [d["id"] for d in (await api.get("/devices?environment=prod"))["devices"]] == ["a", "b"]
