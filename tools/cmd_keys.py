@@ -1,0 +1,77 @@
+"""`fleetflow keys`: API keys, straight in the database (no server needed).
+
+    fleetflow keys create --role admin [--name NAME] [--db URL]
+    fleetflow keys list [--db URL]
+    fleetflow keys revoke ID [--db URL]
+
+`create` prints the key once; only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from tools.cmd_serve import DEFAULT_DB
+
+
+def register(sub) -> None:
+    p = sub.add_parser("keys", help="create, list and revoke API keys",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_subparsers(dest="keys_cmd", metavar="ACTION")
+    create = what.add_parser("create", help="make a key and print it (once)")
+    create.add_argument("--role", required=True, choices=("admin", "operator", "viewer"))
+    create.add_argument("--name", default="")
+    create.add_argument("--json", action="store_true")
+    ls = what.add_parser("list", help="keys with their role (never the key itself)")
+    revoke = what.add_parser("revoke", help="stop a key from working")
+    revoke.add_argument("id", type=int)
+    for q in (create, ls, revoke):
+        q.add_argument("--db", default=os.environ.get("FLEETFLOW_DB_URL", DEFAULT_DB))
+    create.set_defaults(func=_create)
+    ls.set_defaults(func=_list)
+    revoke.set_defaults(func=_revoke)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _open(url: str):
+    from cloud import migrations
+    from cloud.db import Database
+
+    db = Database(url)
+    db.peewee.connect(reuse_if_open=True)
+    migrations.migrate(db.peewee)
+    return db
+
+
+def _create(args) -> int:
+    from cloud.store import keys
+
+    made = _open(args.db).call(keys.create_key, args.role, args.name)
+    if args.json:
+        print(json.dumps(made, sort_keys=True))
+    else:
+        print(made["key"])
+    return 0
+
+
+def _list(args) -> int:
+    from cloud.store import keys
+
+    for k in _open(args.db).call(keys.list_keys):
+        print(f"{k['id']:>4}  {k['role']:<8}  {k['prefix']}...  {'revoked' if k['revoked'] else 'active':<7}  {k['name']}")
+    return 0
+
+
+def _revoke(args) -> int:
+    from cloud.errors import NotFound
+    from cloud.store import keys
+
+    try:
+        _open(args.db).call(keys.revoke_key, args.id)
+    except NotFound as exc:
+        print(f"keys: {exc}")
+        return 1
+    print(f"revoked key {args.id}")
+    return 0
