@@ -90,9 +90,8 @@ def deployment_body(args) -> dict:
     elif args.tag:
         body["target_tags"] = [args.tag]
     elif args.environment:
-        body["target_environment"] = args.environment
-    else:
-        body["target_all"] = True
+        body["environment"] = args.environment
+    # --all: the caller fills target_devices with every device it lists
     config: dict = {"auto_rollback": not args.no_auto_rollback, "health_check": not args.no_health_check}
     for name, _kind, _help in SETTINGS:
         value = getattr(args, name)
@@ -120,7 +119,10 @@ def _progress_out(args):
 def _create(args) -> int:
     api = client_mod.from_args(args)
     try:
-        dep = api.create_deployment(deployment_body(args))
+        body = deployment_body(args)
+        if args.all:
+            body["target_devices"] = [d["id"] for d in api.list_devices()]
+        dep = api.create_deployment(body)
         out = _progress_out(args)
         print(f"created deployment {dep['id']} ({args.strategy}) of {args.flow}: "
               f"{api.api_url('/deployments/' + dep['id'])}", file=out)

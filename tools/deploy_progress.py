@@ -25,6 +25,8 @@ def summarize(dep: dict) -> dict:
     batch = dep.get("batch") if isinstance(dep.get("batch"), int) else dep.get("current_batch")
     batches = dep.get("batches") if isinstance(dep.get("batches"), int) else dep.get("total_batches")
     progress = dep.get("progress") if isinstance(dep.get("progress"), dict) else {}
+    if batches is None and any(isinstance(t.get("batch"), int) for t in dep.get("targets") or []):
+        batches = 1 + max(t["batch"] for t in dep["targets"] if isinstance(t.get("batch"), int))
     phase = phase or progress.get("phase")
     batch = batch if batch is not None else progress.get("batch")
     batches = batches if batches is not None else progress.get("batches")

@@ -15,7 +15,7 @@ def _args(argv):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["f1", "--all"], {"flow_id": "f1", "strategy": "rolling", "target_all": True,
+    (["f1", "--all"], {"flow_id": "f1", "strategy": "rolling",
                        "config": {"auto_rollback": True, "health_check": True}}),
     (["f1", "--devices", "a, b,", "--strategy", "canary", "--canary-percentage", "10", "--canary-delay", "20s"],
      {"flow_id": "f1", "strategy": "canary", "target_devices": ["a", "b"],
@@ -25,7 +25,7 @@ def _args(argv):
      {"flow_id": "f2", "strategy": "rolling", "version": 3, "target_tags": ["lab"],
       "config": {"auto_rollback": False, "health_check": True, "batch_size": 5, "health": {"runs": 2, "seconds": 1}}}),
     (["f3", "--environment", "prod", "--strategy", "blue_green"],
-     {"flow_id": "f3", "strategy": "blue_green", "target_environment": "prod",
+     {"flow_id": "f3", "strategy": "blue_green", "environment": "prod",
       "config": {"auto_rollback": True, "health_check": True}}),
 ])
 def test_deployment_body_from_the_command_line(argv, expected):
