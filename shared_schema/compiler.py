@@ -96,8 +96,8 @@ def size_problem(a: Analysis, board: Board) -> Problem | None:
 def compile_program(body: Any, board: Board | str, flow_id: str, version: int, catalog: dict | None = None) -> CompiledProgram:
     """Compile one flow version for one board; raises CompileError with every problem."""
     board = load_board(board)
-    if not isinstance(flow_id, str) or not flow_id:
-        raise CompileError([Problem("", f"flow id must be a non-empty string, got {flow_id!r}")])
+    if not isinstance(flow_id, str) or not 0 < len(flow_id) <= 64:
+        raise CompileError([Problem("", f"flow id must be a string of 1 to 64 characters, got {flow_id!r}")])
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise CompileError([Problem("", f"version must be an integer >= 0, got {version!r}")])
     a = analyse(body, board, catalog)

@@ -40,8 +40,8 @@ class _Open(BaseModel):
 
 class _Retry(_Open):
     on_failure: OnFailure | None = None
-    retries: int | None = Field(default=None, ge=0, le=10)
-    backoff_ms: int | None = Field(default=None, ge=0, le=60_000)
+    retries: int | None = Field(default=None, ge=0, le=5)
+    backoff_ms: int | str | None = None  # milliseconds, or "20ms", "1s"
 
 
 class GraphNode(_Retry):

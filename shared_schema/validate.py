@@ -18,10 +18,15 @@ from shared_schema.models import normalize_type, step_id
 from shared_schema.params import (VAR_NAME, VAR_TYPES, RefError, check_value, coerce_var, expected,
                                   infer_var_type, parse_ms, var_fit_problem, var_ref)
 from shared_schema.problems import Problem, describe, join, suggest
+from shared_schema.rules import node_rule_problems
 
-MAX_ID_LEN = 64
-MAX_RETRIES = 10
-MAX_BACKOFF_MS = 60_000
+# The device's own limits (firmware/fleetflow/program.py): a flow that
+# validates here must load there.
+MAX_ID_LEN = 32
+MAX_NODES = 64
+MAX_EDGES = 256
+MAX_RETRIES = 5
+MAX_BACKOFF_MS = 10_000
 _USE_WORDS = {"in": "an input", "out": "an output", "adc": "an analog input (ADC)", "pwm": "a PWM output"}
 
 
@@ -100,6 +105,8 @@ class _Walk:
         nodes = d.get("nodes")
         if not self._nonempty_list(nodes, "/definition/nodes", "nodes"):
             return
+        if len(nodes) > MAX_NODES:
+            self.add("/definition/nodes", f"{len(nodes)} nodes: a device runs at most {MAX_NODES} per flow; split the flow")
         for i, raw in enumerate(nodes):
             self._node(i, raw, join("/definition/nodes", i), "type", "config", None)
         self._connections(d.get("connections", []))
@@ -110,6 +117,8 @@ class _Walk:
         steps = body["steps"]
         if not self._nonempty_list(steps, "/steps", "steps"):
             return
+        if len(steps) > MAX_NODES:
+            self.add("/steps", f"{len(steps)} steps: a device runs at most {MAX_NODES} per flow; split the flow")
         for i, raw in enumerate(steps):
             self._node(i, raw, join("/steps", i), "node", "params", step_id(i))
         # Steps run in order: each feeds the next on port 0.
@@ -231,6 +240,7 @@ class _Walk:
 
     def _params(self, node: NodeIn, spec: dict, cfg: dict) -> None:
         base = join(node.ptr, node.cfg_key)
+        before = len(self.problems)
         specs = {p["name"]: p for p in spec["params"]}
         for key in cfg:
             if key not in specs:
@@ -272,6 +282,20 @@ class _Walk:
                 value = vvalue
             if ps["type"] == "pin":
                 self._pin(node, int(value), ps.get("use", "in"), ptr)
+        if len(self.problems) == before:
+            for name, message in node_rule_problems(node.type, self._effective(node.params)):
+                self.add(join(base, name), message)
+
+    def _effective(self, params: dict) -> dict:
+        """Params as the device sees them at load: references replaced, escapes undone."""
+        out = {}
+        for name, value in params.items():
+            if isinstance(value, str) and value.startswith("$$"):
+                value = value[1:]
+            elif isinstance(value, str) and value.startswith("$"):
+                value = self.vars[value[1:]][1]
+            out[name] = value
+        return out
 
     def _pin(self, node: NodeIn, pin: int, use: str, ptr: str) -> None:
         board, usable = self.board, format_pins(self.board.pins_for(use))
@@ -300,6 +324,8 @@ class _Walk:
             return
         if not isinstance(conns, list):
             return self.add(base, f"'connections' must be a list of {{source, target, port}}, got {describe(conns)}")
+        if len(conns) > MAX_EDGES:
+            self.add(base, f"{len(conns)} connections: a device takes at most {MAX_EDGES} per flow")
         ids = {n.id: n for n in self.nodes if n.id is not None}
         seen: dict[tuple[int, int, int], str] = {}
         for k, c in enumerate(conns):

@@ -1,6 +1,7 @@
 """`fleetflow flow <sub>`: work with flow definitions.
 
-Local subcommands (files in, no server): `validate`, `compile`, `diff`.
+Local subcommands (files in, no server): `validate`, `compile`, `diff`; the
+cloud's (`create`, `update`, `publish`, `list`) come from tools/flow_remote.py.
 
 Each subcommand is one row of SUBCOMMANDS: `(name, help, add_arguments,
 run)`, where `add_arguments(parser)` declares its options and `run(args)`
@@ -183,4 +184,10 @@ def register(sub) -> None:
         p = flow_sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(p)
         p.set_defaults(func=_guarded(run))
+    try:  # the cloud's subcommands (create, update, publish, list) live in their own module
+        from tools.flow_remote import register_remote
+    except ImportError:
+        register_remote = None
+    if register_remote:
+        register_remote(flow_sub)
     parser.set_defaults(func=lambda _args: parser.print_help() or EXIT_USAGE)

@@ -130,12 +130,22 @@ CASES = [
     ("connections not a list", edited(BASE, ("set", "/definition/connections", {"n1": "n2"})), ESP32,
      ["/definition/connections", "/definition/nodes/1", "/definition/nodes/2", "/definition/nodes/3"], "list"),
     ("on_failure unknown", edited(BASE, ("set", "/definition/nodes/2/on_failure", "retry")), ESP32, ["/definition/nodes/2/on_failure"], "'stop' or 'continue'"),
-    ("node retries too many", edited(BASE, ("set", "/definition/nodes/2/retries", 99)), ESP32, ["/definition/nodes/2/retries"], "between 0 and 10"),
+    ("node retries too many", edited(BASE, ("set", "/definition/nodes/2/retries", 99)), ESP32, ["/definition/nodes/2/retries"], "between 0 and 5"),
     ("x not a number", edited(BASE, ("set", "/definition/nodes/0/x", "left")), ESP32, ["/definition/nodes/0/x"], "number"),
     ("step unknown node", edited(STEPS, ("set", "/steps/1/node", "toggle-feat")), ESP32, ["/steps/1/node"], "did you mean 'toggle_feature'"),
     ("step bad param", edited(STEPS, ("set", "/steps/2/params/level", "loud")), ESP32, ["/steps/2/params/level"], "'warning'"),
     ("step missing param", edited(STEPS, ("set", "/steps/1/params", {})), ESP32, ["/steps/1/params/name"], "missing required"),
     ("empty steps", {"steps": []}, ESP32, ["/steps"], "empty flow"),
+    ("too many steps", {"steps": [{"node": "clear_cache"}] * 65}, ESP32, ["/steps"], "at most 64"),
+    ("node id too long", edited(STEPS, ("set", "/steps/0/id", "x" * 33)), ESP32, ["/steps/0/id"], "at most 32"),
+    ("switch gt on text", edited(BASE, ("set", "/definition/nodes/1/config/value", "hot")), ESP32, ["/definition/nodes/1/config/value"], "compares numbers"),
+    ("switch gt on a text variable", edited(BASE, ("set", "/definition/variables/0/type", "string")), ESP32, ["/definition/nodes/1/config/value"], "compares numbers"),
+    ("switch between reversed", edited(BASE, ("set", "/definition/nodes/1/config/op", "between"), ("set", "/definition/nodes/1/config/value2", 10)),
+     ESP32, ["/definition/nodes/1/config/value2"], "value2 >= value"),
+    ("change round places", edited(BASE, ("set", "/definition/nodes/3/type", "change"), ("set", "/definition/nodes/3/config", {"action": "round", "value": 9})),
+     ESP32, ["/definition/nodes/3/config/value"], "0..6"),
+    ("change rename without to", edited(BASE, ("set", "/definition/nodes/3/type", "change"), ("set", "/definition/nodes/3/config", {"action": "rename"})),
+     ESP32, ["/definition/nodes/3/config/to"], "new field name"),
 ]
 
 
