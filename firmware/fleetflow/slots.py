@@ -210,7 +210,9 @@ class SlotStore:
             except OSError:
                 pass
 
-    def stage_finish(self):
+    def stage_finish(self, validate=None):
+        """Check size and sha, then validate(program bytes) (raises FFError
+        to refuse), then commit the slot file and mark it staged."""
         s = self._stage
         if s is None:
             raise FFError("no stage in progress")
@@ -222,6 +224,15 @@ class SlotStore:
             self.stage_abort()
             raise FFError("corrupted: sha mismatch")
         f.close()
+        if validate is not None:
+            try:
+                with open(self.path("slot_%s.tmp" % slot), "rb") as f:
+                    f.readline()
+                    validate(f.read())
+            except Exception:
+                self._stage = [slot, f, h, header, n]
+                self.stage_abort()
+                raise
         self._stage = None
         os.rename(self.path("slot_%s.tmp" % slot), self.path("slot_" + slot))
         self._apply("staged", slot)

@@ -1,0 +1,264 @@
+# The device agent: the flow runs, the cloud talks to it over MQTT, and the
+# A/B slot store keeps a verified flow to boot whatever happens.
+#
+# One loop, never blocking for long (Agent.step):
+#   link.poll      connect when due (backoff), queue incoming commands, ping
+#   commands       handled here, outside the MQTT callback; acks are queued
+#   interpreter    runs what is due; an escaping exception on trial rolls back
+#   health gate    on trial: confirm or roll back (fleetflow.health)
+#   flush          acks/status/out (QoS 1) then run batches, heartbeat (QoS 0)
+# Nothing escapes step(): the device keeps running its flow without the
+# cloud, and buffers what it has to say (bounded, drops counted).
+import gc
+import json
+import time
+from micropython import const
+
+from fleetflow import VERSION, gate
+from fleetflow.errors import FFError
+from fleetflow.slots import SlotStore
+from fleetflow.link import Link
+from fleetflow.records import RunBuffer
+from fleetflow.health import rule_of, judge, CONFIRM, ROLLBACK
+from fleetflow.commands import Commands
+
+_MAX_OUTBOX = const(24)
+_RUNS_EVERY_MS = const(1000)
+
+
+def _heap():
+    gc.collect()
+    return gc.mem_free()
+
+
+class Agent(Commands):
+    def __init__(self, cfg, root=""):
+        from fleetflow.nodetable import load_table, table_hash
+        from fleetflow.hal import get_hal
+        from fleetflow.interp import Device
+        self.cfg = cfg
+        self.dev = cfg["device_id"]
+        self.board = cfg["board"]
+        types = self.board["nodes"]
+        self.table = load_table(types)
+        self.types = sorted(self.table)
+        self.nt_hash = table_hash(types)
+        self.hal = get_hal(self.board["name"], cfg.get("sim"))
+        self.check_sig = gate.make_checker(self.dev, cfg["key"])
+        self.slots = SlotStore(root, self.check_sig)
+        self.records = RunBuffer(cfg["runs_buffer"])
+        self.device = Device(self.records)
+        self.link = Link(cfg, self._on_connect)
+        self.outbox = []
+        self.out_dropped = 0
+        self.it = None            # the interpreter of the active program
+        self.hdr = None           # the active slot's header
+        self.trial_t0 = 0
+        self.t_boot = time.ticks_ms()
+        self._next_health = 0
+        self._last_runs = 0
+        self._status_due = True
+        Commands.__init__(self)
+
+    # -- boot --
+    def boot(self):
+        before = dict(self.slots.state)
+        booted = self.slots.boot()  # counts a trial boot before anything runs
+        st = self.slots.state
+        if before["trial"] and not st["trial"]:
+            h = before.get("health") or {}
+            reason = (st.get("failed") or {}).get("reason", "boot_loop")
+            print("agent: rolled back at boot:", reason)
+            self._trial_ack(h, "rolled_back", reason)
+        if booted:
+            self._run_slot(booted)
+
+    def _run_slot(self, booted):
+        """Start the program of (slot, header, bytes); roll back if it can't."""
+        if self.it is not None:
+            self.it.stop()
+            self.it = None
+            gc.collect()
+        if booted is None:
+            self.hdr = None
+            return
+        slot, hdr, prog = booted
+        try:
+            p = gate.load(prog, self.board, self.table)
+            del prog
+            from fleetflow.interp import Interpreter
+            self.it = Interpreter(p, self.hal, self.records, self._publish_out, self.device)
+            self.hdr = hdr
+            self.trial_t0 = time.ticks_ms()
+            self.it.start(self.trial_t0)
+        except Exception as e:
+            self.it = None
+            self.hdr = None
+            st = self.slots.state
+            if st["trial"] or st["prev"] is not None:
+                self._rollback("crash: %s: %s" % (type(e).__name__, e))
+            else:
+                print("agent: can't run slot", slot, e)
+        self._status_due = True
+
+    # -- the loop --
+    def run(self):
+        self.boot()
+        while True:
+            try:
+                self.step()
+            except MemoryError:
+                gc.collect()
+            except Exception as e:  # never let anything end the device loop
+                print("agent: step error:", type(e).__name__, e)
+                time.sleep_ms(100)
+            time.sleep_ms(5)
+
+    def step(self):
+        now = time.ticks_ms()
+        self.link.poll(now)
+        while self.link.inbox:
+            self.command(self.link.inbox.pop(0)[1])
+        it = self.it
+        if it is not None:
+            try:
+                it.poll(now)
+            except Exception as e:
+                self._crash(e)
+        if self.slots.state["trial"] and self.it is not None:
+            self._gate(now)
+        self._flush(now)
+
+    def _crash(self, e):
+        reason = "crash: %s: %s" % (type(e).__name__, e)
+        print("agent:", reason)
+        if self.slots.state["trial"]:
+            self._rollback(reason)
+
+    def _gate(self, now):
+        st = self.slots.state
+        h = st.get("health") or {}
+        it = self.it
+        verdict, reason = judge(rule_of(h.get("rule")), it.runs, it.errors,
+                                time.ticks_diff(now, self.trial_t0), self.link.connected)
+        if verdict == CONFIRM:
+            self.slots.confirm()
+            self._trial_ack(h, "healthy", None)
+            self._status_due = True
+        elif verdict == ROLLBACK:
+            self._rollback(reason)
+
+    def _rollback(self, reason, cmd=None):
+        """Back to the previous slot (FFError if there is none)."""
+        h = self.slots.state.get("health") or {}
+        was_trial = self.slots.state["trial"]
+        self.slots.rollback(reason)
+        print("agent: rolled back:", reason)
+        if was_trial:
+            self._trial_ack(h, "rolled_back", reason)
+        active = self.slots.state["active"]
+        booted = None
+        if active is not None:
+            try:
+                hdr, prog = self.slots.read_slot(active)
+                booted = (active, hdr, prog)
+            except Exception as e:
+                print("agent: previous slot unusable:", e)
+        self._run_slot(booted)
+
+    def _trial_ack(self, h, state, reason):
+        if h.get("cmd"):
+            self.ack({"id": h["cmd"], "op": h.get("op", "activate")}, state, reason)
+
+    # -- outgoing --
+    def _queue(self, suffix, payload, qos, retain=False):
+        if len(self.outbox) >= _MAX_OUTBOX:
+            self.outbox.pop(0)
+            self.out_dropped += 1
+        self.outbox.append((suffix, payload, qos, retain))
+
+    def _publish_out(self, topic, payload, qos, retain):
+        # mqtt_out: called from inside a run; only queued here.
+        self._queue("out/" + topic, payload, qos, retain)
+
+    def ack(self, cmd, state, reason=None, **extra):
+        st = self.slots.state
+        a = {"id": cmd.get("id"), "op": cmd.get("op"), "state": state, "reason": reason,
+             "seq": self.hdr["seq"] if self.hdr else st["seq"], "slot": st["active"]}
+        for k in extra:
+            a[k] = extra[k]
+        self.remember(cmd, a)
+        self._queue("ack", json.dumps(a), 1)
+        return a
+
+    def status(self):
+        st = self.slots.state
+        h = self.hdr or {}
+        return {"state": "online", "fw": VERSION, "board": self.board["name"], "nt_hash": self.nt_hash,
+                "types": self.types, "slot": st["active"], "flow": h.get("flow"), "ver": h.get("ver"),
+                "seq": st["seq"], "trial": st["trial"], "heap": _heap(),
+                "failed": st.get("failed")}
+
+    def health(self):
+        it = self.it
+        st = self.slots.state
+        h = self.hdr or {}
+        return {"uptime_s": time.ticks_diff(time.ticks_ms(), self.t_boot) // 1000, "heap": _heap(),
+                "runs": it.runs if it else 0, "errors": it.errors if it else 0,
+                "last_error": it.last_error if it else None, "slot": st["active"], "trial": st["trial"],
+                "flow": h.get("flow"), "ver": h.get("ver"), "dropped": self.records.dropped,
+                "out_dropped": self.out_dropped, "reconnects": self.link.connects}
+
+    def _on_connect(self):
+        # Called from link.poll (not from the MQTT callback): may publish.
+        print("agent: online as", self.dev)
+        self._status_due = True
+        self._next_health = time.ticks_ms()
+
+    def _flush(self, now):
+        link = self.link
+        if not link.connected:
+            return
+        if self._status_due:
+            if not link.publish("status", json.dumps(self.status()), 1, True):
+                return
+            self._status_due = False
+        while self.outbox:
+            suffix, payload, qos, retain = self.outbox[0]
+            if not link.publish(suffix, payload, qos, retain):
+                return
+            self.outbox.pop(0)
+        recs = self.records
+        if len(recs) and (len(recs) >= self.cfg["runs_batch"] or
+                          time.ticks_diff(now, self._last_runs) >= _RUNS_EVERY_MS):
+            n = self.cfg["runs_batch"]
+            body = json.dumps({"dev": self.dev, "runs": recs.peek(n), "dropped": recs.dropped})
+            if not link.publish("runs", body, 1):
+                return
+            recs.take(n)
+            self._last_runs = now
+        if time.ticks_diff(now, self._next_health) >= 0:
+            self._next_health = time.ticks_add(now, self.cfg["health_interval_s"] * 1000)
+            link.publish("health", json.dumps(self.health()), 0)
+
+    def shutdown(self):
+        """A clean stop: say offline (the will covers unclean ones)."""
+        if self.link.connected:
+            self.link.publish("status", b'{"state":"offline"}', 1, True)
+        self.link.close()
+        if self.it is not None:
+            self.it.stop()
+
+
+def main(root=""):
+    from fleetflow import config
+    try:
+        cfg = config.load(root)
+    except FFError as e:
+        print("agent: cannot start:", e.args[0])
+        return
+    agent = Agent(cfg, root)
+    try:
+        agent.run()
+    except KeyboardInterrupt:
+        agent.shutdown()

@@ -1,0 +1,44 @@
+# Device configuration: config.json (provisioning, tools/device_config.py
+# writes it) and board.json (the board definition), both at the filesystem
+# root. Settings are one dict of defaults the files override (mqtt_as style).
+import json
+from fleetflow.errors import FFError
+
+DEFAULTS = {
+    "prefix": "ff",
+    "health_interval_s": 30,   # heartbeat period on ff/<dev>/health
+    "keepalive_s": 30,         # MQTT keepalive; we ping at half of it
+    "socket_timeout_s": 5,     # no read or write waits longer for a dead broker
+    "backoff_min_ms": 500,     # reconnect backoff: doubles per failure ...
+    "backoff_max_ms": 30000,   # ... up to this, with +-25% jitter
+    "runs_buffer": 16,         # run records kept while offline (oldest dropped)
+    "runs_batch": 8,           # records per ff/<dev>/runs message
+    "sim": None,               # simulated sensors (unix-sim HAL)
+}
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError:
+        raise FFError("%s missing: provision the device first" % path)
+    except ValueError:
+        raise FFError("%s is not valid JSON" % path)
+
+
+def load(root=""):
+    """The merged config: DEFAULTS, then config.json; `board` is board.json."""
+    pre = root + "/" if root else ""
+    raw = _read_json(pre + "config.json")
+    cfg = dict(DEFAULTS)
+    cfg.update(raw)
+    for k in ("device_id", "key", "mqtt"):
+        if not cfg.get(k):
+            raise FFError("config.json: %s is required" % k)
+    mq = cfg["mqtt"]
+    mq.setdefault("port", 1883)
+    mq.setdefault("user", cfg["device_id"])
+    mq.setdefault("password", "")
+    cfg["board"] = _read_json(pre + "board.json")
+    return cfg

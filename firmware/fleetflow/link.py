@@ -1,0 +1,167 @@
+# The MQTT link: umqtt.simple plus what a device in the field needs
+# (the behaviour of peterhinch's mqtt_as, in a few lines):
+#  - every socket read and write has a timeout, so a dead broker can't hang
+#    the device (umqtt.simple blocks on reads and on QoS 1 publishes);
+#  - OSError (or any protocol surprise) is the one "the link broke" signal:
+#    the link drops the socket and reconnects later with capped exponential
+#    backoff and jitter, while the caller's flows keep running;
+#  - a last will marks ff/<dev>/status offline (retained);
+#  - a ping goes out within the keepalive;
+#  - incoming messages are only queued in the callback: nothing is published
+#    from inside it (a QoS 1 publish there would re-enter wait_msg).
+import time
+import random
+from micropython import const
+import umqtt.simple as _umqtt
+
+_MAX_INBOX = const(8)
+
+
+class _TimeoutSock:
+    # umqtt.simple calls setblocking(True) after every first byte it reads,
+    # which would clear a timeout; this wrapper turns "blocking" into
+    # "blocking with a timeout".
+    def __init__(self, sock, timeout_s):
+        self._s = sock
+        self._t = timeout_s
+        sock.settimeout(timeout_s)
+
+    def setblocking(self, flag):
+        if flag:
+            self._s.settimeout(self._t)
+        else:
+            self._s.setblocking(False)
+
+    def connect(self, addr):
+        self._s.connect(addr)
+
+    def read(self, *a):
+        r = self._s.read(*a)
+        if r is not None and a and a[0] and not r:
+            raise OSError(-1)  # EOF: the broker closed the connection
+        return r
+
+    def write(self, *a):
+        return self._s.write(*a)
+
+    def close(self):
+        self._s.close()
+
+
+class _SockModule:
+    # Stands in for `usocket` inside umqtt.simple so its sockets get timeouts.
+    timeout_s = 5
+
+    @staticmethod
+    def socket(*a):
+        import socket
+        return _TimeoutSock(socket.socket(*a), _SockModule.timeout_s)
+
+    @staticmethod
+    def getaddrinfo(*a):
+        import socket
+        return socket.getaddrinfo(*a)
+
+
+_umqtt.socket = _SockModule
+
+
+class Link:
+    def __init__(self, cfg, on_connect):
+        mq = cfg["mqtt"]
+        self.dev = cfg["device_id"]
+        self.prefix = cfg["prefix"]
+        self.keepalive_s = cfg["keepalive_s"]
+        self._min_ms = cfg["backoff_min_ms"]
+        self._max_ms = cfg["backoff_max_ms"]
+        _SockModule.timeout_s = cfg["socket_timeout_s"]
+        self._cl = _umqtt.MQTTClient(self.dev, mq["host"], port=mq["port"], user=mq["user"],
+                                     password=mq["password"], keepalive=self.keepalive_s)
+        self._cl.set_callback(self._on_msg)
+        self._on_connect = on_connect
+        self.connected = False
+        self.inbox = []           # (topic, msg) queued by the callback
+        self.inbox_dropped = 0
+        self.failures = 0         # consecutive failed connects (backoff exponent)
+        self.connects = 0
+        self._retry_at = 0
+        self._last_io = 0
+        self.will = None
+
+    def topic(self, suffix):
+        return "%s/%s/%s" % (self.prefix, self.dev, suffix)
+
+    def _on_msg(self, topic, msg):
+        if len(self.inbox) >= _MAX_INBOX:
+            self.inbox.pop(0)
+            self.inbox_dropped += 1
+        self.inbox.append((topic, msg))
+
+    def backoff_ms(self):
+        d = self._min_ms << min(self.failures, 16)
+        if d > self._max_ms:
+            d = self._max_ms
+        # +-25% jitter so a fleet doesn't reconnect in lockstep
+        return d - d // 4 + random.getrandbits(16) % (d // 2 + 1)
+
+    def drop(self, why=None):
+        if self.connected:
+            print("link: down:", why)
+        self.connected = False
+        try:
+            self._cl.sock.close()
+        except Exception:
+            pass
+        self._retry_at = time.ticks_add(time.ticks_ms(), self.backoff_ms())
+
+    def poll(self, now):
+        """Connect when due, read what arrived, ping in time. Never raises."""
+        if not self.connected:
+            if time.ticks_diff(now, self._retry_at) < 0:
+                return
+            try:
+                self._cl.set_last_will(self.topic("status"), b'{"state":"offline"}', retain=True, qos=1)
+                self._cl.connect(clean_session=False)
+                self.connected = True
+                self.failures = 0
+                self.connects += 1
+                self._last_io = now
+                self._cl.subscribe(self.topic("cmd"), qos=1)
+                self._on_connect()
+            except Exception as e:
+                self.failures += 1
+                self.connected = True  # so drop() closes the socket
+                self.drop(e)
+                return
+        try:
+            for _ in range(_MAX_INBOX):
+                n = len(self.inbox)
+                # check_msg() returns None both for "nothing there" and after
+                # delivering a message: the inbox growing tells them apart.
+                if self._cl.check_msg() is None and len(self.inbox) == n:
+                    break
+            if time.ticks_diff(now, self._last_io) >= self.keepalive_s * 500:
+                self._cl.ping()
+                self._last_io = now
+        except Exception as e:
+            self.drop(e)
+
+    def publish(self, suffix, payload, qos=0, retain=False):
+        """True when sent; on failure the link drops and False is returned."""
+        if not self.connected:
+            return False
+        try:
+            self._cl.publish(self.topic(suffix), payload, retain, qos)
+            self._last_io = time.ticks_ms()
+            return True
+        except Exception as e:
+            self.drop(e)
+            return False
+
+    def close(self):
+        if self.connected:
+            try:
+                self._cl.disconnect()
+            except Exception:
+                pass
+        self.connected = False

@@ -1,0 +1,177 @@
+"""A simulated fleetflow device: the real firmware under the MicroPython unix port.
+
+    dev = SimDevice(workdir, "dev1", key_hex, broker.host, broker.port, "pw")
+    dev.start()      # provisions the flash image on first start, then boots
+    dev.kill()       # power cut (SIGKILL): the broker publishes the last will
+    dev.restart()    # clean stop, then boot again from the same flash
+    dev.stop()       # clean: the agent says offline and disconnects
+
+The flash is a LittleFS v2 image the size of a 4 MB ESP32's filesystem
+partition (2 MB), formatted and provisioned BY MicroPython
+(tools/sim_provision.py writes config.json and board.json into it), then
+mounted by firmware/main.py. The process runs
+`.venv/bin/micropython -X heapsize=64k main.py <image>` from the unix-sim
+bundle (tools/bundle.py: the firmware compiled by mpy-cross, as it goes onto
+a board, with umqtt.simple), MICROPYPATH=<bundle>/lib: compiling the firmware
+from source at boot would not fit the 64 KB heap, on a board or here. The
+bundle is built once per firmware change into var/simbundle/. Every
+SimDevice still running when the interpreter exits is killed (no orphans).
+
+`sensors` is the unix-sim HAL's config (fleetflow.hal.sim: {"dht": {"4":
+{"profile": "sine"}}, "pins": {...}, "adc": {...}}); `faults` is merged into
+it (e.g. {"dht": {"13": {"profile": "failing"}}}); `settings` overrides agent
+settings from fleetflow.config.DEFAULTS (health_interval_s, keepalive_s, ...).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import shutil
+import tempfile
+import json
+import os
+import signal
+import subprocess
+import weakref
+from pathlib import Path
+
+from tools import device_config
+
+REPO = Path(__file__).resolve().parent.parent
+MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
+HEAP = "256k"  # see docs/decisions.md "Device heap"
+_LIVE: "weakref.WeakSet[SimDevice]" = weakref.WeakSet()
+
+
+def mpy_env(lib: Path | None = None) -> dict:
+    env = dict(os.environ)
+    env["MICROPYPATH"] = str(lib) if lib else f"{REPO / 'firmware'}:{REPO / 'build' / 'mpy-lib'}"
+    return env
+
+
+def sim_bundle(board: str = "unix-sim") -> Path:
+    """The compiled firmware bundle for `board`, rebuilt when a source changes."""
+    from tools.bundle import build_bundle
+
+    h = hashlib.sha256(board.encode())
+    for src in sorted((REPO / "firmware").rglob("*.py")) + [REPO / "boards" / f"{board}.json"]:
+        h.update(str(src.relative_to(REPO)).encode())
+        h.update(src.read_bytes())
+    root = REPO / "var" / "simbundle"
+    out = root / f"{board}-{h.hexdigest()[:16]}"
+    if not (out / "main.py").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root))
+        build_bundle(board, tmp / "b")
+        try:
+            os.rename(tmp / "b", out)
+        except OSError:
+            pass  # another process built the same bundle first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class SimDevice:
+    def __init__(self, workdir, device_id: str, key_hex: str, mqtt_host: str, mqtt_port: int,
+                 password: str, board: str = "unix-sim", sensors: dict | None = None,
+                 faults: dict | None = None, settings: dict | None = None, prefix: str = "ff"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.device_id = device_id
+        self.key_hex = key_hex
+        self.board = board
+        self.image = self.workdir / f"{device_id}.img"
+        self.log_path = self.workdir / f"{device_id}.log"
+        self.config = json.loads(device_config.render({
+            "device_id": device_id, "mqtt_host": mqtt_host, "mqtt_port": mqtt_port,
+            "mqtt_user": device_id, "mqtt_password": password, "key": key_hex, "prefix": prefix,
+        }, board=board))
+        self.config["sim"] = _merge(sensors or {}, faults or {})
+        self.config.update(settings or {})
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    # -- provisioning --
+    def provision(self) -> None:
+        """Format the flash image and write config.json and board.json (MicroPython does it)."""
+        cfg = self.workdir / f"{self.device_id}.config.json"
+        cfg.write_text(json.dumps(self.config))
+        board = REPO / "boards" / f"{self.board}.json"
+        if self.image.exists():
+            self.image.unlink()
+        proc = subprocess.run([str(MICROPYTHON), str(REPO / "tools" / "sim_provision.py"),
+                               str(self.image), str(cfg), str(board)],
+                              cwd=REPO, env=mpy_env(), capture_output=True, text=True, timeout=60)
+        cfg.unlink()
+        if proc.returncode != 0:
+            raise RuntimeError(f"provisioning {self.device_id} failed:\n{proc.stdout}{proc.stderr}")
+
+    # -- lifecycle --
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        if not self.image.exists():
+            self.provision()
+        bundle = sim_bundle(self.board)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(MICROPYTHON), "-X", f"heapsize={HEAP}", str(bundle / "main.py"), str(self.image)],
+            cwd=REPO, env=mpy_env(bundle / "lib"), stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        _LIVE.add(self)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Clean stop: SIGINT, the agent publishes offline and disconnects."""
+        if self.running:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._close()
+
+    def kill(self) -> None:
+        """Power cut: SIGKILL, no goodbye."""
+        if self.running:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _close(self) -> None:
+        if self._log:
+            self._log.close()
+            self._log = None
+        _LIVE.discard(self)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@atexit.register
+def _kill_all() -> None:
+    for dev in list(_LIVE):
+        dev.kill()
