@@ -73,6 +73,7 @@ class Sweep:
     def ops(self):
         return (
             ("stage", "v1_confirmed", lambda s: self.stage(s, "v2"), ("v1",)),
+            ("deploy", "v1_confirmed", self._deploy, ("v1", "v2")),
             ("activate", "v2_staged", lambda s: s.activate({"runs": 1}), ("v1", "v2")),
             ("boot_on_trial", "v2_trial", lambda s: s.boot(), ("v1", "v2")),
             ("confirm", "v2_trial", lambda s: s.confirm(), ("v2",)),
@@ -81,6 +82,10 @@ class Sweep:
             ("rollback_cmd", "v2_confirmed", lambda s: s.rollback("command"), ("v1", "v2")),
             ("stage_over_prev", "v2_confirmed", lambda s: self.stage(s, "v3"), ("v2",)),
         )
+
+    def _deploy(self, s):
+        self.stage(s, "v2")
+        s.activate({"runs": 1})
 
     def count_writes(self, snap, op):
         self.base.restore(snap)
@@ -143,9 +148,29 @@ class Sweep:
         return {"cut_points": total, "recovered": recovered, "failures": failures, "ops": per_op}
 
 
+def _make_unsafe():
+    # Negative control: a single-slot store that updates the running program
+    # in place (no A/B, no write-and-rename, each chunk committed as it
+    # arrives). The sweep must catch the cut points where this leaves no
+    # verified program, or it proves nothing.
+    from fleetflow import slots
+    slots.idle_slot = lambda st: st["active"] or "a"
+    path = SlotStore.path
+    SlotStore.path = lambda self, name: path(self, name[:-4] if name.startswith("slot_") and name.endswith(".tmp") else name)
+    write = SlotStore.stage_write
+
+    def stage_write(self, data):
+        write(self, data)
+        self._stage[1].flush()
+
+    SlotStore.stage_write = stage_write
+
+
 def main():
     with open(sys.argv[1]) as f:
         spec = json.load(f)
+    if spec.get("unsafe"):
+        _make_unsafe()
     from fleetflow.gate import make_checker, make_runner
     sweep = Sweep(spec, make_checker(spec["dev"], spec["key"]), make_runner(spec["board"]))
     print(json.dumps(sweep.run(spec.get("sample", 1))))
