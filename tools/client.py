@@ -113,6 +113,10 @@ class Client:
     def publish_flow(self, flow_id: str, boards: list[str] | None = None) -> dict:
         return self.post(f"/flows/{flow_id}/publish", {"boards": boards} if boards else {})
 
+    def restore_version(self, flow_id: str, version: int) -> dict:
+        """Make a published flow a draft again, with that version's content."""
+        return self.post(f"/flows/{flow_id}/versions/{version}/restore")
+
     # -- devices ---------------------------------------------------------------------
 
     def list_devices(self, **params) -> list[dict]:
@@ -135,6 +139,9 @@ class Client:
 
     def deployment(self, dep_id: str) -> dict:
         return self.get(f"/deployments/{dep_id}")
+
+    def deployment_events(self, dep_id: str) -> list[dict]:
+        return _items(self.get(f"/deployments/{dep_id}/events"), "events")
 
     def list_deployments(self, **params) -> list[dict]:
         return _items(self.get("/deployments", **params), "deployments")
