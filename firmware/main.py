@@ -4,6 +4,7 @@
 # filesystem partition of a 4 MB ESP32 -- which is mounted at /flash and made
 # the working directory, so the agent sees the same relative paths as on a
 # board.
+import gc
 import sys
 
 
@@ -15,9 +16,23 @@ def _mount_image(path):
     os.chdir("/flash")
 
 
+def _start():
+    from fleetflow import config
+    from fleetflow.errors import FFError
+    try:
+        cfg = config.load()
+    except FFError as e:
+        print("main: cannot start:", e.args[0])
+        return
+    # The node-table hash walks every node's description: do it first, on a
+    # clean heap, before the agent and a flow fill and fragment it.
+    from fleetflow.nodetable import table_hash
+    nt_hash = table_hash(cfg["board"]["nodes"])
+    gc.collect()
+    from fleetflow.agent import main
+    main(cfg, "", nt_hash)
+
+
 if sys.platform == "linux" and len(sys.argv) > 1:
     _mount_image(sys.argv[1])
-
-from fleetflow.agent import main
-
-main()
+_start()

@@ -32,7 +32,7 @@ def _heap():
 
 
 class Agent(Commands):
-    def __init__(self, cfg, root=""):
+    def __init__(self, cfg, root="", nt_hash=None):
         from fleetflow.nodetable import load_table, table_hash
         from fleetflow.hal import get_hal
         from fleetflow.interp import Device
@@ -42,7 +42,7 @@ class Agent(Commands):
         types = self.board["nodes"]
         self.table = load_table(types)
         self.types = sorted(self.table)
-        self.nt_hash = table_hash(types)
+        self.nt_hash = nt_hash or table_hash(types)
         self.hal = get_hal(self.board["name"], cfg.get("sim"))
         self.check_sig = gate.make_checker(self.dev, cfg["key"])
         self.slots = SlotStore(root, self.check_sig)
@@ -250,14 +250,8 @@ class Agent(Commands):
             self.it.stop()
 
 
-def main(root=""):
-    from fleetflow import config
-    try:
-        cfg = config.load(root)
-    except FFError as e:
-        print("agent: cannot start:", e.args[0])
-        return
-    agent = Agent(cfg, root)
+def main(cfg, root="", nt_hash=None):
+    agent = Agent(cfg, root, nt_hash)
     try:
         agent.run()
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@
 #    then the bytes (sha, then the program against board and node table)
 #    before the slot is committed;
 #  - chunk commands are deduplicated by the transfer (fleetflow.transfer),
-#    not by id.
+#    not by id: a re-sent chunk is refused with the `next` wanted.
 # Mixed into Agent (fleetflow.agent), which provides ack(), slots, it, ...
 import json
 from binascii import a2b_base64
@@ -18,7 +18,7 @@ from micropython import const
 
 from fleetflow import gate
 from fleetflow.errors import FFError
-from fleetflow.transfer import Transfer, WRITE
+from fleetflow.transfer import Transfer
 
 _MAX_DONE = const(16)
 _PERSIST = ("stage", "deploy", "activate", "rollback")
@@ -152,18 +152,17 @@ class Commands:
             data = a2b_base64(cmd.get("data") or "")
         except ValueError:
             raise FFError("corrupted: chunk %s is not base64" % cmd.get("i"))
-        if x.offer(cmd.get("i"), data) == WRITE:
-            self.slots.stage_write(data)
-            del data
-            if x.wrote():
-                self.xfer = None
-                self.ack(cmd, "received", next=x.next)
-                try:
-                    self._staged(x.cmd, x.hdr)
-                except FFError as e:
-                    self.ack(x.cmd, "rejected", e.args[0])
-                return
+        x.offer(cmd.get("i"), data)  # raises FFError: rejected with `next`
+        self.slots.stage_write(data)
+        del data
+        done = x.wrote()
         self.ack(cmd, "received", next=x.next)
+        if done:
+            self.xfer = None
+            try:
+                self._staged(x.cmd, x.hdr)
+            except FFError as e:
+                self.ack(x.cmd, "rejected", e.args[0])
 
     def _activate(self, cmd):
         st = self.slots.state

@@ -3,9 +3,10 @@
 # The envelope of a stage/deploy announces `chunks` and `chunk_size`; chunks
 # then arrive as separate commands and go straight into the idle slot's file
 # (SlotStore.stage_write), never held whole in RAM. Rules:
-#  - only chunk `next` is written; a duplicate (i < next) is acked with
-#    `next` and not written again; a chunk past `next` (reordered, or one
-#    went missing) is refused with `next`, so the cloud re-sends from there;
+#  - only chunk `next` is written; a duplicate (i < next) and a chunk past
+#    `next` (reordered, or one went missing) are refused (`rejected`, with
+#    the reason) and the ack's `next` says which chunk the device wants, so
+#    the cloud re-sends from there; nothing already written is touched;
 #  - every chunk but the last is exactly `chunk_size` bytes;
 #  - the transfer lives in RAM across reconnects: the cloud re-sends the
 #    envelope after a reconnect and the device answers with the `next` it
@@ -13,7 +14,6 @@
 from fleetflow.errors import FFError
 
 WRITE = "write"
-DUPLICATE = "duplicate"
 
 
 class Transfer:
@@ -32,13 +32,13 @@ class Transfer:
         return hdr["sha"] == self.hdr["sha"] and hdr["seq"] == self.hdr["seq"]
 
     def offer(self, i, data):
-        """What to do with chunk i: WRITE or DUPLICATE; FFError when refused."""
+        """WRITE when chunk i is the one wanted; FFError (the reason) when refused."""
         if type(i) is not int or i < 0 or i >= self.chunks:
             raise FFError("chunk %s out of range 0..%d" % (i, self.chunks - 1))
         if i < self.next:
-            return DUPLICATE
+            raise FFError("duplicate chunk %d: have 0..%d" % (i, self.next - 1))
         if i > self.next:
-            raise FFError("missing chunk %d (got %d)" % (self.next, i))
+            raise FFError("out of order or missing: want chunk %d, got %d" % (self.next, i))
         last = i == self.chunks - 1
         want = self.hdr["size"] - i * self.chunk_size if last else self.chunk_size
         if len(data) != want:
