@@ -1,0 +1,150 @@
+"""Security refusals: each bad update is a `rejected` ack with its reason, and the running flow goes on.
+
+Real firmware under MicroPython, Mosquitto (amqtt where it is not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from agent_flows import DEV, chunked_cmds, compiled, deploy_cmd, envelope, good_flow, rig, sign_raw
+
+V1_SEQ = 5
+
+
+def _canon(doc: dict) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _v2_doc() -> dict:
+    return json.loads(compiled(good_flow(2), ver=2).text)
+
+
+def _with(doc: dict, fn) -> dict:
+    fn(doc)
+    return doc
+
+
+def _cases() -> list[tuple[str, dict, str]]:
+    """(name, command, expected substring of the reason)."""
+    good = envelope(good_flow(2), ver=2, seq=V1_SEQ + 1)
+    prog = good["prog"].encode()
+    cases = []
+
+    def add(name, env, reason):
+        cases.append((name, dict(env, id=f"bad-{name}", op="deploy", health={"runs": 1, "seconds": 0}), reason))
+
+    add("unsigned", {k: v for k, v in good.items() if k != "sig"}, "unsigned")
+    add("wrong_key", sign_raw(prog, "flow_t", 2, V1_SEQ + 1, key_hex="77" * 32), "bad signature")
+    add("corrupted_before_signing", sign_raw(prog.replace(b'"nodes"', b'"nodez"'), "flow_t", 2, V1_SEQ + 1), "nodes")
+    flipped = prog.replace(b'"offset"', b'"offsex"')
+    add("corrupted_after_signing", dict(good, prog=flipped.decode()), "sha mismatch")
+    add("truncated", dict(good, prog=good["prog"][:-10]), "truncated")
+    add("single_byte", sign_raw(b"{", "flow_t", 2, V1_SEQ + 1), "malformed JSON")
+    add("oversized", sign_raw(b" " * 9000, "flow_t", 2, V1_SEQ + 1), "oversized")
+    wrong_board = compiled(good_flow(2), ver=2, board="esp32-devkitc")
+    add("wrong_board", sign_raw(wrong_board.data, "flow_t", 2, V1_SEQ + 1), "esp32-devkitc")
+    unknown_node = _with(_v2_doc(), lambda d: d["nodes"][1].update(type="teleport"))
+    add("unknown_node", sign_raw(_canon(unknown_node), "flow_t", 2, V1_SEQ + 1), "teleport")
+    pin_doc = _v2_doc()
+    pin_doc["nodes"].append({"id": "led", "type": "gpio_out",
+                             "params": {"pin": 20, "mode": "set", "value": 1, "pulse_ms": 0}})
+    add("unknown_pin", sign_raw(_canon(pin_doc), "flow_t", 2, V1_SEQ + 1), "GPIO 20")
+    add("replayed_seq", envelope(good_flow(2), ver=2, seq=V1_SEQ), "seq")
+    add("older_seq", envelope(good_flow(2), ver=2, seq=V1_SEQ - 2), "seq")
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_refusal_matrix(tmp_path):
+    with rig(tmp_path, "mosquitto") as r:
+        r.status(lambda s: s.get("state") == "online")
+        r.send(deploy_cmd("v1", good_flow(1), ver=1, seq=V1_SEQ))
+        r.ack("v1", "healthy")
+        r.status(lambda s: s.get("ver") == 1 and not s["trial"])
+
+        reasons = {}
+        for name, cmd, want in CASES:
+            r.send(cmd)
+            ack = r.ack(cmd["id"], "rejected")
+            reasons[name] = ack["reason"]
+            assert want in ack["reason"], (name, ack)
+            assert ack["slot"] == "a"
+
+        # chunks: duplicate, reordered and missing are refused with the chunk wanted
+        env, chunks = chunked_cmds("cx", good_flow(2), ver=2, seq=V1_SEQ + 1, chunk_size=64)
+        assert len(chunks) >= 4
+        r.send(env)
+        r.ack("cx", "received")
+        r.send(chunks[0])
+        r.send(chunks[0])  # duplicate
+        r.send(chunks[2])  # reordered
+        r.send(chunks[1])
+        r.send(chunks[3])  # chunk 2 is missing
+        dup = r.ack("cx.0", "rejected")
+        assert dup["reason"].startswith("duplicate chunk 0") and dup["next"] == 1
+        reordered = r.ack("cx.2", "rejected")
+        assert "want chunk 1, got 2" in reordered["reason"] and reordered["next"] == 1
+        missing = r.ack("cx.3", "rejected")
+        assert "want chunk 2, got 3" in missing["reason"] and missing["next"] == 2
+        r.send({"id": "cancel-cx", "op": "cancel", "target": "cx"})
+        assert r.ack("cancel-cx", "received")["cancelled"] == 1
+
+        # the old flow still runs, from the untouched active slot
+        n_runs = len(r.cloud.json_on(f"ff/{DEV}/runs"))
+        deadline = time.monotonic() + 10
+        while len(r.cloud.json_on(f"ff/{DEV}/runs")) < n_runs + 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        latest = r.cloud.json_on(f"ff/{DEV}/runs")[-1]["runs"][-1]
+        assert latest["ver"] == 1 and latest["status"] == "completed"
+        r.send({"id": "p1", "op": "ping"})
+        r.ack("p1", "received")
+        st = r.status()
+        assert st["ver"] == 1 and st["slot"] == "a" and st["seq"] == V1_SEQ and not st["trial"]
+        assert not [a for a in r.cloud.json_on(f"ff/{DEV}/ack") if a.get("state") == "applied" and a["id"] != "v1"]
+        print(json.dumps(reasons, indent=1))
+
+
+@pytest.mark.broker
+def test_exec_ping_and_repeats(tmp_path):
+    with rig(tmp_path, "mosquitto") as r:
+        r.status(lambda s: s.get("state") == "online")
+        r.send({"id": "e0", "op": "exec", "exec": "x0"})
+        assert "no active flow" in r.ack("e0", "rejected")["reason"]
+        r.send(deploy_cmd("v1", good_flow(1, every="60s"), ver=1, seq=1))
+        r.ack("v1", "applied")
+
+        # exec the active flow with overrides: the record says which execution
+        r.send({"id": "e1", "op": "exec", "exec": "x1", "overrides": {"params": {"s2": {"value": 10}}}})
+        done = r.ack("e1", "done")
+        assert done["status"] == "completed" and done["exec"] == "x1"
+        rec = r.cloud.wait_json(f"ff/{DEV}/runs", lambda m: any(x["exec"] == "x1" for x in m["runs"]))
+        assert any(x["exec"] == "x1" for x in rec["runs"])
+        assert r.cloud.wait_json(f"ff/{DEV}/out/tick", lambda m: m["value"] == 11)
+
+        # an inline program (seq 0) runs once and is never stored
+        inline = dict(envelope(good_flow(40), ver=9, seq=0), id="e2", op="exec", exec="x2")
+        r.send(inline)
+        assert r.ack("e2", "done")["status"] == "completed"
+        assert r.cloud.wait_json(f"ff/{DEV}/out/tick", lambda m: m["value"] == 41)
+        assert r.status()["ver"] == 1
+
+        # a repeated command id is acked again, not run again
+        r.send({"id": "e1", "op": "exec", "exec": "x1"})
+        again = r.cloud.wait_json(f"ff/{DEV}/ack", lambda a: a.get("id") == "e1" and a.get("repeat"))
+        assert again["state"] == "done"
+        x1_runs = [x for m in r.cloud.json_on(f"ff/{DEV}/runs") for x in m["runs"] if x["exec"] == "x1"]
+        assert len(x1_runs) == 1
+        # bad JSON and unknown ops are refused, never crash the device
+        r.cloud.publish(f"ff/{DEV}/cmd", b"{not json")
+        r.send({"id": "u1", "op": "selfdestruct"})
+        assert "known op" in r.ack("u1", "rejected")["reason"]
+        r.send({"id": "p2", "op": "ping"})
+        r.ack("p2", "received")
