@@ -11,6 +11,16 @@ _ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
 
 
 def _str(s, out):
+    # Most strings need no escaping: append them whole. One list item per
+    # character made the node-table dump a list of ~8000 items, a 64 KB
+    # allocation the device heap can't always find at boot.
+    for ch in s:
+        c = ord(ch)
+        if c < 0x20 or c > 0x7e or ch == '"' or ch == "\\":
+            break
+    else:
+        out.append('"' + s + '"')
+        return
     out.append('"')
     for ch in s:
         e = _ESC.get(ch)

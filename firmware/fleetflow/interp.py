@@ -11,24 +11,48 @@
 #   a failing node is retried `retries` times with doubling backoff, but
 #   never past the run's time budget; delay and pulse use timers, so no
 #   node holds the device loop;
-# - every run leaves a record in the RunBuffer.
-# Everything is precomputed at construction; the hot loop is list indexing.
+# - every run leaves a record in the RunBuffer (fleetflow.records).
+#
+# Speed: everything is precomputed here, so the hot loop is list indexing.
+# The common case -- a node whose only successor is the next node and has
+# no other input -- hands its output straight on (a "hop"), without the
+# inbox. Per node the loop stores the finishing tick and the output; the
+# record turns them into durations and summaries only when it is read.
 import gc
 import time
 from micropython import const
 
 from fleetflow.errors import FFError
-from fleetflow.records import RunBuffer, to_dict
+from fleetflow.records import RunBuffer, to_dict, new_record, _nones
 
 LEVELS = ("debug", "info", "warning", "error")
 
-_PLAIN = const(0)
-_ROUTER = const(1)
-_SOURCE = const(2)
+_NOHOP = const(-1)     # deliver through the inbox
+_ROUTER = const(-2)
+_SOURCE = const(-3)
+_FAILED = const(-4)    # set when a node failed for good
+# record header fields (the same as fleetflow.records; a test holds them equal)
+_H = const(14)
+_RUN = const(-14)
+_TRIG = const(-13)
+_EXEC = const(-12)
+_STATUS = const(-11)
+_T_MS = const(-10)
+_T0 = const(-9)
+_T_END = const(-8)
+_OUTS = const(-7)
+_PORTS = const(-6)
+_ERRS = const(-5)
+_EXTRA = const(-4)
+_LOGS = const(-3)
+_ERR = const(-2)
+_PROG = const(-1)
 _EMPTY = {}            # the message a root gets on exec; nodes never change messages
+_FAIL = object()
 
 _ticks_us = time.ticks_us
 _diff = time.ticks_diff
+_PERIOD = time.ticks_add(0, -1) + 1     # the tick counter wraps here
 
 
 def _print_publish(topic, payload, qos, retain):
@@ -39,6 +63,32 @@ def _err_text(e):
     if isinstance(e, OSError) and e.args and e.args[0] == 110:
         return "OSError: ETIMEDOUT"
     return "%s: %s" % (type(e).__name__, e)
+
+
+def _wrap(run, i, ctx):
+    # nodes that log (LOGS = True) get their index set, so the log line
+    # names them; the others pay nothing for it
+    def w(cfg, mem, msg, c):
+        ctx.i = i
+        return run(cfg, mem, msg, c)
+    return w
+
+
+def _deliver(inbox, targets, msg):
+    for j in targets:
+        x = inbox[j]
+        if x is None:
+            inbox[j] = msg
+        elif x.__class__ is list:
+            x.append(msg)
+        else:
+            inbox[j] = [x, msg]
+
+
+def _record(run_no, trig, exec_id, status, now_ms, err, prog):
+    """A record of a run that ran no node (refused overrides, a cancel)."""
+    t = _ticks_us()
+    return [run_no, trig, exec_id, status, now_ms, t, t, None, None, None, None, None, err, prog]
 
 
 class Device:
@@ -63,19 +113,22 @@ class Ctx:
         self.hal = hal
         self.dev = dev
         self.publish = publish
+        self.i = None          # the node running (set for nodes with LOGS)
         self._interp = interp
-        self._rows = None
         self._logs = None
+        self._in_run = False
 
     def log(self, level, text):
         lv = LEVELS.index(level) if level in LEVELS else 1
         if lv < LEVELS.index(self.dev.log_level):
             return
-        if self._logs is None:      # outside a run (a timer)
+        if not self._in_run:    # from a timer, outside any run
             print("[%s] %s" % (LEVELS[lv], text))
-        elif len(self._logs) < self._interp.max_logs:
-            # the row this node will get: rows are appended after the node ran
-            self._logs.append((LEVELS[lv], len(self._rows), text))
+            return
+        if self._logs is None:
+            self._logs = []
+        if len(self._logs) < self._interp.max_logs:
+            self._logs.append((LEVELS[lv], self.i, text))
 
     def later(self, ms, fn, arg):
         """Call fn(arg) after ms, from poll(); never blocks."""
@@ -84,7 +137,7 @@ class Ctx:
     def resume(self, ms, idx, msg):
         """Deliver msg to the successors of node idx after ms, as a new run."""
         it = self._interp
-        it._timers.append([time.ticks_add(self.now_ms, ms), None, (idx, msg), it._exec, it._cfgs])
+        it._timers.append([time.ticks_add(self.now_ms, ms), None, (idx, msg), it._exec, it._calls_run])
 
 
 class Interpreter:
@@ -98,52 +151,68 @@ class Interpreter:
             device.records = self.records
         self.dev = device
         self.max_logs = max_logs
-        self.ctx = Ctx(self, hal, device, publish or _print_publish)
+        ctx = self.ctx = Ctx(self, hal, device, publish or _print_publish)
         self.runs = 0
         self.errors = 0
         self.last_error = None
-        n = len(p.ids)
-        self._n = n
-        self._fns = [m.run for m in p.mods]
+        n = self._n = len(p.ids)
+        self._budget_us = p.run_ms * 1000
         self._succ = p.succ
-        self._succ0 = [s[0] for s in p.succ]
         self._inbox = [None] * n
-        self._mems = [None] * n
-        self._cont = p.continue_on
-        self._kinds = [_PLAIN] * n
-        self._trig = [None] * n
-        self._polls = []      # [idx, every_ms, next_due_ms]
-        self._edges = []      # (idx, edge fn)
-        self._boots = []
-        self._timers = []     # [due_ms, fn | None (continuation), arg, exec_id, cfgs]
+        self._has_router = False
+        fns = []
+        mems = [None] * n
+        nx = []                # next node to hop to, or _NOHOP / _ROUTER / _SOURCE
+        self._rhop = [None] * n  # a router's hop per port (or -1)
+        self._polls = []       # [idx, every_ms, next_due_ms, trigger]
+        self._edges = []       # (idx, edge fn, trigger)
+        self._boots = []       # (idx, trigger)
+        self._timers = []      # [due_ms, fn | None (continuation), arg, exec_id, cfgs]
         self._roots = [i for i in range(n) if p.indeg[i] == 0]
         self._run_no = 0
         self._exec = None
-        self._cfgs = p.cfgs
+        self._calls_run = None
+        self._err = None
         self._stopped = False
         for i in range(n):
             mod = p.mods[i]
+            fns.append(_wrap(mod.run, i, ctx) if getattr(mod, "LOGS", False) else mod.run)
+            nx.append(self._hop(i, 0))
             if mod.PORTS > 1:
-                self._kinds[i] = _ROUTER
+                self._has_router = True
+                nx[i] = _ROUTER
+                self._rhop[i] = tuple(self._hop(i, k) for k in range(mod.PORTS))
             setup = getattr(mod, "setup", None)
             if setup is not None:
                 try:
-                    self._mems[i] = setup(p.cfgs[i], hal, i)
+                    mems[i] = setup(p.cfgs[i], hal, i)
                 except Exception as e:
                     raise FFError("%s: setup failed: %s" % (p.ids[i], _err_text(e)))
             if mod.KIND != "source":
                 continue
-            self._kinds[i] = _SOURCE
-            every = p.params[i].get("every", 0)
+            nx[i] = _SOURCE
             if mod.TRIGGER == "edge":
-                self._edges.append((i, mod.edge))
-                self._trig[i] = "edge:" + p.ids[i]
-            elif every:
-                self._polls.append([i, every, 0])
-                self._trig[i] = "poll:" + p.ids[i]
+                self._edges.append((i, mod.edge, "edge:" + p.ids[i]))
+            elif p.every.get(i):
+                self._polls.append([i, p.every[i], 0, "poll:" + p.ids[i]])
             else:
-                self._boots.append(i)
-                self._trig[i] = "boot:" + p.ids[i]
+                self._boots.append((i, "boot:" + p.ids[i]))
+        self._reclen = n + _H
+        self._nones = _nones(n)
+        # per node (run fn, cfg, mem, next): one unpack in the hot loop
+        self._calls = [(fns[i], p.cfgs[i], mems[i], nx[i]) for i in range(n)]
+        # what every run needs, fetched in one go
+        self._hot = (n, self._inbox, self._budget_us, ctx, p, self._rhop)
+
+    def _calls_for(self, cfgs):
+        c = self._calls
+        return [(c[i][0], cfgs[i], c[i][2], c[i][3]) for i in range(self._n)]
+
+    def _hop(self, i, port):
+        s = self.prog.succ[i][port]
+        if len(s) == 1 and s[0] == i + 1 and self.prog.indeg[i + 1] == 1:
+            return i + 1
+        return _NOHOP
 
     # -- triggers ---------------------------------------------------------
 
@@ -151,11 +220,9 @@ class Interpreter:
         """Fire the boot triggers; polled sources become due now. Returns runs done."""
         for ent in self._polls:
             ent[2] = now_ms
-        done = 0
-        for i in self._boots:
-            self._source_run(i, now_ms)
-            done += 1
-        return done
+        for i, trig in self._boots:
+            self._execute(trig, i, _EMPTY, None, self._calls, now_ms)
+        return len(self._boots)
 
     def poll(self, now_ms):
         """Run what is due: timers, GPIO edges, polled sources. Returns runs done.
@@ -166,17 +233,17 @@ class Interpreter:
         if self._stopped:
             return 0
         t0 = _ticks_us()
-        budget = self.prog.run_ms * 1000
+        budget = self._budget_us
         done = 0
         if self._timers:
             done += self._fire_timers(now_ms, t0, budget)
-        mems = self._mems
-        cfgs = self.prog.cfgs
-        for i, edge in self._edges:
+        calls = self._calls
+        for i, edge, trig in self._edges:
             if _diff(_ticks_us(), t0) > budget:
                 return done
-            if edge(cfgs[i], mems[i], now_ms):
-                self._source_run(i, now_ms)
+            c = calls[i]
+            if edge(c[1], c[2], now_ms):
+                self._execute(trig, i, _EMPTY, None, calls, now_ms)
                 done += 1
         for ent in self._polls:
             if _diff(now_ms, ent[2]) < 0:
@@ -186,7 +253,7 @@ class Interpreter:
             nxt = time.ticks_add(ent[2], ent[1])
             # after a stall, don't run the missed polls in a burst
             ent[2] = nxt if _diff(nxt, now_ms) > 0 else time.ticks_add(now_ms, ent[1])
-            self._source_run(ent[0], now_ms)
+            self._execute(ent[3], ent[0], _EMPTY, None, calls, now_ms)
             done += 1
         return done
 
@@ -198,14 +265,21 @@ class Interpreter:
             cfgs = self.prog.cfgs_for(overrides)
         except FFError as e:
             self._run_no += 1
-            rec = [self._run_no, "exec", exec_id, "failed", now_ms, 0, [], [],
-                   "bad overrides: " + e.args[0], self.prog]
+            rec = _record(self._run_no, "exec", exec_id, "failed", now_ms,
+                          "bad overrides: " + e.args[0], self.prog)
             self.records.append(rec)
             return to_dict(rec)
-        inbox = self._inbox
-        for i in self._roots:
-            inbox[i] = _EMPTY
-        return to_dict(self._execute("exec", self._roots[0], exec_id, cfgs, now_ms))
+        calls = self._calls
+        if cfgs is not self.prog.cfgs:
+            calls = self._calls_for(cfgs)
+        roots = self._roots
+        for i in roots[1:]:
+            self._inbox[i] = _EMPTY
+        return to_dict(self._execute("exec", roots[0], _EMPTY, exec_id, calls, now_ms))
+
+    def run_from(self, idx, msg, now_ms=0, trigger="inject", exec_id=None):
+        """Deliver msg to node idx and run from there (tests, benchmarks); the compact record."""
+        return self._execute(trigger, idx, msg, exec_id, self._calls, now_ms)
 
     def cancel(self, exec_id):
         """Drop the pending continuations (delays) of an execution; returns how many."""
@@ -214,9 +288,13 @@ class Interpreter:
         self._timers = keep
         if n:
             self._run_no += 1
-            self.records.append([self._run_no, "cancel", exec_id, "cancelled", None, 0, [], [],
-                                 "cancelled: %d pending continuation(s) dropped" % n, self.prog])
+            self.records.append(_record(self._run_no, "cancel", exec_id, "cancelled", None,
+                                        "cancelled: %d pending continuation(s) dropped" % n, self.prog))
         return n
+
+    def pending(self):
+        """How many timers (delay continuations, pulse ends) are waiting."""
+        return len(self._timers)
 
     def stop(self):
         self._stopped = True
@@ -226,15 +304,11 @@ class Interpreter:
             td = getattr(p.mods[i], "teardown", None)
             if td is not None:
                 try:
-                    td(p.cfgs[i], self._mems[i])
+                    td(p.cfgs[i], self._calls[i][2])
                 except Exception:
                     pass
 
     # -- internals --------------------------------------------------------
-
-    def _source_run(self, i, now_ms):
-        self._inbox[i] = _EMPTY
-        return self._execute(self._trig[i], i, None, self.prog.cfgs, now_ms)
 
     def _fire_timers(self, now_ms, t0, budget):
         done = 0
@@ -255,125 +329,190 @@ class Interpreter:
                     self.last_error = "timer: " + _err_text(e)
                 continue
             idx, msg = t[2]
-            inbox = self._inbox
-            for j in self._succ0[idx]:
-                x = inbox[j]
-                if x is None:
-                    inbox[j] = msg
-                elif x.__class__ is list:
-                    x.append(msg)
-                else:
-                    inbox[j] = [x, msg]
-            self._execute("delay:" + self.prog.ids[idx], idx + 1, t[3], t[4], now_ms)
+            _deliver(self._inbox, self._succ[idx][0], msg)
+            self._execute("delay:" + self.prog.ids[idx], idx + 1, None, t[3], t[4], now_ms)
             done += 1
         return done
 
-    def _retry(self, i, cfg, m, e, t_run):
-        p = self.prog
-        n = p.retries[i]
-        back = p.backoff_ms[i]
-        budget = p.run_ms * 1000
+    def _retry(self, i, fn, cfg, mem, m, e, t_run):
+        """Retry node i after an error; its output, or _FAIL (reason in self._err)."""
+        pol = self.prog.policy[i]
+        n = pol[1] if pol else 0
+        back = pol[2] if pol else 0
         ctx = self.ctx
+        ctx.i = i
         for a in range(n):
             if back:
-                if _diff(_ticks_us(), t_run) + back * 1000 > budget:
+                if _diff(_ticks_us(), t_run) + back * 1000 > self._budget_us:
                     ctx.log("warning", "no retry: backoff %d ms would pass the run budget" % back)
                     break
                 time.sleep_ms(back)
             ctx.log("warning", "%s; retry %d/%d" % (_err_text(e), a + 1, n))
             back *= 2
             try:
-                return self._fns[i](cfg, self._mems[i], m, ctx), None
+                return fn(cfg, mem, m, ctx)
             except Exception as e2:
                 e = e2
-        return None, _err_text(e)
+        self._err = _err_text(e)
+        return _FAIL
 
-    def _execute(self, trig, start, exec_id, cfgs, now_ms):
+    def _fanin(self, i, q, calls, extra, t_run, steps_left):
+        """Run node i once per queued message (several inputs delivered);
+        rows go to `extra`. Returns (run error or None, steps left)."""
+        p = self.prog
+        ctx = self.ctx
+        fn, cfg, mem, _ = calls[i]
+        router = p.mods[i].PORTS > 1
+        for m in q:
+            if steps_left <= 0:
+                return "step budget: more than %d node runs" % p.steps, 0
+            steps_left -= 1
+            t0 = _ticks_us()
+            ctx.i = i
+            try:
+                r = fn(cfg, mem, m, ctx)
+            except Exception as ex:
+                r = self._retry(i, fn, cfg, mem, m, ex, t_run)
+            t1 = _ticks_us()
+            if r is _FAIL:
+                extra.append((i, _diff(t1, t0), None, None, self._err))
+                if not p.continue_on(i):
+                    return "%s: %s" % (p.ids[i], self._err), steps_left
+            elif router:
+                extra.append((i, _diff(t1, t0), m, r, None))
+                _deliver(self._inbox, self._succ[i][r], m)
+            elif r is not None and r.__class__ is not str:
+                extra.append((i, _diff(t1, t0), r, 0, None))
+                _deliver(self._inbox, self._succ[i][0], r)
+            else:
+                extra.append((i, _diff(t1, t0), r, None, None))
+            if _diff(t1, t_run) > self._budget_us:
+                return "time budget: run passed %d ms" % p.run_ms, steps_left
+        return None, steps_left
+
+    def _execute(self, trig, i, m, exec_id, calls, now_ms):
+        """One run from node i with message m (None: start from the inbox at i)."""
         self._run_no += 1
         self._exec = exec_id
-        self._cfgs = cfgs
-        ctx = self.ctx
+        self._calls_run = calls
+        n, inbox, budget, ctx, p, rhop = self._hot
         ctx.now_ms = now_ms
-        rows = []
-        logs = []
-        ctx._rows = rows
-        ctx._logs = logs
-        inbox = self._inbox
-        fns = self._fns
-        mems = self._mems
-        kinds = self._kinds
-        succ0 = self._succ0
-        n = self._n
-        max_steps = self.prog.steps
-        budget = self.prog.run_ms * 1000
-        steps = 0
+        ctx._in_run = True
+        spare = self.records._spare
+        if spare and len(spare[-1]) == self._reclen and (spare[-1][_PORTS] is not None
+                                                         or not self._has_router):
+            tl = spare.pop()        # its outs were cleared when it was recycled
+            tl[0:n] = self._nones
+            outs = tl[_OUTS]
+            ports = tl[_PORTS]      # a router always sets its port when it runs
+        else:
+            tl = new_record(n, self._has_router)
+            outs = tl[_OUTS]
+            ports = tl[_PORTS]
+        errs = None
+        extra = None
         err = None
-        t_run = t = _ticks_us()
-        i = start
-        while i < n:
-            m = inbox[i]
-            if m is None:
+        tick = _ticks_us
+        steps_left = p.steps - n    # beyond one run per node (only fan-in repeats)
+        t_run = tick()
+        # raw compare in the loop; when the tick counter could wrap during
+        # this run, every node takes the exact check instead
+        limit = t_run + budget
+        if limit >= _PERIOD:
+            limit = -1
+        if m is None:
+            # a continuation: its messages are already in the inbox, one per node
+            while i < n and inbox[i] is None:
                 i += 1
-                continue
-            if m.__class__ is list:         # several messages (fan-in): one at a time
-                q = m
-                m = q.pop(0)
-                if not q:
-                    inbox[i] = None
-            else:
+            if i < n:
+                m = inbox[i]
                 inbox[i] = None
-            steps += 1
-            if steps > max_steps:
-                err = "step budget: more than %d node runs" % max_steps
-                break
+        while m is not None:
+            fn, cfg, mem, j = calls[i]
             try:
-                r = fns[i](cfgs[i], mems[i], m, ctx)
-                e = None
+                r = fn(cfg, mem, m, ctx)
             except Exception as ex:
-                r, e = self._retry(i, cfgs[i], m, ex, t_run)
-            t1 = _ticks_us()
-            k = kinds[i]
-            if e is not None:
-                rows.append((i, _diff(t1, t), None, None, e))
-                if not self._cont[i]:
-                    err = "%s: %s" % (self.prog.ids[i], e)
+                r = self._retry(i, fn, cfg, mem, m, ex, t_run)
+                if r is _FAIL:
+                    j = _FAILED
+            t1 = tick()
+            tl[i] = t1
+            if j > 0:                       # hop: straight to the next node
+                if r is not None:
+                    outs[i] = r
+                    if t1 > limit and _diff(t1, t_run) > budget:
+                        err = "time budget: run passed %d ms" % p.run_ms
+                        break
+                    m = r
+                    i = j
+                    continue
+            elif j == _ROUTER:
+                outs[i] = m
+                ports[i] = r
+                j = rhop[i][r]
+                if j > 0:
+                    if t1 > limit and _diff(t1, t_run) > budget:
+                        err = "time budget: run passed %d ms" % p.run_ms
+                        break
+                    i = j
+                    continue
+                _deliver(inbox, self._succ[i][r], m)
+            elif j == _FAILED:
+                if errs is None:
+                    errs = {}
+                errs[i] = self._err
+                if not p.continue_on(i):
+                    err = "%s: %s" % (p.ids[i], self._err)
                     break
-            elif r is None:
-                rows.append((i, _diff(t1, t), None, None, None))
-            else:
-                if k == _ROUTER:
-                    rows.append((i, _diff(t1, t), m, r, None))
-                    targets = self._succ[i][r]
-                    r = m
-                elif k == _SOURCE and r.__class__ is str:
-                    rows.append((i, _diff(t1, t), r, None, None))   # failure as data
-                    targets = ()
-                else:
-                    rows.append((i, _diff(t1, t), r, 0, None))
-                    targets = succ0[i]
-                for j in targets:
-                    x = inbox[j]
-                    if x is None:
-                        inbox[j] = r
-                    elif x.__class__ is list:
-                        x.append(r)
-                    else:
-                        inbox[j] = [x, r]
-            if _diff(t1, t_run) > budget:
-                err = "time budget: run passed %d ms" % self.prog.run_ms
+            elif r is not None:
+                outs[i] = r
+                if j != _SOURCE or r.__class__ is not str:   # a str: failure as data
+                    _deliver(inbox, self._succ[i][0], r)
+            if t1 > limit and _diff(t1, t_run) > budget:
+                err = "time budget: run passed %d ms" % p.run_ms
                 break
-            t = _ticks_us()
+            # the next node with something in its inbox; several inputs
+            # (fan-in) run there and then, one run each
+            m = None
+            i += 1
+            while i < n:
+                m = inbox[i]
+                if m is None:
+                    i += 1
+                    continue
+                inbox[i] = None
+                if m.__class__ is not list:
+                    break
+                if extra is None:
+                    extra = []
+                err, steps_left = self._fanin(i, m, calls, extra, t_run, steps_left)
+                m = None
+                if err is not None:
+                    break
+                i += 1
+            if err is not None:
+                break
         if err is not None:
-            for j in range(n):
-                inbox[j] = None
+            for k in range(n):
+                inbox[k] = None
             self.errors += 1
             self.last_error = err
         self.runs += 1
-        ctx._rows = None
-        ctx._logs = None
+        ctx._in_run = False
         self._exec = None
-        self._cfgs = self.prog.cfgs
-        rec = [self._run_no, trig, exec_id, "failed" if err else "completed", now_ms,
-               _diff(_ticks_us(), t_run), rows, logs, err, self.prog]
+        tl[_RUN] = self._run_no
+        tl[_TRIG] = trig
+        tl[_EXEC] = exec_id
+        tl[_STATUS] = "failed" if err else "completed"
+        tl[_T_MS] = now_ms
+        tl[_T0] = t_run
+        tl[_T_END] = tick()
+        tl[_ERRS] = errs
+        tl[_EXTRA] = extra
+        tl[_LOGS] = ctx._logs
+        tl[_ERR] = err
+        tl[_PROG] = p
+        rec = tl
+        ctx._logs = None
         self.records.append(rec)
         return rec

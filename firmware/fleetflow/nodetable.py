@@ -63,56 +63,34 @@ def load_table(types=None):
     return Table(tuple(ts))
 
 
-def node_json(mod):
-    from fleetflow.params import spec_json
-    d = {
-        "kind": mod.KIND,
-        "trigger": mod.TRIGGER,
-        "ports": mod.PORTS,
-        "doc": mod.DOC,
-        "params": [spec_json(s) for s in mod.PARAMS],
-    }
-    emits = getattr(mod, "EMITS", None)
-    if emits:
-        d["emits"] = list(emits)
-    return d
+# The catalog dump lives in fleetflow/nodedump.py, imported only when asked
+# for (the host's catalog generation, the agent's hash at connect), so the
+# running firmware doesn't carry it.
 
 
-def _nodes(types):
-    # Imports every node of `types`, then unloads those the running flow
-    # didn't already have loaded, so a hash at connect time costs no RAM.
+def _dumped(fn, types):
+    # import the dump code, use it, let it go again
     import sys
-    import fleetflow.nodes as pkg
-    before = set(k for k in sys.modules if k.startswith("fleetflow.nodes."))
-    table = load_table(types)
-    out = {t: node_json(table[t]) for t in table}
-    for t in table:
-        name = "fleetflow.nodes." + t
-        if name not in before and name in sys.modules:
-            del sys.modules[name]
-            if hasattr(pkg, t):
-                delattr(pkg, t)
-    return out
-
-
-def _hash(nodes):
-    from fleetflow import canon
-    import hashlib
-    import binascii
-    return binascii.hexlify(hashlib.sha256(canon.dumps(nodes).encode()).digest()).decode()
+    import fleetflow
+    from fleetflow import nodedump
+    try:
+        return getattr(nodedump, fn)(types)
+    finally:
+        sys.modules.pop("fleetflow.nodedump", None)
+        if hasattr(fleetflow, "nodedump"):
+            delattr(fleetflow, "nodedump")
 
 
 def table_hash(types=None):
     """sha256 hex of the canonical JSON of the nodes of `types`."""
-    return _hash(_nodes(types))
+    return _dumped("table_hash", types)
 
 
 def dump(types=None):
     """The catalog (docs/node-catalog.md): {"format", "hash", "nodes"}."""
-    nodes = _nodes(types)
-    return {"format": FORMAT, "hash": _hash(nodes), "nodes": nodes}
+    return _dumped("dump", types)
 
 
 def print_dump(types=None):
-    from fleetflow import canon
-    print(canon.dumps(dump(types)))
+    """Print the catalog as canonical JSON (shared_schema/catalog.json is made from it)."""
+    _dumped("print_dump", types)

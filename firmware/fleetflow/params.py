@@ -9,25 +9,9 @@
 #   extra   the choices tuple of an enum, the use (in|out|adc|pwm) of a pin
 from fleetflow.errors import FFError
 
-REQ = "\x00required"   # a string, so specs stay plain data; no real default is this
+from fleetflow.nodes import REQ  # noqa: F401 (re-exported)
 
 NAME, TYPE, DEFAULT, LO, HI, EXTRA = 0, 1, 2, 3, 4, 5
-
-
-def spec_json(spec):
-    name, typ, default, lo, hi, extra = spec
-    d = {"name": name, "type": typ, "required": default is REQ or default == REQ}
-    if not d["required"]:
-        d["default"] = default
-    if lo is not None:
-        d["min"] = lo
-    if hi is not None:
-        d["max"] = hi
-    if typ == "enum":
-        d["choices"] = list(extra)
-    elif typ == "pin":
-        d["use"] = extra
-    return d
 
 
 def _num_ok(v):

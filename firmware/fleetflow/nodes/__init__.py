@@ -13,3 +13,7 @@
 #   teardown(cfg, mem)      optional; releases hardware at stop()
 # Messages are flat dicts and are never changed in place: a node that
 # changes one returns a copy (a message may go to several branches).
+
+# The default of a required param (see fleetflow/params.py): a string, so
+# specs stay plain data; no real default is this.
+REQ = "\x00required"

@@ -1,5 +1,5 @@
 # adc: reads an analog input (0..65535 raw) and emits raw * scale + offset.
-from fleetflow.params import REQ
+from fleetflow.nodes import REQ
 
 TYPE = "adc"
 KIND = "source"

@@ -5,12 +5,13 @@
 # is retried, each retry logged; when every try fails the failure is
 # reported as data in the run record, not raised: the flow carries on with
 # the next poll.
-from fleetflow.params import REQ
+from fleetflow.nodes import REQ
 
 TYPE = "dht"
 KIND = "source"
 TRIGGER = "poll"
 PORTS = 1
+LOGS = True
 DOC = "reads temperature and humidity; a failed read is retried, then reported as data"
 EMITS = ("value", "temperature", "humidity")
 PARAMS = (

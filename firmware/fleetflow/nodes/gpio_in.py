@@ -3,7 +3,7 @@
 # (the same on the real and simulated boards, and no IRQ handler that
 # could allocate); a change counts only once debounce_ms has passed since
 # the last accepted one, which swallows contact bounce.
-from fleetflow.params import REQ
+from fleetflow.nodes import REQ
 
 TYPE = "gpio_in"
 KIND = "source"

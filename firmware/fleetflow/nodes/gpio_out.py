@@ -2,7 +2,7 @@
 # `pulse` sets the pin, then a timer puts it back after pulse_ms: the device
 # loop is never held for the pulse. `follow` sets the pin from the
 # message's value (truthy -> 1).
-from fleetflow.params import REQ
+from fleetflow.nodes import REQ
 
 TYPE = "gpio_out"
 KIND = "sink"

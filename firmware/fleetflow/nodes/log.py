@@ -4,6 +4,7 @@ TYPE = "log"
 KIND = "sink"
 TRIGGER = None
 PORTS = 1
+LOGS = True
 DOC = "writes a log line ({field} takes a message field; empty: the whole message)"
 PARAMS = (
     ("level", "enum", "info", None, None, ("debug", "info", "warning", "error")),

@@ -1,6 +1,6 @@
 # pwm: drives a PWM output; duty is 0..65535 (duty_u16, the same on ESP32
 # and RP2040). A message with a numeric `duty` field overrides it per message.
-from fleetflow.params import REQ
+from fleetflow.nodes import REQ
 
 TYPE = "pwm"
 KIND = "sink"

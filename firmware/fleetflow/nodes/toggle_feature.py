@@ -1,6 +1,6 @@
 # toggle_feature: maintenance -- turns a device feature flag on or off
 # (the agent and nodes read ctx.dev.features).
-from fleetflow.params import REQ
+from fleetflow.nodes import REQ
 
 TYPE = "toggle_feature"
 KIND = "maint"
