@@ -155,9 +155,9 @@ class Interpreter:
         self.runs = 0
         self.errors = 0
         self.last_error = None
-        n = self._n = len(p.ids)
+        n = self._n = p.n
         self._budget_us = p.run_ms * 1000
-        self._succ = p.succ
+        ids = p.ids
         self._inbox = [None] * n
         self._has_router = False
         fns = []
@@ -187,20 +187,23 @@ class Interpreter:
                 try:
                     mems[i] = setup(p.cfgs[i], hal, i)
                 except Exception as e:
-                    raise FFError("%s: setup failed: %s" % (p.ids[i], _err_text(e)))
+                    raise FFError("%s: setup failed: %s" % (ids[i], _err_text(e)))
             if mod.KIND != "source":
                 continue
             nx[i] = _SOURCE
             if mod.TRIGGER == "edge":
-                self._edges.append((i, mod.edge, "edge:" + p.ids[i]))
+                self._edges.append((i, mod.edge, "edge:" + ids[i]))
             elif p.every.get(i):
-                self._polls.append([i, p.every[i], 0, "poll:" + p.ids[i]])
+                self._polls.append([i, p.every[i], 0, "poll:" + ids[i]])
             else:
-                self._boots.append((i, "boot:" + p.ids[i]))
+                self._boots.append((i, "boot:" + ids[i]))
         self._reclen = n + _H
         self._nones = _nones(n)
         # per node (run fn, cfg, mem, next): one unpack in the hot loop
         self._calls = [(fns[i], p.cfgs[i], mems[i], nx[i]) for i in range(n)]
+        self._args = [None] * 6
+        self._gen = self._runner()
+        next(self._gen)
         # what every run needs, fetched in one go
         self._hot = (n, self._inbox, self._budget_us, ctx, p, self._rhop)
 
@@ -209,7 +212,7 @@ class Interpreter:
         return [(c[i][0], cfgs[i], c[i][2], c[i][3]) for i in range(self._n)]
 
     def _hop(self, i, port):
-        s = self.prog.succ[i][port]
+        s = self.prog.targets(i, port)
         if len(s) == 1 and s[0] == i + 1 and self.prog.indeg[i + 1] == 1:
             return i + 1
         return _NOHOP
@@ -329,7 +332,7 @@ class Interpreter:
                     self.last_error = "timer: " + _err_text(e)
                 continue
             idx, msg = t[2]
-            _deliver(self._inbox, self._succ[idx][0], msg)
+            _deliver(self._inbox, self.prog.targets(idx, 0), msg)
             self._execute("delay:" + self.prog.ids[idx], idx + 1, None, t[3], t[4], now_ms)
             done += 1
         return done
@@ -380,10 +383,10 @@ class Interpreter:
                     return "%s: %s" % (p.ids[i], self._err), steps_left
             elif router:
                 extra.append((i, _diff(t1, t0), m, r, None))
-                _deliver(self._inbox, self._succ[i][r], m)
+                _deliver(self._inbox, p.targets(i, r), m)
             elif r is not None and r.__class__ is not str:
                 extra.append((i, _diff(t1, t0), r, 0, None))
-                _deliver(self._inbox, self._succ[i][0], r)
+                _deliver(self._inbox, p.targets(i, 0), r)
             else:
                 extra.append((i, _diff(t1, t0), r, None, None))
             if _diff(t1, t_run) > self._budget_us:
@@ -392,127 +395,151 @@ class Interpreter:
 
     def _execute(self, trig, i, m, exec_id, calls, now_ms):
         """One run from node i with message m (None: start from the inbox at i)."""
-        self._run_no += 1
-        self._exec = exec_id
-        self._calls_run = calls
-        n, inbox, budget, ctx, p, rhop = self._hot
-        ctx.now_ms = now_ms
-        ctx._in_run = True
-        spare = self.records._spare
-        if spare and len(spare[-1]) == self._reclen and (spare[-1][_PORTS] is not None
-                                                         or not self._has_router):
-            tl = spare.pop()        # its outs were cleared when it was recycled
-            tl[0:n] = self._nones
-            outs = tl[_OUTS]
-            ports = tl[_PORTS]      # a router always sets its port when it runs
-        else:
-            tl = new_record(n, self._has_router)
-            outs = tl[_OUTS]
-            ports = tl[_PORTS]
-        errs = None
-        extra = None
-        err = None
-        tick = _ticks_us
-        steps_left = p.steps - n    # beyond one run per node (only fan-in repeats)
-        t_run = tick()
-        # raw compare in the loop; when the tick counter could wrap during
-        # this run, every node takes the exact check instead
-        limit = t_run + budget
-        if limit >= _PERIOD:
-            limit = -1
-        if m is None:
-            # a continuation: its messages are already in the inbox, one per node
-            while i < n and inbox[i] is None:
-                i += 1
-            if i < n:
-                m = inbox[i]
-                inbox[i] = None
-        while m is not None:
-            fn, cfg, mem, j = calls[i]
-            try:
-                r = fn(cfg, mem, m, ctx)
-            except Exception as ex:
-                r = self._retry(i, fn, cfg, mem, m, ex, t_run)
-                if r is _FAIL:
-                    j = _FAILED
-            t1 = tick()
-            tl[i] = t1
-            if j > 0:                       # hop: straight to the next node
-                if r is not None:
-                    outs[i] = r
-                    if t1 > limit and _diff(t1, t_run) > budget:
-                        err = "time budget: run passed %d ms" % p.run_ms
-                        break
-                    m = r
-                    i = j
-                    continue
-            elif j == _ROUTER:
-                outs[i] = m
-                ports[i] = r
-                j = rhop[i][r]
-                if j > 0:
-                    if t1 > limit and _diff(t1, t_run) > budget:
-                        err = "time budget: run passed %d ms" % p.run_ms
-                        break
-                    i = j
-                    continue
-                _deliver(inbox, self._succ[i][r], m)
-            elif j == _FAILED:
-                if errs is None:
-                    errs = {}
-                errs[i] = self._err
-                if not p.continue_on(i):
-                    err = "%s: %s" % (p.ids[i], self._err)
-                    break
-            elif r is not None:
-                outs[i] = r
-                if j != _SOURCE or r.__class__ is not str:   # a str: failure as data
-                    _deliver(inbox, self._succ[i][0], r)
-            if t1 > limit and _diff(t1, t_run) > budget:
-                err = "time budget: run passed %d ms" % p.run_ms
-                break
-            # the next node with something in its inbox; several inputs
-            # (fan-in) run there and then, one run each
-            m = None
-            i += 1
-            while i < n:
-                m = inbox[i]
-                if m is None:
+        a = self._args
+        a[0] = trig
+        a[1] = i
+        a[2] = m
+        a[3] = exec_id
+        a[4] = calls
+        a[5] = now_ms
+        try:
+            return self._gen.send(None)
+        except BaseException:
+            # only a bug gets here (node errors are caught per node); the
+            # runner is finished by it, so start a fresh one for next time
+            self._gen = self._runner()
+            next(self._gen)
+            raise
+
+    def _runner(self):
+        # Runs live in one generator that loops forever: a function with this
+        # many locals would get a fresh heap frame on every call, a resumed
+        # generator reuses its one frame (no allocation per run).
+        a = self._args
+        rec = None
+        while True:
+            yield rec
+            trig, i, m, exec_id, calls, now_ms = a
+            self._run_no += 1
+            self._exec = exec_id
+            self._calls_run = calls
+            n, inbox, budget, ctx, p, rhop = self._hot
+            ctx.now_ms = now_ms
+            ctx._in_run = True
+            spare = self.records._spare
+            if spare and len(spare[-1]) == self._reclen and (spare[-1][_PORTS] is not None
+                                                             or not self._has_router):
+                tl = spare.pop()        # its outs were cleared when it was recycled
+                tl[0:n] = self._nones
+                outs = tl[_OUTS]
+                ports = tl[_PORTS]      # a router always sets its port when it runs
+            else:
+                tl = new_record(n, self._has_router)
+                outs = tl[_OUTS]
+                ports = tl[_PORTS]
+            errs = None
+            extra = None
+            err = None
+            tick = _ticks_us
+            steps_left = p.steps - n    # beyond one run per node (only fan-in repeats)
+            t_run = tick()
+            # raw compare in the loop; when the tick counter could wrap during
+            # this run, every node takes the exact check instead
+            limit = t_run + budget
+            if limit >= _PERIOD:
+                limit = -1
+            if m is None:
+                # a continuation: its messages are already in the inbox, one per node
+                while i < n and inbox[i] is None:
                     i += 1
-                    continue
-                inbox[i] = None
-                if m.__class__ is not list:
+                if i < n:
+                    m = inbox[i]
+                    inbox[i] = None
+            while m is not None:
+                fn, cfg, mem, j = calls[i]
+                try:
+                    r = fn(cfg, mem, m, ctx)
+                except Exception as ex:
+                    r = self._retry(i, fn, cfg, mem, m, ex, t_run)
+                    if r is _FAIL:
+                        j = _FAILED
+                t1 = tick()
+                tl[i] = t1
+                if j > 0:                       # hop: straight to the next node
+                    if r is not None:
+                        outs[i] = r
+                        if t1 > limit and _diff(t1, t_run) > budget:
+                            err = "time budget: run passed %d ms" % p.run_ms
+                            break
+                        m = r
+                        i = j
+                        continue
+                elif j == _ROUTER:
+                    outs[i] = m
+                    ports[i] = r
+                    j = rhop[i][r]
+                    if j > 0:
+                        if t1 > limit and _diff(t1, t_run) > budget:
+                            err = "time budget: run passed %d ms" % p.run_ms
+                            break
+                        i = j
+                        continue
+                    _deliver(inbox, p.targets(i, r), m)
+                elif j == _FAILED:
+                    if errs is None:
+                        errs = {}
+                    errs[i] = self._err
+                    if not p.continue_on(i):
+                        err = "%s: %s" % (p.ids[i], self._err)
+                        break
+                elif r is not None:
+                    outs[i] = r
+                    if j != _SOURCE or r.__class__ is not str:   # a str: failure as data
+                        _deliver(inbox, p.targets(i, 0), r)
+                if t1 > limit and _diff(t1, t_run) > budget:
+                    err = "time budget: run passed %d ms" % p.run_ms
                     break
-                if extra is None:
-                    extra = []
-                err, steps_left = self._fanin(i, m, calls, extra, t_run, steps_left)
+                # the next node with something in its inbox; several inputs
+                # (fan-in) run there and then, one run each
                 m = None
+                i += 1
+                while i < n:
+                    m = inbox[i]
+                    if m is None:
+                        i += 1
+                        continue
+                    inbox[i] = None
+                    if m.__class__ is not list:
+                        break
+                    if extra is None:
+                        extra = []
+                    err, steps_left = self._fanin(i, m, calls, extra, t_run, steps_left)
+                    m = None
+                    if err is not None:
+                        break
+                    i += 1
                 if err is not None:
                     break
-                i += 1
             if err is not None:
-                break
-        if err is not None:
-            for k in range(n):
-                inbox[k] = None
-            self.errors += 1
-            self.last_error = err
-        self.runs += 1
-        ctx._in_run = False
-        self._exec = None
-        tl[_RUN] = self._run_no
-        tl[_TRIG] = trig
-        tl[_EXEC] = exec_id
-        tl[_STATUS] = "failed" if err else "completed"
-        tl[_T_MS] = now_ms
-        tl[_T0] = t_run
-        tl[_T_END] = tick()
-        tl[_ERRS] = errs
-        tl[_EXTRA] = extra
-        tl[_LOGS] = ctx._logs
-        tl[_ERR] = err
-        tl[_PROG] = p
-        rec = tl
-        ctx._logs = None
-        self.records.append(rec)
-        return rec
+                for k in range(n):
+                    inbox[k] = None
+                self.errors += 1
+                self.last_error = err
+            self.runs += 1
+            ctx._in_run = False
+            self._exec = None
+            tl[_RUN] = self._run_no
+            tl[_TRIG] = trig
+            tl[_EXEC] = exec_id
+            tl[_STATUS] = "failed" if err else "completed"
+            tl[_T_MS] = now_ms
+            tl[_T0] = t_run
+            tl[_T_END] = tick()
+            tl[_ERRS] = errs
+            tl[_EXTRA] = extra
+            tl[_LOGS] = ctx._logs
+            tl[_ERR] = err
+            tl[_PROG] = p
+            rec = tl
+            ctx._logs = None
+            self.records.append(rec)

@@ -35,11 +35,10 @@ def _resolve(nid, mod, raw, vars_, board, seen=None):
     written = []
     for spec in mod.PARAMS:
         name = spec[0]
-        where = "%s.%s" % (nid, name)
         if name in raw:
             v = raw[name]
         elif spec[2] == REQ:
-            raise FFError("%s: required param missing" % where)
+            raise FFError("%s.%s: required param missing" % (nid, name))
         else:
             v = spec[2]
         if seen is not None and type(v) is str:
@@ -52,11 +51,11 @@ def _resolve(nid, mod, raw, vars_, board, seen=None):
                 v = v[1:]           # "$$x" is the literal "$x"
             else:
                 if v[1:] not in vars_:
-                    raise FFError("%s: unknown variable %s" % (where, v))
+                    raise FFError("%s.%s: unknown variable %s" % (nid, name, v))
                 v = vars_[v[1:]]
-        check_value(where, spec, v)
+        check_value(nid, spec, v)
         if spec[1] == "pin":
-            check_pin(where, spec, v, board)
+            check_pin(nid, spec, v, board)
         p[name] = v
     for name in raw:
         if _spec(mod, name) is None:
@@ -72,93 +71,133 @@ def _resolve(nid, mod, raw, vars_, board, seen=None):
         raise FFError("%s.%s" % (nid, e.args[0] if e.args else "bad params"))
 
 
-def _want(cond, reason):
-    if not cond:
-        raise FFError(reason)
+def _share(seen, t):
+    # nodes with the same params get the same (immutable) tuple
+    if type(t) is tuple:
+        try:
+            return seen.setdefault(t, t)
+        except TypeError:   # holds a list or dict: not hashable, keep its own
+            pass
+    return t
 
 
-def _int_in(where, v, lo, hi):
-    _want(type(v) is int and lo <= v <= hi,
-          "%s: want an integer %d..%d, got %r" % (where, lo, hi, v))
+def _printable(s):
+    for ch in s:
+        if ch < " " or ch == "\x7f":
+            return False
+    return True
+
+
+def _int_in(where, key, v, lo, hi):
+    if type(v) is not int or not lo <= v <= hi:
+        raise FFError("%s.%s: want an integer %d..%d, got %r" % (where, key, lo, hi, v))
     return v
 
 
 def load(data, table, board, limit):
     if limit is None:
         limit = (board or {}).get("program_max_bytes") or _DEF_LIMIT_BYTES
-    _want(type(data) in (bytes, str, bytearray), "program: want bytes or text")
-    _want(len(data) <= limit, "program: %d bytes over the limit of %d" % (len(data), limit))
+    if not (type(data) in (bytes, str, bytearray)):
+        raise FFError("program: want bytes or text")
+    if not (len(data) <= limit):
+        raise FFError("program: %d bytes over the limit of %d" % (len(data), limit))
     try:
         doc = json.loads(data)
     except Exception:
         raise FFError("program: malformed JSON")
-    _want(type(doc) is dict, "program: want a JSON object")
-    _want(doc.get("f") == 1 and type(doc.get("f")) is int,
-          "program.f: unsupported format %r (want 1)" % (doc.get("f"),))
+    if not (type(doc) is dict):
+        raise FFError("program: want a JSON object")
+    if not (doc.get("f") == 1 and type(doc.get("f")) is int):
+        raise FFError("program.f: unsupported format %r (want 1)" % (doc.get("f"),))
     prog = Program()
     flow = doc.get("flow")
-    _want(type(flow) is str and 0 < len(flow) <= 64, "program.flow: want a flow id")
+    if not (type(flow) is str and 0 < len(flow) <= 64):
+        raise FFError("program.flow: want a flow id")
     prog.flow = flow
-    prog.ver = _int_in("program.ver", doc.get("ver"), 0, 0x7fffffff)
+    prog.ver = _int_in("program", "ver", doc.get("ver"), 0, 0x7fffffff)
     pb = doc.get("board")
-    _want(pb is None or type(pb) is str, "program.board: want a board name")
+    if not (pb is None or type(pb) is str):
+        raise FFError("program.board: want a board name")
     if board is not None and pb is not None:
-        _want(pb == board.get("name"), "program.board: compiled for %s, this is %s" % (pb, board.get("name")))
+        if not (pb == board.get("name")):
+            raise FFError("program.board: compiled for %s, this is %s" % (pb, board.get("name")))
     prog.board = pb
     vars_ = doc.get("vars", {})
-    _want(type(vars_) is dict, "program.vars: want an object")
+    if not (type(vars_) is dict):
+        raise FFError("program.vars: want an object")
     for k in vars_:
-        _want(0 < len(k) <= _MAX_ID, "program.vars: bad variable name %r" % k)
-        _want(type(vars_[k]) in (int, float, str, bool), "program.vars.%s: want a number, string or bool" % k)
+        if not (0 < len(k) <= _MAX_ID):
+            raise FFError("program.vars: bad variable name %r" % k)
+        if not (type(vars_[k]) in (int, float, str, bool)):
+            raise FFError("program.vars.%s: want a number, string or bool" % k)
     prog.vars = vars_
     limits = doc.get("limits", {})
-    _want(type(limits) is dict, "program.limits: want an object")
+    if not (type(limits) is dict):
+        raise FFError("program.limits: want an object")
     for k in limits:
-        _want(k in ("steps", "run_ms"), "program.limits.%s: unknown limit" % k)
-    prog.steps = _int_in("program.limits.steps", limits.get("steps", _DEF_STEPS), 1, 10000)
-    prog.run_ms = _int_in("program.limits.run_ms", limits.get("run_ms", _DEF_RUN_MS), 1, 60000)
+        if not (k in ("steps", "run_ms")):
+            raise FFError("program.limits.%s: unknown limit" % k)
+    prog.steps = _int_in("program.limits", "steps", limits.get("steps", _DEF_STEPS), 1, 10000)
+    prog.run_ms = _int_in("program.limits", "run_ms", limits.get("run_ms", _DEF_RUN_MS), 1, 60000)
 
     nodes = doc.get("nodes")
-    _want(type(nodes) is list and 0 < len(nodes), "program.nodes: want a non-empty list")
-    _want(len(nodes) <= _MAX_NODES, "program.nodes: %d nodes over the limit of %d" % (len(nodes), _MAX_NODES))
+    if not (type(nodes) is list and 0 < len(nodes)):
+        raise FFError("program.nodes: want a non-empty list")
+    if not (len(nodes) <= _MAX_NODES):
+        raise FFError("program.nodes: %d nodes over the limit of %d" % (len(nodes), _MAX_NODES))
     pins = {}
     seen = {}
-    for i in range(len(nodes)):
+    n = len(nodes)
+    # every per-node list made at its final size now, before the heap
+    # fragments: growing lists need ever bigger contiguous blocks
+    ids = [None] * n
+    prog.mods = [None] * n
+    prog.raws = [None] * n
+    prog.cfgs = [None] * n
+    prog.policy = [None] * n
+    for i in range(n):
         nd = nodes[i]
         nodes[i] = None     # let each node's JSON go once it is read (peak heap)
-        _want(type(nd) is dict, "program.nodes[%d]: want an object" % i)
+        if not (type(nd) is dict):
+            raise FFError("program.nodes[%d]: want an object" % i)
         nid = nd.get("id")
-        _want(type(nid) is str and 0 < len(nid) <= _MAX_ID, "program.nodes[%d].id: want a node id" % i)
-        _want(nid not in prog.ids, "%s: duplicate node id" % nid)
+        if not (type(nid) is str and 0 < len(nid) <= _MAX_ID and _printable(nid)):
+            raise FFError("program.nodes[%d].id: want a node id (1..32 printable characters)" % i)
+        if not (nid not in ids):
+            raise FFError("%s: duplicate node id" % nid)
         typ = nd.get("type")
-        _want(type(typ) is str, "%s.type: want a type id" % nid)
+        if not (type(typ) is str):
+            raise FFError("%s.type: want a type id" % nid)
         typ = _norm_type(typ)
         mod = table.get(typ)
-        _want(mod is not None, "%s.type: unknown node type %s" % (nid, typ))
+        if not (mod is not None):
+            raise FFError("%s.type: unknown node type %s" % (nid, typ))
         for k in nd:
-            _want(k in ("id", "type", "params", "on_failure", "retries", "backoff_ms"),
-                  "%s.%s: unknown key" % (nid, k))
+            if not (k in ("id", "type", "params", "on_failure", "retries", "backoff_ms")):
+                raise FFError("%s.%s: unknown key" % (nid, k))
         raw = nd.get("params", {})
-        _want(type(raw) is dict, "%s.params: want an object" % nid)
+        if not (type(raw) is dict):
+            raise FFError("%s.params: want an object" % nid)
         of = nd.get("on_failure", "stop")
-        _want(of in ("stop", "continue"), "%s.on_failure: want stop or continue" % nid)
-        prog.ids.append(nid)
-        prog.types.append(mod.TYPE)
-        prog.mods.append(mod)
+        if not (of in ("stop", "continue")):
+            raise FFError("%s.on_failure: want stop or continue" % nid)
+        ids[i] = nid
+        prog.mods[i] = mod
         written, p, cfg = _resolve(nid, mod, raw, vars_, board, seen)
-        prog.raw.append(written)
-        prog.cfgs.append(cfg)
+        prog.raws[i] = _share(seen, written)
+        prog.cfgs[i] = _share(seen, cfg)
         if mod.KIND == "source" and p.get("every"):
             prog.every[i] = p["every"]
-        retries = _int_in("%s.retries" % nid, nd.get("retries", 0), 0, 5)
-        backoff = _int_in("%s.backoff_ms" % nid, nd.get("backoff_ms", 0), 0, _MAX_BACKOFF_MS)
+        retries = _int_in(nid, "retries", nd.get("retries", 0), 0, 5)
+        backoff = _int_in(nid, "backoff_ms", nd.get("backoff_ms", 0), 0, _MAX_BACKOFF_MS)
         if of == "continue" or retries:
-            prog.policy.append((of == "continue", retries, backoff))
-        else:
-            prog.policy.append(None)
+            prog.policy[i] = (of == "continue", retries, backoff)
         _claim_pins(nid, mod, raw, vars_, pins)
-    _want(prog.steps >= len(prog.ids), "program.limits.steps: %d is below the node count %d"
-          % (prog.steps, len(prog.ids)))
+    prog.n = n
+    prog.idtext = "\n".join(ids)
+    ids = None
+    if not (prog.steps >= prog.n):
+        raise FFError("program.limits.steps: %d is below the node count %d" % (prog.steps, prog.n))
     edges = doc.get("edges", [])
     doc = nodes = None
     _edges(prog, edges)
@@ -183,25 +222,30 @@ def _claim_pins(nid, mod, raw, vars_, pins):
 def _edges(prog, edges):
     # checked first, then turned into per-node tuples of targets per port
     # (built without intermediate lists: this runs at the load's heap peak)
-    n = len(prog.ids)
-    _want(type(edges) is list, "program.edges: want a list")
-    _want(len(edges) <= _MAX_EDGES, "program.edges: %d edges over the limit of %d" % (len(edges), _MAX_EDGES))
+    n = prog.n
+    if not (type(edges) is list):
+        raise FFError("program.edges: want a list")
+    if not (len(edges) <= _MAX_EDGES):
+        raise FFError("program.edges: %d edges over the limit of %d" % (len(edges), _MAX_EDGES))
     indeg = [0] * n
     for k in range(len(edges)):
         e = edges[k]
         where = "program.edges[%d]" % k
-        _want(type(e) is list and len(e) == 3 and type(e[0]) is int and type(e[1]) is int
-              and type(e[2]) is int, "%s: want [from, port, to]" % where)
+        if not (type(e) is list and len(e) == 3 and type(e[0]) is int and type(e[1]) is int and type(e[2]) is int):
+            raise FFError("%s: want [from, port, to]" % where)
         a, port, b = e
-        _want(0 <= a < n and 0 <= b < n, "%s: node index out of range" % where)
-        _want(a < b, "%s: %s -> %s goes backward (a cycle or not in execution order)" % (
-            where, prog.ids[a], prog.ids[b]))
-        _want(0 <= port < prog.mods[a].PORTS, "%s: %s (%s) has no output port %d" % (
-            where, prog.ids[a], prog.types[a], port))
-        _want(prog.mods[b].KIND != "source", "%s: %s (%s) is a source and takes no input" % (
-            where, prog.ids[b], prog.types[b]))
+        if not (0 <= a < n and 0 <= b < n):
+            raise FFError("%s: node index out of range" % where)
+        if a >= b or not 0 <= port < prog.mods[a].PORTS or prog.mods[b].KIND == "source":
+            ids = prog.ids
+            if not (a < b):
+                raise FFError("%s: %s -> %s goes backward (a cycle or not in execution order)" % ( where, ids[a], ids[b]))
+            if not (0 <= port < prog.mods[a].PORTS):
+                raise FFError("%s: %s (%s) has no output port %d" % ( where, ids[a], prog.mods[a].TYPE, port))
+            if not (False):
+                raise FFError("%s: %s (%s) is a source and takes no input" % ( where, ids[b], prog.mods[b].TYPE))
         indeg[b] += 1
-    succ = []
+    succ = [None] * n
     for a in range(n):
         ports = ()
         for port in range(prog.mods[a].PORTS):
@@ -209,9 +253,14 @@ def _edges(prog, edges):
             for k in range(len(edges)):
                 e = edges[k]
                 if e[0] == a and e[1] == port:
-                    _want(e[2] not in t, "program.edges[%d]: duplicate edge" % k)
+                    if not (e[2] not in t):
+                        raise FFError("program.edges[%d]: duplicate edge" % k)
                     t += (e[2],)
             ports += (t,)
-        succ.append(ports)
+        if ports == ((),):
+            ports = None            # a sink at the end: nothing to keep
+        elif len(ports) == 1 and len(ports[0]) == 1:
+            ports = ports[0][0]     # one node on port 0: an int costs no heap
+        succ[a] = ports
     prog.succ = succ
     prog.indeg = indeg

@@ -24,16 +24,17 @@ def cfgs_for(self, overrides):
             if k not in vars_:
                 raise FFError("overrides.vars.%s: unknown variable" % k)
             vars_[k] = ov_vars[k]
+    ids = self.ids
     for nid in ov_params:
-        if self.index(nid) < 0:
+        if nid not in ids:
             raise FFError("overrides.params.%s: no such node" % nid)
         if type(ov_params[nid]) is not dict:
             raise FFError("overrides.params.%s: want an object" % nid)
     cfgs = list(self.cfgs)
-    for i in range(len(self.ids)):
-        nid = self.ids[i]
+    for i in range(self.n):
+        nid = ids[i]
         po = ov_params.get(nid)
-        raw = self.raw[i]
+        raw = self.raw(i)
         uses_var = False
         if ov_vars:
             for v in raw:
@@ -48,7 +49,7 @@ def cfgs_for(self, overrides):
             for k in po:
                 spec = _spec(self.mods[i], k)
                 if spec is None:
-                    raise FFError("%s.%s: unknown param of %s" % (nid, k, self.types[i]))
+                    raise FFError("%s.%s: unknown param of %s" % (nid, k, self.mods[i].TYPE))
                 if spec[1] == "pin":
                     raise FFError("%s.%s: a pin can't be overridden per run" % (nid, k))
                 raw[k] = po[k]

@@ -19,70 +19,71 @@ def _num_ok(v):
     return t is int or t is float
 
 
-def _bounds(where, v, lo, hi, what):
+def _bounds(nid, name, v, lo, hi, what):
     if lo is not None and v < lo:
-        raise FFError("%s: %s %s below min %s" % (where, what, v, lo))
+        raise FFError("%s.%s: %s %s below min %s" % (nid, name, what, v, lo))
     if hi is not None and v > hi:
-        raise FFError("%s: %s %s above max %s" % (where, what, v, hi))
+        raise FFError("%s.%s: %s %s above max %s" % (nid, name, what, v, hi))
 
 
-def check_value(where, spec, v):
-    """Return v if it fits spec, else raise FFError naming `where`."""
+def check_value(nid, spec, v):
+    """Return v if it fits spec, else raise FFError naming node nid and the param."""
     name, typ, default, lo, hi, extra = spec
     t = type(v)
     if typ == "int" or typ == "ms":
         if t is not int:
-            raise FFError("%s: want an integer%s, got %s" % (
-                where, " (ms)" if typ == "ms" else "", _tname(v)))
-        _bounds(where, v, lo, hi, "value")
+            raise FFError("%s.%s: want an integer%s, got %s" % (
+                nid, name, " (ms)" if typ == "ms" else "", _tname(v)))
+        _bounds(nid, name, v, lo, hi, "value")
     elif typ == "num":
         if not _num_ok(v):
-            raise FFError("%s: want a number, got %s" % (where, _tname(v)))
+            raise FFError("%s.%s: want a number, got %s" % (nid, name, _tname(v)))
         if t is float and (v != v or v in (float("inf"), float("-inf"))):
-            raise FFError("%s: want a finite number" % where)
-        _bounds(where, v, lo, hi, "value")
+            raise FFError("%s.%s: want a finite number" % (nid, name))
+        _bounds(nid, name, v, lo, hi, "value")
     elif typ == "bool":
         if t is not bool:
-            raise FFError("%s: want true or false, got %s" % (where, _tname(v)))
+            raise FFError("%s.%s: want true or false, got %s" % (nid, name, _tname(v)))
     elif typ == "str" or typ == "topic":
         if t is not str:
-            raise FFError("%s: want a string, got %s" % (where, _tname(v)))
-        _bounds(where, len(v), lo, hi, "length")
+            raise FFError("%s.%s: want a string, got %s" % (nid, name, _tname(v)))
+        _bounds(nid, name, len(v), lo, hi, "length")
         if typ == "topic":
-            _check_topic(where, v)
+            _check_topic(nid, name, v)
     elif typ == "enum":
         if t is not str or v not in extra:
-            raise FFError("%s: want one of %s, got %s" % (where, "|".join(extra), _short(v)))
+            raise FFError("%s.%s: want one of %s, got %s" % (nid, name, "|".join(extra), _short(v)))
     elif typ == "pin":
         if t is not int or v < 0:
-            raise FFError("%s: want a GPIO number, got %s" % (where, _tname(v)))
+            raise FFError("%s.%s: want a GPIO number, got %s" % (nid, name, _tname(v)))
     elif typ != "any":
-        raise FFError("%s: unknown param type %s" % (where, typ))
+        raise FFError("%s.%s: unknown param type %s" % (nid, name, typ))
     return v
 
 
-def _check_topic(where, v):
+def _check_topic(nid, name, v):
     for bad in ("+", "#", "\x00"):
         if bad in v:
-            raise FFError("%s: topic may not contain %r" % (where, bad))
+            raise FFError("%s.%s: topic may not contain %r" % (nid, name, bad))
     if v.startswith("/") or v.endswith("/") or "//" in v:
-        raise FFError("%s: topic has an empty level" % where)
+        raise FFError("%s.%s: topic has an empty level" % (nid, name))
 
 
-def check_pin(where, spec, pin, board):
+def check_pin(nid, spec, pin, board):
     """Refuse a pin the board lacks, reserves, or can't use this way."""
     if board is None:
         return
+    name = spec[0]
     key = str(pin)
     reserved = board.get("reserved") or {}
     if key in reserved:
-        raise FFError("%s: GPIO %d is reserved (%s)" % (where, pin, reserved[key]))
+        raise FFError("%s.%s: GPIO %d is reserved (%s)" % (nid, name, pin, reserved[key]))
     caps = (board.get("pins") or {}).get(key)
     if caps is None:
-        raise FFError("%s: board %s has no GPIO %d" % (where, board.get("name", "?"), pin))
+        raise FFError("%s.%s: board %s has no GPIO %d" % (nid, name, board.get("name", "?"), pin))
     if spec[EXTRA] not in caps:
-        raise FFError("%s: GPIO %d can't be used as %s (it can: %s)" % (
-            where, pin, spec[EXTRA], ",".join(caps)))
+        raise FFError("%s.%s: GPIO %d can't be used as %s (it can: %s)" % (
+            nid, name, pin, spec[EXTRA], ",".join(caps)))
 
 
 def _tname(v):

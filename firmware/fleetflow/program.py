@@ -39,7 +39,12 @@ def load_program(data, table, board=None, limit=None):
 
 
 class Program:
-    """A checked program. Lists are indexed by node position (execution order)."""
+    """A checked program. Per-node data is indexed by position (execution order).
+
+    Kept compact (this stays in RAM while the flow runs): the node ids are one
+    string, nodes with the same params share their tuples, and a node's
+    successors are an int when they are a single node on port 0.
+    """
 
     def __init__(self):
         self.flow = None
@@ -48,15 +53,35 @@ class Program:
         self.vars = {}
         self.steps = _DEF_STEPS
         self.run_ms = _DEF_RUN_MS
-        self.ids = []
-        self.types = []
+        self.n = 0
+        self.idtext = ""     # the node ids joined by "\n"
         self.mods = []
-        self.raw = []        # param values as written, in PARAMS order (may be "$var")
+        self.raws = []       # per node: param values as written, PARAMS order (may be "$var")
         self.cfgs = []       # params resolved, checked and digested by the node's prep()
         self.every = {}      # node index -> poll interval (ms) of a source that polls
         self.policy = []     # None (stop on error, no retry) or (continue, retries, backoff_ms)
-        self.succ = []       # per node: tuple per port of target indexes
+        self.succ = []       # None, a node index (port 0 only), or a tuple per port of indexes
         self.indeg = []
+
+    @property
+    def ids(self):
+        return self.idtext.split("\n")
+
+    @property
+    def types(self):
+        return [m.TYPE for m in self.mods]
+
+    def raw(self, i):
+        return self.raws[i]
+
+    def targets(self, i, port):
+        """The nodes that node i's output port feeds."""
+        s = self.succ[i]
+        if s is None:
+            return ()
+        if type(s) is int:
+            return (s,) if port == 0 else ()
+        return s[port]
 
     def continue_on(self, i):
         pol = self.policy[i]
