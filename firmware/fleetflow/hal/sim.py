@@ -5,7 +5,7 @@
 # sim_config (all optional):
 #   {"dht": {"4": {"profile": "steady|sine|noisy|failing", "base": 21.5,
 #                  "amp": 5, "period": 20, "humidity": 45,
-#                  "fault_rate": 0.1, "seed": 1,
+#                  "fault_rate": 0.1, "seed": 1, "read_ms": 5,
 #                  "script": [[23.1, 40.0], "timeout", "checksum", ["garbage", 40], ...]}},
 #    "adc": {"34": 1234},  "pins": {"5": 1}}
 # A script is played in order, then its last step repeats.
@@ -13,20 +13,28 @@ import machine
 import math
 
 _ETIMEDOUT = 110
+_EIO = 5
 
 
 class SimPin(machine.PinBase):
-    """A GPIO as plain state: value() reads it, drive() sets an input."""
+    """A GPIO as plain state: value() reads it, drive() sets an input.
+
+    fail_writes = k makes the next k writes raise OSError(EIO), the way a
+    flaky driver or I/O expander does (fault injection for tests)."""
 
     def __init__(self, n, mode, level=0):
         self.n = n
         self.mode = mode
         self.level = level
         self.writes = 0
+        self.fail_writes = 0
 
     def value(self, v=None):
         if v is None:
             return self.level
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise OSError(_EIO)
         self.level = 1 if v else 0
         self.writes += 1
 
@@ -65,7 +73,7 @@ class SimPWM:
 
 class SimDHT:
     def __init__(self, model="dht22", profile="steady", base=21.5, amp=5, period=20,
-                 humidity=45, fault_rate=0.0, seed=1, script=None):
+                 humidity=45, fault_rate=0.0, seed=1, script=None, read_ms=0):
         self.model = model
         self.profile = profile
         self.base = base
@@ -74,6 +82,7 @@ class SimDHT:
         self.hum = humidity
         self.fault_rate = fault_rate
         self.script = script
+        self.read_ms = read_ms      # how long a read holds the CPU (a real one: ~5 ms)
         self._seed = (seed or 1) & 0x7fffffff
         self.reads = 0
         self.faults = 0
@@ -94,6 +103,9 @@ class SimDHT:
     def measure(self):
         n = self.reads
         self.reads += 1
+        if self.read_ms:
+            import time
+            time.sleep_ms(self.read_ms)
         if self.script:
             step = self.script[min(n, len(self.script) - 1)]
             if type(step) is str:
