@@ -250,6 +250,17 @@ class AmqttBroker(Broker):
         }
 
     def start(self) -> None:
+        # After a restart the old listening socket may take a moment to go:
+        # retry the bind for a few seconds.
+        for attempt in range(30):
+            try:
+                return self._start_once()
+            except OSError as exc:
+                if exc.errno != 98 or attempt == 29:
+                    raise
+                time.sleep(0.2)
+
+    def _start_once(self) -> None:
         if self._thread and self._thread.is_alive():
             return
         from amqtt.broker import Broker as _Amqtt
@@ -276,6 +287,10 @@ class AmqttBroker(Broker):
         self._thread.start()
         ready.wait(15)
         if errors:
+            self._thread.join(5)
+            self._thread = None
+            if "address already in use" in str(errors[0]):
+                raise OSError(98, str(errors[0]))
             raise RuntimeError(f"amqtt failed to start: {errors[0]!r}")
         _wait_port(self.host, self.port, 10)
 

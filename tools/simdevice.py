@@ -40,7 +40,7 @@ from tools import device_config
 
 REPO = Path(__file__).resolve().parent.parent
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
-HEAP = "256k"  # see docs/decisions.md "Device heap"
+HEAP = "256k"  # see docs/decisions.md "Simulated device heap"
 _LIVE: "weakref.WeakSet[SimDevice]" = weakref.WeakSet()
 
 
