@@ -16,8 +16,9 @@ Fixtures
   (``heap_bytes``) instead. Never raises on a failing program: look at
   ``Result.rc``.
 * ``mpy.check(code, **kw) -> Result`` — as run, but fails the test when
-  the program exits non-zero, showing the MicroPython traceback with the
-  source line of every frame (firmware and snippet alike).
+  the program exits non-zero, showing the MicroPython traceback (found on
+  stderr or stdout) with the source line of every frame (firmware and
+  snippet alike).
 * ``mpy.json(code, **kw)`` — check, then parse the *last* stdout line as
   JSON (the idiom: print one JSON object at the end of a batch of checks).
 * ``mpy.spawn(code, heap="64k", ...) -> subprocess.Popen`` — a long-lived
@@ -112,9 +113,19 @@ def _source_line(fname: str, lineno: int, snippet_name: str, code: str) -> str |
     return None
 
 
+def _traceback(res: Result) -> tuple[str, str]:
+    """(where, text): the traceback, from stderr, or from stdout (the unix
+    port prints an uncaught exception there when run in-process)."""
+    for where, text in (("stderr", res.err or ""), ("stdout", res.out or "")):
+        k = text.find("Traceback (most recent call last):")
+        if k >= 0:
+            return where, text[k:]
+    return "stderr", res.err or ""
+
+
 def _explain(res: Result) -> str:
     """A failure report: exit status, the traceback with source lines, output tails."""
-    text = res.err or ""
+    where, text = _traceback(res)
     out_lines = []
     for line in text.splitlines():
         out_lines.append(line)
@@ -125,7 +136,7 @@ def _explain(res: Result) -> str:
                 out_lines.append("    " + src)
     tail = "\n".join(res.out.splitlines()[-30:])
     return (f"MicroPython exited with status {res.rc}\n"
-            f"--- traceback (stderr) ---\n" + "\n".join(out_lines) +
+            f"--- traceback ({where}) ---\n" + "\n".join(out_lines) +
             f"\n--- stdout (last 30 lines) ---\n{tail}\n")
 
 

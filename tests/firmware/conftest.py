@@ -63,7 +63,7 @@ def done():
 def device(mpy):
     board = str(ROOT / "boards" / "unix-sim.json")
 
-    def run(body: str, heap: str = "512k"):
+    def run(body: str, heap: str = "512k", stdin: str | None = None):
         code = f"BOARD_PATH = {board!r}\n" + PRELUDE + "\n" + body + "\ndone()\n"
-        return mpy.json(code, heap=heap)
+        return mpy.json(code, heap=heap, stdin=stdin)
     return run

@@ -1,0 +1,87 @@
+"""Run records and their bounded buffer, under MicroPython."""
+
+from ast import literal_eval
+
+import pytest
+
+BODY = r'''
+from fleetflow.records import RunBuffer, to_dict, summary
+
+# the buffer: bounded, oldest dropped and counted, take/peek/clear
+b = RunBuffer(3)
+for k in range(5):
+    b.append({"run": k})
+OUT["bounded"] = [len(b), b.dropped, [r["run"] for r in b.peek()], [r["run"] for r in b.take(2)],
+                  [r["run"] for r in b.take()], len(b)]
+b.append({"run": 9})
+OUT["clear"] = [b.clear(), len(b), b.dropped]
+
+# interpreter records: fields of docs/device-protocol.md, timing, summaries
+buf = RunBuffer(2)
+it, hal = interp([("inject", {"payload": "x" * 100}), ("switch", {"op": "eq", "value": "no"}), ("counter", {}),
+                  ("counter", {})], [(0, 0, 1), (1, 0, 2), (1, 1, 3)], records=buf)
+r = it.run_now(exec_id="e9", now_ms=1234)
+OUT["record"] = r
+recs = []
+for t in range(4):
+    recs.append(it.run_now(now_ms=t))
+OUT["after"] = [len(buf), buf.dropped, [x["run"] for x in buf.peek()]]
+# a record taken out of the buffer is a plain dict: later runs don't change it
+kept = buf.take(1)[0]
+snapshot = repr(kept)
+for t in range(5):
+    it.run_now(now_ms=100 + t)
+OUT["stable"] = repr(kept) == snapshot
+OUT["summary"] = [summary(None), summary("short"), len(summary("y" * 500)), summary({"a": 1})]
+# exec records of the same buffer stay in order across recycling
+buf2 = RunBuffer(4)
+it2, hal2 = interp([("inject", {}), ("counter", {})], [(0, 0, 1)], records=buf2)
+outs = []
+for t in range(10):
+    it2.run_now(now_ms=t)
+    if t % 3 == 2:
+        outs += [x["nodes"][1]["out"] for x in buf2.take()]
+OUT["recycled"] = outs + [x["nodes"][1]["out"] for x in buf2.take()]
+'''
+
+
+@pytest.fixture(scope="module")
+def out(device):
+    return device(BODY)
+
+
+def test_buffer_is_bounded_and_counts_drops(out):
+    assert out["bounded"] == [3, 2, [2, 3, 4], [2, 3], [4], 0]
+    assert out["clear"] == [1, 0, 3]
+
+
+def test_record_has_the_protocol_fields(out):
+    r = out["record"]
+    assert set(r) == {"run", "flow", "ver", "exec", "trigger", "status", "t_ms", "us", "nodes", "logs", "err"}
+    assert (r["flow"], r["ver"], r["exec"], r["trigger"], r["status"], r["t_ms"], r["err"]) == \
+        ("t", 1, "e9", "exec", "completed", 1234, None)
+    assert [n["id"] for n in r["nodes"]] == ["n1", "n2", "n4"]       # n3 (port 0) skipped
+    for n in r["nodes"]:
+        assert set(n) == {"id", "type", "us", "out", "port", "err"}
+        assert isinstance(n["us"], int) and n["us"] >= 0
+    assert [n["port"] for n in r["nodes"]] == [0, 1, 0]
+    assert len(r["nodes"][0]["out"]) == 60 and r["nodes"][0]["out"].endswith("...")
+    assert r["us"] >= sum(n["us"] for n in r["nodes"])
+
+
+def test_interpreter_records_go_to_the_bounded_buffer(out):
+    length, dropped, runs = out["after"]
+    assert length == 2 and dropped == 3 and runs == [4, 5]
+
+
+def test_taken_records_are_not_changed_by_later_runs(out):
+    assert out["stable"] is True
+
+
+def test_summaries(out):
+    assert out["summary"] == [None, "short", 60, "{'a': 1}"]
+
+
+def test_recycled_records_keep_their_own_outputs(out):
+    counts = [literal_eval(o)["count"] for o in out["recycled"]]
+    assert counts == list(range(1, 11))
