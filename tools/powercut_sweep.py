@@ -102,6 +102,7 @@ class Sweep:
             op(self.store())
         except (OSError, FFError):
             pass
+        self.lost_writes += fd.lost
         # Power back on: a fresh mount of what reached the flash.
         _mount(self.base)
         st = self.store()
@@ -116,6 +117,7 @@ class Sweep:
         return None
 
     def run(self, sample=1):
+        self.lost_writes = 0
         total = 0
         recovered = 0
         failures = []
@@ -145,7 +147,8 @@ class Sweep:
             vfs.umount(_MNT)
         except OSError:
             pass
-        return {"cut_points": total, "recovered": recovered, "failures": failures, "ops": per_op}
+        return {"cut_points": total, "recovered": recovered, "failures": failures, "ops": per_op,
+                "unsynced_writes_lost": self.lost_writes}
 
 
 def _make_unsafe():

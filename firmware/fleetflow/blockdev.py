@@ -136,6 +136,7 @@ class FaultBlockDev:
         self.lose_unsynced = lose_unsynced
         self.writes = 0
         self.dead = False
+        self.lost = 0     # unsynced writes that died with the power
         self._cache = []  # pending (block, bytes, offset) when lose_unsynced
 
     def _cut(self):
@@ -147,6 +148,7 @@ class FaultBlockDev:
             return True
         if self.cut_after is not None and self.writes >= self.cut_after:
             self.dead = True
+            self.lost = len(self._cache)
             self._cache = []  # the volatile cache dies with the power
             return True
         self.writes += 1
