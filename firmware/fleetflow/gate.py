@@ -2,10 +2,13 @@
 #
 # The checks run in the order docs/device-protocol.md gives (signature, seq,
 # size, sha, program) and each failure is an FFError whose text is the
-# `reason` of the `rejected` ack.
+# `reason` of the `rejected` ack. The signature and digest checks are
+# fleetflow.verify's; the seq check is here, since only the agent knows the
+# last accepted one.
 import hashlib
-from binascii import hexlify, unhexlify
+from binascii import unhexlify
 from fleetflow.errors import FFError
+from fleetflow import verify
 
 _HDR_KEYS = ("flow", "ver", "seq", "size", "sha", "sig")
 
@@ -28,43 +31,13 @@ def make_checker(dev, key_hex):
     key = unhexlify(key_hex)
 
     def check(hdr):
-        msg = "ff1|%s|%d|%s|%d|%s" % (dev, hdr["seq"], hdr["flow"], hdr["ver"], hdr["sha"])
-        want = hexlify(_hmac_sha256(key, msg.encode()))
-        got = hdr["sig"].encode() if type(hdr["sig"]) is str else hdr["sig"]
-        if not _same(want, got):
-            raise FFError("bad signature (unsigned, wrong key, or altered envelope)")
+        verify.check_signature(hdr, key, dev)
 
     return check
 
 
-def _hmac_sha256(key, msg):
-    # RFC 2104 over hashlib.sha256 (block size 64)
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    k = bytearray(64)
-    k[:len(key)] = key
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
-    inner.update(msg)
-    outer = hashlib.sha256(bytes(b ^ 0x5c for b in k))
-    outer.update(inner.digest())
-    return outer.digest()
-
-
-def _same(a, b):
-    # constant-time compare: the time doesn't say how much of a guess was right
-    if len(a) != len(b):
-        return False
-    r = 0
-    for i in range(len(a)):
-        r |= a[i] ^ b[i]
-    return r == 0
-
-
 def check_sha(prog, hdr):
-    if len(prog) != hdr["size"]:
-        raise FFError("truncated: %d of %d bytes" % (len(prog), hdr["size"]))
-    if hexlify(hashlib.sha256(prog).digest()).decode() != hdr["sha"]:
-        raise FFError("corrupted: sha mismatch")
+    verify.check_digest(hdr, verify.hexdigest(hashlib.sha256(prog)), len(prog))
 
 
 def check_envelope(hdr, check_sig, accepted_seq, max_bytes, inline=False):

@@ -24,9 +24,9 @@
 import json
 import os
 import hashlib
-from binascii import hexlify
 from micropython import const
 from fleetflow.errors import FFError
+from fleetflow import verify
 
 MAX_TRIAL_BOOTS = const(2)
 _COPY_BUF = const(512)
@@ -131,10 +131,6 @@ def transition(st, event, arg=None):
     return new
 
 
-def _sha_hex(h):
-    return hexlify(h.digest()).decode()
-
-
 class SlotStore:
     """Slots and state under `root` ("" on a board, "/flash" on the sim).
 
@@ -220,9 +216,11 @@ class SlotStore:
         if n != header["size"]:
             self.stage_abort()
             raise FFError("truncated: %d of %d bytes" % (n, header["size"]))
-        if _sha_hex(h) != header["sha"]:
+        try:
+            verify.check_digest(header, verify.hexdigest(h), n)
+        except FFError:
             self.stage_abort()
-            raise FFError("corrupted: sha mismatch")
+            raise
         f.close()
         if validate is not None:
             try:
@@ -281,9 +279,6 @@ class SlotStore:
         with open(self.path("slot_" + slot), "rb") as f:
             hdr = json.loads(f.readline())
             prog = f.read()
-        if len(prog) != hdr["size"]:
-            raise FFError("slot %s truncated" % slot)
-        if _sha_hex(hashlib.sha256(prog)) != hdr["sha"]:
-            raise FFError("slot %s sha mismatch" % slot)
+        verify.check_digest(hdr, verify.hexdigest(hashlib.sha256(prog)), len(prog))
         self._check_sig(hdr)
         return hdr, prog
