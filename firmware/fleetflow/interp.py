@@ -105,42 +105,11 @@ class Device:
         return n
 
 
-class Ctx:
-    """What a node sees of the device while it runs."""
-
-    def __init__(self, interp, hal, dev, publish):
-        self.now_ms = 0
-        self.hal = hal
-        self.dev = dev
-        self.publish = publish
-        self.i = None          # the node running (set for nodes with LOGS)
-        self._interp = interp
-        self._logs = None
-        self._in_run = False
-
-    def log(self, level, text):
-        lv = LEVELS.index(level) if level in LEVELS else 1
-        if lv < LEVELS.index(self.dev.log_level):
-            return
-        if not self._in_run:    # from a timer, outside any run
-            print("[%s] %s" % (LEVELS[lv], text))
-            return
-        if self._logs is None:
-            self._logs = []
-        if len(self._logs) < self._interp.max_logs:
-            self._logs.append((LEVELS[lv], self.i, text))
-
-    def later(self, ms, fn, arg):
-        """Call fn(arg) after ms, from poll(); never blocks."""
-        self._interp._timers.append([time.ticks_add(self.now_ms, ms), fn, arg, None, None])
-
-    def resume(self, ms, idx, msg):
-        """Deliver msg to the successors of node idx after ms, as a new run."""
-        it = self._interp
-        it._timers.append([time.ticks_add(self.now_ms, ms), None, (idx, msg), it._exec, it._calls_run])
-
-
 class Interpreter:
+    """Runs a Program. It is also the `ctx` its nodes get: now_ms, hal, dev
+    (the Device), publish(topic, payload, qos, retain), log(level, text),
+    later(ms, fn, arg), resume(ms, idx, msg)."""
+
     def __init__(self, program, hal, records=None, publish=None, device=None, max_logs=16):
         p = program
         self.prog = p
@@ -151,7 +120,13 @@ class Interpreter:
             device.records = self.records
         self.dev = device
         self.max_logs = max_logs
-        ctx = self.ctx = Ctx(self, hal, device, publish or _print_publish)
+        ctx = self.ctx = self
+        self.now_ms = 0
+        self.hal = hal
+        self.publish = publish or _print_publish
+        self.i = None          # the node running (set for nodes with LOGS)
+        self._logs = None
+        self._in_run = False
         self.runs = 0
         self.errors = 0
         self.last_error = None
@@ -201,6 +176,17 @@ class Interpreter:
         self._nones = _nones(n)
         # per node (run fn, cfg, mem, next): one unpack in the hot loop
         self._calls = [(fns[i], p.cfgs[i], mems[i], nx[i]) for i in range(n)]
+        # the cold paths, imported only when this program can take them
+        self._retrier = self._fanin = self._fire = None
+        if any(pol and pol[1] for pol in p.policy):
+            from fleetflow.retry import retry
+            self._retrier = retry
+        if any(d > 1 for d in p.indeg):
+            from fleetflow.fanin import run
+            self._fanin = run
+        if any(getattr(m, "TIMERS", False) for m in p.mods):
+            from fleetflow.timers import fire
+            self._fire = fire
         self._args = [None] * 6
         self._gen = self._runner()
         next(self._gen)
@@ -216,6 +202,28 @@ class Interpreter:
         if len(s) == 1 and s[0] == i + 1 and self.prog.indeg[i + 1] == 1:
             return i + 1
         return _NOHOP
+
+    # -- what nodes call (ctx) ----------------------------------------------
+
+    def log(self, level, text):
+        lv = LEVELS.index(level) if level in LEVELS else 1
+        if lv < LEVELS.index(self.dev.log_level):
+            return
+        if not self._in_run:    # from a timer, outside any run
+            print("[%s] %s" % (LEVELS[lv], text))
+            return
+        if self._logs is None:
+            self._logs = []
+        if len(self._logs) < self.max_logs:
+            self._logs.append((LEVELS[lv], self.i, text))
+
+    def later(self, ms, fn, arg):
+        """Call fn(arg) after ms, from poll(); never blocks."""
+        self._timers.append([time.ticks_add(self.now_ms, ms), fn, arg, None, None])
+
+    def resume(self, ms, idx, msg):
+        """Deliver msg to the successors of node idx after ms, as a new run."""
+        self._timers.append([time.ticks_add(self.now_ms, ms), None, (idx, msg), self._exec, self._calls_run])
 
     # -- triggers ---------------------------------------------------------
 
@@ -239,7 +247,10 @@ class Interpreter:
         budget = self._budget_us
         done = 0
         if self._timers:
-            done += self._fire_timers(now_ms, t0, budget)
+            if self._fire is None:      # a node set a timer without saying TIMERS
+                from fleetflow.timers import fire
+                self._fire = fire
+            done += self._fire(self, now_ms, t0, budget)
         calls = self._calls
         for i, edge, trig in self._edges:
             if _diff(_ticks_us(), t0) > budget:
@@ -313,85 +324,12 @@ class Interpreter:
 
     # -- internals --------------------------------------------------------
 
-    def _fire_timers(self, now_ms, t0, budget):
-        done = 0
-        due = [t for t in self._timers if _diff(now_ms, t[0]) >= 0]
-        if not due:
-            return 0
-        self._timers = [t for t in self._timers if _diff(now_ms, t[0]) < 0]
-        for k in range(len(due)):
-            t = due[k]
-            if _diff(_ticks_us(), t0) > budget:
-                self._timers.extend(due[k:])       # still due next time
-                break
-            if t[1] is not None:
-                try:
-                    t[1](t[2])
-                except Exception as e:
-                    self.errors += 1
-                    self.last_error = "timer: " + _err_text(e)
-                continue
-            idx, msg = t[2]
-            _deliver(self._inbox, self.prog.targets(idx, 0), msg)
-            self._execute("delay:" + self.prog.ids[idx], idx + 1, None, t[3], t[4], now_ms)
-            done += 1
-        return done
-
     def _retry(self, i, fn, cfg, mem, m, e, t_run):
-        """Retry node i after an error; its output, or _FAIL (reason in self._err)."""
-        pol = self.prog.policy[i]
-        n = pol[1] if pol else 0
-        back = pol[2] if pol else 0
-        ctx = self.ctx
-        ctx.i = i
-        for a in range(n):
-            if back:
-                if _diff(_ticks_us(), t_run) + back * 1000 > self._budget_us:
-                    ctx.log("warning", "no retry: backoff %d ms would pass the run budget" % back)
-                    break
-                time.sleep_ms(back)
-            ctx.log("warning", "%s; retry %d/%d" % (_err_text(e), a + 1, n))
-            back *= 2
-            try:
-                return fn(cfg, mem, m, ctx)
-            except Exception as e2:
-                e = e2
+        """After node i failed: its output from a retry, or _FAIL (reason in self._err)."""
+        if self._retrier is not None and self.prog.policy[i] and self.prog.policy[i][1]:
+            return self._retrier(self, i, fn, cfg, mem, m, e, t_run)
         self._err = _err_text(e)
         return _FAIL
-
-    def _fanin(self, i, q, calls, extra, t_run, steps_left):
-        """Run node i once per queued message (several inputs delivered);
-        rows go to `extra`. Returns (run error or None, steps left)."""
-        p = self.prog
-        ctx = self.ctx
-        fn, cfg, mem, _ = calls[i]
-        router = p.mods[i].PORTS > 1
-        for m in q:
-            if steps_left <= 0:
-                return "step budget: more than %d node runs" % p.steps, 0
-            steps_left -= 1
-            t0 = _ticks_us()
-            ctx.i = i
-            try:
-                r = fn(cfg, mem, m, ctx)
-            except Exception as ex:
-                r = self._retry(i, fn, cfg, mem, m, ex, t_run)
-            t1 = _ticks_us()
-            if r is _FAIL:
-                extra.append((i, _diff(t1, t0), None, None, self._err))
-                if not p.continue_on(i):
-                    return "%s: %s" % (p.ids[i], self._err), steps_left
-            elif router:
-                extra.append((i, _diff(t1, t0), m, r, None))
-                _deliver(self._inbox, p.targets(i, r), m)
-            elif r is not None and r.__class__ is not str:
-                extra.append((i, _diff(t1, t0), r, 0, None))
-                _deliver(self._inbox, p.targets(i, 0), r)
-            else:
-                extra.append((i, _diff(t1, t0), r, None, None))
-            if _diff(t1, t_run) > self._budget_us:
-                return "time budget: run passed %d ms" % p.run_ms, steps_left
-        return None, steps_left
 
     def _execute(self, trig, i, m, exec_id, calls, now_ms):
         """One run from node i with message m (None: start from the inbox at i)."""
@@ -513,7 +451,7 @@ class Interpreter:
                         break
                     if extra is None:
                         extra = []
-                    err, steps_left = self._fanin(i, m, calls, extra, t_run, steps_left)
+                    err, steps_left = self._fanin(self, i, m, calls, extra, t_run, steps_left)
                     m = None
                     if err is not None:
                         break

@@ -95,6 +95,8 @@ def _int_in(where, key, v, lo, hi):
 
 
 def load(data, table, board, limit):
+    # small functions on purpose: each one's bytecode is one heap block,
+    # and a big block may not be free when a device loads a new flow
     if limit is None:
         limit = (board or {}).get("program_max_bytes") or _DEF_LIMIT_BYTES
     if not (type(data) in (bytes, str, bytearray)):
@@ -103,6 +105,8 @@ def load(data, table, board, limit):
         raise FFError("program: %d bytes over the limit of %d" % (len(data), limit))
     try:
         doc = json.loads(data)
+    except MemoryError:
+        raise FFError("program: out of memory parsing %d bytes" % len(data))
     except Exception:
         raise FFError("program: malformed JSON")
     if not (type(doc) is dict):
@@ -110,6 +114,39 @@ def load(data, table, board, limit):
     if not (doc.get("f") == 1 and type(doc.get("f")) is int):
         raise FFError("program.f: unsupported format %r (want 1)" % (doc.get("f"),))
     prog = Program()
+    vars_ = _header(doc, board, prog)
+    nodes = doc.get("nodes")
+    if not (type(nodes) is list and 0 < len(nodes)):
+        raise FFError("program.nodes: want a non-empty list")
+    if not (len(nodes) <= _MAX_NODES):
+        raise FFError("program.nodes: %d nodes over the limit of %d" % (len(nodes), _MAX_NODES))
+    pins = {}
+    seen = {}
+    n = len(nodes)
+    # every per-node list made at its final size now, before the heap
+    # fragments: growing lists need ever bigger contiguous blocks
+    ids = [None] * n
+    prog.mods = [None] * n
+    prog.raws = [None] * n
+    prog.cfgs = [None] * n
+    prog.policy = [None] * n
+    for i in range(n):
+        nd = nodes[i]
+        nodes[i] = None     # let each node's JSON go once it is read (peak heap)
+        _node(prog, i, nd, table, board, vars_, pins, seen, ids)
+    prog.n = n
+    prog.idtext = "\n".join(ids)
+    ids = None
+    if not (prog.steps >= prog.n):
+        raise FFError("program.limits.steps: %d is below the node count %d" % (prog.steps, prog.n))
+    edges = doc.get("edges", [])
+    doc = nodes = None
+    _edges(prog, edges)
+    return prog
+
+
+def _header(doc, board, prog):
+    # the program's own fields: format, flow, board, vars, limits
     flow = doc.get("flow")
     if not (type(flow) is str and 0 < len(flow) <= 64):
         raise FFError("program.flow: want a flow id")
@@ -139,74 +176,51 @@ def load(data, table, board, limit):
             raise FFError("program.limits.%s: unknown limit" % k)
     prog.steps = _int_in("program.limits", "steps", limits.get("steps", _DEF_STEPS), 1, 10000)
     prog.run_ms = _int_in("program.limits", "run_ms", limits.get("run_ms", _DEF_RUN_MS), 1, 60000)
+    return vars_
 
-    nodes = doc.get("nodes")
-    if not (type(nodes) is list and 0 < len(nodes)):
-        raise FFError("program.nodes: want a non-empty list")
-    if not (len(nodes) <= _MAX_NODES):
-        raise FFError("program.nodes: %d nodes over the limit of %d" % (len(nodes), _MAX_NODES))
-    pins = {}
-    seen = {}
-    n = len(nodes)
-    # every per-node list made at its final size now, before the heap
-    # fragments: growing lists need ever bigger contiguous blocks
-    ids = [None] * n
-    prog.mods = [None] * n
-    prog.raws = [None] * n
-    prog.cfgs = [None] * n
-    prog.policy = [None] * n
-    for i in range(n):
-        nd = nodes[i]
-        nodes[i] = None     # let each node's JSON go once it is read (peak heap)
-        if not (type(nd) is dict):
-            raise FFError("program.nodes[%d]: want an object" % i)
-        nid = nd.get("id")
-        if not (type(nid) is str and 0 < len(nid) <= _MAX_ID and _printable(nid)):
-            raise FFError("program.nodes[%d].id: want a node id (1..32 printable characters)" % i)
-        if not (nid not in ids):
-            raise FFError("%s: duplicate node id" % nid)
-        typ = nd.get("type")
-        if not (type(typ) is str):
-            raise FFError("%s.type: want a type id" % nid)
-        typ = _norm_type(typ)
-        mod = table.get(typ)
-        if not (mod is not None):
-            raise FFError("%s.type: unknown node type %s" % (nid, typ))
-        for k in nd:
-            if not (k in ("id", "type", "params", "on_failure", "retries", "backoff_ms")):
-                raise FFError("%s.%s: unknown key" % (nid, k))
-        raw = nd.get("params", {})
-        if not (type(raw) is dict):
-            raise FFError("%s.params: want an object" % nid)
-        of = nd.get("on_failure", "stop")
-        if not (of in ("stop", "continue")):
-            raise FFError("%s.on_failure: want stop or continue" % nid)
-        ids[i] = nid
-        prog.mods[i] = mod
-        written, p, cfg = _resolve(nid, mod, raw, vars_, board, seen)
-        prog.raws[i] = _share(seen, written)
-        prog.cfgs[i] = _share(seen, cfg)
-        if mod.KIND == "source" and p.get("every"):
-            prog.every[i] = p["every"]
-        retries = _int_in(nid, "retries", nd.get("retries", 0), 0, 5)
-        backoff = _int_in(nid, "backoff_ms", nd.get("backoff_ms", 0), 0, _MAX_BACKOFF_MS)
-        if of == "continue" or retries:
-            prog.policy[i] = (of == "continue", retries, backoff)
-        _claim_pins(nid, mod, raw, vars_, pins)
-    prog.n = n
-    prog.idtext = "\n".join(ids)
-    ids = None
-    if not (prog.steps >= prog.n):
-        raise FFError("program.limits.steps: %d is below the node count %d" % (prog.steps, prog.n))
-    edges = doc.get("edges", [])
-    doc = nodes = None
-    _edges(prog, edges)
-    return prog
+
+def _node(prog, i, nd, table, board, vars_, pins, seen, ids):
+    # one node of the program: checked, resolved, stored at index i
+    if not (type(nd) is dict):
+        raise FFError("program.nodes[%d]: want an object" % i)
+    nid = nd.get("id")
+    if not (type(nid) is str and 0 < len(nid) <= _MAX_ID and _printable(nid)):
+        raise FFError("program.nodes[%d].id: want a node id (1..32 printable characters)" % i)
+    if nid in ids:
+        raise FFError("%s: duplicate node id" % nid)
+    typ = nd.get("type")
+    if not (type(typ) is str):
+        raise FFError("%s.type: want a type id" % nid)
+    typ = _norm_type(typ)
+    mod = table.get(typ)
+    if mod is None:
+        raise FFError("%s.type: unknown node type %s" % (nid, typ))
+    for k in nd:
+        if not (k in ("id", "type", "params", "on_failure", "retries", "backoff_ms")):
+            raise FFError("%s.%s: unknown key" % (nid, k))
+    raw = nd.get("params", {})
+    if not (type(raw) is dict):
+        raise FFError("%s.params: want an object" % nid)
+    of = nd.get("on_failure", "stop")
+    if not (of in ("stop", "continue")):
+        raise FFError("%s.on_failure: want stop or continue" % nid)
+    ids[i] = nid
+    prog.mods[i] = mod
+    written, p, cfg = _resolve(nid, mod, raw, vars_, board, seen)
+    prog.raws[i] = _share(seen, written)
+    prog.cfgs[i] = _share(seen, cfg)
+    if mod.KIND == "source" and p.get("every"):
+        prog.every[i] = p["every"]
+    retries = _int_in(nid, "retries", nd.get("retries", 0), 0, 5)
+    backoff = _int_in(nid, "backoff_ms", nd.get("backoff_ms", 0), 0, _MAX_BACKOFF_MS)
+    if of == "continue" or retries:
+        prog.policy[i] = (of == "continue", retries, backoff)
+    _claim_pins(nid, mod, raw, vars_, pins)
 
 
 def _claim_pins(nid, mod, raw, vars_, pins):
-    # Two nodes on one GPIO would fight over it; outputs may share (an "on"
-    # and an "off" gpio_out driving the same relay is the usual pattern).
+    # one GPIO belongs to one node: two would fight over it (the host's
+    # validator refuses the same; this is the device's own check)
     for spec in mod.PARAMS:
         if spec[1] != "pin":
             continue
@@ -214,9 +228,9 @@ def _claim_pins(nid, mod, raw, vars_, pins):
         if type(pin) is str and pin[:1] == "$":
             pin = vars_.get(pin[1:])
         prev = pins.get(pin)
-        if prev is not None and not (prev[1] == "out" and spec[5] == "out"):
-            raise FFError("%s.%s: GPIO %s already used by %s" % (nid, spec[0], pin, prev[0]))
-        pins[pin] = (nid, spec[5])
+        if prev is not None:
+            raise FFError("%s.%s: GPIO %s already used by %s" % (nid, spec[0], pin, prev))
+        pins[pin] = nid
 
 
 def _edges(prog, edges):

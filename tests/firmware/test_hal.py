@@ -7,7 +7,7 @@ BODY = r'''
 import sys
 import machine
 from fleetflow.hal import get_hal
-from fleetflow.hal.sim import SimDHT
+from fleetflow.hal.sim_dht import SimDHT
 
 hal = get_hal("unix-sim", {"pins": {"12": 1}, "adc": {"34": 4095}})
 pin = hal.pin_in(12, "none")

@@ -4,6 +4,7 @@ TYPE = "delay"
 KIND = "logic"
 TRIGGER = None
 PORTS = 1
+TIMERS = True      # sets timers (the interpreter loads its timer code)
 DOC = "passes the message on after ms, without stalling the device loop"
 PARAMS = (
     ("ms", "ms", 1000, 1, 3600000, None),

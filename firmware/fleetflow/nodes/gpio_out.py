@@ -8,6 +8,7 @@ TYPE = "gpio_out"
 KIND = "sink"
 TRIGGER = None
 PORTS = 1
+TIMERS = True      # sets timers (the interpreter loads its timer code)
 DOC = "drives a GPIO output: set, toggle, pulse, or follow the message value"
 MODES = ("set", "toggle", "pulse", "follow")
 PARAMS = (

@@ -1,0 +1,30 @@
+# Simulated ADC and PWM (see fleetflow/hal/sim.py).
+
+
+class SimADC:
+    def __init__(self, raw=0):
+        self.raw = raw
+
+    def read_u16(self):
+        return self.raw
+
+
+class SimPWM:
+    def __init__(self, n, freq, duty):
+        self.n = n
+        self._freq = freq
+        self._duty = duty
+        self.active = True
+
+    def freq(self, f=None):
+        if f is None:
+            return self._freq
+        self._freq = f
+
+    def duty_u16(self, d=None):
+        if d is None:
+            return self._duty
+        self._duty = d
+
+    def deinit(self):
+        self.active = False

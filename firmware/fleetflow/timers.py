@@ -1,0 +1,34 @@
+# Timers of a running flow: delay continuations and pulse ends, fired from
+# Interpreter.poll() when due. Imported by the interpreter only when the
+# program has a node that sets timers (TIMERS = True: delay, gpio_out).
+import time
+
+from fleetflow.interp import _deliver, _err_text
+
+_ticks_us = time.ticks_us
+_diff = time.ticks_diff
+
+
+def fire(it, now_ms, t0, budget):
+    done = 0
+    due = [t for t in it._timers if _diff(now_ms, t[0]) >= 0]
+    if not due:
+        return 0
+    it._timers = [t for t in it._timers if _diff(now_ms, t[0]) < 0]
+    for k in range(len(due)):
+        t = due[k]
+        if _diff(_ticks_us(), t0) > budget:
+            it._timers.extend(due[k:])       # still due next time
+            break
+        if t[1] is not None:
+            try:
+                t[1](t[2])
+            except Exception as e:
+                it.errors += 1
+                it.last_error = "timer: " + _err_text(e)
+            continue
+        idx, msg = t[2]
+        _deliver(it._inbox, it.prog.targets(idx, 0), msg)
+        it._execute("delay:" + it.prog.ids[idx], idx + 1, None, t[3], t[4], now_ms)
+        done += 1
+    return done
