@@ -148,3 +148,13 @@ def test_exec_ping_and_repeats(tmp_path):
         assert "known op" in r.ack("u1", "rejected")["reason"]
         r.send({"id": "p2", "op": "ping"})
         r.ack("p2", "received")
+
+        # slot-changing command ids survive a reboot: a late repeat is not re-applied
+        r.ack("v1", "healthy")
+        n = r.n_status()
+        r.device.restart()
+        r.online_since(n)
+        r.send(deploy_cmd("v1", good_flow(1, every="60s"), ver=1, seq=1))
+        again = r.cloud.wait_json(f"ff/{DEV}/ack", lambda a: a.get("id") == "v1" and a.get("repeat"))
+        assert again["state"] == "healthy"
+        assert len([a for a in r.acks("v1") if a["state"] == "applied"]) == 1
