@@ -2,6 +2,9 @@
 # what CPython's json.dumps(obj, sort_keys=True, separators=(",", ":"),
 # ensure_ascii=True) writes. MicroPython's json has no sort_keys, and the
 # node-table hash must match the one the host computes.
+#
+# dump(obj, write) streams the text in pieces to write() (a hash's update,
+# a stream's write), so hashing a catalog never holds the whole text.
 # Floats are refused: MicroPython and CPython print some floats differently,
 # so hashed data (the catalog) keeps to integers.
 from fleetflow.errors import FFError
@@ -10,18 +13,21 @@ _ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
         "\b": "\\b", "\f": "\\f"}
 
 
-def _str(s, out):
-    # Most strings need no escaping: append them whole. One list item per
-    # character made the node-table dump a list of ~8000 items, a 64 KB
-    # allocation the device heap can't always find at boot.
+def _plain(s):
+    # nothing to escape: printable ASCII without quote or backslash
     for ch in s:
-        c = ord(ch)
-        if c < 0x20 or c > 0x7e or ch == '"' or ch == "\\":
-            break
-    else:
-        out.append('"' + s + '"')
+        if ch < " " or ch > "~" or ch == '"' or ch == "\\":
+            return False
+    return True
+
+
+def _str(s, write):
+    if _plain(s):
+        write('"')
+        write(s)
+        write('"')
         return
-    out.append('"')
+    out = ['"']
     for ch in s:
         e = _ESC.get(ch)
         if e is not None:
@@ -36,47 +42,49 @@ def _str(s, out):
         else:
             out.append(ch)
     out.append('"')
+    write("".join(out))
 
 
-def _dump(obj, out):
+def dump(obj, write):
+    """Write obj as canonical JSON, piece by piece, to write(str)."""
     t = type(obj)
     if obj is None:
-        out.append("null")
+        write("null")
     elif obj is True:
-        out.append("true")
+        write("true")
     elif obj is False:
-        out.append("false")
+        write("false")
     elif t is int:
-        out.append(str(obj))
+        write(str(obj))
     elif t is str:
-        _str(obj, out)
+        _str(obj, write)
     elif t is list or t is tuple:
-        out.append("[")
+        write("[")
         first = True
         for v in obj:
             if not first:
-                out.append(",")
+                write(",")
             first = False
-            _dump(v, out)
-        out.append("]")
+            dump(v, write)
+        write("]")
     elif t is dict:
-        out.append("{")
+        write("{")
         first = True
         for k in sorted(obj):
             if type(k) is not str:
                 raise FFError("canon: key %r is not a string" % (k,))
             if not first:
-                out.append(",")
+                write(",")
             first = False
-            _str(k, out)
-            out.append(":")
-            _dump(obj[k], out)
-        out.append("}")
+            _str(k, write)
+            write(":")
+            dump(obj[k], write)
+        write("}")
     else:
         raise FFError("canon: can't encode %s" % t.__name__)
 
 
 def dumps(obj):
     out = []
-    _dump(obj, out)
+    dump(obj, out.append)
     return "".join(out)

@@ -36,41 +36,65 @@ def node_json(mod):
     return d
 
 
-def _nodes(types):
-    # Imports every node of `types`, then unloads those the running flow
-    # didn't already have loaded, so a hash at connect time costs no RAM.
+def _each(types, fn):
+    # One node at a time: import its module, fn(type, its catalog entry),
+    # let the module go again unless the running flow had it loaded. A board
+    # hashes its table at boot with little heap to spare.
     import sys
+    import gc
     import fleetflow.nodes as pkg
-    before = set(k for k in sys.modules if k.startswith("fleetflow.nodes."))
     table = load_table(types)
-    out = {t: node_json(table[t]) for t in table}
-    for t in table:
+    for t in table.types:
         name = "fleetflow.nodes." + t
-        if name not in before and name in sys.modules:
-            del sys.modules[name]
+        had = name in sys.modules
+        fn(t, node_json(table.get(t)))
+        if not had:
+            sys.modules.pop(name, None)
             if hasattr(pkg, t):
                 delattr(pkg, t)
-    return out
+            table._mods.pop(t, None)
+            gc.collect()
 
 
-def _hash(nodes):
+def _hash_into(h, types):
+    # the canonical JSON of {type: entry, ...} (sorted types), streamed
     from fleetflow import canon
-    import hashlib
-    import binascii
-    return binascii.hexlify(hashlib.sha256(canon.dumps(nodes).encode()).digest()).decode()
+    first = [True]
+
+    def one(t, entry):
+        h.update("{" if first[0] else ",")
+        first[0] = False
+        canon.dump(t, h.update)
+        h.update(":")
+        canon.dump(entry, h.update)
+
+    _each(types, one)
+    h.update("{}" if first[0] else "}")
 
 
 def table_hash(types=None):
-    """sha256 hex of the canonical JSON of the nodes of `types`."""
-    return _hash(_nodes(types))
+    """sha256 hex of the canonical JSON of the nodes of `types` (streamed)."""
+    import hashlib
+    import binascii
+    h = hashlib.sha256()
+    _hash_into(h, types)
+    return binascii.hexlify(h.digest()).decode()
 
 
 def dump(types=None):
     """The catalog (docs/node-catalog.md): {"format", "hash", "nodes"}."""
-    nodes = _nodes(types)
-    return {"format": FORMAT, "hash": _hash(nodes), "nodes": nodes}
+    nodes = {}
+
+    def keep(t, entry):
+        nodes[t] = entry
+
+    _each(types, keep)
+    return {"format": FORMAT, "hash": table_hash(types), "nodes": nodes}
 
 
 def print_dump(types=None):
+    """Print the catalog as canonical JSON, streamed piece by piece."""
+    import sys
     from fleetflow import canon
-    print(canon.dumps(dump(types)))
+    canon.dump(dump(types), sys.stdout.write)
+    sys.stdout.write("\n")
