@@ -180,8 +180,10 @@ class Demo:
             say.note(f"canary {t['device_id']}: {t['status']} ({t.get('reason') or 'no reason'})")
         say.check(bool(canary) and all(t["status"] in ("rolled_back", "failed") for t in canary),
                   f"the canary failed: {len(canary)} device(s) rolled themselves back to v{v1}")
-        say.check(dep["status"] == "rolled_back" and all(t["status"] == "skipped" for t in rest),
-                  f"the deployment rolled back; the other {len(rest)} devices never received v{v2}",
+        # rolled_back when the cloud had to switch a canary back itself; failed
+        # when every canary had already rolled itself back (nothing left to undo)
+        say.check(dep["status"] in ("rolled_back", "failed") and all(t["status"] == "skipped" for t in rest),
+                  f"the deployment stopped and rolled back; the other {len(rest)} devices never received v{v2}",
                   f"deployment {dep['status']}: {dep.get('reason') or ''}")
         vers = self._all_on(v1)
         say.check(vers == {v1: self.count}, f"the whole fleet still runs v{v1}", _fmt(vers))

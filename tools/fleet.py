@@ -123,13 +123,14 @@ class LocalProvisioner:
 class Fleet:
     def __init__(self, workdir, count: int, *, mqtt_host: str | None, mqtt_port: int | None, provision, prefix: str = "sim",
                  profile: str = "mixed", profiles: dict | None = None, faults: dict | None = None,
-                 board: str = "unix-sim", settings: dict | None = None, log=print):
+                 board: str = "unix-sim", settings: dict | None = None, net_drop_s: tuple = (20, 6), log=print):
         self.workdir = Path(workdir)
         self.specs = plan(count, prefix, profile, profiles, faults)
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
         self.provision = provision
         self.board = board
         self.settings = settings
+        self.net_drop_s = net_drop_s  # (up, down) seconds of a net_drop device's link
         self.log = log
         self.devices: dict = {}
         self.links: dict[str, FlakyLink] = {}
@@ -165,7 +166,7 @@ class Fleet:
                 host = self.mqtt_host or c.get("mqtt_host", "127.0.0.1")
                 port = self.mqtt_port or c.get("mqtt_port", 1883)
                 if "net_drop" in spec.faults:
-                    link = FlakyLink(host, port).start()
+                    link = FlakyLink(host, port, *self.net_drop_s).start()
                     self.links[spec.device_id] = link
                     host, port = link.host, link.port
                 dev = SimDevice(self.workdir / spec.device_id, spec.device_id, c["key"], host, port,

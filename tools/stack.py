@@ -1,63 +1,55 @@
-"""A whole local fleetflow: MQTT broker + cloud on SQLite, as a user would run them.
+"""A whole local fleetflow: MQTT broker + cloud on SQLite, wired as a user would.
 
     with Stack(workdir) as stack:
         stack.api            # tools.client.Client with an admin key
         stack.api_url        # http://127.0.0.1:PORT/api/v1
-        stack.provision(device_id) -> credentials  (the device also gets its broker user)
+        stack.provision(device_id) -> credentials
 
-The broker is tools.broker (Mosquitto when installed, else amqtt in-process);
-the cloud is a real `fleetflow serve` process on a free port with its own
-database, secret and log in `workdir`. The cloud logs in to the broker as the
-`cloud` admin user. A device provisioned through the API gets its MQTT user
-on the broker here, which is what the cloud's `on_provision` hook does when
-the cloud runs in-process.
+The broker is tools.broker (Mosquitto when installed, else amqtt in-process).
+The cloud is the real aiohttp app (`cloud.app.init_app`) served on a free
+port from a thread of this process, with its database, secret and log in
+`workdir`; it logs in to the broker as the `cloud` admin user, and its
+`on_provision` hook gives every device provisioned through the API (by
+`fleetflow flash --cloud`, `fleetflow devices provision`, the simulator) its
+MQTT user on the broker before the API answers.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
+import logging
 import secrets
-import signal
-import subprocess
-import sys
-import time
+import threading
 from pathlib import Path
 
 from tools import client as client_mod
-from tools.broker import free_port, start_broker
+from tools.broker import start_broker
 
 
 class StackError(Exception):
     """The broker or the cloud did not come up."""
 
 
-def fleetflow_exe() -> list[str]:
-    local = Path(sys.executable).with_name("fleetflow")
-    return [str(local)] if local.exists() else [sys.executable, "-m", "tools.cli"]
-
-
 class Stack:
-    def __init__(self, workdir, *, prefer_broker: str = "mosquitto", tick_s: float = 0.2, log=print):
+    def __init__(self, workdir, *, prefer_broker: str = "mosquitto", tick_s: float = 0.2, host: str = "127.0.0.1",
+                 port: int = 0, log=print):
         self.workdir = Path(workdir)
         self.prefer_broker = prefer_broker
         self.tick_s = tick_s
+        self.host, self.port = host, port
         self.log = log
         self.broker = None
-        self.cloud: subprocess.Popen | None = None
         self.api: client_mod.Client | None = None
         self.db_url = f"sqlite:///{self.workdir / 'cloud.db'}"
         self.cloud_log = self.workdir / "cloud.log"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner = None
+        self._log_handler: logging.Handler | None = None
 
     @property
     def api_url(self) -> str:
         return self.api.api_url() if self.api else ""
-
-    def _admin_key(self) -> str:
-        proc = subprocess.run([*fleetflow_exe(), "keys", "create", "--role", "admin", "--name", "local",
-                               "--db", self.db_url], capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0:
-            raise StackError(f"fleetflow keys create failed: {proc.stderr.strip()}")
-        return proc.stdout.strip().splitlines()[-1]
 
     def start(self) -> "Stack":
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -65,56 +57,80 @@ class Stack:
         try:
             self.broker = start_broker(self.workdir / "broker", users={"cloud": cloud_pw}, prefer=self.prefer_broker)
             self.log(f"broker: {self.broker.kind} on {self.broker.host}:{self.broker.port}")
-            key = self._admin_key()
-            port = free_port()
-            env = {**os.environ, "FLEETFLOW_SECRET_FILE": str(self.workdir / "cloud.secret")}
-            argv = [*fleetflow_exe(), "serve", "--db", self.db_url,
-                    "--mqtt", f"mqtt://cloud:{cloud_pw}@{self.broker.host}:{self.broker.port}",
-                    "--bind", f"127.0.0.1:{port}", "--tick", str(self.tick_s)]
-            with open(self.cloud_log, "ab") as logf:
-                # Own session: Ctrl-C reaches only us, and we stop the cloud in order.
-                self.cloud = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                              env=env, start_new_session=True)
-            self.api = client_mod.Client(f"http://127.0.0.1:{port}", key, timeout_s=30)
-            self._wait_ready()
+            self._start_cloud(f"mqtt://cloud:{cloud_pw}@{self.broker.host}:{self.broker.port}")
             self.log(f"cloud: {self.api_url} (SQLite {self.workdir / 'cloud.db'}, log {self.cloud_log})")
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.cloud.poll() is not None:
-                tail = self.cloud_log.read_text(errors="replace")[-2000:]
-                raise StackError(f"the cloud exited ({self.cloud.returncode}):\n{tail}")
+    def _start_cloud(self, mqtt_url: str) -> None:
+        from aiohttp import web
+
+        from cloud.app import init_app
+        from cloud.appkeys import DB
+        from cloud.config import Config
+        from cloud.secrets import load_server_secret
+        from cloud.store import keys as key_store
+
+        self._log_handler = logging.FileHandler(self.cloud_log)
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        for name in ("fleetflow", "aiohttp.access", "aiohttp.server"):
+            logging.getLogger(name).addHandler(self._log_handler)
+            logging.getLogger(name).setLevel(logging.INFO)
+        broker = self.broker
+
+        async def on_provision(device_id: str, password: str) -> None:
+            await asyncio.get_running_loop().run_in_executor(None, broker.add_user, device_id, password)
+
+        config = Config(db_url=self.db_url, mqtt_url=mqtt_url, secret=load_server_secret(str(self.workdir / "cloud.secret")),
+                        engine_tick_s=self.tick_s, mqtt_reconnect_s=0.5, on_provision=on_provision)
+        app = init_app(config)
+        key = app[DB].call(key_store.create_key, "admin", "local")["key"]
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
             try:
-                self.api.get("/openapi.json")
+                runner = web.AppRunner(app, access_log=None)
+                loop.run_until_complete(runner.setup())
+                site = web.TCPSite(runner, self.host, self.port)
+                loop.run_until_complete(site.start())
+                self._runner = runner
+                self.port = site._server.sockets[0].getsockname()[1]
+            except BaseException as exc:  # reported to start()
+                errors.append(exc)
+                ready.set()
                 return
-            except client_mod.ApiError as exc:
-                if exc.status:
-                    return  # it answers
-            if time.monotonic() > deadline:
-                raise StackError(f"the cloud did not answer within {timeout_s}s (log: {self.cloud_log})")
-            time.sleep(0.2)
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="fleetflow-cloud", daemon=True)
+        self._thread.start()
+        if not ready.wait(60) or errors:
+            raise StackError(f"the cloud did not start: {errors[0] if errors else 'timeout'}")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        self.api = client_mod.Client(f"http://{host}:{self.port}", key, timeout_s=30)
 
     def provision(self, device_id: str | None, board: str = "unix-sim", **fields) -> dict:
-        """Provision through the API; the device gets its broker user too."""
-        answer = self.api.provision_device(device_id, board=board, **fields)
-        creds = client_mod.credentials(answer)
-        self.broker.add_user(creds["device_id"], creds["mqtt_password"])
-        return creds
+        """Provision through the API (the cloud's hook adds the broker user)."""
+        return client_mod.credentials(self.api.provision_device(device_id, board=board, **fields))
 
     def stop(self) -> None:
-        if self.cloud is not None and self.cloud.poll() is None:
-            self.cloud.send_signal(signal.SIGINT)  # aiohttp shuts down cleanly on SIGINT
-            try:
-                self.cloud.wait(10)
-            except subprocess.TimeoutExpired:
-                self.cloud.kill()
-                self.cloud.wait(5)
-        self.cloud = None
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=15)
+            self._loop = self._thread = None
+        if self._log_handler is not None:
+            for name in ("fleetflow", "aiohttp.access", "aiohttp.server"):
+                logging.getLogger(name).removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

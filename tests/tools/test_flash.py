@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -75,3 +76,37 @@ def test_flash_to_a_port_with_no_board_fails_with_mpremote_reason(tmp_path, caps
                    "--mqtt-host", "h", "--key", KEY, "--out", str(tmp_path / "b")])
     assert rc == 1
     assert "mpremote" in capsys.readouterr().out
+
+
+@needs_socat
+def test_flashed_board_provisioned_by_the_cloud_boots_and_comes_online(board, tmp_path, capsys):
+    """The issue's flash test: provision through the cloud, flash with mpremote over
+    a pty, power the board off, boot a fresh MicroPython from what was flashed, and
+    see the device online at the cloud (which hears it through the broker)."""
+    from tools.simdevice import HEAP
+    from tools.stack import Stack
+
+    with Stack(tmp_path / "stack", log=lambda m: None) as stack:
+        rc = cli.main(["flash", "--board", "unix-sim", "--port", board.port, "--device-id", "flash-1",
+                       "--cloud", stack.api.url, "--api-key", stack.api.api_key,
+                       "--out", str(tmp_path / "bundle"), "--json"])
+        assert rc == 0
+        assert json.loads(capsys.readouterr().out)["flash"]["verified"] is True
+        board.stop()
+        cfg = json.loads((board.root / "config.json").read_text())
+        assert cfg["device_id"] == "flash-1" and cfg["mqtt"]["port"] == stack.broker.port
+        assert stack.api.get_device("flash-1")["online"] is False
+        env = {**os.environ, "MICROPYPATH": "lib"}  # a board has /lib on its path
+        dev = subprocess.Popen([micropython_exe(), "-X", f"heapsize={HEAP}", "main.py"], cwd=board.root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not stack.api.get_device("flash-1")["online"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+            doc = stack.api.get_device("flash-1")
+        finally:
+            dev.terminate()
+            out = dev.communicate(timeout=10)[0].decode(errors="replace")
+        assert doc["online"] is True, out
+        assert doc["board"] == "unix-sim" and doc["fw"] and doc["nt_hash"], doc
+        assert "online as flash-1" in out

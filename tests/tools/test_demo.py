@@ -1,0 +1,50 @@
+"""`fleetflow demo`: the whole story, checked against the API, and a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FLEETFLOW = str(Path(sys.executable).with_name("fleetflow"))
+
+
+def test_demo_exit_tells_the_whole_story_and_every_check_holds(tmp_path, procs_mentioning):
+    workdir = tmp_path / "demo"
+    proc = subprocess.run([FLEETFLOW, "demo", "--exit", "--workdir", str(workdir)],
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    for line in ("20/20 devices online at the cloud", "v1 deployment completed: 20/20 devices healthy",
+                 "the canary failed", "the deployment stopped and rolled back; the other 18 devices never received v2",
+                 "the whole fleet still runs v1", "v3 rolled out in 4 batches: 20/20 devices healthy",
+                 "every device reports v3", "The story is complete: all 8 checks held"):
+        assert line in out, out
+    assert "NOT" not in out
+    assert procs_mentioning(str(workdir)) == []
+
+
+def test_demo_stops_everything_on_ctrl_c(tmp_path, procs_mentioning):
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen([FLEETFLOW, "demo", "--devices", "10", "--workdir", str(workdir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            lines.append(line)
+            if "devices online at the cloud" in line or time.monotonic() > deadline:
+                break
+        assert procs_mentioning(str(workdir)), "the demo should be running devices by now"
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    out = "".join(lines) + rest
+    assert "10/10 devices online" in out, out
+    assert "Ctrl-C: stopping" in out and "stopped: devices, cloud and broker are down" in out, out
+    assert procs_mentioning(str(workdir)) == []

@@ -1,0 +1,105 @@
+"""The fleet simulator: profiles and faults planned per device, and a real fleet
+(MicroPython processes, broker, cloud) whose faults show where they should."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tools import fleet as fleet_mod
+
+IDS = fleet_mod.device_ids(4)
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["2=crash"], {"sim-002": ["crash"]}),
+    (["sim-003=net_drop,dead_sensor", "1=boot_loop"], {"sim-003": ["net_drop", "dead_sensor"], "sim-001": ["boot_loop"]}),
+    ([], {}),
+])
+def test_fault_assignments_by_id_or_position(items, expected):
+    assert fleet_mod.parse_assignments(items, fleet_mod.FAULTS, IDS, "--fault") == expected
+
+
+@pytest.mark.parametrize("item, message", [
+    ("5=crash", "device 5 is not in 1..4"),
+    ("sim-009=crash", "no device 'sim-009'"),
+    ("2=melt", "'melt' is not one of"),
+    ("2", "write DEVICE="),
+])
+def test_bad_fault_assignments_say_what_is_wrong(item, message):
+    with pytest.raises(fleet_mod.FleetError, match=message):
+        fleet_mod.parse_assignments([item], fleet_mod.FAULTS, IDS, "--fault")
+
+
+def test_plan_mixes_profiles_and_keeps_faults_per_device():
+    specs = fleet_mod.plan(4, profile="mixed", profiles={"sim-004": ["failing"]}, faults={"sim-002": ["crash"]})
+    assert [(s.device_id, s.profile, s.faults) for s in specs] == [
+        ("sim-001", "steady", []), ("sim-002", "sine", ["crash"]), ("sim-003", "noisy", []),
+        ("sim-004", "failing", [])]
+    with pytest.raises(fleet_mod.FleetError):
+        fleet_mod.plan(0)
+
+
+@pytest.mark.parametrize("profile, faults, dht", [
+    ("sine", [], {"profile": "sine"}),
+    ("failing", [], {"profile": "steady", "fault_rate": 0.5}),
+    ("steady", ["dead_sensor"], {"script": ["timeout"]}),
+    ("steady", ["crash"], {"script": [["garbage", 45.0]]}),
+])
+def test_sensor_config_per_profile_and_fault(profile, faults, dht):
+    got = fleet_mod.sensors_config(fleet_mod.DeviceSpec("d", profile, faults), 0)["dht"]["4"]
+    assert {k: got[k] for k in dht} == dht
+
+
+def test_a_fleet_with_faults_behaves_as_each_fault_says(tmp_path, procs_mentioning):
+    from tools.stack import Stack
+    from tools.demo import EXAMPLE, HEALTH
+    import json
+
+    workdir = tmp_path / "fleet"
+    with Stack(tmp_path / "stack", log=lambda m: None) as stack:
+        api = stack.api
+        fleet = fleet_mod.Fleet(workdir, 4, mqtt_host=stack.broker.host, mqtt_port=stack.broker.port,
+                                provision=stack.provision, faults={"sim-002": ["crash"], "sim-003": ["net_drop"],
+                                                                    "sim-004": ["boot_loop"]},
+                                net_drop_s=(4, 3), log=lambda m: None)
+        with fleet:
+            def online():
+                return {d["id"] for d in api.list_devices() if d["online"]}
+
+            deadline = time.monotonic() + 30
+            while not {"sim-001", "sim-002", "sim-003"} <= online() and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert {"sim-001", "sim-002", "sim-003"} <= online()
+
+            # crash: the flow's nodes raise on the garbage reading; on trial the device rolls back
+            flow = api.create_flow(json.loads(EXAMPLE.read_text()))
+            api.publish_flow(flow["id"])
+            dep = api.create_deployment({"flow_id": flow["id"], "strategy": "all_at_once",
+                                         "target_devices": ["sim-001", "sim-002"],
+                                         "config": {"health": HEALTH, "failure_threshold": 100}})
+            api.deployment_action(dep["id"], "start")
+            deadline = time.monotonic() + 40
+            while api.deployment(dep["id"])["status"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.3)
+            targets = {t["device_id"]: t for t in api.deployment(dep["id"])["targets"]}
+            assert targets["sim-001"]["status"] == "success"
+            assert targets["sim-002"]["status"] == "failed" and "error_rate" in targets["sim-002"]["reason"]
+
+            # net_drop: the link went down at least once, and the device is back online
+            link = fleet.links["sim-003"]
+            deadline = time.monotonic() + 20
+            while link.drops < 1 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert link.drops >= 1
+            deadline = time.monotonic() + 20
+            while not (link.up and "sim-003" in online()) and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert "sim-003" in online()
+
+            # boot_loop: the board keeps resetting: it booted several times
+            boots = fleet.devices["sim-004"].log().count("online as sim-004")
+            assert boots >= 2, fleet.devices["sim-004"].log()
+        assert fleet.devices == {}
+    assert procs_mentioning(str(workdir)) == []
