@@ -31,6 +31,8 @@ def register(sub) -> None:
     prov.add_argument("--name")
     prov.add_argument("--tag", action="append", dest="tags", help="repeatable")
     prov.add_argument("--environment", help="e.g. dev or prod")
+    prov.add_argument("--mosquitto-passwd", metavar="FILE",
+                      help="add the device's MQTT user to this Mosquitto password file (then reload mosquitto)")
     for q in (ls, show, prov):
         client_mod.add_cloud_args(q)
         q.add_argument("--json", action="store_true")
@@ -95,10 +97,14 @@ def _provision(args) -> int:
     except client_mod.ApiError as exc:
         client_mod.print_error(exc, "devices")
         return 1
+    creds = client_mod.credentials(answer)
+    if args.mosquitto_passwd:
+        from tools.cmd_flash import add_mosquitto_user
+
+        add_mosquitto_user(args.mosquitto_passwd, creds.get("mqtt_user", creds["device_id"]), creds["mqtt_password"])
     if args.json:
         print(json.dumps(answer, sort_keys=True))
         return 0
-    creds = client_mod.credentials(answer)
     print(f"provisioned {creds.get('device_id')} ({args.board}) at {api.url}")
     for key in ("mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password", "key"):
         if key in creds:

@@ -43,6 +43,8 @@ def register(sub) -> None:
     cloud = p.add_argument_group("cloud provisioning")
     cloud.add_argument("--cloud", metavar="URL", help="provision the device through this cloud's API")
     cloud.add_argument("--api-key")
+    cloud.add_argument("--mosquitto-passwd", metavar="FILE",
+                       help="add the device's MQTT user to this Mosquitto password file (then reload mosquitto)")
     p.add_argument("--out", type=Path, help=f"bundle folder (default {VAR}/<board>-<device>)")
     p.add_argument("--no-mip", action="store_true", help="skip `mip install umqtt.simple` (already on the board)")
     p.add_argument("--bundle-only", action="store_true", help="build the bundle, do not flash")
@@ -78,11 +80,32 @@ def provisioning_from(args, log=print) -> dict:
     return {k: v for k, v in prov.items() if v is not None}
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
+
+
+def add_mosquitto_user(passwd_file: str, user: str, password: str) -> None:
+    """mosquitto_passwd -b FILE USER PASSWORD: the broker knows the device after a reload."""
+    import subprocess
+
+    proc = subprocess.run(["mosquitto_passwd", "-b", passwd_file, user, password], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise device_config.ConfigError(f"mosquitto_passwd failed: {(proc.stderr or proc.stdout).strip()}")
+
+
 def run(args) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         prov = provisioning_from(args, log)
         device_config.check(prov)
+        if args.board != "unix-sim" and prov["mqtt_host"] in LOOPBACK:
+            raise device_config.ConfigError(
+                f"MQTT host {prov['mqtt_host']!r} is this machine's own address: a board cannot reach it; "
+                "give --mqtt-host with the broker's address on the board's network")
+        if args.mosquitto_passwd:
+            add_mosquitto_user(args.mosquitto_passwd, prov.get("mqtt_user", prov["device_id"]),
+                               prov.get("mqtt_password", ""))
+            log(f"flash: added MQTT user {prov.get('mqtt_user', prov['device_id'])} to {args.mosquitto_passwd}; "
+                "reload mosquitto (SIGHUP) so it takes it")
         out = args.out or VAR / f"{args.board}-{prov['device_id']}"
         bundle = bundle_mod.build_bundle(args.board, out, prov)
         s = bundle.summary()

@@ -110,3 +110,25 @@ def test_flashed_board_provisioned_by_the_cloud_boots_and_comes_online(board, tm
         assert doc["online"] is True, out
         assert doc["board"] == "unix-sim" and doc["fw"] and doc["nt_hash"], doc
         assert "online as flash-1" in out
+
+
+def test_a_real_board_is_never_given_a_loopback_broker(tmp_path, capsys):
+    rc = cli.main(["flash", "--board", "esp32-devkitc", "--bundle-only", "--device-id", "k1", "--mqtt-host",
+                   "127.0.0.1", "--key", KEY, "--out", str(tmp_path / "b")])
+    assert rc == 1
+    assert "a board cannot reach it" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="mosquitto_passwd not installed (make system)")
+def test_bundle_only_for_a_board_adds_its_mosquitto_user(tmp_path, capsys):
+    passwd = tmp_path / "passwd"
+    passwd.write_text("")
+    rc = cli.main(["flash", "--board", "rp2-pico-w", "--bundle-only", "--device-id", "pico-1", "--mqtt-host",
+                   "192.0.2.10", "--mqtt-password", "pw1", "--wifi-ssid", "lab", "--key", KEY,
+                   "--mosquitto-passwd", str(passwd), "--out", str(tmp_path / "b"), "--json"])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["bundle"]["march"] == "armv6m" and "flash" not in result
+    assert passwd.read_text().startswith("pico-1:")
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["mqtt"]["host"] == "192.0.2.10" and cfg["wifi"]["ssid"] == "lab"
