@@ -188,8 +188,8 @@ class Interpreter:
             from fleetflow.timers import fire
             self._fire = fire
         self._args = [None] * 6
-        self._gen = self._runner()
-        next(self._gen)
+        self._gen = None
+        self._start_runner()
         # what every run needs, fetched in one go
         self._hot = (n, self._inbox, self._budget_us, ctx, p, self._rhop)
 
@@ -293,7 +293,16 @@ class Interpreter:
 
     def run_from(self, idx, msg, now_ms=0, trigger="inject", exec_id=None):
         """Deliver msg to node idx and run from there (tests, benchmarks); the compact record."""
-        return self._execute(trigger, idx, msg, exec_id, self._calls, now_ms)
+        if self._gen is None:
+            self._start_runner()
+        a = self._args      # as _execute, without a second frame
+        a[0] = trigger
+        a[1] = idx
+        a[2] = msg
+        a[3] = exec_id
+        a[4] = self._calls
+        a[5] = now_ms
+        return self._gen.send(None)
 
     def cancel(self, exec_id):
         """Drop the pending continuations (delays) of an execution; returns how many."""
@@ -333,6 +342,9 @@ class Interpreter:
 
     def _execute(self, trig, i, m, exec_id, calls, now_ms):
         """One run from node i with message m (None: start from the inbox at i)."""
+        # kept to few locals: a bigger frame would be a heap allocation per run
+        if self._gen is None:
+            self._start_runner()
         a = self._args
         a[0] = trig
         a[1] = i
@@ -340,144 +352,160 @@ class Interpreter:
         a[3] = exec_id
         a[4] = calls
         a[5] = now_ms
-        try:
-            return self._gen.send(None)
-        except BaseException:
-            # only a bug gets here (node errors are caught per node); the
-            # runner is finished by it, so start a fresh one for next time
-            self._gen = self._runner()
-            next(self._gen)
-            raise
+        return self._gen.send(None)
+
+    def _start_runner(self):
+        self._gen = self._runner()
+        next(self._gen)
 
     def _runner(self):
         # Runs live in one generator that loops forever: a function with this
         # many locals would get a fresh heap frame on every call, a resumed
-        # generator reuses its one frame (no allocation per run).
+        # generator reuses its one frame (no allocation per run). Nothing
+        # escapes a run; should something escape anyway (no memory left to
+        # even record the failure), the next run starts a new generator.
         a = self._args
         rec = None
-        while True:
-            yield rec
-            trig, i, m, exec_id, calls, now_ms = a
-            self._run_no += 1
-            self._exec = exec_id
-            self._calls_run = calls
-            n, inbox, budget, ctx, p, rhop = self._hot
-            ctx.now_ms = now_ms
-            ctx._in_run = True
-            spare = self.records._spare
-            if spare and len(spare[-1]) == self._reclen and (spare[-1][_PORTS] is not None
-                                                             or not self._has_router):
-                tl = spare.pop()        # its outs were cleared when it was recycled
-                tl[0:n] = self._nones
-                outs = tl[_OUTS]
-                ports = tl[_PORTS]      # a router always sets its port when it runs
-            else:
-                tl = new_record(n, self._has_router)
-                outs = tl[_OUTS]
-                ports = tl[_PORTS]
-            errs = None
-            extra = None
-            err = None
-            tick = _ticks_us
-            steps_left = p.steps - n    # beyond one run per node (only fan-in repeats)
-            t_run = tick()
-            # raw compare in the loop; when the tick counter could wrap during
-            # this run, every node takes the exact check instead
-            limit = t_run + budget
-            if limit >= _PERIOD:
-                limit = -1
-            if m is None:
-                # a continuation: its messages are already in the inbox, one per node
-                while i < n and inbox[i] is None:
-                    i += 1
-                if i < n:
-                    m = inbox[i]
-                    inbox[i] = None
-            while m is not None:
-                fn, cfg, mem, j = calls[i]
+        try:
+            while True:
+                yield rec
+                trig, i, m, exec_id, calls, now_ms = a
                 try:
-                    r = fn(cfg, mem, m, ctx)
-                except Exception as ex:
-                    r = self._retry(i, fn, cfg, mem, m, ex, t_run)
-                    if r is _FAIL:
-                        j = _FAILED
-                t1 = tick()
-                tl[i] = t1
-                if j > 0:                       # hop: straight to the next node
-                    if r is not None:
-                        outs[i] = r
-                        if t1 > limit and _diff(t1, t_run) > budget:
-                            err = "time budget: run passed %d ms" % p.run_ms
-                            break
-                        m = r
-                        i = j
-                        continue
-                elif j == _ROUTER:
-                    outs[i] = m
-                    ports[i] = r
-                    j = rhop[i][r]
-                    if j > 0:
-                        if t1 > limit and _diff(t1, t_run) > budget:
-                            err = "time budget: run passed %d ms" % p.run_ms
-                            break
-                        i = j
-                        continue
-                    _deliver(inbox, p.targets(i, r), m)
-                elif j == _FAILED:
-                    if errs is None:
-                        errs = {}
-                    errs[i] = self._err
-                    if not p.continue_on(i):
-                        err = "%s: %s" % (p.ids[i], self._err)
-                        break
-                elif r is not None:
-                    outs[i] = r
-                    if j != _SOURCE or r.__class__ is not str:   # a str: failure as data
-                        _deliver(inbox, p.targets(i, 0), r)
-                if t1 > limit and _diff(t1, t_run) > budget:
-                    err = "time budget: run passed %d ms" % p.run_ms
-                    break
-                # the next node with something in its inbox; several inputs
-                # (fan-in) run there and then, one run each
-                m = None
-                i += 1
-                while i < n:
-                    m = inbox[i]
+                    self._run_no += 1
+                    self._exec = exec_id
+                    self._calls_run = calls
+                    n, inbox, budget, ctx, p, rhop = self._hot
+                    ctx.now_ms = now_ms
+                    ctx._in_run = True
+                    spare = self.records._spare
+                    if spare and len(spare[-1]) == self._reclen and (spare[-1][_PORTS] is not None
+                                                                     or not self._has_router):
+                        tl = spare.pop()        # its outs were cleared when it was recycled
+                        tl[0:n] = self._nones
+                        outs = tl[_OUTS]
+                        ports = tl[_PORTS]      # a router always sets its port when it runs
+                    else:
+                        tl = new_record(n, self._has_router)
+                        outs = tl[_OUTS]
+                        ports = tl[_PORTS]
+                    errs = None
+                    extra = None
+                    err = None
+                    tick = _ticks_us
+                    steps_left = p.steps - n    # beyond one run per node (only fan-in repeats)
+                    t_run = tick()
+                    # raw compare in the loop; when the tick counter could wrap during
+                    # this run, every node takes the exact check instead
+                    limit = t_run + budget
+                    if limit >= _PERIOD:
+                        limit = -1
                     if m is None:
-                        i += 1
-                        continue
-                    inbox[i] = None
-                    if m.__class__ is not list:
-                        break
-                    if extra is None:
-                        extra = []
-                    err, steps_left = self._fanin(self, i, m, calls, extra, t_run, steps_left)
-                    m = None
+                        # a continuation: its messages are already in the inbox, one per node
+                        while i < n and inbox[i] is None:
+                            i += 1
+                        if i < n:
+                            m = inbox[i]
+                            inbox[i] = None
+                    if m is not None:     # None only for a continuation that finds nothing to run
+                        while True:
+                            fn, cfg, mem, j = calls[i]
+                            try:
+                                r = fn(cfg, mem, m, ctx)
+                            except Exception as ex:
+                                r = self._retry(i, fn, cfg, mem, m, ex, t_run)
+                                if r is _FAIL:
+                                    j = _FAILED
+                            t1 = tick()
+                            tl[i] = t1
+                            if j > 0:                       # hop: straight to the next node
+                                if r is not None:
+                                    outs[i] = r
+                                    if t1 > limit and _diff(t1, t_run) > budget:
+                                        err = "time budget: run passed %d ms" % p.run_ms
+                                        break
+                                    m = r
+                                    i = j
+                                    continue
+                            elif j == _ROUTER:
+                                outs[i] = m
+                                ports[i] = r
+                                j = rhop[i][r]
+                                if j > 0:
+                                    if t1 > limit and _diff(t1, t_run) > budget:
+                                        err = "time budget: run passed %d ms" % p.run_ms
+                                        break
+                                    i = j
+                                    continue
+                                _deliver(inbox, p.targets(i, r), m)
+                            elif j == _FAILED:
+                                if errs is None:
+                                    errs = {}
+                                errs[i] = self._err
+                                if not p.continue_on(i):
+                                    err = "%s: %s" % (p.ids[i], self._err)
+                                    break
+                            elif r is not None:
+                                outs[i] = r
+                                if j != _SOURCE or r.__class__ is not str:   # a str: failure as data
+                                    _deliver(inbox, p.targets(i, 0), r)
+                            if t1 > limit and _diff(t1, t_run) > budget:
+                                err = "time budget: run passed %d ms" % p.run_ms
+                                break
+                            # the next node with something in its inbox; several inputs
+                            # (fan-in) run there and then, one run each
+                            m = None
+                            i += 1
+                            while i < n:
+                                m = inbox[i]
+                                if m is None:
+                                    i += 1
+                                    continue
+                                inbox[i] = None
+                                if m.__class__ is not list:
+                                    break
+                                if extra is None:
+                                    extra = []
+                                err, steps_left = self._fanin(self, i, m, calls, extra, t_run, steps_left)
+                                m = None
+                                if err is not None:
+                                    break
+                                i += 1
+                            if err is not None:
+                                break
+                            if m is None:        # nothing left in the inbox
+                                break
                     if err is not None:
-                        break
-                    i += 1
-                if err is not None:
-                    break
-            if err is not None:
-                for k in range(n):
-                    inbox[k] = None
-                self.errors += 1
-                self.last_error = err
-            self.runs += 1
-            ctx._in_run = False
-            self._exec = None
-            tl[_RUN] = self._run_no
-            tl[_TRIG] = trig
-            tl[_EXEC] = exec_id
-            tl[_STATUS] = "failed" if err else "completed"
-            tl[_T_MS] = now_ms
-            tl[_T0] = t_run
-            tl[_T_END] = tick()
-            tl[_ERRS] = errs
-            tl[_EXTRA] = extra
-            tl[_LOGS] = ctx._logs
-            tl[_ERR] = err
-            tl[_PROG] = p
-            rec = tl
-            ctx._logs = None
-            self.records.append(rec)
+                        for k in range(n):
+                            inbox[k] = None
+                        self.errors += 1
+                        self.last_error = err
+                    self.runs += 1
+                    ctx._in_run = False
+                    self._exec = None
+                    tl[_RUN] = self._run_no
+                    tl[_TRIG] = trig
+                    tl[_EXEC] = exec_id
+                    tl[_STATUS] = "failed" if err else "completed"
+                    tl[_T_MS] = now_ms
+                    tl[_T0] = t_run
+                    tl[_T_END] = tick()
+                    tl[_ERRS] = errs
+                    tl[_EXTRA] = extra
+                    tl[_LOGS] = ctx._logs
+                    tl[_ERR] = err
+                    tl[_PROG] = p
+                    rec = tl
+                    ctx._logs = None
+                    self.records.append(rec)
+                except Exception as e:     # a bug, or no memory left: a failed run, not a crash
+                    self._in_run = False
+                    self._exec = None
+                    for k in range(self._n):
+                        self._inbox[k] = None
+                    self.runs += 1
+                    self.errors += 1
+                    self.last_error = "internal: " + _err_text(e)
+                    rec = _record(self._run_no, trig, exec_id, "failed", now_ms, self.last_error, self.prog)
+                    self.records.append(rec)
+        finally:
+            self._gen = None
