@@ -13,46 +13,27 @@
 #   node holds the device loop;
 # - every run leaves a record in the RunBuffer (fleetflow.records).
 #
-# Speed: everything is precomputed here, so the hot loop is list indexing.
-# The common case -- a node whose only successor is the next node and has
-# no other input -- hands its output straight on (a "hop"), without the
-# inbox. Per node the loop stores the finishing tick and the output; the
-# record turns them into durations and summaries only when it is read.
+# Speed: everything is precomputed here, so the hot loop (fleetflow/runner.py)
+# is list indexing. Code for what a program may never need -- retries,
+# fan-in, timers -- is imported only for programs that have them.
 import gc
 import time
 from micropython import const
 
 from fleetflow.errors import FFError
-from fleetflow.records import RunBuffer, to_dict, new_record, _nones
+from fleetflow.records import RunBuffer, to_dict, _nones, H as _REC_H
 
 LEVELS = ("debug", "info", "warning", "error")
 
+# node kinds in _nx (the same in fleetflow/runner.py; a hop is the next node's index, > 0)
 _NOHOP = const(-1)     # deliver through the inbox
 _ROUTER = const(-2)
 _SOURCE = const(-3)
-_FAILED = const(-4)    # set when a node failed for good
-# record header fields (the same as fleetflow.records; a test holds them equal)
-_H = const(14)
-_RUN = const(-14)
-_TRIG = const(-13)
-_EXEC = const(-12)
-_STATUS = const(-11)
-_T_MS = const(-10)
-_T0 = const(-9)
-_T_END = const(-8)
-_OUTS = const(-7)
-_PORTS = const(-6)
-_ERRS = const(-5)
-_EXTRA = const(-4)
-_LOGS = const(-3)
-_ERR = const(-2)
-_PROG = const(-1)
 _EMPTY = {}            # the message a root gets on exec; nodes never change messages
 _FAIL = object()
 
 _ticks_us = time.ticks_us
 _diff = time.ticks_diff
-_PERIOD = time.ticks_add(0, -1) + 1     # the tick counter wraps here
 
 
 def _print_publish(topic, payload, qos, retain):
@@ -172,7 +153,7 @@ class Interpreter:
                 self._polls.append([i, p.every[i], 0, "poll:" + ids[i]])
             else:
                 self._boots.append((i, "boot:" + ids[i]))
-        self._reclen = n + _H
+        self._reclen = n + _REC_H
         self._nones = _nones(n)
         # per node (run fn, cfg, mem, next): one unpack in the hot loop
         self._calls = [(fns[i], p.cfgs[i], mems[i], nx[i]) for i in range(n)]
@@ -355,157 +336,6 @@ class Interpreter:
         return self._gen.send(None)
 
     def _start_runner(self):
-        self._gen = self._runner()
+        from fleetflow.runner import runner
+        self._gen = runner(self)
         next(self._gen)
-
-    def _runner(self):
-        # Runs live in one generator that loops forever: a function with this
-        # many locals would get a fresh heap frame on every call, a resumed
-        # generator reuses its one frame (no allocation per run). Nothing
-        # escapes a run; should something escape anyway (no memory left to
-        # even record the failure), the next run starts a new generator.
-        a = self._args
-        rec = None
-        try:
-            while True:
-                yield rec
-                trig, i, m, exec_id, calls, now_ms = a
-                try:
-                    self._run_no += 1
-                    self._exec = exec_id
-                    self._calls_run = calls
-                    n, inbox, budget, ctx, p, rhop = self._hot
-                    ctx.now_ms = now_ms
-                    ctx._in_run = True
-                    spare = self.records._spare
-                    if spare and len(spare[-1]) == self._reclen and (spare[-1][_PORTS] is not None
-                                                                     or not self._has_router):
-                        tl = spare.pop()        # its outs were cleared when it was recycled
-                        tl[0:n] = self._nones
-                        outs = tl[_OUTS]
-                        ports = tl[_PORTS]      # a router always sets its port when it runs
-                    else:
-                        tl = new_record(n, self._has_router)
-                        outs = tl[_OUTS]
-                        ports = tl[_PORTS]
-                    errs = None
-                    extra = None
-                    err = None
-                    tick = _ticks_us
-                    steps_left = p.steps - n    # beyond one run per node (only fan-in repeats)
-                    t_run = tick()
-                    # raw compare in the loop; when the tick counter could wrap during
-                    # this run, every node takes the exact check instead
-                    limit = t_run + budget
-                    if limit >= _PERIOD:
-                        limit = -1
-                    if m is None:
-                        # a continuation: its messages are already in the inbox, one per node
-                        while i < n and inbox[i] is None:
-                            i += 1
-                        if i < n:
-                            m = inbox[i]
-                            inbox[i] = None
-                    if m is not None:     # None only for a continuation that finds nothing to run
-                        while True:
-                            fn, cfg, mem, j = calls[i]
-                            try:
-                                r = fn(cfg, mem, m, ctx)
-                            except Exception as ex:
-                                r = self._retry(i, fn, cfg, mem, m, ex, t_run)
-                                if r is _FAIL:
-                                    j = _FAILED
-                            t1 = tick()
-                            tl[i] = t1
-                            if j > 0:                       # hop: straight to the next node
-                                if r is not None:
-                                    outs[i] = r
-                                    if t1 > limit and _diff(t1, t_run) > budget:
-                                        err = "time budget: run passed %d ms" % p.run_ms
-                                        break
-                                    m = r
-                                    i = j
-                                    continue
-                            elif j == _ROUTER:
-                                outs[i] = m
-                                ports[i] = r
-                                j = rhop[i][r]
-                                if j > 0:
-                                    if t1 > limit and _diff(t1, t_run) > budget:
-                                        err = "time budget: run passed %d ms" % p.run_ms
-                                        break
-                                    i = j
-                                    continue
-                                _deliver(inbox, p.targets(i, r), m)
-                            elif j == _FAILED:
-                                if errs is None:
-                                    errs = {}
-                                errs[i] = self._err
-                                if not p.continue_on(i):
-                                    err = "%s: %s" % (p.ids[i], self._err)
-                                    break
-                            elif r is not None:
-                                outs[i] = r
-                                if j != _SOURCE or r.__class__ is not str:   # a str: failure as data
-                                    _deliver(inbox, p.targets(i, 0), r)
-                            if t1 > limit and _diff(t1, t_run) > budget:
-                                err = "time budget: run passed %d ms" % p.run_ms
-                                break
-                            # the next node with something in its inbox; several inputs
-                            # (fan-in) run there and then, one run each
-                            m = None
-                            i += 1
-                            while i < n:
-                                m = inbox[i]
-                                if m is None:
-                                    i += 1
-                                    continue
-                                inbox[i] = None
-                                if m.__class__ is not list:
-                                    break
-                                if extra is None:
-                                    extra = []
-                                err, steps_left = self._fanin(self, i, m, calls, extra, t_run, steps_left)
-                                m = None
-                                if err is not None:
-                                    break
-                                i += 1
-                            if err is not None:
-                                break
-                            if m is None:        # nothing left in the inbox
-                                break
-                    if err is not None:
-                        for k in range(n):
-                            inbox[k] = None
-                        self.errors += 1
-                        self.last_error = err
-                    self.runs += 1
-                    ctx._in_run = False
-                    self._exec = None
-                    tl[_RUN] = self._run_no
-                    tl[_TRIG] = trig
-                    tl[_EXEC] = exec_id
-                    tl[_STATUS] = "failed" if err else "completed"
-                    tl[_T_MS] = now_ms
-                    tl[_T0] = t_run
-                    tl[_T_END] = tick()
-                    tl[_ERRS] = errs
-                    tl[_EXTRA] = extra
-                    tl[_LOGS] = ctx._logs
-                    tl[_ERR] = err
-                    tl[_PROG] = p
-                    rec = tl
-                    ctx._logs = None
-                    self.records.append(rec)
-                except Exception as e:     # a bug, or no memory left: a failed run, not a crash
-                    self._in_run = False
-                    self._exec = None
-                    for k in range(self._n):
-                        self._inbox[k] = None
-                    self.runs += 1
-                    self.errors += 1
-                    self.last_error = "internal: " + _err_text(e)
-                    rec = _record(self._run_no, trig, exec_id, "failed", now_ms, self.last_error, self.prog)
-                    self.records.append(rec)
-        finally:
-            self._gen = None

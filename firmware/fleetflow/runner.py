@@ -1,0 +1,194 @@
+# The interpreter's hot loop: every run of an Interpreter goes through the
+# one generator made here (see Interpreter._execute). What it does per run
+# is in fleetflow/interp.py's header; how, here:
+# - a node whose only successor is the next node, with no other input,
+#   hands its output straight on (a "hop"); other messages go through the
+#   inbox, which is scanned forward for the next node to run;
+# - per node the loop stores the tick it finished at and its output; the
+#   record turns them into durations and summaries when it is read;
+# - the run record is one list (ticks, then a header), recycled through
+#   the RunBuffer, so a steady flow allocates no record lists.
+import time
+from micropython import const
+
+from fleetflow.interp import _FAIL, _deliver, _err_text, _record
+from fleetflow.records import new_record
+
+# node kinds in Interpreter._nx (a hop is the index of the next node, > 0)
+_ROUTER = const(-2)
+_SOURCE = const(-3)
+_FAILED = const(-4)    # set when a node failed for good
+
+# record header fields (the same as fleetflow.records)
+_H = const(14)
+_RUN = const(-14)
+_TRIG = const(-13)
+_EXEC = const(-12)
+_STATUS = const(-11)
+_T_MS = const(-10)
+_T0 = const(-9)
+_T_END = const(-8)
+_OUTS = const(-7)
+_PORTS = const(-6)
+_ERRS = const(-5)
+_EXTRA = const(-4)
+_LOGS = const(-3)
+_ERR = const(-2)
+_PROG = const(-1)
+
+_ticks_us = time.ticks_us
+_diff = time.ticks_diff
+_PERIOD = time.ticks_add(0, -1) + 1     # the tick counter wraps here
+
+
+def runner(it):
+    # Runs live in one generator that loops forever: a function with this
+    # many locals would get a fresh heap frame on every call, a resumed
+    # generator reuses its one frame (no allocation per run). Nothing
+    # escapes a run; should something escape anyway (no memory left to
+    # even record the failure), the next run starts a new generator.
+    a = it._args
+    rec = None
+    try:
+        while True:
+            yield rec
+            trig, i, m, exec_id, calls, now_ms = a
+            try:
+                it._run_no += 1
+                it._exec = exec_id
+                it._calls_run = calls
+                n, inbox, budget, ctx, p, rhop = it._hot
+                ctx.now_ms = now_ms
+                ctx._in_run = True
+                spare = it.records._spare
+                if spare and len(spare[-1]) == it._reclen and (spare[-1][_PORTS] is not None
+                                                                 or not it._has_router):
+                    tl = spare.pop()        # its outs were cleared when it was recycled
+                    tl[0:n] = it._nones
+                    outs = tl[_OUTS]
+                    ports = tl[_PORTS]      # a router always sets its port when it runs
+                else:
+                    tl = new_record(n, it._has_router)
+                    outs = tl[_OUTS]
+                    ports = tl[_PORTS]
+                errs = None
+                extra = None
+                err = None
+                tick = _ticks_us
+                steps_left = p.steps - n    # beyond one run per node (only fan-in repeats)
+                t_run = tick()
+                # raw compare in the loop; when the tick counter could wrap during
+                # this run, every node takes the exact check instead
+                limit = t_run + budget
+                if limit >= _PERIOD:
+                    limit = -1
+                if m is None:
+                    # a continuation: its messages are already in the inbox, one per node
+                    while i < n and inbox[i] is None:
+                        i += 1
+                    if i < n:
+                        m = inbox[i]
+                        inbox[i] = None
+                if m is not None:     # None only for a continuation that finds nothing to run
+                    while True:
+                        fn, cfg, mem, j = calls[i]
+                        try:
+                            r = fn(cfg, mem, m, ctx)
+                        except Exception as ex:
+                            r = it._retry(i, fn, cfg, mem, m, ex, t_run)
+                            if r is _FAIL:
+                                j = _FAILED
+                        t1 = tick()
+                        tl[i] = t1
+                        if j > 0:                       # hop: straight to the next node
+                            if r is not None:
+                                outs[i] = r
+                                if t1 > limit and _diff(t1, t_run) > budget:
+                                    err = "time budget: run passed %d ms" % p.run_ms
+                                    break
+                                m = r
+                                i = j
+                                continue
+                        elif j == _ROUTER:
+                            outs[i] = m
+                            ports[i] = r
+                            j = rhop[i][r]
+                            if j > 0:
+                                if t1 > limit and _diff(t1, t_run) > budget:
+                                    err = "time budget: run passed %d ms" % p.run_ms
+                                    break
+                                i = j
+                                continue
+                            _deliver(inbox, p.targets(i, r), m)
+                        elif j == _FAILED:
+                            if errs is None:
+                                errs = {}
+                            errs[i] = it._err
+                            if not p.continue_on(i):
+                                err = "%s: %s" % (p.ids[i], it._err)
+                                break
+                        elif r is not None:
+                            outs[i] = r
+                            if j != _SOURCE or r.__class__ is not str:   # a str: failure as data
+                                _deliver(inbox, p.targets(i, 0), r)
+                        if t1 > limit and _diff(t1, t_run) > budget:
+                            err = "time budget: run passed %d ms" % p.run_ms
+                            break
+                        # the next node with something in its inbox; several inputs
+                        # (fan-in) run there and then, one run each
+                        m = None
+                        i += 1
+                        while i < n:
+                            m = inbox[i]
+                            if m is None:
+                                i += 1
+                                continue
+                            inbox[i] = None
+                            if m.__class__ is not list:
+                                break
+                            if extra is None:
+                                extra = []
+                            err, steps_left = it._fanin(it, i, m, calls, extra, t_run, steps_left)
+                            m = None
+                            if err is not None:
+                                break
+                            i += 1
+                        if err is not None:
+                            break
+                        if m is None:        # nothing left in the inbox
+                            break
+                if err is not None:
+                    for k in range(n):
+                        inbox[k] = None
+                    it.errors += 1
+                    it.last_error = err
+                it.runs += 1
+                ctx._in_run = False
+                it._exec = None
+                tl[_RUN] = it._run_no
+                tl[_TRIG] = trig
+                tl[_EXEC] = exec_id
+                tl[_STATUS] = "failed" if err else "completed"
+                tl[_T_MS] = now_ms
+                tl[_T0] = t_run
+                tl[_T_END] = tick()
+                tl[_ERRS] = errs
+                tl[_EXTRA] = extra
+                tl[_LOGS] = ctx._logs
+                tl[_ERR] = err
+                tl[_PROG] = p
+                rec = tl
+                ctx._logs = None
+                it.records.append(rec)
+            except Exception as e:     # a bug, or no memory left: a failed run, not a crash
+                it._in_run = False
+                it._exec = None
+                for k in range(it._n):
+                    it._inbox[k] = None
+                it.runs += 1
+                it.errors += 1
+                it.last_error = "internal: " + _err_text(e)
+                rec = _record(it._run_no, trig, exec_id, "failed", now_ms, it.last_error, it.prog)
+                it.records.append(rec)
+    finally:
+        it._gen = None
