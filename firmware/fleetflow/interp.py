@@ -336,6 +336,10 @@ class Interpreter:
         return self._gen.send(None)
 
     def _start_runner(self):
-        from fleetflow.runner import runner
         self._gen = runner(self)
         next(self._gen)
+
+
+# the hot loop: part of the interpreter, always loaded with it (imported
+# last: it takes helpers from this module)
+from fleetflow.runner import runner  # noqa: E402
