@@ -107,9 +107,16 @@ def _all_node_types(boards_dir: Path) -> set[str]:
     return types
 
 
-# hal/ has one backend for real boards and one for the simulator; a bundle
-# carries only the one its port uses.
+# hal/ has one backend for real boards (real*.py) and one for the simulator
+# (sim*.py); a bundle carries only the one its port uses.
 HAL_BACKENDS = {"real": lambda port: port != "unix", "sim": lambda port: port == "unix"}
+
+
+def _hal_backend(stem: str) -> str | None:
+    for name in HAL_BACKENDS:
+        if stem == name or stem.startswith(name + "_"):
+            return name
+    return None
 
 
 def _wanted(rel: Path, port: str, board_nodes: set[str], node_types: set[str]) -> bool:
@@ -123,8 +130,8 @@ def _wanted(rel: Path, port: str, board_nodes: set[str], node_types: set[str]) -
         return False
     if len(parts) >= 2 and parts[-2] == "nodes" and rel.stem in node_types:
         return rel.stem in board_nodes
-    if len(parts) >= 2 and parts[-2] == "hal" and rel.stem in HAL_BACKENDS:
-        return HAL_BACKENDS[rel.stem](port)
+    if len(parts) >= 2 and parts[-2] == "hal" and _hal_backend(rel.stem):
+        return HAL_BACKENDS[_hal_backend(rel.stem)](port)
     return True
 
 

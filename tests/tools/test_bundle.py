@@ -48,7 +48,7 @@ def _fake_tree(tmp_path, native=False):
     for name in ("__init__", "dht", "switch", "_shared"):
         (fw / "fleetflow" / "nodes" / f"{name}.py").write_text(f"NAME = {name!r}\n")
     (fw / "fleetflow" / "hal").mkdir()
-    for name in ("__init__", "real", "sim"):
+    for name in ("__init__", "real", "sim", "sim_dht"):
         (fw / "fleetflow" / "hal" / f"{name}.py").write_text(f"NAME = {name!r}\n")
     boards = tmp_path / "boards"
     boards.mkdir()
@@ -69,8 +69,8 @@ def test_bundle_compiles_for_the_board_architecture_with_only_its_nodes(tmp_path
     assert "lib/fleetflow/nodes/switch.mpy" not in paths  # not compiled into this board
     # one hal backend: the simulated one for the unix port, the real one for boards
     assert "lib/fleetflow/hal/__init__.mpy" in paths
-    assert ("lib/fleetflow/hal/sim.mpy" in paths, "lib/fleetflow/hal/real.mpy" in paths) == (
-        (True, False) if march is None else (False, True))
+    assert ("lib/fleetflow/hal/sim.mpy" in paths, "lib/fleetflow/hal/sim_dht.mpy" in paths,
+            "lib/fleetflow/hal/real.mpy" in paths) == ((True, True, False) if march is None else (False, False, True))
     assert "config.json" not in paths  # no provisioning given
     assert b.budget_bytes == 4096 and b.march == march
     native = tmp_path / "out" / "lib" / "fleetflow" / "fast.mpy"

@@ -22,7 +22,8 @@ def run(args) -> dict:
     for board in boards:
         b = bundle_mod.build_bundle(board, bundle_mod.REPO / "var" / "bench" / f"bundle-{board}")
         s = b.summary()
-        nodes = sum(1 for f in b.files if "/nodes/" in f.path)
+        types = set(bundle_mod.load_board(board).get("nodes", []))
+        nodes = sum(1 for f in b.files if "/nodes/" in f.path and f.path.rsplit("/", 1)[1][:-4] in types)
         result[board] = (f"{s['code_bytes']} B firmware ({s['budget_used']:.1%} of {s['budget_bytes']} B), "
                          f"{s['files']} files, {nodes} node modules, {s['march']}")
         result[f"{board}_bytes"] = s["code_bytes"]
