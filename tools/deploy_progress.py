@@ -56,8 +56,8 @@ def render(s: dict, elapsed_s: float) -> list[str]:
     head = f"deployment {s['id']}  {s['strategy']}  {s['status']}"
     if s["phase"]:
         head += f"  phase: {s['phase']}"
-    if s["batch"] is not None:
-        head += f"  batch {s['batch']}" + (f"/{s['batches']}" if s["batches"] else "")
+    if s["batch"] is not None:  # the API counts batches from 0; people count from 1
+        head += f"  batch {s['batch'] + 1}" + (f"/{s['batches']}" if s["batches"] else "")
     counts = "  ".join(f"{k} {v}" for k, v in s["counts"].items() if v or k in ("pending", "success", "failed"))
     return [head, f"{_bar(s)} {s['done']}/{s['total']}  {counts}  {elapsed_s:5.1f}s"]
 

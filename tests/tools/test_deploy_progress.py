@@ -37,7 +37,7 @@ def test_a_deployment_needs_targets():
         _args(["f1"])
 
 
-DEP = {"id": "dep_1", "strategy": "canary", "status": "running", "phase": "canary", "batch": 1, "batches": 2,
+DEP = {"id": "dep_1", "strategy": "canary", "status": "running", "phase": "canary", "batch": 0, "batches": 2,
        "total_targets": 5, "targets": [{"device_id": f"d{i}", "status": s} for i, s in
                                        enumerate(["success", "deploying", "failed", "pending", "pending"])]}
 
@@ -45,7 +45,7 @@ DEP = {"id": "dep_1", "strategy": "canary", "status": "running", "phase": "canar
 def test_summary_counts_targets_by_status():
     s = deploy_progress.summarize(DEP)
     assert s["counts"] == {"pending": 2, "deploying": 1, "success": 1, "failed": 1, "rolled_back": 0, "skipped": 0}
-    assert (s["phase"], s["batch"], s["batches"], s["total"], s["done"]) == ("canary", 1, 2, 5, 2)
+    assert (s["phase"], s["batch"], s["batches"], s["total"], s["done"]) == ("canary", 0, 2, 5, 2)
 
 
 def test_render_shows_phase_batch_bar_and_counts():
