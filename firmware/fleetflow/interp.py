@@ -55,6 +55,12 @@ def _wrap(run, i, ctx):
     return w
 
 
+def _sets_timers(mod, cfg):
+    # TIMERS: True, or a function of the node's cfg (gpio_out: only in pulse mode)
+    t = getattr(mod, "TIMERS", False)
+    return t(cfg) if callable(t) else t
+
+
 def _deliver(inbox, targets, msg):
     for j in targets:
         x = inbox[j]
@@ -165,7 +171,7 @@ class Interpreter:
         if any(d > 1 for d in p.indeg):
             from fleetflow.fanin import run
             self._fanin = run
-        if any(getattr(m, "TIMERS", False) for m in p.mods):
+        if any(_sets_timers(p.mods[i], p.cfgs[i]) for i in range(n)):
             from fleetflow.timers import fire
             self._fire = fire
         self._args = [None] * 6

@@ -11,6 +11,8 @@
 #       data (it lands in the run record, nothing goes on)
 #   edge(cfg, mem, now_ms) -> bool   edge sources: did the input fire
 #   teardown(cfg, mem)      optional; releases hardware at stop()
+#   LOGS = True             the node calls ctx.log (its log lines get its id)
+#   TIMERS = True or TIMERS(cfg) -> bool   the node calls ctx.later/resume
 # Messages are flat dicts and are never changed in place: a node that
 # changes one returns a copy (a message may go to several branches).
 

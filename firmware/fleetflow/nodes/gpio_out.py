@@ -8,7 +8,6 @@ TYPE = "gpio_out"
 KIND = "sink"
 TRIGGER = None
 PORTS = 1
-TIMERS = True      # sets timers (the interpreter loads its timer code)
 DOC = "drives a GPIO output: set, toggle, pulse, or follow the message value"
 MODES = ("set", "toggle", "pulse", "follow")
 PARAMS = (
@@ -17,6 +16,11 @@ PARAMS = (
     ("value", "int", 1, 0, 1, None),
     ("pulse_ms", "ms", 100, 1, 60000, None),
 )
+
+
+def TIMERS(cfg):
+    # only a pulse sets a timer (the interpreter loads its timer code for it)
+    return cfg[1] == 2
 
 
 def prep(p):
