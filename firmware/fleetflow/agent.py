@@ -103,7 +103,10 @@ class Agent(Commands):
 
     # -- the loop --
     def run(self):
-        self.boot()
+        try:
+            self.boot()
+        except Exception as e:  # still come online, so the cloud can see and fix it
+            print("agent: boot failed:", type(e).__name__, e)
         while True:
             try:
                 self.step()

@@ -39,6 +39,8 @@ class _TimeoutSock:
         r = self._s.read(*a)
         if r is not None and a and a[0] and not r:
             raise OSError(-1)  # EOF: the broker closed the connection
+        if r:
+            _SockModule.last_rx = time.ticks_ms()
         return r
 
     def write(self, *a):
@@ -51,6 +53,7 @@ class _TimeoutSock:
 class _SockModule:
     # Stands in for `usocket` inside umqtt.simple so its sockets get timeouts.
     timeout_s = 5
+    last_rx = 0  # when the broker last sent anything (PINGRESP included)
 
     @staticmethod
     def socket(*a):
@@ -126,6 +129,7 @@ class Link:
                 self.failures = 0
                 self.connects += 1
                 self._last_io = now
+                _SockModule.last_rx = now
                 self._cl.subscribe(self.topic("cmd"), qos=1)
                 self._on_connect()
             except Exception as e:
@@ -143,6 +147,11 @@ class Link:
             if time.ticks_diff(now, self._last_io) >= self.keepalive_s * 500:
                 self._cl.ping()
                 self._last_io = now
+            # We ping every half keepalive and the broker answers each ping:
+            # silence for 1.5 keepalives means a half-open link (MQTT 3.1.1
+            # section 3.1.2.10 gives the broker the same rule).
+            if time.ticks_diff(now, _SockModule.last_rx) > self.keepalive_s * 1500:
+                raise OSError("no answer from the broker")
         except Exception as e:
             self.drop(e)
 

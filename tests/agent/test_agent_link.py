@@ -58,3 +58,86 @@ def test_dead_broker_times_out_and_retries_with_capped_backoff(tmp_path):
     finally:
         dev.kill()
         hole.close()
+
+
+class FreezingProxy:
+    """TCP proxy to the broker; freeze() stops forwarding on open connections without closing them."""
+
+    def __init__(self, port: int):
+        self.target = port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.frozen: set[int] = set()
+        self._socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            n = self.connections
+            u = socket.create_connection(("127.0.0.1", self.target))
+            self._socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b, n), daemon=True).start()
+
+    def _pipe(self, a, b, n):
+        while True:
+            try:
+                data = a.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            if n in self.frozen:
+                continue  # swallowed: the link is half-open
+            try:
+                b.sendall(data)
+            except OSError:
+                return
+
+    def freeze_current(self):
+        self.frozen.add(self.connections)
+
+    def close(self):
+        self.sock.close()
+        for s in self._socks:
+            s.close()
+
+
+def test_half_open_link_is_noticed_by_keepalive(tmp_path):
+    from mqtt_cloud import Cloud
+    from tools.broker import start_broker
+
+    with start_broker(tmp_path / "b", users={"cloud": "cloudpw", DEV: "devpw"}) as broker:
+        proxy = FreezingProxy(broker.port)
+        cloud = Cloud(broker)
+        dev = SimDevice(tmp_path / "d", DEV, KEY, "127.0.0.1", proxy.port, "devpw",
+                        settings={"keepalive_s": 2, "socket_timeout_s": 1, "backoff_min_ms": 100,
+                                  "backoff_max_ms": 400})
+        try:
+            dev.start()
+            cloud.wait_json(f"ff/{DEV}/status", lambda s: s.get("state") == "online")
+            assert proxy.connections == 1
+            n = len(cloud.json_on(f"ff/{DEV}/status"))
+            proxy.freeze_current()
+            t0 = time.monotonic()
+            while proxy.connections < 2 and time.monotonic() - t0 < 10:
+                time.sleep(0.1)
+            # noticed within 1.5 keepalives (+ a ping period), then reconnected
+            assert proxy.connections >= 2, dev.log()
+            assert time.monotonic() - t0 < 6
+            deadline = time.monotonic() + 10
+            while not any(s.get("state") == "online" for s in cloud.json_on(f"ff/{DEV}/status")[n:]):
+                assert time.monotonic() < deadline, dev.log()
+                time.sleep(0.1)
+        finally:
+            dev.kill()
+            cloud.close()
+            proxy.close()
