@@ -103,3 +103,34 @@ def test_a_fleet_with_faults_behaves_as_each_fault_says(tmp_path, procs_mentioni
             assert boots >= 2, fleet.devices["sim-004"].log()
         assert fleet.devices == {}
     assert procs_mentioning(str(workdir)) == []
+
+
+def test_sim_command_runs_a_fleet_with_its_own_cloud_and_stops_cleanly(tmp_path, procs_mentioning):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tools.client import Client
+
+    workdir = tmp_path / "sim"
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("fleetflow")), "sim", "--devices", "3",
+                             "--fault", "3=dead_sensor", "--workdir", str(workdir), "--duration", "600", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["devices"] == ["sim-001", "sim-002", "sim-003"]
+        api = Client(info["api"].removesuffix("/api/v1"), info["api_key"])
+        deadline = time.monotonic() + 30
+        while sum(d["online"] for d in api.list_devices()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert sorted(d["id"] for d in api.list_devices() if d["online"]) == info["devices"]
+        assert procs_mentioning(str(workdir))
+        proc.send_signal(2)  # Ctrl-C
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "sim: stopped, no device left running" in err
+    assert procs_mentioning(str(workdir)) == []
