@@ -93,6 +93,53 @@ def to_dict(rec):
             "us": time.ticks_diff(rec[T_END], rec[T0]), "nodes": nodes, "logs": logs, "err": rec[ERR]}
 
 
+def write_json(rec, write):
+    """Write the wire form of a record as JSON, piece by piece, to write(str):
+    what json.dumps(to_dict(rec)) says, without building the dicts first."""
+    import json
+    d = json.dumps
+    if type(rec) is dict:
+        write(d(rec))
+        return
+    prog = rec[PROG]
+    ids = prog.ids if prog else ()
+    write('{"run":%d,"flow":' % rec[RUN])
+    write(d(prog.flow if prog else None))
+    write(',"ver":')
+    write(d(prog.ver if prog else None))
+    write(',"exec":')
+    write(d(rec[EXEC]))
+    write(',"trigger":')
+    write(d(rec[TRIG]))
+    write(',"status":"%s","t_ms":' % rec[STATUS])
+    write(d(rec[T_MS]))
+    write(',"us":%d,"nodes":[' % time.ticks_diff(rec[T_END], rec[T0]))
+    first = True
+    for i, us, out, port, err in node_rows(rec):
+        write('{"id":' if first else ',{"id":')
+        first = False
+        write(d(ids[i]))
+        write(',"type":"%s","us":%d,"out":' % (prog.mods[i].TYPE, us))
+        write(d(summary(out)))
+        write(',"port":')
+        write(d(port))
+        write(',"err":')
+        write(d(err))
+        write("}")
+    write('],"logs":[')
+    first = True
+    for lv, i, text in rec[LOGS] or ():
+        write('["%s",' % lv if first else ',["%s",' % lv)
+        first = False
+        write(d(ids[i] if i is not None else None))
+        write(",")
+        write(d(text))
+        write("]")
+    write('],"err":')
+    write(d(rec[ERR]))
+    write("}")
+
+
 _NONES = {}
 
 
@@ -154,6 +201,17 @@ class RunBuffer:
         for r in out:
             self._recycle(r)
         return dicts
+
+    def peek_json(self, n=None):
+        """peek(n) as JSON text, made without the dicts (less heap on a device)."""
+        parts = ["["]
+        q = self._q if n is None else self._q[:n]
+        for k in range(len(q)):
+            if k:
+                parts.append(",")
+            write_json(q[k], parts.append)
+        parts.append("]")
+        return "".join(parts)
 
     def peek(self, n=None):
         """Up to n records (all by default), oldest first, as dicts; they stay."""

@@ -42,6 +42,16 @@ for t in range(10):
     if t % 3 == 2:
         outs += [x["nodes"][1]["out"] for x in buf2.take()]
 OUT["recycled"] = outs + [x["nodes"][1]["out"] for x in buf2.take()]
+# peek_json: the same records as JSON text, without building the dicts
+buf3 = RunBuffer(4)
+it3, hal3 = interp([("inject", {"payload": "q\"uote"}), ("switch", {"property": "nope"}), ("log", {"message": "x"})],
+                   [(0, 0, 1), (1, 0, 2)], records=buf3)
+it3.run_now(exec_id="j1", now_ms=1)
+it4, hal4 = interp([("inject", {}), {"id": "n2", "type": "switch", "params": {"property": "nope"}, "on_failure": "continue"},
+                    ("log", {"message": "hi {value}"})], [(0, 0, 1), (0, 0, 2)], records=buf3)
+it4.run_now(now_ms=2)
+buf3.append({"run": 99, "plain": True})
+OUT["peek_json"] = [json.loads(buf3.peek_json()), buf3.peek(), json.loads(buf3.peek_json(1)) == buf3.peek(1)]
 '''
 
 
@@ -80,6 +90,16 @@ def test_taken_records_are_not_changed_by_later_runs(out):
 
 def test_summaries(out):
     assert out["summary"] == [None, "short", 60, "{'a': 1}"]
+
+
+def test_peek_json_is_peek_as_json(out):
+    as_json, as_dicts, first_only = out["peek_json"]
+    assert as_json == as_dicts and first_only
+    assert as_json[0]["status"] == "failed" and 'q"uote' in as_json[0]["nodes"][0]["out"]
+    assert as_json[1]["status"] == "completed"
+    assert [lv for lv, node, text in as_json[1]["logs"]] == ["info"] and as_json[1]["logs"][0][1] == "n3"
+    assert as_json[1]["logs"][0][2].startswith("hi ")
+    assert as_json[2] == {"run": 99, "plain": True}
 
 
 def test_recycled_records_keep_their_own_outputs(out):
