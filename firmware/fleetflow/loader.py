@@ -99,9 +99,9 @@ def load(data, table, board, limit):
     # and a big block may not be free when a device loads a new flow
     if limit is None:
         limit = (board or {}).get("program_max_bytes") or _DEF_LIMIT_BYTES
-    if not (type(data) in (bytes, str, bytearray)):
+    if type(data) not in (bytes, str, bytearray):
         raise FFError("program: want bytes or text")
-    if not (len(data) <= limit):
+    if len(data) > limit:
         raise FFError("program: %d bytes over the limit of %d" % (len(data), limit))
     try:
         doc = json.loads(data)
@@ -109,7 +109,7 @@ def load(data, table, board, limit):
         raise FFError("program: out of memory parsing %d bytes" % len(data))
     except Exception:
         raise FFError("program: malformed JSON")
-    if not (type(doc) is dict):
+    if type(doc) is not dict:
         raise FFError("program: want a JSON object")
     if not (doc.get("f") == 1 and type(doc.get("f")) is int):
         raise FFError("program.f: unsupported format %r (want 1)" % (doc.get("f"),))
@@ -118,7 +118,7 @@ def load(data, table, board, limit):
     nodes = doc.get("nodes")
     if not (type(nodes) is list and 0 < len(nodes)):
         raise FFError("program.nodes: want a non-empty list")
-    if not (len(nodes) <= _MAX_NODES):
+    if len(nodes) > _MAX_NODES:
         raise FFError("program.nodes: %d nodes over the limit of %d" % (len(nodes), _MAX_NODES))
     pins = {}
     seen = {}
@@ -137,7 +137,7 @@ def load(data, table, board, limit):
     prog.n = n
     prog.idtext = "\n".join(ids)
     ids = None
-    if not (prog.steps >= prog.n):
+    if prog.steps < prog.n:
         raise FFError("program.limits.steps: %d is below the node count %d" % (prog.steps, prog.n))
     edges = doc.get("edges", [])
     doc = nodes = None
@@ -156,23 +156,23 @@ def _header(doc, board, prog):
     if not (pb is None or type(pb) is str):
         raise FFError("program.board: want a board name")
     if board is not None and pb is not None:
-        if not (pb == board.get("name")):
+        if pb != board.get("name"):
             raise FFError("program.board: compiled for %s, this is %s" % (pb, board.get("name")))
     prog.board = pb
     vars_ = doc.get("vars", {})
-    if not (type(vars_) is dict):
+    if type(vars_) is not dict:
         raise FFError("program.vars: want an object")
     for k in vars_:
         if not (0 < len(k) <= _MAX_ID):
             raise FFError("program.vars: bad variable name %r" % k)
-        if not (type(vars_[k]) in (int, float, str, bool)):
+        if type(vars_[k]) not in (int, float, str, bool):
             raise FFError("program.vars.%s: want a number, string or bool" % k)
     prog.vars = vars_
     limits = doc.get("limits", {})
-    if not (type(limits) is dict):
+    if type(limits) is not dict:
         raise FFError("program.limits: want an object")
     for k in limits:
-        if not (k in ("steps", "run_ms")):
+        if k not in ("steps", "run_ms"):
             raise FFError("program.limits.%s: unknown limit" % k)
     prog.steps = _int_in("program.limits", "steps", limits.get("steps", _DEF_STEPS), 1, 10000)
     prog.run_ms = _int_in("program.limits", "run_ms", limits.get("run_ms", _DEF_RUN_MS), 1, 60000)
@@ -181,7 +181,7 @@ def _header(doc, board, prog):
 
 def _node(prog, i, nd, table, board, vars_, pins, seen, ids):
     # one node of the program: checked, resolved, stored at index i
-    if not (type(nd) is dict):
+    if type(nd) is not dict:
         raise FFError("program.nodes[%d]: want an object" % i)
     nid = nd.get("id")
     if not (type(nid) is str and 0 < len(nid) <= _MAX_ID and _printable(nid)):
@@ -189,20 +189,20 @@ def _node(prog, i, nd, table, board, vars_, pins, seen, ids):
     if nid in ids:
         raise FFError("%s: duplicate node id" % nid)
     typ = nd.get("type")
-    if not (type(typ) is str):
+    if type(typ) is not str:
         raise FFError("%s.type: want a type id" % nid)
     typ = _norm_type(typ)
     mod = table.get(typ)
     if mod is None:
         raise FFError("%s.type: unknown node type %s" % (nid, typ))
     for k in nd:
-        if not (k in ("id", "type", "params", "on_failure", "retries", "backoff_ms")):
+        if k not in ("id", "type", "params", "on_failure", "retries", "backoff_ms"):
             raise FFError("%s.%s: unknown key" % (nid, k))
     raw = nd.get("params", {})
-    if not (type(raw) is dict):
+    if type(raw) is not dict:
         raise FFError("%s.params: want an object" % nid)
     of = nd.get("on_failure", "stop")
-    if not (of in ("stop", "continue")):
+    if of not in ("stop", "continue"):
         raise FFError("%s.on_failure: want stop or continue" % nid)
     ids[i] = nid
     prog.mods[i] = mod
@@ -237,9 +237,9 @@ def _edges(prog, edges):
     # checked first, then turned into per-node tuples of targets per port
     # (built without intermediate lists: this runs at the load's heap peak)
     n = prog.n
-    if not (type(edges) is list):
+    if type(edges) is not list:
         raise FFError("program.edges: want a list")
-    if not (len(edges) <= _MAX_EDGES):
+    if len(edges) > _MAX_EDGES:
         raise FFError("program.edges: %d edges over the limit of %d" % (len(edges), _MAX_EDGES))
     indeg = [0] * n
     for k in range(len(edges)):
@@ -252,12 +252,11 @@ def _edges(prog, edges):
             raise FFError("%s: node index out of range" % where)
         if a >= b or not 0 <= port < prog.mods[a].PORTS or prog.mods[b].KIND == "source":
             ids = prog.ids
-            if not (a < b):
-                raise FFError("%s: %s -> %s goes backward (a cycle or not in execution order)" % ( where, ids[a], ids[b]))
+            if a >= b:
+                raise FFError("%s: %s -> %s goes backward (a cycle or not in execution order)" % (where, ids[a], ids[b]))
             if not (0 <= port < prog.mods[a].PORTS):
-                raise FFError("%s: %s (%s) has no output port %d" % ( where, ids[a], prog.mods[a].TYPE, port))
-            if not (False):
-                raise FFError("%s: %s (%s) is a source and takes no input" % ( where, ids[b], prog.mods[b].TYPE))
+                raise FFError("%s: %s (%s) has no output port %d" % (where, ids[a], prog.mods[a].TYPE, port))
+            raise FFError("%s: %s (%s) is a source and takes no input" % (where, ids[b], prog.mods[b].TYPE))
         indeg[b] += 1
     succ = [None] * n
     for a in range(n):
@@ -267,7 +266,7 @@ def _edges(prog, edges):
             for k in range(len(edges)):
                 e = edges[k]
                 if e[0] == a and e[1] == port:
-                    if not (e[2] not in t):
+                    if e[2] in t:
                         raise FFError("program.edges[%d]: duplicate edge" % k)
                     t += (e[2],)
             ports += (t,)
