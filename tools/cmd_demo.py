@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
 from pathlib import Path
 
 from tools import demo
@@ -43,5 +44,13 @@ def run(args) -> int:
     if args.devices < 10:
         print("demo: the story needs at least 10 devices (a 10% canary of one device, batches of 5)")
         return 2
+    # Ctrl-C and SIGTERM both end the demo cleanly, even when a script started
+    # it in the background (where the shell leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     ok = demo.run_story(args.workdir, args.devices, exit_after=args.exit, prefer_broker=args.broker)
     return 0 if ok else 1
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt

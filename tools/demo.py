@@ -18,7 +18,9 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,6 +260,13 @@ def run_story(workdir: Path = VAR, devices: int = 20, exit_after: bool = False, 
     except KeyboardInterrupt:
         say._say("\nCtrl-C: stopping")
     finally:
-        demo.stop()
+        main = threading.current_thread() is threading.main_thread()
+        if main:  # a second Ctrl-C must not cut the clean-up short
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            demo.stop()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         say._say(f"[{time.monotonic() - say.t0:6.1f}s] stopped: devices, cloud and broker are down")
     return ok

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 FLEETFLOW = str(Path(sys.executable).with_name("fleetflow"))
 
 
@@ -27,7 +29,8 @@ def test_demo_exit_tells_the_whole_story_and_every_check_holds(tmp_path, procs_m
     assert procs_mentioning(str(workdir)) == []
 
 
-def test_demo_stops_everything_on_ctrl_c(tmp_path, procs_mentioning):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_stops_everything_on_ctrl_c(tmp_path, procs_mentioning, sig):
     workdir = tmp_path / "demo"
     proc = subprocess.Popen([FLEETFLOW, "demo", "--devices", "10", "--workdir", str(workdir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -39,7 +42,7 @@ def test_demo_stops_everything_on_ctrl_c(tmp_path, procs_mentioning):
             if "devices online at the cloud" in line or time.monotonic() > deadline:
                 break
         assert procs_mentioning(str(workdir)), "the demo should be running devices by now"
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        proc.send_signal(sig)
         rest, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
