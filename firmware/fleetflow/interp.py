@@ -160,6 +160,7 @@ class Interpreter:
             else:
                 self._boots.append((i, "boot:" + ids[i]))
         self._reclen = n + _REC_H
+        self._outlen = 2 * n if self._has_router else n
         self._nones = _nones(n)
         # per node (run fn, cfg, mem, next): one unpack in the hot loop
         self._calls = [(fns[i], p.cfgs[i], mems[i], nx[i]) for i in range(n)]

@@ -233,6 +233,16 @@ def _claim_pins(nid, mod, raw, vars_, pins):
         pins[pin] = nid
 
 
+def _bad_edge(prog, k, a, port, b):
+    ids = prog.ids
+    where = "program.edges[%d]" % k
+    if a >= b:
+        raise FFError("%s: %s -> %s goes backward (a cycle or not in execution order)" % (where, ids[a], ids[b]))
+    if not 0 <= port < prog.mods[a].PORTS:
+        raise FFError("%s: %s (%s) has no output port %d" % (where, ids[a], prog.mods[a].TYPE, port))
+    raise FFError("%s: %s (%s) is a source and takes no input" % (where, ids[b], prog.mods[b].TYPE))
+
+
 def _edges(prog, edges):
     # checked first, then turned into per-node tuples of targets per port
     # (built without intermediate lists: this runs at the load's heap peak)
@@ -244,19 +254,14 @@ def _edges(prog, edges):
     indeg = [0] * n
     for k in range(len(edges)):
         e = edges[k]
-        where = "program.edges[%d]" % k
-        if not (type(e) is list and len(e) == 3 and type(e[0]) is int and type(e[1]) is int and type(e[2]) is int):
-            raise FFError("%s: want [from, port, to]" % where)
+        if (type(e) is not list or len(e) != 3 or type(e[0]) is not int
+                or type(e[1]) is not int or type(e[2]) is not int):
+            raise FFError("program.edges[%d]: want [from, port, to]" % k)
         a, port, b = e
         if not (0 <= a < n and 0 <= b < n):
-            raise FFError("%s: node index out of range" % where)
+            raise FFError("program.edges[%d]: node index out of range" % k)
         if a >= b or not 0 <= port < prog.mods[a].PORTS or prog.mods[b].KIND == "source":
-            ids = prog.ids
-            if a >= b:
-                raise FFError("%s: %s -> %s goes backward (a cycle or not in execution order)" % (where, ids[a], ids[b]))
-            if not (0 <= port < prog.mods[a].PORTS):
-                raise FFError("%s: %s (%s) has no output port %d" % (where, ids[a], prog.mods[a].TYPE, port))
-            raise FFError("%s: %s (%s) is a source and takes no input" % (where, ids[b], prog.mods[b].TYPE))
+            _bad_edge(prog, k, a, port, b)
         indeg[b] += 1
     succ = [None] * n
     for a in range(n):

@@ -27,10 +27,26 @@ def _checked(mod, fn, *args):
         raise FFError("bad program: %s %s" % (type(e).__name__, e))
     finally:
         if not had:
-            for name in ("overrides", "loader", "params"):
-                sys.modules.pop("fleetflow." + name, None)
-                if hasattr(fleetflow, name):
-                    delattr(fleetflow, name)
+            _unload()
+
+
+def _unload():
+    import sys
+    import fleetflow
+    for name in ("overrides", "loader", "params"):
+        sys.modules.pop("fleetflow." + name, None)
+        if hasattr(fleetflow, name):
+            delattr(fleetflow, name)
+
+
+def _prime():
+    # Import the checking code once now, while the heap is young, and let it
+    # go: the names it interns stay interned (MicroPython never frees them),
+    # and the interning -- which grows the name pool by one big block -- then
+    # happens at boot, not at the first program load on a full, fragmented heap.
+    from fleetflow import loader  # noqa: F401
+    from fleetflow import overrides  # noqa: F401
+    _unload()
 
 
 def load_program(data, table, board=None, limit=None):
@@ -102,3 +118,6 @@ class Program:
         if not overrides:
             return self.cfgs
         return _checked("overrides", "cfgs_for", self, overrides)
+
+
+_prime()

@@ -61,16 +61,13 @@ def runner(it):
                 ctx.now_ms = now_ms
                 ctx._in_run = True
                 spare = it.records._spare
-                if spare and len(spare[-1]) == it._reclen and (spare[-1][_PORTS] is not None
-                                                                 or not it._has_router):
+                if spare and len(spare[-1]) == it._reclen and len(spare[-1][_OUTS]) == it._outlen:
                     tl = spare.pop()        # its outs were cleared when it was recycled
                     tl[0:n] = it._nones
                     outs = tl[_OUTS]
-                    ports = tl[_PORTS]      # a router always sets its port when it runs
                 else:
                     tl = new_record(n, it._has_router)
                     outs = tl[_OUTS]
-                    ports = tl[_PORTS]
                 errs = None
                 extra = None
                 err = None
@@ -89,6 +86,8 @@ def runner(it):
                     if i < n:
                         m = inbox[i]
                         inbox[i] = None
+                if m is not None and calls[i][3] == _ROUTER:
+                    outs[n + i] = m     # the message a router routes (see OUTS in records.py)
                 if m is not None:     # None only for a continuation that finds nothing to run
                     while True:
                         fn, cfg, mem, j = calls[i]
@@ -110,8 +109,7 @@ def runner(it):
                                 i = j
                                 continue
                         elif j == _ROUTER:
-                            outs[i] = m
-                            ports[i] = r
+                            outs[i] = r     # the port; the message: outs[n + i] or the node before's
                             j = rhop[i][r]
                             if j > 0:
                                 if t1 > limit and _diff(t1, t_run) > budget:
@@ -145,6 +143,8 @@ def runner(it):
                                 continue
                             inbox[i] = None
                             if m.__class__ is not list:
+                                if calls[i][3] == _ROUTER:
+                                    outs[n + i] = m
                                 break
                             if extra is None:
                                 extra = []

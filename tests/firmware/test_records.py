@@ -5,7 +5,8 @@ from ast import literal_eval
 import pytest
 
 BODY = r'''
-from fleetflow.records import RunBuffer, to_dict, summary
+from fleetflow.records import RunBuffer, to_dict
+from fleetflow.record_wire import summary
 
 # the buffer: bounded, oldest dropped and counted, take/peek/clear
 b = RunBuffer(3)
@@ -42,6 +43,14 @@ for t in range(10):
     if t % 3 == 2:
         outs += [x["nodes"][1]["out"] for x in buf2.take()]
 OUT["recycled"] = outs + [x["nodes"][1]["out"] for x in buf2.take()]
+# a router's row shows the message it routed, however it got there:
+# from the inbox (n2, n3: fan-out), straight from the node before (n4 after n3,
+# a router after a router), or as the run's first node (run_from)
+it5, hal5 = interp([("inject", {"payload": 7}), ("switch", {"value": 5}), ("switch", {"value": 9}),
+                    ("switch", {"op": "lt", "value": 9})], [(0, 0, 1), (0, 0, 2), (2, 1, 3)])
+r5 = it5.run_now(now_ms=3)
+r6 = to_dict(it5.run_from(1, {"value": 1}))
+OUT["routed"] = [[[n["id"], n["out"], n["port"]] for n in r5["nodes"]], [[n["id"], n["out"], n["port"]] for n in r6["nodes"]]]
 # peek_json: the same records as JSON text, without building the dicts
 buf3 = RunBuffer(4)
 it3, hal3 = interp([("inject", {"payload": "q\"uote"}), ("switch", {"property": "nope"}), ("log", {"message": "x"})],
@@ -90,6 +99,14 @@ def test_taken_records_are_not_changed_by_later_runs(out):
 
 def test_summaries(out):
     assert out["summary"] == [None, "short", 60, "{'a': 1}"]
+
+
+def test_router_rows_show_the_message_they_routed(out):
+    fanout, first = out["routed"]
+    msg = {"value": 7, "ts": 3}
+    assert [[i, literal_eval(o), p] for i, o, p in fanout] == [
+        ["n1", msg, 0], ["n2", msg, 0], ["n3", msg, 1], ["n4", msg, 0]]
+    assert first == [["n2", "{'value': 1}", 1]]
 
 
 def test_peek_json_is_peek_as_json(out):

@@ -1,0 +1,137 @@
+# Run records as they leave the device: the wire form of
+# docs/device-protocol.md ("Run record") made from the interpreter's compact
+# records (fleetflow/records.py): durations from the stored ticks, short
+# summaries of the outputs. Loaded when records are first read.
+import time
+from micropython import const
+
+from fleetflow.records import (RUN, TRIG, EXEC, STATUS, T_MS, T0, T_END, OUTS, PORTS, ERRS,
+                               EXTRA, LOGS, ERR, PROG, H)
+
+_OUT_CHARS = const(60)
+
+
+def summary(out):
+    if out is None:
+        return None
+    s = out if type(out) is str else repr(out)
+    return s if len(s) <= _OUT_CHARS else s[:_OUT_CHARS - 3] + "..."
+
+
+def node_rows(rec):
+    """(index, us, out, port, err) per node run, in execution order.
+
+    A node's time runs from the end of the node before it (or the start of
+    the run) to its own end, so it includes the hand-over; the first run of a
+    fan-in node is timed that way, its repeats by themselves.
+    """
+    outs = rec[OUTS]
+    errs = rec[ERRS] or {}
+    prog = rec[PROG]
+    mods = prog.mods if prog else ()
+    rows = []
+    prev = rec[T0]
+    for i in range(len(rec) - H):
+        t = rec[i]
+        if t is None:
+            continue
+        out = outs[i]
+        err = errs.get(i)
+        if err is not None:
+            port = None
+        elif mods[i].PORTS > 1:
+            port = out
+            out = _routed(rec, i, mods)
+        else:
+            port = None if out is None or type(out) is str else 0
+        rows.append((i, time.ticks_diff(t, prev), out, port, err))
+        prev = t
+    if rec[EXTRA]:
+        rows.extend(rec[EXTRA])
+    return rows
+
+
+def _routed(rec, i, mods):
+    # The message a router routed: kept when it came through the inbox, else
+    # it came straight from the node before (a hop), whose output it is --
+    # or, that being a router too, the message that one routed.
+    outs = rec[OUTS]
+    n = len(rec) - H
+    while i >= 0:
+        if outs[n + i] is not None:
+            return outs[n + i]
+        i -= 1
+        if i < 0 or rec[i] is None:
+            return None
+        if mods[i].PORTS == 1:
+            return outs[i]
+    return None
+
+
+def to_dict(rec):
+    """The wire form of a record (docs/device-protocol.md, "Run record").
+
+    A compact record may be reused once it leaves the RunBuffer: convert it
+    before then."""
+    if type(rec) is dict:
+        return rec
+    prog = rec[PROG]
+    ids = prog.ids if prog else ()
+    types = prog.types if prog else ()
+    nodes = []
+    for i, us, out, port, err in node_rows(rec):
+        nodes.append({"id": ids[i], "type": types[i], "us": us, "out": summary(out),
+                      "port": port, "err": err})
+    logs = []
+    for lv, i, text in rec[LOGS] or ():
+        logs.append([lv, ids[i] if i is not None else None, text])
+    return {"run": rec[RUN], "flow": prog.flow if prog else None, "ver": prog.ver if prog else None,
+            "exec": rec[EXEC], "trigger": rec[TRIG], "status": rec[STATUS], "t_ms": rec[T_MS],
+            "us": time.ticks_diff(rec[T_END], rec[T0]), "nodes": nodes, "logs": logs, "err": rec[ERR]}
+
+
+def write_json(rec, write):
+    """Write the wire form of a record as JSON, piece by piece, to write(str):
+    what json.dumps(to_dict(rec)) says, without building the dicts first."""
+    import json
+    d = json.dumps
+    if type(rec) is dict:
+        write(d(rec))
+        return
+    prog = rec[PROG]
+    ids = prog.ids if prog else ()
+    write('{"run":%d,"flow":' % rec[RUN])
+    write(d(prog.flow if prog else None))
+    write(',"ver":')
+    write(d(prog.ver if prog else None))
+    write(',"exec":')
+    write(d(rec[EXEC]))
+    write(',"trigger":')
+    write(d(rec[TRIG]))
+    write(',"status":"%s","t_ms":' % rec[STATUS])
+    write(d(rec[T_MS]))
+    write(',"us":%d,"nodes":[' % time.ticks_diff(rec[T_END], rec[T0]))
+    first = True
+    for i, us, out, port, err in node_rows(rec):
+        write('{"id":' if first else ',{"id":')
+        first = False
+        write(d(ids[i]))
+        write(',"type":"%s","us":%d,"out":' % (prog.mods[i].TYPE, us))
+        write(d(summary(out)))
+        write(',"port":')
+        write(d(port))
+        write(',"err":')
+        write(d(err))
+        write("}")
+    write('],"logs":[')
+    first = True
+    for lv, i, text in rec[LOGS] or ():
+        write('["%s",' % lv if first else ',["%s",' % lv)
+        first = False
+        write(d(ids[i] if i is not None else None))
+        write(",")
+        write(d(text))
+        write("]")
+    write('],"err":')
+    write(d(rec[ERR]))
+    write("}")
