@@ -76,3 +76,32 @@ class PtyBoard:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tools.ptyboard DIR`: a pty "board" to try `fleetflow flash --board unix-sim` on."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tools.ptyboard", description=main.__doc__)
+    parser.add_argument("root", type=Path, help="the board's filesystem root (a folder)")
+    args = parser.parse_args(argv)
+
+    def _interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped either way, the REPL goes with it
+    board = PtyBoard(args.root.resolve()).start()
+    print(f"board filesystem {board.root}, port {board.port}", flush=True)
+    print(f"try: fleetflow flash --board unix-sim --port {board.port} --device-id try-1 --mqtt-host 127.0.0.1",
+          flush=True)
+    try:
+        board.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        board.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
