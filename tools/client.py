@@ -29,25 +29,19 @@ class ApiError(Exception):
         self.body = body or {}
 
     def field_errors(self) -> list[str]:
-        errs = self.body.get("errors") or self.body.get("problems") or []
+        errs = self.body.get("errors") or []
         out = []
         for e in errs if isinstance(errs, list) else []:
             if isinstance(e, dict):
-                where = e.get("pointer") or e.get("path") or e.get("loc") or ""
-                out.append(f"{where}: {e.get('message') or e.get('msg') or e.get('detail') or e}")
+                out.append(f"{e.get('pointer', '')}: {e.get('message', e)}")
             else:
                 out.append(str(e))
         return out
 
 
-def _items(body, key: str) -> list:
-    """List endpoints may answer a bare list or {key: [...]} / {"items": [...]}."""
-    if isinstance(body, list):
-        return body
-    for k in (key, "items", "data", "results"):
-        if isinstance(body.get(k), list):
-            return body[k]
-    return []
+def _items(body: dict, key: str) -> list:
+    """List endpoints answer {key: [...]} (`{"flows": [...]}`)."""
+    return body[key]
 
 
 class Client:
@@ -153,21 +147,19 @@ class Client:
 
 
 def credentials(answer: dict) -> dict:
-    """Provisioning fields (tools.device_config) out of a provision answer.
-
-    The answer carries the device and, once, its secrets; nested under
-    `credentials` or flat.
-    """
-    creds = dict(answer.get("credentials") or {})
-    merged = {**answer, **creds}
-    mqtt = merged.get("mqtt") if isinstance(merged.get("mqtt"), dict) else {}
+    """Provisioning fields (tools.device_config) from `POST /devices`' answer:
+    `{"id", ..., "credentials": {"mqtt": {host, port, username, password, prefix}, "hmac_key"}}`
+    (the credentials are in that answer only)."""
+    creds = answer.get("credentials") or {}
+    mqtt = creds.get("mqtt") or {}
     out = {
-        "device_id": merged.get("device_id") or merged.get("id"),
-        "mqtt_host": mqtt.get("host") or merged.get("mqtt_host"),
-        "mqtt_port": mqtt.get("port") or merged.get("mqtt_port"),
-        "mqtt_user": mqtt.get("username") or mqtt.get("user") or merged.get("mqtt_username") or merged.get("mqtt_user"),
-        "mqtt_password": mqtt.get("password") or merged.get("mqtt_password") or merged.get("password"),
-        "key": merged.get("hmac_key") or merged.get("key"),
+        "device_id": answer.get("id"),
+        "mqtt_host": mqtt.get("host"),
+        "mqtt_port": mqtt.get("port"),
+        "mqtt_user": mqtt.get("username"),
+        "mqtt_password": mqtt.get("password"),
+        "key": creds.get("hmac_key"),
+        "prefix": mqtt.get("prefix"),
     }
     return {k: v for k, v in out.items() if v is not None}
 

@@ -16,28 +16,22 @@ TARGET_STATES = ("pending", "deploying", "success", "failed", "rolled_back", "sk
 
 
 def summarize(dep: dict) -> dict:
+    """Phase, batch (0-based, as the API counts), batch count and per-status counts."""
     counts = {s: 0 for s in TARGET_STATES}
-    for t in dep.get("targets") or []:
-        s = t.get("status", "pending")
-        counts[s] = counts.get(s, 0) + 1
-    total = dep.get("total_targets") or sum(counts.values())
-    phase = dep.get("phase")
-    batch = dep.get("batch") if isinstance(dep.get("batch"), int) else dep.get("current_batch")
-    batches = dep.get("batches") if isinstance(dep.get("batches"), int) else dep.get("total_batches")
-    progress = dep.get("progress") if isinstance(dep.get("progress"), dict) else {}
-    if batches is None and any(isinstance(t.get("batch"), int) for t in dep.get("targets") or []):
-        batches = 1 + max(t["batch"] for t in dep["targets"] if isinstance(t.get("batch"), int))
-    phase = phase or progress.get("phase")
-    batch = batch if batch is not None else progress.get("batch")
-    batches = batches if batches is not None else progress.get("batches")
+    targets = dep.get("targets") or []
+    for t in targets:
+        counts[t["status"]] += 1
+    if not targets:  # list documents carry the counts instead of the targets
+        counts.update(dep.get("counts") or {})
+    batches = 1 + max((t["batch"] for t in targets), default=-1) if targets else None
     return {
         "id": dep.get("id"),
         "strategy": dep.get("strategy"),
         "status": dep.get("status"),
-        "phase": phase,
-        "batch": batch,
+        "phase": dep.get("phase"),
+        "batch": dep.get("batch"),
         "batches": batches,
-        "total": total,
+        "total": dep.get("total_targets") or sum(counts.values()),
         "counts": counts,
         "done": counts["success"] + counts["failed"] + counts["rolled_back"] + counts["skipped"],
     }

@@ -37,8 +37,8 @@ def test_a_deployment_needs_targets():
         _args(["f1"])
 
 
-DEP = {"id": "dep_1", "strategy": "canary", "status": "running", "phase": "canary", "batch": 0, "batches": 2,
-       "total_targets": 5, "targets": [{"device_id": f"d{i}", "status": s} for i, s in
+DEP = {"id": "dep_1", "strategy": "canary", "status": "running", "phase": "canary", "batch": 0,
+       "total_targets": 5, "targets": [{"device_id": f"d{i}", "status": s, "batch": min(i, 1)} for i, s in
                                        enumerate(["success", "deploying", "failed", "pending", "pending"])]}
 
 
@@ -67,10 +67,17 @@ class _Scripted:
 
 def test_watch_prints_each_change_once_and_stops_when_finished():
     states = [dict(DEP), dict(DEP), {**DEP, "status": "rolled_back", "phase": "rollback",
-                                     "targets": [{"device_id": "d0", "status": "rolled_back"}] * 5}]
+                                     "targets": [{"device_id": "d0", "status": "rolled_back", "batch": 0}] * 5}]
     out = io.StringIO()
     dep = deploy_progress.watch(_Scripted(states), "dep_1", interval_s=0, out=out, live=False)
     assert dep["status"] == "rolled_back"
     text = out.getvalue()
     assert text.count("deployment dep_1") == 2  # the repeated state is not printed twice
     assert "rolled_back 5" in text
+
+
+def test_summary_of_a_list_document_uses_its_counts():
+    doc = {"id": "dep_2", "strategy": "rolling", "status": "completed", "phase": "done", "batch": 3,
+           "total_targets": 20, "counts": {"success": 18, "failed": 2}}
+    s = deploy_progress.summarize(doc)
+    assert (s["counts"]["success"], s["counts"]["failed"], s["done"], s["total"], s["batches"]) == (18, 2, 20, 20, None)
