@@ -40,10 +40,12 @@ def _unload():
 
 
 def _prime():
-    # Import the checking code once now, while the heap is young, and let it
-    # go: the names it interns stay interned (MicroPython never frees them),
-    # and the interning -- which grows the name pool by one big block -- then
-    # happens at boot, not at the first program load on a full, fragmented heap.
+    # Called once from fleetflow/__init__.py, i.e. at the first import of the
+    # package, while the heap is young: import the checking code and let it
+    # go. The names it interns stay interned (MicroPython never frees them),
+    # so the interning -- which grows the name pool by one big block -- happens
+    # now, not at the first program load on a full, fragmented heap; and the
+    # space the code took is freed early, where later modules fill it.
     from fleetflow import loader  # noqa: F401
     from fleetflow import overrides  # noqa: F401
     _unload()
@@ -118,6 +120,3 @@ class Program:
         if not overrides:
             return self.cfgs
         return _checked("overrides", "cfgs_for", self, overrides)
-
-
-_prime()
