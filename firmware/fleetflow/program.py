@@ -18,6 +18,9 @@ def _checked(mod, fn, *args):
     import sys
     import fleetflow
     had = "fleetflow.loader" in sys.modules
+    # a load is the firmware's biggest moment on the heap: start it clean
+    import gc
+    gc.collect()
     try:
         m = __import__("fleetflow." + mod, None, None, (fn,))
         return getattr(m, fn)(*args)
