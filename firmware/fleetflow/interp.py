@@ -113,7 +113,7 @@ class Interpreter:
         self.publish = publish or _print_publish
         self.i = None          # the node running (set for nodes with LOGS)
         self._logs = None
-        self._in_run = False
+        self._in_timer = False
         self.runs = 0
         self.errors = 0
         self.last_error = None
@@ -177,9 +177,9 @@ class Interpreter:
             self._fire = fire
         self._args = [None] * 6
         self._gen = None
-        self._start_runner()
         # what every run needs, fetched in one go
         self._hot = (n, self._inbox, self._budget_us, ctx, p, self._rhop)
+        self._start_runner()
 
     def _calls_for(self, cfgs):
         c = self._calls
@@ -197,7 +197,7 @@ class Interpreter:
         lv = LEVELS.index(level) if level in LEVELS else 1
         if lv < LEVELS.index(self.dev.log_level):
             return
-        if not self._in_run:    # from a timer, outside any run
+        if self._in_timer:      # from a timer, outside any run
             print("[%s] %s" % (LEVELS[lv], text))
             return
         if self._logs is None:

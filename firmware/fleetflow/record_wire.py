@@ -68,6 +68,13 @@ def _routed(rec, i, mods):
     return None
 
 
+def _status(rec):
+    s = rec[STATUS]
+    if s is not None:
+        return s
+    return "failed" if rec[ERR] is not None else "completed"
+
+
 def to_dict(rec):
     """The wire form of a record (docs/device-protocol.md, "Run record").
 
@@ -86,7 +93,7 @@ def to_dict(rec):
     for lv, i, text in rec[LOGS] or ():
         logs.append([lv, ids[i] if i is not None else None, text])
     return {"run": rec[RUN], "flow": prog.flow if prog else None, "ver": prog.ver if prog else None,
-            "exec": rec[EXEC], "trigger": rec[TRIG], "status": rec[STATUS], "t_ms": rec[T_MS],
+            "exec": rec[EXEC], "trigger": rec[TRIG], "status": _status(rec), "t_ms": rec[T_MS],
             "us": time.ticks_diff(rec[T_END], rec[T0]), "nodes": nodes, "logs": logs, "err": rec[ERR]}
 
 
@@ -108,7 +115,7 @@ def write_json(rec, write):
     write(d(rec[EXEC]))
     write(',"trigger":')
     write(d(rec[TRIG]))
-    write(',"status":"%s","t_ms":' % rec[STATUS])
+    write(',"status":"%s","t_ms":' % _status(rec))
     write(d(rec[T_MS]))
     write(',"us":%d,"nodes":[' % time.ticks_diff(rec[T_END], rec[T0]))
     first = True

@@ -13,7 +13,7 @@ H = const(14)
 RUN = const(-14)
 TRIG = const(-13)
 EXEC = const(-12)
-STATUS = const(-11)
+STATUS = const(-11)  # None in an interpreter's records: failed when ERR is set
 T_MS = const(-10)
 T0 = const(-9)     # tick (us) when the run started
 T_END = const(-8)  # tick (us) when it ended
@@ -71,11 +71,11 @@ class RunBuffer:
         self.dropped = 0
 
     def _recycle(self, rec):
-        # let go of the messages now; the lists wait for the next run
+        # an interpreter's record (it has outputs) waits for that
+        # interpreter's next run; its header fields that runs set only
+        # sometimes go back to None
         if type(rec) is list and len(self._spare) < _SPARE and rec[OUTS] is not None:
-            outs = rec[OUTS]
-            outs[0:len(outs)] = _nones(len(outs))
-            rec[EXTRA] = rec[LOGS] = rec[ERRS] = None
+            rec[EXTRA] = rec[LOGS] = rec[ERRS] = rec[ERR] = rec[EXEC] = None
             self._spare.append(rec)
 
     def __len__(self):

@@ -44,40 +44,47 @@ _PERIOD = time.ticks_add(0, -1) + 1     # the tick counter wraps here
 def runner(it):
     # Runs live in one generator that loops forever: a function with this
     # many locals would get a fresh heap frame on every call, a resumed
-    # generator reuses its one frame (no allocation per run). Nothing
-    # escapes a run; should something escape anyway (no memory left to
-    # even record the failure), the next run starts a new generator.
+    # generator reuses its one frame (no allocation per run), and what
+    # doesn't change between runs is fetched once, here. Nothing escapes a
+    # run; should something escape anyway (no memory left to even record
+    # the failure), the next run starts a new generator.
     a = it._args
+    n, inbox, budget, ctx, p, rhop = it._hot
+    records = it.records
+    spare = records._spare
+    nones = it._nones
+    routers = it._has_router
+    tick = _ticks_us
+    period = _PERIOD
+    run_no = it._run_no
     rec = None
     try:
         while True:
             yield rec
             trig, i, m, exec_id, calls, now_ms = a
             try:
-                it._run_no += 1
+                run_no += 1
+                it._run_no = run_no
                 it._exec = exec_id
                 it._calls_run = calls
-                n, inbox, budget, ctx, p, rhop = it._hot
                 ctx.now_ms = now_ms
-                ctx._in_run = True
-                spare = it.records._spare
-                if spare and len(spare[-1]) == it._reclen and len(spare[-1][_OUTS]) == it._outlen:
-                    tl = spare.pop()        # its outs were cleared when it was recycled
-                    tl[0:n] = it._nones
-                    outs = tl[_OUTS]
+                # the record: a spare of this program's (its ticks cleared) or a new one;
+                # outputs are written by every node that runs, so old ones needn't go
+                if spare and spare[-1][_PROG] is p:
+                    tl = spare.pop()
+                    tl[0:n] = nones
                 else:
-                    tl = new_record(n, it._has_router)
-                    outs = tl[_OUTS]
+                    tl = new_record(n, routers)
+                    tl[_PROG] = p
+                outs = tl[_OUTS]
                 errs = None
                 extra = None
                 err = None
-                tick = _ticks_us
-                steps_left = p.steps - n    # beyond one run per node (only fan-in repeats)
                 t_run = tick()
                 # raw compare in the loop; when the tick counter could wrap during
                 # this run, every node takes the exact check instead
                 limit = t_run + budget
-                if limit >= _PERIOD:
+                if limit >= period:
                     limit = -1
                 if m is None:
                     # a continuation: its messages are already in the inbox, one per node
@@ -100,8 +107,8 @@ def runner(it):
                         t1 = tick()
                         tl[i] = t1
                         if j > 0:                       # hop: straight to the next node
+                            outs[i] = r
                             if r is not None:
-                                outs[i] = r
                                 if t1 > limit and _diff(t1, t_run) > budget:
                                     err = "time budget: run passed %d ms" % p.run_ms
                                     break
@@ -119,16 +126,17 @@ def runner(it):
                                 continue
                             _deliver(inbox, p.targets(i, r), m)
                         elif j == _FAILED:
+                            outs[i] = None
                             if errs is None:
                                 errs = {}
                             errs[i] = it._err
                             if not p.continue_on(i):
                                 err = "%s: %s" % (p.ids[i], it._err)
                                 break
-                        elif r is not None:
+                        else:
                             outs[i] = r
-                            if j != _SOURCE or r.__class__ is not str:   # a str: failure as data
-                                _deliver(inbox, p.targets(i, 0), r)
+                            if r is not None and (j != _SOURCE or r.__class__ is not str):
+                                _deliver(inbox, p.targets(i, 0), r)     # (a str: failure as data)
                         if t1 > limit and _diff(t1, t_run) > budget:
                             err = "time budget: run passed %d ms" % p.run_ms
                             break
@@ -148,6 +156,7 @@ def runner(it):
                                 break
                             if extra is None:
                                 extra = []
+                                steps_left = p.steps - n    # beyond one run per node
                             err, steps_left = it._fanin(it, i, m, calls, extra, t_run, steps_left)
                             m = None
                             if err is not None:
@@ -157,38 +166,45 @@ def runner(it):
                             break
                         if m is None:        # nothing left in the inbox
                             break
+                t_end = tick()
+                it.runs += 1
+                it._exec = None
+                # the header; fields left None are what a fresh or recycled record has
+                tl[_RUN] = run_no
+                tl[_TRIG] = trig
+                tl[_EXEC] = exec_id
+                tl[_T_MS] = now_ms
+                tl[_T0] = t_run
+                tl[_T_END] = t_end
+                if ctx._logs is not None:
+                    tl[_LOGS] = ctx._logs
+                    ctx._logs = None
+                if errs is not None:
+                    tl[_ERRS] = errs
+                if extra is not None:
+                    tl[_EXTRA] = extra
                 if err is not None:
+                    tl[_ERR] = err
                     for k in range(n):
                         inbox[k] = None
                     it.errors += 1
                     it.last_error = err
-                it.runs += 1
-                ctx._in_run = False
-                it._exec = None
-                tl[_RUN] = it._run_no
-                tl[_TRIG] = trig
-                tl[_EXEC] = exec_id
-                tl[_STATUS] = "failed" if err else "completed"
-                tl[_T_MS] = now_ms
-                tl[_T0] = t_run
-                tl[_T_END] = tick()
-                tl[_ERRS] = errs
-                tl[_EXTRA] = extra
-                tl[_LOGS] = ctx._logs
-                tl[_ERR] = err
-                tl[_PROG] = p
                 rec = tl
-                ctx._logs = None
-                it.records.append(rec)
+                # records.append(rec), without the call
+                q = records._q
+                if len(q) >= records.maxlen:
+                    records._recycle(q.pop(0))
+                    records.dropped += 1
+                q.append(rec)
             except Exception as e:     # a bug, or no memory left: a failed run, not a crash
-                it._in_run = False
                 it._exec = None
-                for k in range(it._n):
-                    it._inbox[k] = None
+                ctx._logs = None
+                for k in range(n):
+                    inbox[k] = None
                 it.runs += 1
                 it.errors += 1
                 it.last_error = "internal: " + _err_text(e)
-                rec = _record(it._run_no, trig, exec_id, "failed", now_ms, it.last_error, it.prog)
-                it.records.append(rec)
+                rec = _record(run_no, trig, exec_id, "failed", now_ms, it.last_error, p)
+                records.append(rec)
     finally:
         it._gen = None

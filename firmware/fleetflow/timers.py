@@ -21,11 +21,13 @@ def fire(it, now_ms, t0, budget):
             it._timers.extend(due[k:])       # still due next time
             break
         if t[1] is not None:
+            it._in_timer = True     # a log line from here goes to the console
             try:
                 t[1](t[2])
             except Exception as e:
                 it.errors += 1
                 it.last_error = "timer: " + _err_text(e)
+            it._in_timer = False
             continue
         idx, msg = t[2]
         _deliver(it._inbox, it.prog.targets(idx, 0), msg)
