@@ -99,11 +99,6 @@ for k in range(ROUNDS):
 ratios.sort()
 records.clear()
 gc.collect()
-before = gc.mem_alloc()
-for _ in range(BUFFER):
-    interp()
-gc.collect()
-record_bytes = (gc.mem_alloc() - before) // BUFFER   # a buffered record holds its messages
 m0 = micropython.mem_total()
 for _ in range(RUNS):
     interp()
@@ -113,7 +108,7 @@ print(json.dumps({"heap_flow_bytes": heap_flow, "idle_firmware_bytes": idle,
                   "nodes": N, "us_per_run": bi / RUNS, "us_per_run_direct": bd / RUNS,
                   "us_per_node": bi / RUNS / N, "overhead_ratio": ratios[ROUNDS // 2] / 1000,
                   "overhead_ratio_best": bi / bd,
-                  "alloc_per_run_bytes": alloc, "record_bytes": record_bytes,
+                  "alloc_per_run_bytes": alloc,
                   "run_buffer": BUFFER}))
 '''
 
