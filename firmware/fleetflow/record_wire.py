@@ -51,21 +51,31 @@ def node_rows(rec):
     return rows
 
 
+def _hopped(prog, i):
+    # did node i get its message straight from node i - 1 (the interpreter's
+    # hop: i is the only target of one of i - 1's ports and has no other input)
+    if i == 0 or prog.indeg[i] != 1:
+        return False
+    for k in range(prog.mods[i - 1].PORTS):
+        t = prog.targets(i - 1, k)
+        if len(t) == 1 and t[0] == i:
+            return True
+    return False
+
+
 def _routed(rec, i, mods):
-    # The message a router routed: kept when it came through the inbox, else
-    # it came straight from the node before (a hop), whose output it is --
-    # or, that being a router too, the message that one routed.
+    # The message router i routed: when it came straight from node i - 1
+    # (a hop), that node's output -- or, that being a router too, the message
+    # it routed; otherwise the runner kept it at outs[n + i].
+    prog = rec[PROG]
     outs = rec[OUTS]
     n = len(rec) - H
-    while i >= 0:
-        if outs[n + i] is not None:
+    while True:
+        if not (_hopped(prog, i) and rec[i - 1] is not None):
             return outs[n + i]
         i -= 1
-        if i < 0 or rec[i] is None:
-            return None
         if mods[i].PORTS == 1:
             return outs[i]
-    return None
 
 
 def _status(rec):

@@ -70,10 +70,10 @@ def runner(it):
                 ctx.now_ms = now_ms
                 # the record: a spare of this program's (its ticks cleared) or a new one;
                 # outputs are written by every node that runs, so old ones needn't go
-                if spare and spare[-1][_PROG] is p:
-                    tl = spare.pop()
+                tl = spare.pop() if spare else None
+                if tl is not None and tl[_PROG] is p:
                     tl[0:n] = nones
-                else:
+                else:               # none, or another program's: let that one go
                     tl = new_record(n, routers)
                     tl[_PROG] = p
                 outs = tl[_OUTS]

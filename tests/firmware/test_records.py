@@ -51,6 +51,16 @@ it5, hal5 = interp([("inject", {"payload": 7}), ("switch", {"value": 5}), ("swit
 r5 = it5.run_now(now_ms=3)
 r6 = to_dict(it5.run_from(1, {"value": 1}))
 OUT["routed"] = [[[n["id"], n["out"], n["port"]] for n in r5["nodes"]], [[n["id"], n["out"], n["port"]] for n in r6["nodes"]]]
+# ... also in a recycled record: entered from outside once, by a hop the next time
+buf7 = RunBuffer(1)
+it7, hal7 = interp([("inject", {"payload": 5}), ("switch", {"value": 3})], [(0, 0, 1)], records=buf7)
+seen7 = []
+for k in range(3):
+    to_dict(it7.run_from(1, {"value": 100 + k}))
+    seen7.append(buf7.peek()[0]["nodes"][0]["out"])
+    it7.run_now(now_ms=k)
+    seen7.append(buf7.peek()[0]["nodes"][1]["out"])
+OUT["recycled_routed"] = seen7
 # peek_json: the same records as JSON text, without building the dicts
 buf3 = RunBuffer(4)
 it3, hal3 = interp([("inject", {"payload": "q\"uote"}), ("switch", {"property": "nope"}), ("log", {"message": "x"})],
@@ -107,6 +117,12 @@ def test_router_rows_show_the_message_they_routed(out):
     assert [[i, literal_eval(o), p] for i, o, p in fanout] == [
         ["n1", msg, 0], ["n2", msg, 0], ["n3", msg, 1], ["n4", msg, 0]]
     assert first == [["n2", "{'value': 1}", 1]]
+
+
+def test_router_rows_stay_right_in_recycled_records(out):
+    outs = [literal_eval(o) for o in out["recycled_routed"]]
+    assert outs == [{"value": 100}, {"value": 5, "ts": 0}, {"value": 101}, {"value": 5, "ts": 1},
+                    {"value": 102}, {"value": 5, "ts": 2}]
 
 
 def test_peek_json_is_peek_as_json(out):
