@@ -135,7 +135,7 @@ class Demo:
         say = self.say
         if self.workdir.exists():
             shutil.rmtree(self.workdir)  # a fresh fleet every run: running twice works
-        say.step("Starting the MQTT broker and the cloud (fleetflow serve, SQLite)")
+        say.step("Starting the MQTT broker and the cloud (the aiohttp app `fleetflow serve` runs, on SQLite)")
         self.stack = Stack(self.workdir / "stack", prefer_broker=self.prefer_broker, log=say.note).start()
         say.note(f"API key (admin): {self.api.api_key}")
         say.note(f"look:  curl -s -H 'x-api-key: {self.api.api_key}' {self.api.api_url('/devices')}")
