@@ -132,3 +132,23 @@ def test_bundle_only_for_a_board_adds_its_mosquitto_user(tmp_path, capsys):
     assert passwd.read_text().startswith("pico-1:")
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
     assert cfg["mqtt"]["host"] == "192.0.2.10" and cfg["wifi"]["ssid"] == "lab"
+
+
+@pytest.mark.parametrize("board, unix, mip, expect_mip, expect_reset", [
+    ("esp32-devkitc", False, True, True, True),
+    ("rp2-pico-w", False, False, False, True),
+    ("unix-sim", True, True, False, False),  # the unix port: no mip (no network), no reset (it would end it)
+])
+def test_flash_plan_per_board(tmp_path, board, unix, mip, expect_mip, expect_reset):
+    from tools import bundle as bundle_mod
+    from tools.flashing import flash_commands
+
+    b = bundle_mod.build_bundle(board, tmp_path / board, {"device_id": "p1", "mqtt_host": "192.0.2.1", "key": KEY})
+    plan = flash_commands(b, "/dev/ttyX", unix=unix, mip=mip)
+    flat = [arg for cmd in plan.commands for arg in cmd]
+    assert all((cmd[0] == "resume") == unix for cmd in plan.commands if cmd not in (["reset"],))
+    assert plan.commands[0][-2] == "exec" and "lib/fleetflow" in plan.commands[0][-1]  # stale firmware goes first
+    copied = [flat[i + 1] for i, a in enumerate(flat) if a == "cp"]
+    assert sorted(c[len(str(b.root)) + 1:] for c in copied) == sorted(f.path for f in b.files)
+    assert (["mip", "install", "umqtt.simple"] in plan.commands) == expect_mip
+    assert (plan.commands[-1] == ["reset"]) == expect_reset

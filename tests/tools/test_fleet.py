@@ -134,3 +134,37 @@ def test_sim_command_runs_a_fleet_with_its_own_cloud_and_stops_cleanly(tmp_path,
     assert proc.returncode == 0, err
     assert "sim: stopped, no device left running" in err
     assert procs_mentioning(str(workdir)) == []
+
+
+def test_sim_provisions_through_a_running_cloud(tmp_path, procs_mentioning):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tools.stack import Stack
+
+    workdir = tmp_path / "sim"
+    with Stack(tmp_path / "stack", log=lambda m: None) as stack:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("fleetflow")), "sim", "--devices", "2",
+                                 "--prefix", "lab", "--cloud", stack.api.url, "--api-key", stack.api.api_key,
+                                 "--workdir", str(workdir), "--duration", "600", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            info = json.loads(proc.stdout.readline())
+            assert info["devices"] == ["lab-001", "lab-002"] and info["api_key"] is None  # not ours to show
+            deadline = time.monotonic() + 30
+            while sum(d["online"] for d in stack.api.list_devices()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            devices = stack.api.list_devices()
+            assert [(d["id"], d["online"], d["tags"]) for d in devices] == [("lab-001", True, ["sim"]),
+                                                                            ("lab-002", True, ["sim"])]
+            proc.send_signal(2)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert procs_mentioning(str(workdir)) == []
+    # the credentials the cloud showed once are kept for the next run
+    assert set(json.loads((workdir / "credentials.json").read_text())) == {"lab-001", "lab-002"}
