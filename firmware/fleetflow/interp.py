@@ -21,7 +21,7 @@ import time
 from micropython import const
 
 from fleetflow.errors import FFError
-from fleetflow.records import RunBuffer, to_dict, _nones, H as _REC_H
+from fleetflow.records import RunBuffer, to_dict, _nones
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -159,8 +159,6 @@ class Interpreter:
                 self._polls.append([i, p.every[i], 0, "poll:" + ids[i]])
             else:
                 self._boots.append((i, "boot:" + ids[i]))
-        self._reclen = n + _REC_H
-        self._outlen = 2 * n if self._has_router else n
         self._nones = _nones(n)
         # per node (run fn, cfg, mem, next): one unpack in the hot loop
         self._calls = [(fns[i], p.cfgs[i], mems[i], nx[i]) for i in range(n)]
