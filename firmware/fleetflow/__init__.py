@@ -4,8 +4,12 @@ VERSION = "0.1.0"
 
 
 def _prime():
-    from fleetflow.program import _prime as prime
-    prime()
+    # an optimisation only: never a reason for the package not to import
+    try:
+        from fleetflow.program import _prime as prime
+        prime()
+    except Exception:
+        pass
 
 
 _prime()    # see fleetflow/program.py
