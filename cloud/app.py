@@ -47,6 +47,7 @@ async def _engine(app: web.Application):
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await driver.close()
 
 
 def init_app(config: Config) -> web.Application:

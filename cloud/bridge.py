@@ -23,8 +23,13 @@ from cloud.db import Database
 from cloud.store import devices as device_store
 
 log = logging.getLogger("fleetflow.bridge")
+# aiomqtt warns for every publish beyond ten in flight; many in flight is the
+# point when a batch goes out, so only its errors are worth showing.
+mqtt_log = logging.getLogger("fleetflow.bridge.mqtt")
+mqtt_log.setLevel(logging.ERROR)
 HEALTH_FLUSH_S = 2.0
 MAX_BACKOFF_S = 30.0
+INFLIGHT = 512  # QoS 1 messages in flight at once: a big batch is not sent one round trip at a time
 
 
 class Bridge:
@@ -49,7 +54,8 @@ class Bridge:
             try:
                 async with aiomqtt.Client(parts["host"], parts["port"], username=parts["username"],
                                           password=parts["password"], identifier=self.config.mqtt_client_id,
-                                          clean_session=False, keepalive=30) as client:
+                                          clean_session=False, keepalive=30,
+                                          max_inflight_messages=INFLIGHT, logger=mqtt_log) as client:
                     for topic, qos in self.topics.cloud_subscriptions():
                         await client.subscribe(topic, qos=qos)
                     self._client = client

@@ -27,6 +27,7 @@ class Config:
     device_mqtt_host: str | None = None
     device_mqtt_port: int | None = None
     engine_tick_s: float = 1.0  # how often the driver re-decides on timers
+    resend_after_s: float = 30.0  # an unanswered command is sent again this often
     mqtt_reconnect_s: float = 2.0  # first reconnect delay; doubles up to 30 s
     mqtt_client_id: str = "fleetflow-cloud"
     clock: Callable[[], float] = field(default=time.time)

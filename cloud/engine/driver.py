@@ -18,6 +18,7 @@ from cloud.store import deployments as deployment_store
 from cloud.store import rollout
 
 log = logging.getLogger("fleetflow.driver")
+PUBLISH_CONCURRENCY = 256
 
 
 class Driver:
@@ -26,8 +27,10 @@ class Driver:
         self.box = box
         self.clock = config.clock
         self.tick_s = config.engine_tick_s
+        self.resend_after_s = config.resend_after_s
         self.bridge = bridge
         self._acks: asyncio.Queue = asyncio.Queue()
+        self._background: set[asyncio.Task] = set()
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -46,7 +49,11 @@ class Driver:
         """A user command (Start, Pause, Resume, Rollback, Cancel); raises
         IllegalTransition when the deployment's status forbids it."""
         out = await self.db.run(rollout.step, dep_id, [event], self.clock(), self.box)
-        await self._publish(out)
+        # The commands are in the outbox already: answer now, send in the
+        # background (a start of 10,000 targets need not hold the request).
+        task = asyncio.get_running_loop().create_task(self._publish(out))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return await self.db.run(deployment_store.get_deployment, dep_id)
 
     async def resend(self, device_id: str | None = None) -> int:
@@ -55,12 +62,19 @@ class Driver:
         await self._publish(pending)
         return len(pending)
 
+    async def close(self) -> None:
+        """Stop background sends (what they had not sent stays in the outbox)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Decide on acks as they come and on timers every tick, until cancelled."""
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
+        next_resend = loop.time() + self.resend_after_s
         while True:
             timeout = max(0.0, next_tick - loop.time())
             batch = []
@@ -82,6 +96,12 @@ class Driver:
                     log.exception("could not list active deployments")
             for dep_id, events in by_dep.items():
                 await self._step(dep_id, events)
+            if loop.time() >= next_resend:
+                next_resend = loop.time() + self.resend_after_s
+                try:
+                    await self._publish(await self.db.run(rollout.stale_commands, self.clock(), self.resend_after_s))
+                except Exception:
+                    log.exception("could not re-send unanswered commands")
 
     async def _step(self, dep_id: str, events: list) -> None:
         try:
@@ -94,9 +114,14 @@ class Driver:
     async def _publish(self, out: list[tuple[str, list[dict]]]) -> None:
         if not out or self.bridge is None:
             return
-        sent = []
-        for device_id, messages in out:
-            if await self.bridge.publish(device_id, messages):
-                sent.append(messages[0]["id"])
+        # Many commands at once (a batch of a big fleet): in parallel, bounded,
+        # since each QoS 1 publish waits for the broker's PUBACK.
+        gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+        async def one(device_id, messages):
+            async with gate:
+                return messages[0]["id"] if await self.bridge.publish(device_id, messages) else None
+        results = await asyncio.gather(*(one(d, m) for d, m in out))
+        sent = [r for r in results if r is not None]
         if sent:
             await self.db.run(rollout.mark_sent, sent, self.clock())

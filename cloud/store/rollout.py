@@ -34,28 +34,40 @@ _FINAL = {
 ACTIVE = ("running", "paused")
 
 
-def _state(dep: Deployment, targets: list[Target]) -> tuple[DepState, list[TargetState]]:
-    ds = DepState(id=dep.id, strategy=dep.strategy, settings=dep.settings,
-                  **{k: getattr(dep, k) for k in _DEP_FIELDS})
-    ts = [TargetState(device_id=t.device, **{k: getattr(t, k) for k in _TARGET_FIELDS}) for t in targets]
-    return ds, ts
+_BULK = 400  # ids per IN (...) list: well under SQLite's bound-variable limit
+
+
+def _chunks(items: list, n: int = _BULK):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
 
 
 def step(dep_id: str, events: list, now: float, box: SecretBox) -> list[tuple[str, list[dict]]]:
     """Decide on `events` at `now` and record the outcome; returns the
     commands to publish as (device_id, messages). Raises IllegalTransition
-    (nothing recorded) for a user command the status does not allow."""
+    (nothing recorded) for a user command the status does not allow.
+
+    Built for big fleets: one query for the targets, and updates grouped so
+    a batch of thousands is a handful of statements, not thousands."""
     dep = Deployment.get_or_none(Deployment.id == dep_id)
     if dep is None:
         raise NotFound(f"no deployment {dep_id!r}")
-    targets = list(Target.select().where(Target.deployment == dep_id).order_by(Target.position))
-    ds, ts = _state(dep, targets)
+    ds = DepState(id=dep.id, strategy=dep.strategy, settings=dep.settings,
+                  **{k: getattr(dep, k) for k in _DEP_FIELDS})
+    rows = (Target.select(Target.id, Target.device, Target.board, Target.seq,
+                          *[getattr(Target, k) for k in _TARGET_FIELDS])
+            .where(Target.deployment == dep_id).order_by(Target.position).tuples())
+    ts, meta = [], {}
+    for row in rows:
+        ts.append(TargetState(row[1], *row[4:]))
+        meta[row[1]] = {"id": row[0], "board": row[2], "seq": row[3]}
+    before = {t.device_id: t.step for t in ts}
     actions = decide(ds, ts, events, now)
-    by_device = {t.device: t for t in targets}
+
     log = [_event_row(dep_id, now, e) for e in events if not isinstance(e, Ack)]
-    outgoing: list[tuple[str, list[dict]]] = []
     dep_changes: dict = {}
     target_changes: dict[str, dict] = {}
+    sends: list[Send] = []
     for action in actions:
         if isinstance(action, UpdateDeployment):
             dep_changes.update(action.fields)
@@ -63,30 +75,35 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> list[tuple[st
                 log.append({"deployment": dep_id, "at": now, "kind": "status", "device": "",
                             "detail": {"status": action.fields["status"], "reason": action.fields.get("reason")}})
         elif isinstance(action, UpdateTarget):
-            row = by_device[action.device_id]
-            for key, value in action.fields.items():
-                setattr(row, key, value)
             target_changes.setdefault(action.device_id, {}).update(action.fields, updated_at=now)
             if "status" in action.fields:
+                reason = target_changes[action.device_id].get("reason")
                 log.append({"deployment": dep_id, "at": now, "kind": "target", "device": action.device_id,
-                            "detail": {"status": action.fields["status"], "reason": row.reason or None}})
+                            "detail": {"status": action.fields["status"], "reason": reason or None}})
         elif isinstance(action, Send):
-            row = by_device[action.device_id]
-            messages = _command(dep, row, action.step, now, box)
-            target_changes.setdefault(action.device_id, {})["seq"] = row.seq
-            outgoing.append((action.device_id, messages))
-            log.append({"deployment": dep_id, "at": now, "kind": "send", "device": action.device_id,
-                        "detail": {"step": action.step, "id": messages[0]["id"]}})
+            sends.append(action)
+    reasons = {d: f.get("reason", "") for d, f in target_changes.items()}
+    outgoing = _commands(dep, sends, meta, before, reasons, now, box)
+    for send, (_dev, messages) in zip(sends, outgoing):
+        target_changes.setdefault(send.device_id, {})["seq"] = meta[send.device_id]["seq"]
+        log.append({"deployment": dep_id, "at": now, "kind": "send", "device": send.device_id,
+                    "detail": {"step": send.step, "id": messages[0]["id"]}})
+
     if dep_changes:
         Deployment.update(**dep_changes).where(Deployment.id == dep_id).execute()
+    groups: dict[tuple, list[int]] = {}
     for device_id, fields in target_changes.items():
-        Target.update(**fields).where(Target.id == by_device[device_id].id).execute()
-    for ack in (e for e in events if isinstance(e, Ack)):
-        if ack.state in _FINAL.get(ack.step, ()) or (ack.step in ("deploy", "activate") and ack.state == "applied"
-                                                     and not dep.settings["health_check"]):
-            Command.update(done=True).where(Command.id == command_id(dep_id, ack.device_id, ack.step)).execute()
-    if log:
-        DeploymentEvent.insert_many(log).execute()
+        groups.setdefault(tuple(sorted(fields.items())), []).append(meta[device_id]["id"])
+    for fields, ids in groups.items():
+        for chunk in _chunks(ids):
+            Target.update(**dict(fields)).where(Target.id.in_(chunk)).execute()
+    done = [command_id(dep_id, a.device_id, a.step) for a in events if isinstance(a, Ack) and (
+        a.state in _FINAL.get(a.step, ()) or (a.step in ("deploy", "activate") and a.state == "applied"
+                                              and not dep.settings["health_check"]))]
+    for chunk in _chunks(done):
+        Command.update(done=True).where(Command.id.in_(chunk)).execute()
+    for chunk in _chunks(log, 200):
+        DeploymentEvent.insert_many(chunk).execute()
     return outgoing
 
 
@@ -103,51 +120,74 @@ def _health(settings: dict) -> dict:
     return rule
 
 
-def _program(dep_id: str, board: str) -> CompiledProgram:
-    row = Program.get((Program.deployment == dep_id) & (Program.board == board))
-    data = row.data.encode("ascii")
-    dep = Deployment.get_by_id(dep_id)
-    return CompiledProgram(data, row.sha256, row.size, dep.flow, dep.version, board)
-
-
-def _command(dep: Deployment, target: Target, step: str, now: float, box: SecretBox) -> list[dict]:
-    cmd_id = command_id(dep.id, target.device, step)
-    existing = Command.get_or_none(Command.id == cmd_id)
-    if existing is not None:  # decided before (a restart, a repeat): the same bytes again
-        return existing.payload
-    if step in ("deploy", "stage"):
-        device = Device.get_by_id(target.device)
-        device.seq += 1
-        device.save()
-        target.seq = device.seq
-        program = _program(dep.id, target.board)
-        key = box.open(device.key_sealed)
-        if needs_chunks(program):
-            envelope, chunks = chunked(program, target.device, key, device.seq, cmd_id)
-        else:
-            envelope, chunks = make_envelope(program, target.device, key, device.seq), []
-        head = {"id": cmd_id, "op": step, **envelope}
-        if step == "deploy":
-            head["health"] = _health(dep.settings)
-        messages = [head, *chunks]
-    elif step == "activate":
-        messages = [{"id": cmd_id, "op": "activate", "seq": target.seq, "health": _health(dep.settings)}]
-    elif step == "rollback":
-        messages = [{"id": cmd_id, "op": "rollback", "reason": target.reason or "rolled back by the cloud"}]
-        _supersede(dep.id, target.device)
-    else:  # cancel: whatever this deployment still has in flight on the device
-        open_cmds = [c.id for c in Command.select(Command.id).where(
-            (Command.deployment == dep.id) & (Command.device == target.device) & (Command.done == False))]  # noqa: E712
-        messages = [{"id": cmd_id, "op": "cancel", "target": open_cmds[-1] if open_cmds else None}]
-        _supersede(dep.id, target.device)
-    Command.create(id=cmd_id, deployment=dep.id, device=target.device, step=step, payload=messages, created_at=now)
-    return messages
-
-
-def _supersede(dep_id: str, device_id: str) -> None:
-    """A rollback or cancel replaces whatever was still to be delivered."""
-    Command.update(done=True).where((Command.deployment == dep_id) & (Command.device == device_id)
-                                    & (Command.step.in_(("deploy", "stage", "activate")))).execute()
+def _commands(dep: Deployment, sends: list[Send], meta: dict, before: dict, reasons: dict, now: float,
+              box: SecretBox) -> list[tuple[str, list[dict]]]:
+    """The messages of each Send, built once: a command decided before (a
+    restart, a repeat) is the very same bytes again."""
+    if not sends:
+        return []
+    ids = [command_id(dep.id, s.device_id, s.step) for s in sends]
+    existing = {}
+    for chunk in _chunks(ids):
+        existing.update(Command.select(Command.id, Command.payload).where(Command.id.in_(chunk)).tuples())
+    fresh = [s for s, cid in zip(sends, ids) if cid not in existing]
+    devices = {}
+    programs = {}
+    need = [s.device_id for s in fresh if s.step in ("deploy", "stage")]
+    for chunk in _chunks(need):
+        devices.update((d[0], [d[1], d[2]]) for d in Device.select(Device.id, Device.seq, Device.key_sealed)
+                       .where(Device.id.in_(chunk)).tuples())
+    for board in {meta[d]["board"] for d in need}:
+        row = Program.get((Program.deployment == dep.id) & (Program.board == board))
+        programs[board] = CompiledProgram(row.data.encode("ascii"), row.sha256, row.size, dep.flow, dep.version,
+                                          board)
+    new_rows, seqs, superseded = [], {}, []
+    out = []
+    for send, cmd_id in zip(sends, ids):
+        if cmd_id in existing:
+            out.append((send.device_id, existing[cmd_id]))
+            continue
+        device_id, info = send.device_id, meta[send.device_id]
+        if send.step in ("deploy", "stage"):
+            dev = devices[device_id]
+            dev[0] += 1
+            info["seq"] = seqs[device_id] = dev[0]
+            program = programs[info["board"]]
+            key = box.open(dev[1])
+            if needs_chunks(program):
+                envelope, chunks = chunked(program, device_id, key, dev[0], cmd_id)
+            else:
+                envelope, chunks = make_envelope(program, device_id, key, dev[0]), []
+            head = {"id": cmd_id, "op": send.step, **envelope}
+            if send.step == "deploy":
+                head["health"] = _health(dep.settings)
+            messages = [head, *chunks]
+        elif send.step == "activate":
+            messages = [{"id": cmd_id, "op": "activate", "seq": info["seq"], "health": _health(dep.settings)}]
+        elif send.step == "rollback":
+            messages = [{"id": cmd_id, "op": "rollback", "reason": reasons.get(device_id) or "rolled back"}]
+            superseded.append(device_id)
+        else:  # cancel whatever this deployment had in flight on the device
+            prev = before.get(device_id)
+            target = command_id(dep.id, device_id, prev) if prev in ("deploy", "stage", "activate") else None
+            messages = [{"id": cmd_id, "op": "cancel", "target": target}]
+            superseded.append(device_id)
+        new_rows.append({"id": cmd_id, "deployment": dep.id, "device": device_id, "step": send.step,
+                         "payload": messages, "created_at": now})
+        out.append((device_id, messages))
+    by_seq: dict[int, list[str]] = {}
+    for device_id, seq in seqs.items():
+        by_seq.setdefault(seq, []).append(device_id)
+    for seq, device_ids in by_seq.items():
+        for chunk in _chunks(device_ids):
+            Device.update(seq=seq).where(Device.id.in_(chunk)).execute()
+    # A rollback or cancel replaces whatever was still to be delivered.
+    for chunk in _chunks(superseded):
+        Command.update(done=True).where((Command.deployment == dep.id) & (Command.device.in_(chunk))
+                                        & (Command.step.in_(("deploy", "stage", "activate")))).execute()
+    for chunk in _chunks(new_rows, 100):
+        Command.insert_many(chunk).execute()
+    return out
 
 
 def pending_commands(device_id: str | None = None) -> list[tuple[str, list[dict]]]:
@@ -155,6 +195,15 @@ def pending_commands(device_id: str | None = None) -> list[tuple[str, list[dict]
     query = Command.select().where(Command.done == False).order_by(Command.created_at, Command.id)  # noqa: E712
     if device_id is not None:
         query = query.where(Command.device == device_id)
+    return [(c.device, c.payload) for c in query]
+
+
+def stale_commands(now: float, older_than_s: float) -> list[tuple[str, list[dict]]]:
+    """Commands sent more than `older_than_s` ago and still unanswered: a
+    message lost on the way (a broker queue overflowing, say) is sent again
+    and the device acks it again with the state it reached."""
+    query = (Command.select().where((Command.done == False) & (Command.last_sent_at < now - older_than_s))  # noqa: E712
+             .order_by(Command.created_at, Command.id))
     return [(c.device, c.payload) for c in query]
 
 

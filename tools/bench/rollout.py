@@ -1,0 +1,171 @@
+"""rollout: devices updated per minute through the real cloud (budget 10,000/min, 2 cores).
+
+The whole cloud (HTTP API, rollout engine, MQTT bridge, SQLite) and
+Mosquitto, with protocol-level simulated devices: one MQTT client in its own
+process answers every device's `deploy` command with `received`, `applied`
+and `healthy` acks, as the firmware does. Devices are provisioned straight
+into the database (provisioning is not what is measured); the deployment is
+created, started and watched through the API. Prints devices_per_min from
+`start` to `completed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+FLOW = {"name": "bench", "definition": {
+    "nodes": [{"id": "i", "type": "inject", "config": {"payload": 1, "every": "1s"}},
+              {"id": "o", "type": "mqtt_out", "config": {"topic": "x"}}],
+    "connections": [{"source": "i", "target": "o"}]}}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--strategy", default="all_at_once", choices=("all_at_once", "rolling"))
+    parser.add_argument("--batch-size", type=int, default=1000, help="rolling only")
+    parser.add_argument("--trace", action="store_true", help="print the target counts every half second")
+
+
+def _fleet(host: str, port: int, password: str, ready, stop) -> None:
+    """The simulated devices: acks every deploy like the firmware does."""
+    import logging
+
+    import aiomqtt
+
+    quiet = logging.getLogger("bench.fleet.mqtt")
+    quiet.setLevel(logging.ERROR)
+
+    async def main():
+        async with aiomqtt.Client(host, port, username="admin", password=password, identifier="bench-fleet",
+                                  max_inflight_messages=1000, logger=quiet) as client:
+            await client.subscribe("ff/+/cmd", qos=1)
+            ready.set()
+
+            async def answer(dev, cmd):
+                for state in ("received", "applied", "healthy"):  # in order, as a device would
+                    ack = {"id": cmd["id"], "op": "deploy", "state": state, "reason": None, "seq": cmd["seq"],
+                           "slot": "a"}
+                    await client.publish(f"ff/{dev}/ack", json.dumps(ack), qos=1)
+
+            tasks = set()
+            async for message in client.messages:
+                cmd = json.loads(message.payload)
+                if cmd.get("op") == "deploy":  # each device answers on its own
+                    task = asyncio.create_task(answer(str(message.topic).split("/")[1], cmd))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if stop.is_set():
+                    break
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+async def _measure(args, workdir: Path) -> dict:
+    from aiohttp import ClientSession, web
+
+    from cloud.app import init_app
+    from cloud.appkeys import BOX, DB
+    from cloud.config import Config
+    from cloud.store import devices as device_store
+    from cloud.store import keys as key_store
+    from tools.broker import start_broker
+
+    broker = start_broker(workdir / "broker", users={"cloud": "cloudpw", "admin": "adminpw"})
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    fleet = ctx.Process(target=_fleet, args=(broker.host, broker.port, "adminpw", ready, stop), daemon=True)
+    runner = None
+    try:
+        config = Config(db_url=str(workdir / "cloud.db"), mqtt_url=f"mqtt://cloud:cloudpw@{broker.host}:{broker.port}",
+                        secret=b"bench-secret-bench-secret-32byte", engine_tick_s=0.5,
+                        resend_after_s=5)
+        app = init_app(config)
+        db, box = app[DB], app[BOX]
+        key = db.call(key_store.create_key, "admin")["key"]
+
+        def provision_all():
+            for i in range(args.devices):
+                device_store.provision({"id": f"b{i:05d}", "board": "unix-sim", "tags": ["bench"]}, box,
+                                       ("127.0.0.1", broker.port), "ff")
+        t = time.perf_counter()
+        db.call(provision_all)
+        provision_s = time.perf_counter() - t
+
+        fleet.start()
+        if not ready.wait(30):
+            raise RuntimeError("the simulated fleet did not connect")
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}/api/v1"
+        headers = {"x-api-key": key}
+        async with ClientSession(headers=headers) as http:
+            async def call(method, path, body=None):
+                async with http.request(method, base + path, json=body) as resp:
+                    data = await resp.json(content_type=None)
+                    if resp.status >= 400:
+                        raise RuntimeError(f"{method} {path}: {resp.status} {data}")
+                    return data
+            flow = await call("POST", "/flows", FLOW)
+            await call("POST", f"/flows/{flow['id']}/publish")
+            cfg = {"health": {"runs": 1, "seconds": 0}, "timeout": "10m"}
+            if args.strategy == "rolling":
+                cfg.update(batch_size=args.batch_size, batch_delay=0)
+            t = time.perf_counter()
+            dep = await call("POST", "/deployments", {"flow_id": flow["id"], "strategy": args.strategy,
+                                                      "target_tags": ["bench"], "config": cfg})
+            create_s = time.perf_counter() - t
+            t0 = time.perf_counter()
+            await call("POST", f"/deployments/{dep['id']}/start")
+            while True:
+                await asyncio.sleep(0.5)
+                got = [d for d in (await call("GET", "/deployments"))["deployments"] if d["id"] == dep["id"]][0]
+                if args.trace:
+                    print(round(time.perf_counter() - t0, 1), got["counts"], flush=True)
+                if got["status"] not in ("running", "paused"):
+                    break
+                if time.perf_counter() - t0 > 600:
+                    raise RuntimeError("the rollout took over 10 minutes")
+            elapsed = time.perf_counter() - t0
+        return {
+            "devices": args.devices, "strategy": args.strategy, "status": got["status"],
+            "completed_targets": got["completed_targets"], "rollout_s": round(elapsed, 2),
+            "devices_per_min": round(got["completed_targets"] / elapsed * 60),
+            "budget_per_min": 10_000, "create_deployment_s": round(create_s, 2),
+            "provision_s": round(provision_s, 2), "broker": broker.kind,
+            "ok": got["status"] == "completed" and got["completed_targets"] / elapsed * 60 >= 10_000,
+            "command": f"fleetflow bench rollout --devices {args.devices} --strategy {args.strategy}",
+        }
+    finally:
+        stop.set()
+        if runner is not None:
+            await runner.cleanup()
+        if fleet.is_alive():
+            fleet.terminate()
+            fleet.join(5)
+        broker.stop()
+
+
+def run(args) -> dict:
+    args.devices = getattr(args, "devices", 10_000)
+    args.strategy = getattr(args, "strategy", "all_at_once")
+    args.batch_size = getattr(args, "batch_size", 1000)
+    args.trace = getattr(args, "trace", False)
+    (REPO / "var").mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-rollout-", dir=REPO / "var"))
+    try:
+        return asyncio.run(_measure(args, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
