@@ -64,6 +64,9 @@ def run(args) -> int:
     if args.fresh and args.workdir.exists():
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    # Ctrl-C and SIGTERM both stop the fleet cleanly, even when a script started
+    # us in the background (where the shell leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
     stack = broker = fleet = None
     api = None

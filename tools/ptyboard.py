@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     def _interrupt(*_):
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     signal.signal(signal.SIGTERM, _interrupt)  # stopped either way, the REPL goes with it
     board = PtyBoard(args.root.resolve()).start()
     print(f"board filesystem {board.root}, port {board.port}", flush=True)
