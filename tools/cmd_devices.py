@@ -15,7 +15,7 @@ import json
 
 from tools import client as client_mod
 
-COLUMNS = (("id", 18), ("board", 14), ("state", 8), ("flow", 16), ("ver", 4), ("slot", 4), ("trial", 5))
+COLUMNS = (("id", 18), ("board", 14), ("state", 10), ("flow", 18), ("ver", 4), ("slot", 4), ("trial", 5))
 
 
 def register(sub) -> None:
@@ -43,17 +43,8 @@ def register(sub) -> None:
 
 
 def _field(dev: dict, key: str):
-    status = dev.get("status") if isinstance(dev.get("status"), dict) else {}
-    aliases = {"id": ("id", "device_id"), "state": ("state", "online"), "flow": ("flow", "flow_id", "active_flow"),
-               "ver": ("ver", "version", "active_version"), "slot": ("slot", "active_slot")}
-    for k in aliases.get(key, (key,)):
-        for src in (dev, status):
-            v = src.get(k)
-            if v is not None and not isinstance(v, dict):
-                if k == "online" and isinstance(v, bool):
-                    return "online" if v else "offline"
-                return v
-    return ""
+    value = dev.get(key)
+    return "" if value is None else value
 
 
 def table(devices: list[dict]) -> str:
