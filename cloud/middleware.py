@@ -70,7 +70,7 @@ def access(db, public: set[str]):
         now = time.monotonic()
         if hit and hit[1] > now:
             return hit[0]
-        role = await db.run(key_store.role_of, token)
+        role = await db.read(key_store.role_of, token)
         if len(cache) > 10_000:
             cache.clear()
         cache[digest] = (role, now + KEY_CACHE_S)

@@ -12,6 +12,7 @@ from cloud import schemas
 from cloud.engine import settings as engine_settings
 from cloud.engine.decide import plan_batches
 from cloud.engine.state import TARGET_STATUSES
+from cloud.db import get_by_pk
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Deployment, DeploymentEvent, Device, Flow, FlowVersion, Program, Target
 from cloud.store.devices import node_types
@@ -106,7 +107,7 @@ def create_deployment(body: dict) -> dict:
 
 
 def _get(dep_id: str) -> Deployment:
-    dep = Deployment.get_or_none(Deployment.id == dep_id)
+    dep = get_by_pk(Deployment, dep_id)
     if dep is None:
         raise NotFound(f"no deployment {dep_id!r}")
     return dep

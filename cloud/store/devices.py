@@ -11,6 +11,7 @@ from shared_schema.boards import board_names
 from shared_schema.catalog import board_types
 
 from cloud import schemas, secrets
+from cloud.db import get_by_pk
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Deployment, Device, Target
 from cloud.timefmt import iso
@@ -35,7 +36,7 @@ def device_doc(dev: Device) -> dict:
 
 
 def _get(device_id: str) -> Device:
-    dev = Device.get_or_none(Device.id == device_id)
+    dev = get_by_pk(Device, device_id)
     if dev is None:
         raise NotFound(f"no device {device_id!r}")
     return dev

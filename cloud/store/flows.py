@@ -17,6 +17,7 @@ from shared_schema.models import draft_problems, normalize_type
 from shared_schema.validate import validate_flow
 
 from cloud import schemas
+from cloud.db import get_by_pk
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Deployment, Flow, FlowVersion
 from cloud.timefmt import iso
@@ -69,7 +70,7 @@ def flow_doc(flow: Flow) -> dict:
 
 
 def _get(flow_id: str) -> Flow:
-    flow = Flow.get_or_none(Flow.id == flow_id)
+    flow = get_by_pk(Flow, flow_id)
     if flow is None:
         raise NotFound(f"no flow {flow_id!r}")
     return flow

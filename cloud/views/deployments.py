@@ -17,16 +17,16 @@ async def create(request: web.Request):
 
 async def list_(request: web.Request):
     q = request.query
-    return ok({"deployments": await request.app[DB].run(store.list_deployments, q.get("status"), q.get("flow_id"))})
+    return ok({"deployments": await request.app[DB].read(store.list_deployments, q.get("status"), q.get("flow_id"))})
 
 
 async def get(request: web.Request):
-    return ok(await request.app[DB].run(store.get_deployment, request.match_info["deployment_id"]))
+    return ok(await request.app[DB].read(store.get_deployment, request.match_info["deployment_id"]))
 
 
 async def events(request: web.Request):
     dep_id = request.match_info["deployment_id"]
-    return ok({"deployment_id": dep_id, "events": await request.app[DB].run(store.events, dep_id)})
+    return ok({"deployment_id": dep_id, "events": await request.app[DB].read(store.events, dep_id)})
 
 
 async def _command(request: web.Request, event):

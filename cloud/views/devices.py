@@ -45,13 +45,13 @@ def _bool(request: web.Request, name: str):
 
 async def list_(request: web.Request):
     q = request.query
-    docs = await request.app[DB].run(store.list_devices, q.get("tag"), q.get("environment"), q.get("board"),
+    docs = await request.app[DB].read(store.list_devices, q.get("tag"), q.get("environment"), q.get("board"),
                                      _bool(request, "online"))
     return ok({"devices": [_live(request, d) for d in docs]})
 
 
 async def get(request: web.Request):
-    return ok(_live(request, await request.app[DB].run(store.get_device, request.match_info["device_id"])))
+    return ok(_live(request, await request.app[DB].read(store.get_device, request.match_info["device_id"])))
 
 
 async def update(request: web.Request):

@@ -15,11 +15,11 @@ async def create(request: web.Request):
 
 async def list_(request: web.Request):
     q = request.query
-    return ok({"flows": await request.app[DB].run(store.list_flows, q.get("status"), q.get("tag"))})
+    return ok({"flows": await request.app[DB].read(store.list_flows, q.get("status"), q.get("tag"))})
 
 
 async def get(request: web.Request):
-    return ok(await request.app[DB].run(store.get_flow, request.match_info["flow_id"]))
+    return ok(await request.app[DB].read(store.get_flow, request.match_info["flow_id"]))
 
 
 async def update(request: web.Request):
@@ -43,17 +43,17 @@ async def archive(request: web.Request):
 
 async def versions(request: web.Request):
     flow_id = request.match_info["flow_id"]
-    return ok({"flow_id": flow_id, "versions": await request.app[DB].run(store.list_versions, flow_id)})
+    return ok({"flow_id": flow_id, "versions": await request.app[DB].read(store.list_versions, flow_id)})
 
 
 async def version(request: web.Request):
     flow_id = request.match_info["flow_id"]
-    return ok(await request.app[DB].run(store.version, flow_id, int_param(request, "version", "path")))
+    return ok(await request.app[DB].read(store.version, flow_id, int_param(request, "version", "path")))
 
 
 async def compare(request: web.Request):
     v1, v2 = int_param(request, "v1"), int_param(request, "v2")
-    return ok(await request.app[DB].run(store.compare_versions, request.match_info["flow_id"], v1, v2))
+    return ok(await request.app[DB].read(store.compare_versions, request.match_info["flow_id"], v1, v2))
 
 
 async def restore(request: web.Request):

@@ -159,3 +159,24 @@ async def test_a_restarted_cloud_continues_and_resends_the_same_commands(aiohttp
         return got if got["targets"][1]["status"] == "deploying" else None
     got = await until(moved_on)
     assert got["targets"][0]["status"] == "success" and got["targets"][1]["seq"] == 1
+
+
+async def test_unanswered_commands_are_sent_again_until_answered(api):
+    import time
+
+    from cloud.store import rollout
+
+    _, _, body = await _seed_setup(api)
+    dep = await api.post("/deployments", dict(body, target_devices=["dev_001"]), expect=201)
+    await api.post(f"/deployments/{dep['id']}/start")
+    db = api.app[DB]
+    cmd_id = f"{dep['id']}.dev_001.deploy"
+    db.call(rollout.mark_sent, [cmd_id], time.time())
+    assert db.call(rollout.stale_commands, time.time(), 30) == []  # just sent
+    stale = db.call(rollout.stale_commands, time.time() + 31, 30)
+    assert [(d, m[0]["id"]) for d, m in stale] == [("dev_001", cmd_id)]
+    ack(api, "dev_001", cmd_id, "healthy")
+
+    async def answered():
+        return not db.call(rollout.stale_commands, time.time() + 31, 30)
+    await until(answered)
