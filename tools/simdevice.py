@@ -13,7 +13,7 @@ mounted by firmware/main.py. The process runs
 `.venv/bin/micropython -X heapsize=<HEAP> main.py <image>` from the unix-sim
 bundle (tools/bundle.py: the firmware compiled by mpy-cross, as it goes onto
 a board, with umqtt.simple), MICROPYPATH=<bundle>/lib: compiling the firmware
-from source at boot would not fit a board-sized heap. HEAP is 256k, not
+from source at boot would not fit a board-sized heap. HEAP is 192k (FLEETFLOW_SIM_HEAP overrides), not
 the 64k of DESIGN.md's budget: see docs/decisions.md ("Simulated device:
 bundle, flash size, heap") and `fleetflow bench agent` for the figures. The
 bundle is built once per firmware change into var/simbundle/. Every
@@ -42,7 +42,7 @@ from tools import device_config
 
 REPO = Path(__file__).resolve().parent.parent
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
-HEAP = "256k"  # see docs/decisions.md "Simulated device: bundle, flash size, heap"
+HEAP = os.environ.get("FLEETFLOW_SIM_HEAP", "192k")  # see docs/decisions.md "Simulated device: bundle, flash size, heap"
 _LIVE: "weakref.WeakSet[SimDevice]" = weakref.WeakSet()
 
 

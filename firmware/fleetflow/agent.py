@@ -110,8 +110,12 @@ class Agent(Commands):
         while True:
             try:
                 self.step()
-            except MemoryError:
+            except MemoryError as e:
                 gc.collect()
+                print("agent: out of memory, free now", gc.mem_free())
+                import sys
+                sys.print_exception(e)  # where, so the budget can be fixed
+                time.sleep_ms(100)
             except Exception as e:  # never let anything end the device loop
                 print("agent: step error:", type(e).__name__, e)
                 time.sleep_ms(100)

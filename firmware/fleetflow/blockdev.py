@@ -39,6 +39,9 @@ class FileBlockDev:
         self.count = block_count
         self.cow = cow
         self._dirty = {}
+        # One erased block, made once: an erase must not allocate 4 KB
+        # from the device heap every time LittleFS frees a block.
+        self._blank = b"\xff" * block_size
         try:
             self._f = open(path, "r+b")
         except OSError:
@@ -46,9 +49,8 @@ class FileBlockDev:
         self._f.seek(0, 2)
         if self._f.tell() < block_size * block_count:
             # Erased flash reads as 0xff; grow the file in block-sized pieces.
-            blank = b"\xff" * block_size
             while self._f.tell() < block_size * block_count:
-                self._f.write(blank)
+                self._f.write(self._blank)
             self._f.flush()
 
     def close(self):
@@ -71,6 +73,13 @@ class FileBlockDev:
         return b
 
     def readblocks(self, n, buf, off=0):
+        if not self._dirty:
+            # The device's path: the file is the partition, contiguous, so one
+            # seek and one readinto, allocating nothing (LittleFS may call us
+            # from a file's finalizer, while the heap is locked).
+            self._f.seek(n * self.bs + off)
+            self._f.readinto(buf)
+            return
         end = off + len(buf)
         mv = memoryview(buf)
         pos = 0
@@ -109,7 +118,7 @@ class FileBlockDev:
         if op == _IOCTL_BLOCK_SIZE:
             return self.bs
         if op == _IOCTL_ERASE:
-            self.writeblocks(arg, b"\xff" * self.bs, 0)
+            self.writeblocks(arg, self._blank, 0)
             return 0
         if op == _IOCTL_SYNC:
             if not self.cow:
@@ -189,7 +198,7 @@ class FaultBlockDev:
             if self._cut():
                 return -_EIO
             if self.lose_unsynced:
-                self._cache.append((arg, b"\xff" * self.inner.bs, 0))
+                self._cache.append((arg, self.inner._blank, 0))
                 return 0
             return self.inner.ioctl(op, arg)
         if op == _IOCTL_SYNC:

@@ -12,6 +12,7 @@
 #  - chunk commands are deduplicated by the transfer (fleetflow.transfer),
 #    not by id: a re-sent chunk is refused with the `next` wanted.
 # Mixed into Agent (fleetflow.agent), which provides ack(), slots, it, ...
+import gc
 import json
 from binascii import a2b_base64
 from micropython import const
@@ -65,6 +66,15 @@ class Commands:
         except ValueError:
             self.ack({"id": None, "op": None}, "rejected", "bad command: not a JSON object")
             return
+        except MemoryError:
+            # Too big to parse here: refuse it by the id we can still find.
+            n = len(raw)
+            cid = _peek_id(raw)
+            raw = None
+            gc.collect()
+            self.ack({"id": cid, "op": None}, "rejected", "oversized: no memory for a %d-byte command" % n)
+            return
+        raw = None
         cid = cmd.get("id")
         prev = self.done.get(cid)
         if prev is not None:
@@ -80,6 +90,10 @@ class Commands:
             fn(self, cmd)
         except FFError as e:
             self.ack(cmd, "rejected", e.args[0], **self._next_of(cmd))
+        except MemoryError:
+            cmd.pop("prog", None)
+            gc.collect()
+            self.ack(cmd, "rejected", "out of memory handling %s" % cmd.get("op"))
         except Exception as e:  # a bad command must never crash the device
             self.ack(cmd, "rejected", "error: %s: %s" % (type(e).__name__, e))
 
@@ -216,6 +230,18 @@ class Commands:
         if self.it is not None:
             n += self.it.cancel(target)
         self.ack(cmd, "received", cancelled=n)
+
+
+def _peek_id(raw):
+    # The "id" of a command we could not parse, found without parsing it.
+    i = raw.find(b'"id"')
+    if i < 0:
+        return None
+    i = raw.find(b'"', raw.find(b":", i) + 1)
+    j = raw.find(b'"', i + 1)
+    if i < 0 or j < 0 or j - i > 80:
+        return None
+    return raw[i + 1:j].decode()
 
 
 _OPS = {

@@ -40,5 +40,20 @@ def load(root=""):
     mq.setdefault("port", 1883)
     mq.setdefault("user", cfg["device_id"])
     mq.setdefault("password", "")
-    cfg["board"] = _read_json(pre + "board.json")
+    cfg["board"] = _slim(_read_json(pre + "board.json"))
     return cfg
+
+
+# What the device uses of board.json; the rest (title, sources, flash
+# budgets) is for the host and would cost ~10 KB of heap.
+_BOARD_KEYS = ("name", "nodes", "pins", "reserved", "program_max_bytes")
+# Pin capabilities as interned literals rather than one string per pin.
+_CAPS = {"in": "in", "out": "out", "adc": "adc", "pwm": "pwm"}
+
+
+def _slim(board):
+    b = {k: board[k] for k in _BOARD_KEYS if k in board}
+    pins = b.get("pins") or {}
+    for k in pins:
+        pins[k] = tuple(_CAPS.get(c, c) for c in pins[k])
+    return b

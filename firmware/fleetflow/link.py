@@ -88,7 +88,7 @@ class Link:
         self.failures = 0         # consecutive failed connects (backoff exponent)
         self.connects = 0
         self._retry_at = 0
-        self._last_io = 0
+        self._last_io = 0          # last ping sent
         self.will = None
 
     def topic(self, suffix):
@@ -144,12 +144,13 @@ class Link:
                 # delivering a message: the inbox growing tells them apart.
                 if self._cl.check_msg() is None and len(self.inbox) == n:
                     break
+            # A ping every half keepalive, whatever else we sent: the broker
+            # answers each one, so silence for 1.5 keepalives means a
+            # half-open link (MQTT 3.1.1 section 3.1.2.10 gives the broker
+            # the same rule). Our publishes alone would prove nothing.
             if time.ticks_diff(now, self._last_io) >= self.keepalive_s * 500:
                 self._cl.ping()
                 self._last_io = now
-            # We ping every half keepalive and the broker answers each ping:
-            # silence for 1.5 keepalives means a half-open link (MQTT 3.1.1
-            # section 3.1.2.10 gives the broker the same rule).
             if time.ticks_diff(now, _SockModule.last_rx) > self.keepalive_s * 1500:
                 raise OSError("no answer from the broker")
         except Exception as e:
@@ -161,7 +162,6 @@ class Link:
             return False
         try:
             self._cl.publish(self.topic(suffix), payload, retain, qos)
-            self._last_io = time.ticks_ms()
             return True
         except Exception as e:
             self.drop(e)
