@@ -113,3 +113,37 @@ def test_flows_keep_running_while_the_broker_is_away(tmp_path):
         assert batch["dropped"] >= 5  # oldest dropped and counted, newest kept
         health = r.cloud.wait_json(f"ff/{DEV}/health", lambda h: h.get("reconnects", 0) >= 2)
         assert health["runs"] >= 15  # the flow ran on without the broker
+
+
+@pytest.mark.broker
+def test_stage_then_activate_and_commanded_rollback(tmp_path):
+    # blue-green's shape: stage everywhere, then switch; rollback is one switch back
+    with rig(tmp_path, "mosquitto") as r:
+        r.status(lambda s: s.get("state") == "online")
+        r.send({"id": "a0", "op": "activate", "seq": 1})
+        assert r.ack("a0", "rejected")["reason"] == "nothing staged"
+        r.send(deploy_cmd("d1", good_flow(1), ver=1, seq=1))
+        r.ack("d1", "healthy")
+
+        r.send(deploy_cmd("s2", good_flow(2), ver=2, seq=2, op="stage"))
+        staged = r.ack("s2", "staged")
+        assert staged["slot"] == "a"  # still running v1 from slot a
+        time.sleep(0.5)
+        assert r.status()["ver"] == 1
+        r.send({"id": "a2", "op": "activate", "seq": 3})
+        assert "staged seq is 2" in r.ack("a2", "rejected")["reason"]
+        r.send({"id": "a2b", "op": "activate", "seq": 2, "health": QUICK})
+        assert r.ack("a2b", "applied")["slot"] == "b"
+        r.ack("a2b", "healthy")
+        assert r.status(lambda s: s.get("ver") == 2 and not s["trial"])["seq"] == 2
+
+        r.send({"id": "rb", "op": "rollback", "reason": "operator"})
+        rb = r.ack("rb", "rolled_back")
+        assert rb["reason"] == "command: operator" and rb["slot"] == "a"
+        st = r.status(lambda s: s.get("ver") == 1)
+        assert st["slot"] == "a" and st["seq"] == 2  # the accepted seq never goes down
+        r.send({"id": "rb2", "op": "rollback"})
+        assert r.ack("rb2", "rejected")["reason"] == "nothing to roll back to"
+        # an older seq is still refused after the rollback
+        r.send(deploy_cmd("d1b", good_flow(1), ver=1, seq=2))
+        assert "seq" in r.ack("d1b", "rejected")["reason"]
