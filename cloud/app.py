@@ -41,6 +41,7 @@ async def _engine(app: web.Application):
         bridge.on_connect = driver.resend
         tasks.append(asyncio.create_task(bridge.run(), name="fleetflow-bridge"))
         tasks.append(asyncio.create_task(bridge.flush_health(), name="fleetflow-health"))
+        tasks.append(asyncio.create_task(bridge.flush_runs(), name="fleetflow-runs"))
     yield
     for task in tasks:
         task.cancel()
@@ -48,6 +49,8 @@ async def _engine(app: web.Application):
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await driver.close()
+    if bridge is not None:
+        await bridge.store_runs()  # what was heard is kept
 
 
 def init_app(config: Config) -> web.Application:

@@ -15,12 +15,13 @@ import logging
 
 import aiomqtt
 from pydantic import ValidationError
-from shared_schema.messages import Ack, Health, Status
+from shared_schema.messages import Ack, Health, RunsBatch, Status
 from shared_schema.topics import Topics, TopicError
 
 from cloud.config import Config
 from cloud.db import Database
 from cloud.store import devices as device_store
+from cloud.store import runs as run_store
 
 log = logging.getLogger("fleetflow.bridge")
 # aiomqtt warns for every publish beyond ten in flight; many in flight is the
@@ -28,6 +29,8 @@ log = logging.getLogger("fleetflow.bridge")
 mqtt_log = logging.getLogger("fleetflow.bridge.mqtt")
 mqtt_log.setLevel(logging.ERROR)
 HEALTH_FLUSH_S = 2.0
+RUNS_FLUSH_S = 0.5
+RUNS_FLUSH_NODES = 5000  # flush sooner when this many node records wait
 MAX_BACKOFF_S = 30.0
 INFLIGHT = 512  # QoS 1 messages in flight at once: a big batch is not sent one round trip at a time
 
@@ -44,6 +47,9 @@ class Bridge:
         self.on_connect = None  # async callable(): (re)connected to the broker
         self._client: aiomqtt.Client | None = None
         self._health: dict[str, tuple[dict, float]] = {}
+        self._runs: list[tuple[str, dict, float]] = []
+        self._runs_nodes = 0
+        self._runs_due = asyncio.Event()
         self.received = 0
 
     async def run(self) -> None:
@@ -85,6 +91,25 @@ class Bridge:
                 except Exception:  # a failed write must not stop the bridge
                     log.exception("could not store health reports")
 
+    async def flush_runs(self) -> None:
+        """Store the run reports heard, in bulk, until cancelled."""
+        while True:
+            try:
+                await asyncio.wait_for(self._runs_due.wait(), RUNS_FLUSH_S)
+            except asyncio.TimeoutError:
+                pass
+            self._runs_due.clear()
+            await self.store_runs()
+
+    async def store_runs(self) -> None:
+        if not self._runs:
+            return
+        batch, self._runs, self._runs_nodes = self._runs, [], 0
+        try:
+            await self.db.run(run_store.ingest, batch)
+        except Exception:  # a failed write must not stop the bridge
+            log.exception("could not store %d run batches", len(batch))
+
     async def publish(self, device_id: str, messages: list[dict]) -> bool:
         """Send a command (and its chunks); False when not connected."""
         client = self._client
@@ -120,6 +145,12 @@ class Bridge:
                 ack = Ack.model_validate(body)
                 if self.on_ack:
                     self.on_ack(device_id, ack)
+            elif kind == "runs":
+                batch = RunsBatch.model_validate(body).model_dump(mode="json")
+                self._runs.append((device_id, batch, now))
+                self._runs_nodes += sum(len(r["nodes"]) for r in batch["runs"])
+                if self._runs_nodes >= RUNS_FLUSH_NODES:
+                    self._runs_due.set()
             elif kind == "health":
                 health = Health.model_validate(body).model_dump(mode="json")
                 self.live.setdefault(device_id, {})["health"] = health

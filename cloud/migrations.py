@@ -18,7 +18,8 @@ from cloud import models
 
 
 def _v1_initial(db: peewee.Database) -> None:
-    db.create_tables([m for m in models.ALL if m is not models.SchemaVersion], safe=True)
+    db.create_tables([models.ApiKey, models.Flow, models.FlowVersion, models.Device, models.Deployment,
+                      models.Target, models.Program, models.Command, models.DeploymentEvent], safe=True)
 
 
 def _v2_device_last_seen_index(db: peewee.Database) -> None:
@@ -29,9 +30,15 @@ def _v2_device_last_seen_index(db: peewee.Database) -> None:
         pw_migrate.migrate(migrator.add_index("device", ("last_seen",), False))
 
 
+def _v3_run_records(db: peewee.Database) -> None:
+    """Run reports from the devices (ff/<dev>/runs)."""
+    db.create_tables([models.RunRecord, models.NodeRecord], safe=True)
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
+    (3, _v3_run_records),
 ]
 LATEST = STEPS[-1][0]
 

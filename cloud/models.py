@@ -159,4 +159,41 @@ class DeploymentEvent(BaseModel):
     detail = JSONField(null=True)
 
 
-ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent]
+class RunRecord(BaseModel):
+    """One run of a flow on a device, as the device reported it (ff/<dev>/runs)."""
+
+    device = peewee.CharField(max_length=64)
+    run = peewee.IntegerField()  # the device's run counter
+    flow = peewee.CharField(max_length=64, null=True)
+    ver = peewee.IntegerField(null=True)
+    exec = peewee.CharField(max_length=200, null=True)
+    trigger = peewee.CharField(max_length=64, null=True)
+    status = peewee.CharField(max_length=16)
+    t_ms = peewee.BigIntegerField(null=True)
+    us = peewee.IntegerField(default=0)
+    logs = JSONField(null=True)
+    received_at = peewee.FloatField()
+
+    class Meta:
+        indexes = ((("device", "received_at"), False),)
+
+
+class NodeRecord(BaseModel):
+    """A node's part in a run: timing, output summary, error. Keyed by
+    (device, run) rather than a foreign key, so batches insert in bulk."""
+
+    device = peewee.CharField(max_length=64)
+    run = peewee.IntegerField()
+    node = peewee.CharField(max_length=64)
+    type = peewee.CharField(max_length=32, null=True)
+    us = peewee.IntegerField(default=0)
+    port = peewee.IntegerField(null=True)
+    out = peewee.TextField(null=True)
+    err = peewee.TextField(null=True)
+
+    class Meta:
+        indexes = ((("device", "run"), False),)
+
+
+ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent,
+       RunRecord, NodeRecord]

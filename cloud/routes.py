@@ -50,6 +50,8 @@ ROUTES = [
     Route("PATCH", "/devices/{device_id}", devices.update, "Change a device's name, tags or environment",
           "devices", schemas.DevicePatch),
     Route("DELETE", "/devices/{device_id}", devices.delete, "Forget a device", "devices", status=204),
+    Route("GET", "/devices/{device_id}/runs", devices.runs, "The device's latest run records, per node",
+          "devices", query=("limit",)),
     Route("POST", "/deployments", deployments.create, "Create a deployment (compiled and checked, not started)",
           "deployments", schemas.DeploymentCreate, 201),
     Route("GET", "/deployments", deployments.list_, "List deployments", "deployments", query=("status", "flow_id")),

@@ -8,6 +8,7 @@ from cloud.appkeys import BOX, BRIDGE, CONFIG, DB
 from cloud.errors import Invalid, Problem
 from cloud.middleware import json_body
 from cloud.store import devices as store
+from cloud.store import runs as run_store
 from cloud.views.common import ok
 
 
@@ -62,3 +63,11 @@ async def update(request: web.Request):
 async def delete(request: web.Request):
     await request.app[DB].run(store.delete_device, request.match_info["device_id"])
     return web.Response(status=204)
+
+
+async def runs(request: web.Request):
+    raw = request.query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise Invalid("limit must be 1 to 500", [Problem("?limit", "a whole number from 1 to 500")])
+    device_id = request.match_info["device_id"]
+    return ok({"device_id": device_id, "runs": await request.app[DB].read(run_store.recent_runs, device_id, int(raw))})

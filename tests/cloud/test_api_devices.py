@@ -64,3 +64,22 @@ async def test_list_filters_and_live_state(api):
     assert [d["id"] for d in (await api.get("/devices?online=false"))["devices"]] == ["b"]
     await api.call("PATCH", "/devices/b", {"tags": ["y"], "environment": "prod"})
     assert [d["id"] for d in (await api.get("/devices?environment=prod"))["devices"]] == ["a", "b"]
+
+
+async def test_run_reports_are_stored_and_listed_per_node(api):
+    from cloud.store.runs import ingest
+
+    await api.post("/devices", {"id": "r1", "board": "unix-sim"}, expect=201)
+    batch = {"dev": "r1", "dropped": 0, "runs": [
+        {"run": n, "flow": "flow_x", "ver": 2, "exec": None, "trigger": "poll:n1", "status": "completed",
+         "t_ms": 1000 * n, "us": 800, "logs": [["warning", "n1", "read failed, retry 1/2"]],
+         "nodes": [{"id": "n1", "type": "dht", "us": 300, "out": "{'value': 23.1}", "port": 0, "err": None},
+                   {"id": "n2", "type": "switch", "us": 40, "out": None, "port": 1, "err": None}]}
+        for n in (1, 2)]}
+    assert api.app[DB].call(ingest, [("r1", batch, 10.0)]) == 4
+    runs = (await api.get("/devices/r1/runs?limit=1"))["runs"]
+    assert [r["run"] for r in runs] == [2]
+    assert [(n["id"], n["us"], n["port"]) for n in runs[0]["nodes"]] == [("n1", 300, 0), ("n2", 40, 1)]
+    assert runs[0]["logs"] == [["warning", "n1", "read failed, retry 1/2"]]
+    await api.get("/devices/r1/runs?limit=0", expect=422)
+    await api.get("/devices/ghost/runs", expect=404)

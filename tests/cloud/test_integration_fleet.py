@@ -184,6 +184,13 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, a
         devices = await devices_run(cloud, temp["id"], 3)
         seqs = {t["device_id"]: t["seq"] for t in final["targets"]}
         assert all(d["seq"] == seqs[d["id"]] for d in devices)  # each device took exactly that program
+
+        # the devices' run reports were stored, node by node
+        async def runs_stored():
+            runs = (await cloud.call("GET", "/devices/dev_0/runs?limit=5"))["runs"]
+            return runs if runs and runs[0]["nodes"] else None
+        runs = await cloud.wait("run records", runs_stored, 15)
+        assert runs[0]["flow"] == temp["id"] and runs[0]["nodes"][0]["type"] == "dht"
     finally:
         await loop.run_in_executor(None, lambda: [s.kill() for s in sims])
         await cloud.stop()

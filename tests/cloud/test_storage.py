@@ -22,6 +22,7 @@ def test_an_upgrade_keeps_the_data(tmp_path):
     path = str(tmp_path / "old.db")
     old = Database(path)
     assert migrations.migrate(old.peewee, target=1) == [1]  # as release 1 left it
+    assert not old.peewee.table_exists("run_record")
     made = old.call(key_store.create_key, "admin", "first")
     old.call(lambda: models.Device.create(id="d1", board="unix-sim", password_hash="h", key_sealed="v1:x",
                                           created_at=1.0, last_seen=5.0))
@@ -29,8 +30,9 @@ def test_an_upgrade_keeps_the_data(tmp_path):
     old.peewee.close()
 
     new = Database(path)
-    assert migrations.migrate(new.peewee) == [2]
+    assert migrations.migrate(new.peewee) == [2, 3]
     assert "device_last_seen" in {ix.name for ix in new.peewee.get_indexes("device")}
+    assert new.peewee.table_exists("run_record") and new.peewee.table_exists("node_record")
     assert new.call(key_store.role_of, made["key"]) == "admin"
     assert new.call(lambda: models.Device.get_by_id("d1").last_seen) == 5.0
 
