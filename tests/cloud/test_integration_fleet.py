@@ -157,8 +157,20 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, a
         await cloud.call("POST", f"/flows/{temp['id']}/versions/1/restore")
         await cloud.call("PUT", f"/flows/{temp['id']}", temperature_flow(28))
         await cloud.call("POST", f"/flows/{temp['id']}/publish")
-        dep = await run_deployment(cloud, temp["id"], "rolling", {
-            "batch_size": 2, "batch_delay": "500ms", "health": HEALTH})
+        # dev_4 (the last batch) is off when it starts, and comes back once its batch is sent
+        await loop.run_in_executor(None, sims[4].stop)
+        dep = await cloud.call("POST", "/deployments", {
+            "flow_id": temp["id"], "strategy": "rolling", "target_tags": ["lab"],
+            "config": {"batch_size": 2, "batch_delay": "500ms", "timeout": "60s", "health": HEALTH}}, expect=201)
+        await cloud.call("POST", f"/deployments/{dep['id']}/start")
+
+        async def last_batch_sent():
+            got = await cloud.call("GET", f"/deployments/{dep['id']}")
+            return got if got["targets"][4]["status"] == "deploying" else None
+        await cloud.wait("the last batch", last_batch_sent)
+        await asyncio.sleep(1.0)
+        await loop.run_in_executor(None, sims[4].start)  # back online: it gets what it missed
+        dep = await cloud.deployment_ends(dep["id"])
         assert dep["status"] == "completed" and dep["completed_targets"] == DEVICES, dep
         await devices_run(cloud, temp["id"], 2)
 
@@ -184,6 +196,15 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, a
         devices = await devices_run(cloud, temp["id"], 3)
         seqs = {t["device_id"]: t["seq"] for t in final["targets"]}
         assert all(d["seq"] == seqs[d["id"]] for d in devices)  # each device took exactly that program
+
+        # 4. blue-green: staged everywhere, then switched
+        await cloud.call("POST", f"/flows/{temp['id']}/versions/3/restore")
+        await cloud.call("PUT", f"/flows/{temp['id']}", temperature_flow(24))
+        await cloud.call("POST", f"/flows/{temp['id']}/publish")
+        dep = await run_deployment(cloud, temp["id"], "blue_green", {"switch_delay": "500ms", "health": HEALTH})
+        assert dep["status"] == "completed" and dep["completed_targets"] == DEVICES, dep
+        assert {t["step"] for t in dep["targets"]} == {"activate"}
+        await devices_run(cloud, temp["id"], 4)
 
         # the devices' run reports were stored, node by node
         async def runs_stored():
