@@ -123,6 +123,13 @@ class Demo:
         return deploy_progress.watch(self.api, dep["id"], interval_s=0.5, timeout_s=timeout_s,
                                      out=_Indented(self.say.out, 17), live=False)
 
+    def _events(self, dep_id: str) -> None:
+        """What happened, in order, as the cloud recorded it (skipped targets summed up)."""
+        events = self.api.deployment_events(dep_id)
+        self.say.note(f"what happened, in order: {self.api.api_url('/deployments/' + dep_id + '/events')}")
+        for line in event_lines(events):
+            self.say.note("  " + line)
+
     def _publish(self, flow_id: str, body: dict | None) -> int:
         if body is not None:
             self.api.restore_version(flow_id, 1)  # published flows change only through a new draft
@@ -176,12 +183,12 @@ class Demo:
         v2 = self._publish(flow_id, variant(base, typo=True))
         dep = self._deploy({"flow_id": flow_id, "version": v2, "strategy": "canary", "target_devices": targets,
                             "config": {"canary_percentage": 10, "canary_delay": "20s", "health": HEALTH}})
+        self._events(dep["id"])
         canary = [t for t in dep["targets"] if t["batch"] == 0]
         rest = [t for t in dep["targets"] if t["batch"] != 0]
-        for t in canary:
-            say.note(f"canary {t['device_id']}: {t['status']} ({t.get('reason') or 'no reason'})")
         say.check(bool(canary) and all(t["status"] in ("rolled_back", "failed") for t in canary),
-                  f"the canary failed: {len(canary)} device(s) rolled themselves back to v{v1}")
+                  f"the canary failed: its {len(canary)} device(s) are back on v{v1} (rolled back by the "
+                  "device itself, or by the cloud)")
         # rolled_back when the cloud had to switch a canary back itself; failed
         # when every canary had already rolled itself back (nothing left to undo)
         say.check(dep["status"] in ("rolled_back", "failed") and all(t["status"] == "skipped" for t in rest),
@@ -209,6 +216,34 @@ class Demo:
         if self.stack is not None:
             self.stack.stop()
             self.stack = None
+
+
+def event_lines(events: list[dict]) -> list[str]:
+    """A deployment's events as short lines, times relative to its start (pure)."""
+    from datetime import datetime
+
+    def t(e):
+        return datetime.fromisoformat(e["at"].replace("Z", "+00:00")).timestamp()
+
+    t0 = next((t(e) for e in events if e["kind"] == "start"), t(events[0]) if events else 0)
+    lines, skipped = [], 0
+    for e in events:
+        d, who = e.get("detail") or {}, e.get("device_id") or "cloud"
+        if e["kind"] == "target" and d.get("status") == "skipped":
+            skipped += 1
+            continue
+        if e["kind"] == "send":
+            what = f"sent {d.get('step')}"
+        elif e["kind"] == "target" and d.get("status") != "deploying":
+            what = f"{d.get('status')}" + (f": {d['reason']}" if d.get("reason") else "")
+        elif e["kind"] == "status" and d.get("status") != "running":
+            what = f"deployment {d.get('status')}" + (f": {d['reason']}" if d.get("reason") else "")
+        else:
+            continue
+        lines.append(f"+{t(e) - t0:5.2f}s  {who:8} {what}")
+    if skipped:
+        lines.append(f"{'':8}{skipped} devices skipped: they never received this version")
+    return lines
 
 
 def _fmt(vers: dict) -> str:

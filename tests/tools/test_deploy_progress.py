@@ -81,3 +81,26 @@ def test_summary_of_a_list_document_uses_its_counts():
            "total_targets": 20, "counts": {"success": 18, "failed": 2}}
     s = deploy_progress.summarize(doc)
     assert (s["counts"]["success"], s["counts"]["failed"], s["done"], s["total"], s["batches"]) == (18, 2, 20, 20, None)
+
+
+def test_demo_event_lines_sum_up_skipped_devices():
+    from tools.demo import event_lines
+
+    events = [
+        {"at": "2026-01-01T00:00:00.000Z", "kind": "created", "device_id": None, "detail": {}},
+        {"at": "2026-01-01T00:00:01.000Z", "kind": "start", "device_id": None, "detail": {}},
+        {"at": "2026-01-01T00:00:01.000Z", "kind": "target", "device_id": "d1", "detail": {"status": "deploying"}},
+        {"at": "2026-01-01T00:00:01.000Z", "kind": "send", "device_id": "d1", "detail": {"step": "deploy"}},
+        {"at": "2026-01-01T00:00:03.500Z", "kind": "target", "device_id": "d1",
+         "detail": {"status": "failed", "reason": "error_rate 1.00 > 0.25"}},
+        {"at": "2026-01-01T00:00:03.500Z", "kind": "target", "device_id": "d2", "detail": {"status": "skipped"}},
+        {"at": "2026-01-01T00:00:03.500Z", "kind": "target", "device_id": "d3", "detail": {"status": "skipped"}},
+        {"at": "2026-01-01T00:00:03.500Z", "kind": "status", "device_id": None,
+         "detail": {"status": "failed", "reason": "canary device d1 failed"}},
+    ]
+    assert event_lines(events) == [
+        "+ 0.00s  d1       sent deploy",
+        "+ 2.50s  d1       failed: error_rate 1.00 > 0.25",
+        "+ 2.50s  cloud    deployment failed: canary device d1 failed",
+        "        2 devices skipped: they never received this version",
+    ]
