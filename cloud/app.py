@@ -10,13 +10,14 @@ import logging
 from aiohttp import web
 
 from cloud import middleware, migrations, models
-from cloud.appkeys import BOX, BRIDGE, CONFIG, DB, DRIVER
+from cloud.appkeys import BOX, BRIDGE, CONFIG, DB, DRIVER, STREAMS
 from cloud.bridge import Bridge
 from cloud.config import Config
 from cloud.db import Database
 from cloud.engine.driver import Driver
 from cloud.routes import API, add_routes
 from cloud.secrets import SecretBox
+from cloud.streams import Streams
 
 log = logging.getLogger("fleetflow.cloud")
 
@@ -31,7 +32,7 @@ async def _database(app: web.Application):
 async def _engine(app: web.Application):
     config = app[CONFIG]
     bridge = Bridge(config, app[DB]) if config.mqtt_url else None
-    driver = Driver(app[DB], app[BOX], config, bridge)
+    driver = Driver(app[DB], app[BOX], config, bridge, app[STREAMS])
     app[DRIVER] = driver
     tasks = [asyncio.create_task(driver.run(), name="fleetflow-driver")]
     if bridge is not None:
@@ -66,6 +67,7 @@ def init_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[DB] = db
     app[BOX] = SecretBox(config.secret)
+    app[STREAMS] = Streams()
     add_routes(app)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)

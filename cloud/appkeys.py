@@ -9,9 +9,11 @@ from cloud.config import Config
 from cloud.db import Database
 from cloud.engine.driver import Driver
 from cloud.secrets import SecretBox
+from cloud.streams import Streams
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 BOX = web.AppKey("box", SecretBox)
 DRIVER = web.AppKey("driver", Driver)
 BRIDGE = web.AppKey("bridge", Bridge)
+STREAMS = web.AppKey("streams", Streams)

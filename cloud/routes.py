@@ -59,6 +59,8 @@ ROUTES = [
           "deployments"),
     Route("GET", "/deployments/{deployment_id}/events", deployments.events, "What happened, in order",
           "deployments"),
+    Route("GET", "/deployments/{deployment_id}/stream", deployments.stream,
+          "Live server-sent events: metadata, update, sync, error, complete", "deployments"),
     Route("POST", "/deployments/{deployment_id}/start", deployments.start, "Start", "deployments"),
     Route("POST", "/deployments/{deployment_id}/pause", deployments.pause, "Pause (in-flight targets finish)",
           "deployments"),

@@ -22,8 +22,9 @@ PUBLISH_CONCURRENCY = 256
 
 
 class Driver:
-    def __init__(self, db, box, config, bridge=None):
+    def __init__(self, db, box, config, bridge=None, streams=None):
         self.db = db
+        self.streams = streams  # cloud.streams.Streams: live updates for event-stream clients
         self.box = box
         self.clock = config.clock
         self.tick_s = config.engine_tick_s
@@ -48,7 +49,9 @@ class Driver:
     async def command(self, dep_id: str, event) -> dict:
         """A user command (Start, Pause, Resume, Rollback, Cancel); raises
         IllegalTransition when the deployment's status forbids it."""
-        out = await self.db.run(rollout.step, dep_id, [event], self.clock(), self.box)
+        result = await self.db.run(rollout.step, dep_id, [event], self.clock(), self.box)
+        out = result.outgoing
+        self._announce(dep_id, result.update)
         # The commands are in the outbox already: answer now, send in the
         # background (a start of 10,000 targets need not hold the request).
         task = asyncio.get_running_loop().create_task(self._publish(out))
@@ -105,11 +108,16 @@ class Driver:
 
     async def _step(self, dep_id: str, events: list) -> None:
         try:
-            out = await self.db.run(rollout.step, dep_id, events, self.clock(), self.box)
+            result = await self.db.run(rollout.step, dep_id, events, self.clock(), self.box)
         except Exception:  # a broken deployment must not stop the others
             log.exception("deciding on %s failed", dep_id)
             return
-        await self._publish(out)
+        self._announce(dep_id, result.update)
+        await self._publish(result.outgoing)
+
+    def _announce(self, dep_id: str, update: dict | None) -> None:
+        if update is not None and self.streams is not None:
+            self.streams.publish(f"deployment:{dep_id}", "update", update)
 
     async def _publish(self, out: list[tuple[str, list[dict]]]) -> None:
         if not out or self.bridge is None:

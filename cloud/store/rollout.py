@@ -10,6 +10,8 @@ device acks the repeat without applying it again.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from shared_schema.compiler import CompiledProgram
 from shared_schema.envelope import chunked, make_envelope, needs_chunks
 
@@ -20,6 +22,7 @@ from cloud.engine.state import (
 from cloud.errors import NotFound
 from cloud.models import Command, Deployment, DeploymentEvent, Device, Program, Target
 from cloud.secrets import SecretBox
+from cloud.timefmt import iso
 
 _DEP_FIELDS = ("status", "phase", "batch", "phase_since", "started_at", "finished_at", "reason")
 _TARGET_FIELDS = ("batch", "status", "step", "ack", "sent_at", "applied", "reason")
@@ -42,9 +45,14 @@ def _chunks(items: list, n: int = _BULK):
         yield items[i:i + n]
 
 
-def step(dep_id: str, events: list, now: float, box: SecretBox) -> list[tuple[str, list[dict]]]:
+class StepResult(NamedTuple):
+    outgoing: list[tuple[str, list[dict]]]  # (device_id, messages) to publish
+    update: dict | None  # what changed, for live streams: {"deployment": {...}, "targets": [...]}
+
+
+def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
     """Decide on `events` at `now` and record the outcome; returns the
-    commands to publish as (device_id, messages). Raises IllegalTransition
+    commands to publish and what changed. Raises IllegalTransition
     (nothing recorded) for a user command the status does not allow.
 
     Built for big fleets: one query for the targets, and updates grouped so
@@ -104,7 +112,14 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> list[tuple[st
         Command.update(done=True).where(Command.id.in_(chunk)).execute()
     for chunk in _chunks(log, 200):
         DeploymentEvent.insert_many(chunk).execute()
-    return outgoing
+    update = None
+    if dep_changes or target_changes:
+        public = {k: (iso(v) if k.endswith("_at") else v) for k, v in dep_changes.items() if k != "phase_since"}
+        update = {"id": dep_id, "deployment": public, "targets": [
+            {"device_id": d, **{k: (iso(v) if k == "updated_at" else v) for k, v in f.items()
+                                if k in ("status", "step", "ack", "seq", "reason", "updated_at")}}
+            for d, f in target_changes.items()]}
+    return StepResult(outgoing, update)
 
 
 def _event_row(dep_id: str, now: float, event) -> dict:

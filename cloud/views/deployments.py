@@ -3,8 +3,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from cloud import schemas
-from cloud.appkeys import DB, DRIVER
-from cloud.engine.state import Cancel, Pause, Resume, Rollback, Start
+import asyncio
+
+from cloud.appkeys import DB, DRIVER, STREAMS
+from cloud.engine.state import FINISHED, Cancel, Pause, Resume, Rollback, Start
+from cloud.streams import frame
 from cloud.middleware import json_body
 from cloud.store import deployments as store
 from cloud.views.common import ok
@@ -53,3 +56,40 @@ async def cancel(request: web.Request):
 async def rollback(request: web.Request):
     body = schemas.parse(schemas.RollbackBody, await json_body(request, default={}))
     return await _command(request, Rollback(body.reason))
+
+
+KEEPALIVE_S = 15.0
+
+
+async def stream(request: web.Request):
+    """Server-sent events of one deployment (cloud.streams): metadata (or
+    sync after a reconnect), update..., complete."""
+    dep_id = request.match_info["deployment_id"]
+    streams = request.app[STREAMS]
+    key = f"deployment:{dep_id}"
+    sub = streams.subscribe(key)  # before reading the document: no update falls in between
+    try:
+        doc = await request.app[DB].read(store.get_deployment, dep_id)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        await resp.write(frame(0, "sync" if request.headers.get("Last-Event-ID") else "metadata", doc))
+        if doc["status"] in FINISHED:
+            await resp.write(frame(0, "complete", {"id": dep_id, "status": doc["status"]}))
+            return resp
+        while True:
+            try:
+                item = await asyncio.wait_for(sub.next(), KEEPALIVE_S)
+            except asyncio.TimeoutError:
+                await resp.write(b": keepalive\n\n")
+                continue
+            if item is None:  # too slow: dropped; the client reconnects and gets a sync
+                await resp.write(frame(0, "error", {"detail": "the client fell behind; reconnect for a sync"}))
+                return resp
+            event_id, event, data = item
+            await resp.write(frame(event_id, event, data))
+            status = data.get("deployment", {}).get("status")
+            if status in FINISHED:
+                await resp.write(frame(event_id, "complete", {"id": dep_id, "status": status}))
+                return resp
+    finally:
+        streams.unsubscribe(key, sub)

@@ -180,3 +180,64 @@ async def test_unanswered_commands_are_sent_again_until_answered(api):
     async def answered():
         return not db.call(rollout.stale_commands, time.time() + 31, 30)
     await until(answered)
+
+
+async def _sse_events(resp, until_event: str, limit: int = 200) -> list[tuple[str, dict]]:
+    import json
+
+    events, name = [], None
+    while len(events) < limit:
+        line = (await asyncio.wait_for(resp.content.readline(), 5)).decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[6:])))
+            if name == until_event:
+                return events
+    raise AssertionError(f"no {until_event} in {events}")
+
+
+async def test_a_deployment_streams_metadata_updates_and_complete(api):
+    _, _, body = await _seed_setup(api)
+    dep = await api.post("/deployments", dict(body, strategy="all_at_once", config={}), expect=201)
+    resp = await api.client.get(f"/api/v1/deployments/{dep['id']}/stream", headers={"x-api-key": api.keys["viewer"]})
+    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    first = await _sse_events(resp, "metadata")
+    assert first[0][1]["status"] == "pending" and len(first[0][1]["targets"]) == 3
+    await api.post(f"/deployments/{dep['id']}/start")
+    for i in (1, 2, 3):
+        ack(api, f"dev_00{i}", f"{dep['id']}.dev_00{i}.deploy", "healthy")
+    events = await _sse_events(resp, "complete")
+    updates = [data for name, data in events if name == "update"]
+    assert updates[0]["deployment"]["status"] == "running"
+    statuses = {t["device_id"]: t["status"] for u in updates for t in u["targets"] if "status" in t}
+    assert statuses == {"dev_001": "success", "dev_002": "success", "dev_003": "success"}
+    assert events[-1] == ("complete", {"id": dep["id"], "status": "completed"})
+    resp.close()
+
+
+async def test_a_stream_of_a_finished_deployment_completes_at_once_and_404s_are_problems(api):
+    _, _, body = await _seed_setup(api)
+    dep = await api.post("/deployments", body, expect=201)
+    await api.post(f"/deployments/{dep['id']}/cancel")
+    resp = await api.client.get(f"/api/v1/deployments/{dep['id']}/stream",
+                                headers={"x-api-key": api.keys["viewer"], "Last-Event-ID": "7"})
+    events = await _sse_events(resp, "complete")
+    assert [e[0] for e in events] == ["sync", "complete"]
+    await api.get("/deployments/dep_nope/stream", expect=404)
+
+
+def test_a_slow_subscriber_is_dropped_without_holding_up_the_others():
+    from cloud.streams import QUEUE_SIZE, Streams
+
+    async def scenario():
+        streams = Streams()
+        slow, fast = streams.subscribe("k"), streams.subscribe("k")
+        got = []
+        for n in range(QUEUE_SIZE + 5):
+            streams.publish("k", "update", {"n": n})
+            got.append(await fast.next())
+        assert slow.dropped and not fast.dropped and streams.count("k") == 1
+        assert await slow.next() is None  # its reader learns it was dropped
+        assert [g[2]["n"] for g in got] == list(range(QUEUE_SIZE + 5))
+    asyncio.run(scenario())
