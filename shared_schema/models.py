@@ -65,7 +65,7 @@ class Connection(_Open):
 
 
 class Variable(_Open):
-    name: str
+    name: str = ""  # a draft may add the row before naming it
     type: VarType | None = None  # inferred from the value when absent
     value: Any = None
 
