@@ -35,10 +35,19 @@ def _v3_run_records(db: peewee.Database) -> None:
     db.create_tables([models.RunRecord, models.NodeRecord], safe=True)
 
 
+def _v4_executions(db: peewee.Database) -> None:
+    """On-demand runs of a flow version on devices."""
+    db.create_tables([models.Execution, models.ExecTarget], safe=True)
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    if "run_record_exec" not in {ix.name for ix in db.get_indexes("run_record")}:
+        pw_migrate.migrate(migrator.add_index("run_record", ("exec",), False))
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
     (3, _v3_run_records),
+    (4, _v4_executions),
 ]
 LATEST = STEPS[-1][0]
 

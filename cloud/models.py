@@ -179,9 +179,9 @@ class RunRecord(BaseModel):
 
 
 class NodeRecord(BaseModel):
-    """A node's part in a run: timing, output summary, error. Keyed by
-    (device, run) rather than a foreign key, so batches insert in bulk."""
+    """A node's part in a run: timing, output summary, error."""
 
+    record = peewee.IntegerField(index=True)  # the RunRecord's id (a device's run counter restarts)
     device = peewee.CharField(max_length=64)
     run = peewee.IntegerField()
     node = peewee.CharField(max_length=64)
@@ -191,9 +191,35 @@ class NodeRecord(BaseModel):
     out = peewee.TextField(null=True)
     err = peewee.TextField(null=True)
 
+
+class Execution(BaseModel):
+    """A flow version run once, on demand, on some devices (seed 000, 004)."""
+
+    id = peewee.CharField(max_length=64, primary_key=True)
+    flow = peewee.CharField(max_length=64, index=True)
+    version = peewee.IntegerField()
+    overrides = JSONField(null=True)
+    selector = JSONField()
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    timeout = peewee.FloatField()
+    retry_of = peewee.CharField(max_length=64, null=True)
+    created_at = peewee.FloatField()
+    started_at = peewee.FloatField(null=True)
+    finished_at = peewee.FloatField(null=True)
+
+
+class ExecTarget(BaseModel):
+    execution = peewee.CharField(max_length=64)
+    device = peewee.CharField(max_length=64)
+    position = peewee.IntegerField()
+    status = peewee.CharField(max_length=16, default="pending")  # pending running completed failed cancelled timed_out
+    run = peewee.IntegerField(null=True)
+    reason = peewee.TextField(default="")
+    finished_at = peewee.FloatField(null=True)
+
     class Meta:
-        indexes = ((("device", "run"), False),)
+        indexes = ((("execution", "device"), True),)
 
 
 ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent,
-       RunRecord, NodeRecord]
+       RunRecord, NodeRecord, Execution, ExecTarget]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from cloud import schemas
-from cloud.views import deployments, devices, flows, keys
+from cloud.views import deployments, devices, executions, flows, keys
 
 API = "/api/v1"
 
@@ -69,6 +69,17 @@ ROUTES = [
           "deployments", schemas.RollbackBody),
     Route("POST", "/deployments/{deployment_id}/cancel", deployments.cancel, "Stop without reverting",
           "deployments"),
+    Route("POST", "/executions", executions.create, "Run a flow version once on devices, with overrides",
+          "executions", schemas.ExecutionCreate, 201),
+    Route("GET", "/executions", executions.list_, "List executions", "executions", query=("flow_id", "status")),
+    Route("GET", "/executions/{execution_id}", executions.get,
+          "An execution with each device's run: node timings, outputs, errors, logs (?level= filters)",
+          "executions", query=("level",)),
+    Route("POST", "/executions/{execution_id}/cancel", executions.cancel, "Cancel", "executions"),
+    Route("POST", "/executions/{execution_id}/retry", executions.retry,
+          "Run again on the devices that did not complete", "executions", status=201),
+    Route("POST", "/executions/{execution_id}/replay", executions.replay, "Run again on every device",
+          "executions", status=201),
     Route("POST", "/keys", keys.create, "Create an API key (admin)", "keys", schemas.KeyCreate, 201),
     Route("GET", "/keys", keys.list_, "List API keys (admin)", "keys"),
     Route("POST", "/keys/{key_id}/revoke", keys.revoke, "Revoke an API key (admin)", "keys"),

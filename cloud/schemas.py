@@ -81,3 +81,19 @@ class RollbackBody(_Strict):
 class KeyCreate(_Strict):
     role: Role
     name: str = Field(default="", max_length=128)
+
+
+class Overrides(_Strict):
+    vars: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class ExecutionCreate(_Strict):
+    flow_id: str
+    version: int | None = Field(default=None, ge=1)
+    target_devices: list[str] = Field(default_factory=list)
+    target_tags: list[str] = Field(default_factory=list)
+    environment: str | None = None
+    all: bool = False  # every device
+    overrides: Overrides = Field(default_factory=Overrides)
+    timeout: Any = "60s"  # "30s", "2m" or seconds

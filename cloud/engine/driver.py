@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from cloud.engine.state import Ack, parse_command_id
 from cloud.store import deployments as deployment_store
-from cloud.store import rollout
+from cloud.store import executions, rollout
 
 log = logging.getLogger("fleetflow.driver")
 PUBLISH_CONCURRENCY = 256
@@ -37,6 +37,12 @@ class Driver:
 
     def on_ack(self, device_id: str, ack) -> None:
         """An ack from the bridge (a shared_schema.messages.Ack)."""
+        if ack.id.startswith("exe_"):  # an execution's exec command: <exe>.<device>.exec
+            exe_id, _, rest = ack.id.partition(".")
+            target, _, step = rest.rpartition(".")
+            if target == device_id and step == "exec":
+                self._acks.put_nowait((("exec", exe_id), (device_id, ack.state, ack.reason, ack.run, ack.status)))
+            return
         parsed = parse_command_id(ack.id)
         if parsed is None:
             return  # not a rollout command (exec, ping, a chunk)
@@ -52,12 +58,15 @@ class Driver:
         result = await self.db.run(rollout.step, dep_id, [event], self.clock(), self.box)
         out = result.outgoing
         self._announce(dep_id, result.update)
-        # The commands are in the outbox already: answer now, send in the
-        # background (a start of 10,000 targets need not hold the request).
+        self.send(out)
+        return await self.db.run(deployment_store.get_deployment, dep_id)
+
+    def send(self, out: list[tuple[str, list[dict]]]) -> None:
+        """Publish commands already in the outbox, in the background (a start
+        of 10,000 targets need not hold the request)."""
         task = asyncio.get_running_loop().create_task(self._publish(out))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        return await self.db.run(deployment_store.get_deployment, dep_id)
 
     async def resend(self, device_id: str | None = None) -> int:
         """Send again what a device (or every device) has not answered yet."""
@@ -90,21 +99,33 @@ class Driver:
             by_dep: dict[str, list] = defaultdict(list)
             for dep_id, event in batch:
                 by_dep[dep_id].append(event)
-            if loop.time() >= next_tick:
+            ticking = loop.time() >= next_tick
+            if ticking:
                 next_tick = loop.time() + self.tick_s
                 try:
                     for dep_id in await self.db.run(rollout.active_deployments):
                         by_dep.setdefault(dep_id, [])
                 except Exception:
                     log.exception("could not list active deployments")
-            for dep_id, events in by_dep.items():
-                await self._step(dep_id, events)
+            for key, events in by_dep.items():
+                if isinstance(key, tuple):
+                    await self._guard(executions.on_acks, key[1], events, self.clock())
+                else:
+                    await self._step(key, events)
+            if ticking:
+                await self._guard(executions.tick, self.clock())
             if loop.time() >= next_resend:
                 next_resend = loop.time() + self.resend_after_s
                 try:
                     await self._publish(await self.db.run(rollout.stale_commands, self.clock(), self.resend_after_s))
                 except Exception:
                     log.exception("could not re-send unanswered commands")
+
+    async def _guard(self, fn, *args) -> None:
+        try:
+            await self.db.run(fn, *args)
+        except Exception:  # one bad record must not stop the loop
+            log.exception("%s failed", fn.__qualname__)
 
     async def _step(self, dep_id: str, events: list) -> None:
         try:

@@ -19,7 +19,7 @@ from cloud.store.devices import node_types
 from cloud.timefmt import iso
 
 
-def _resolve_targets(req: schemas.DeploymentCreate) -> list[Device]:
+def resolve_targets(req) -> list[Device]:
     if not (req.target_devices or req.target_tags or req.environment):
         raise Invalid("no targets", [Problem("/target_devices", "name target_devices, target_tags or environment")])
     chosen: dict[str, Device] = {}
@@ -45,7 +45,7 @@ def _resolve_targets(req: schemas.DeploymentCreate) -> list[Device]:
     return list(chosen.values())
 
 
-def _check_types(devices: list[Device], types: list[str], req) -> None:
+def check_types(devices: list[Device], types: list[str], req) -> None:
     problems, missing = [], {}
     positions = {d: i for i, d in enumerate(req.target_devices)}
     for dev in devices:
@@ -58,7 +58,7 @@ def _check_types(devices: list[Device], types: list[str], req) -> None:
         raise Invalid(f"{len(missing)} target device(s) lack node types the flow uses", problems, missing=missing)
 
 
-def _compile(fv: FlowVersion, devices: list[Device]) -> dict:
+def compile_for(fv: FlowVersion, devices: list[Device]) -> dict:
     programs, problems = {}, []
     for board in sorted({d.board for d in devices}):
         on_board = [d.id for d in devices if d.board == board]
@@ -86,9 +86,9 @@ def create_deployment(body: dict) -> dict:
     fv = FlowVersion.get_or_none((FlowVersion.flow == flow.id) & (FlowVersion.version == number))
     if fv is None:
         raise Invalid("unknown version", [Problem("/version", f"flow {flow.id} has no version {number}")])
-    devices = _resolve_targets(req)
-    _check_types(devices, fv.types, req)
-    programs = _compile(fv, devices)
+    devices = resolve_targets(req)
+    check_types(devices, fv.types, req)
+    programs = compile_for(fv, devices)
     now = time.time()
     dep = Deployment.create(
         id="dep_" + _random.token_hex(6), flow=flow.id, version=fv.version, strategy=req.strategy,

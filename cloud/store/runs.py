@@ -4,50 +4,76 @@ many arrive), one transaction per hand-over."""
 
 from __future__ import annotations
 
+from peewee import SqliteDatabase
+
 from cloud.db import get_by_pk
 from cloud.errors import NotFound
 from cloud.models import Device, NodeRecord, RunRecord
 from cloud.timefmt import iso
 
 _RUN_COLUMNS = ("device", "run", "flow", "ver", "exec", "trigger", "status", "t_ms", "us", "logs", "received_at")
-_NODE_COLUMNS = ("device", "run", "node", "type", "us", "port", "out", "err")
+_NODE_COLUMNS = ("record", "device", "run", "node", "type", "us", "port", "out", "err")
 _SQL: dict = {}
 OUT_MAX = 200  # characters of a node's output summary kept
 
 
-def _insert(model, columns, rows: list[tuple]) -> None:
-    """One prepared INSERT run for every row (executemany): peewee's
-    insert_many builds SQL text per batch, which costs more than SQLite's
-    own work here."""
-    if not rows:
-        return
-    db = model._meta.database
+def _sql(model, columns) -> str:
     sql = _SQL.get(model)
     if sql is None:
-        marks = ", ".join([db.param] * len(columns))
+        db = model._meta.database
         q = db.quote  # the database's identifier quotes, e.g. '""'
         names = ", ".join(f"{q[0]}{c}{q[1]}" for c in columns)
+        marks = ", ".join([db.param] * len(columns))
         sql = _SQL[model] = f"INSERT INTO {q[0]}{model._meta.table_name}{q[1]} ({names}) VALUES ({marks})"
-    db.cursor().executemany(sql, rows)
+    return sql
+
+
+def _insert_runs(rows: list[tuple]) -> list[int]:
+    """Insert run records; returns their ids in order."""
+    db = RunRecord._meta.database
+    if isinstance(db.obj if hasattr(db, "obj") else db, SqliteDatabase):
+        # One prepared INSERT for every row (executemany): peewee's insert_many
+        # builds SQL text per batch, which costs more than SQLite's own work.
+        # Inside the transaction this is the only writer, and rowids of an
+        # INTEGER PRIMARY KEY table are handed out one after the other.
+        cursor = db.cursor()
+        cursor.executemany(_sql(RunRecord, _RUN_COLUMNS), rows)
+        last = db.execute_sql("SELECT last_insert_rowid()").fetchone()[0]
+        return list(range(last - len(rows) + 1, last + 1))
+    ids = []
+    for i in range(0, len(rows), 100):
+        chunk = [dict(zip(_RUN_COLUMNS, r)) for r in rows[i:i + 100]]
+        ids += [r[0] for r in RunRecord.insert_many(chunk).returning(RunRecord.id).tuples().execute()]
+    return ids
 
 
 def ingest(batches: list[tuple[str, dict, float]]) -> int:
     """Store (device_id, RunsBatch as dict, received_at) batches; returns the
     number of node records stored."""
-    runs, nodes = [], []
+    runs, node_lists = [], []
     dump = RunRecord.logs.db_value
     for device_id, batch, now in batches:
         for rec in batch.get("runs") or ():
-            run = rec["run"]
-            runs.append((device_id, run, rec.get("flow"), rec.get("ver"), rec.get("exec"), rec.get("trigger"),
+            runs.append((device_id, rec["run"], rec.get("flow"), rec.get("ver"), rec.get("exec"), rec.get("trigger"),
                          rec["status"], rec.get("t_ms"), rec.get("us") or 0, dump(rec.get("logs") or None), now))
-            for node in rec.get("nodes") or ():
-                out = node.get("out")
-                nodes.append((device_id, run, node["id"], node.get("type"), node.get("us") or 0, node.get("port"),
-                              out[:OUT_MAX] if isinstance(out, str) else out, node.get("err")))
-    _insert(RunRecord, _RUN_COLUMNS, runs)
-    _insert(NodeRecord, _NODE_COLUMNS, nodes)
+            node_lists.append(rec.get("nodes") or ())
+    if not runs:
+        return 0
+    ids = _insert_runs(runs)
+    nodes = []
+    for record_id, run, node_list in zip(ids, runs, node_lists):
+        for node in node_list:
+            out = node.get("out")
+            nodes.append((record_id, run[0], run[1], node["id"], node.get("type"), node.get("us") or 0,
+                          node.get("port"), out[:OUT_MAX] if isinstance(out, str) else out, node.get("err")))
+    if nodes:
+        NodeRecord._meta.database.cursor().executemany(_sql(NodeRecord, _NODE_COLUMNS), nodes)
     return len(nodes)
+
+
+def nodes_of(record_id: int) -> list[dict]:
+    return [{"id": n.node, "type": n.type, "us": n.us, "port": n.port, "out": n.out, "err": n.err}
+            for n in NodeRecord.select().where(NodeRecord.record == record_id).order_by(NodeRecord.id)]
 
 
 def recent_runs(device_id: str, limit: int = 20) -> list[dict]:
@@ -57,9 +83,7 @@ def recent_runs(device_id: str, limit: int = 20) -> list[dict]:
                 .order_by(RunRecord.received_at.desc(), RunRecord.run.desc()).limit(limit))
     out = []
     for r in rows:
-        nodes = [{"id": n.node, "type": n.type, "us": n.us, "port": n.port, "out": n.out, "err": n.err}
-                 for n in NodeRecord.select().where((NodeRecord.device == device_id) & (NodeRecord.run == r.run))
-                 .order_by(NodeRecord.id)]
+        nodes = nodes_of(r.id)
         out.append({"run": r.run, "flow": r.flow, "ver": r.ver, "exec": r.exec, "trigger": r.trigger,
                     "status": r.status, "t_ms": r.t_ms, "us": r.us, "logs": r.logs, "nodes": nodes,
                     "received_at": iso(r.received_at)})

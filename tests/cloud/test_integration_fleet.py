@@ -206,6 +206,20 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, a
         assert {t["step"] for t in dep["targets"]} == {"activate"}
         await devices_run(cloud, temp["id"], 4)
 
+        # 5. an execution: the flow run once everywhere, with an override, recorded per node
+        exe = await cloud.call("POST", "/executions", {"flow_id": temp["id"], "all": True, "timeout": "20s",
+                                                       "overrides": {"vars": {"threshold": -100}}}, expect=201)
+
+        async def executed():
+            got = await cloud.call("GET", f"/executions/{exe['id']}")
+            ready = got["status"] != "pending" and all(t["record"] for t in got["targets"])
+            return got if ready and got["status"] != "running" else None
+        exe = await cloud.wait("the execution and its records", executed, 30)
+        assert exe["status"] == "completed" and exe["version"] == 4, exe
+        nodes = exe["targets"][0]["record"]["nodes"]
+        assert [n["id"] for n in nodes] == ["n1", "n2", "n3"]  # threshold -100: the alert branch ran
+        assert nodes[1]["port"] == 0
+
         # the devices' run reports were stored, node by node
         async def runs_stored():
             runs = (await cloud.call("GET", "/devices/dev_0/runs?limit=5"))["runs"]

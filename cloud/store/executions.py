@@ -1,0 +1,206 @@
+"""Executions: one flow version run once, on demand, on some devices, with
+overrides (seeds 000 and 004), recorded against that version.
+
+Each device gets an `exec` command carrying the program inline (signed with
+seq 0: run once, never stored in a slot); it acks `received`, then `done`
+with the run's status and id, and the run record itself arrives on
+ff/<dev>/runs with `exec` set (cloud.store.runs). Status: pending -> running
+-> completed | failed | cancelled | timed_out.
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+import time
+
+from shared_schema.envelope import make_envelope, needs_chunks
+
+from cloud import schemas
+from cloud.db import get_by_pk
+from cloud.engine.settings import parse_duration
+from cloud.errors import Conflict, Invalid, NotFound, Problem
+from cloud.models import Command, Device, Execution, ExecTarget, Flow, FlowVersion, RunRecord
+from cloud.secrets import SecretBox
+from cloud.store.deployments import check_types, compile_for, resolve_targets
+from cloud.store.runs import nodes_of
+from cloud.timefmt import iso
+
+FINISHED = ("completed", "failed", "cancelled", "timed_out")
+_TARGET_DONE = ("completed", "failed", "cancelled", "timed_out")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def exec_command_id(exe_id: str, device_id: str) -> str:
+    return f"{exe_id}.{device_id}.exec"
+
+
+def _version(flow_id: str, number: int | None) -> FlowVersion:
+    flow = get_by_pk(Flow, flow_id)
+    if flow is None:
+        raise Invalid("unknown flow", [Problem("/flow_id", f"no flow {flow_id!r}")])
+    number = number or flow.version
+    if not number:
+        raise Conflict(f"flow {flow_id} has no published version: publish it first")
+    fv = FlowVersion.get_or_none((FlowVersion.flow == flow_id) & (FlowVersion.version == number))
+    if fv is None:
+        raise Invalid("unknown version", [Problem("/version", f"flow {flow_id} has no version {number}")])
+    return fv
+
+
+def create_execution(body: dict, box: SecretBox, now: float | None = None,
+                     retry_of: str | None = None) -> tuple[dict, list[tuple[str, list[dict]]]]:
+    """Record an execution and its commands; returns (document, commands to send)."""
+    req = schemas.parse(schemas.ExecutionCreate, body)
+    try:
+        timeout = parse_duration(req.timeout)
+    except ValueError as exc:
+        raise Invalid("bad timeout", [Problem("/timeout", str(exc))]) from None
+    fv = _version(req.flow_id, req.version)
+    devices = list(Device.select().order_by(Device.id)) if req.all else resolve_targets(req)
+    if not devices:
+        raise Invalid("no devices", [Problem("/all", "there are no devices")])
+    check_types(devices, fv.types, req)
+    programs = compile_for(fv, devices)
+    for board, program in programs.items():
+        if needs_chunks(program):
+            raise Invalid("too big to run inline", [Problem("/flow_id", f"the program for {board} is {program.size} "
+                                                                        "bytes: too big for an inline run; deploy it")])
+    now = time.time() if now is None else now
+    exe = Execution.create(id="exe_" + _random.token_hex(6), flow=fv.flow, version=fv.version,
+                           overrides=req.overrides.model_dump(), selector=body, timeout=timeout,
+                           retry_of=retry_of, created_at=now)
+    outgoing, rows = [], []
+    for i, dev in enumerate(devices):
+        cmd_id = exec_command_id(exe.id, dev.id)
+        envelope = make_envelope(programs[dev.board], dev.id, box.open(dev.key_sealed), 0)
+        messages = [{"id": cmd_id, "op": "exec", "exec": exe.id, "overrides": req.overrides.model_dump(),
+                     **envelope}]
+        rows.append({"id": cmd_id, "deployment": exe.id, "device": dev.id, "step": "exec", "payload": messages,
+                     "created_at": now})
+        ExecTarget.create(execution=exe.id, device=dev.id, position=i)
+        outgoing.append((dev.id, messages))
+    for i in range(0, len(rows), 100):
+        Command.insert_many(rows[i:i + 100]).execute()
+    return get_execution(exe.id), outgoing
+
+
+def on_acks(exe_id: str, acks: list[tuple[str, str, str, int | None, str | None]], now: float) -> None:
+    """(device, state, reason, run, run status) acks of an execution's commands."""
+    exe = get_by_pk(Execution, exe_id)
+    if exe is None:
+        return
+    for device_id, state, reason, run, run_status in acks:
+        target = ExecTarget.get_or_none((ExecTarget.execution == exe_id) & (ExecTarget.device == device_id))
+        if target is None or target.status in _TARGET_DONE:
+            continue
+        if state == "received":
+            target.status = "running"
+        elif state == "done":
+            target.status = "completed" if run_status == "completed" else "failed"
+            target.run, target.reason, target.finished_at = run, reason or "", now
+        elif state in ("rejected", "failed"):
+            target.status, target.reason, target.finished_at = "failed", reason or state, now
+        else:
+            continue
+        target.save()
+        if state != "received":
+            Command.update(done=True).where(Command.id == exec_command_id(exe_id, device_id)).execute()
+    _settle(exe, now)
+
+
+def _settle(exe: Execution, now: float) -> None:
+    if exe.status in FINISHED:
+        return
+    statuses = [t.status for t in ExecTarget.select(ExecTarget.status).where(ExecTarget.execution == exe.id)]
+    if exe.status == "pending" and any(s != "pending" for s in statuses):
+        exe.status, exe.started_at = "running", now
+    if all(s in _TARGET_DONE for s in statuses):
+        exe.status = ("failed" if "failed" in statuses else "timed_out" if "timed_out" in statuses
+                      else "completed")
+        exe.finished_at = now
+    exe.save()
+
+
+def tick(now: float) -> None:
+    """Time out executions past their timeout: nothing stays running forever."""
+    for exe in Execution.select().where(Execution.status.in_(("pending", "running"))):
+        if now - exe.created_at >= exe.timeout:
+            (ExecTarget.update(status="timed_out", reason=f"no result within {exe.timeout:g}s", finished_at=now)
+             .where((ExecTarget.execution == exe.id) & (ExecTarget.status.in_(("pending", "running")))).execute())
+            Command.update(done=True).where(Command.deployment == exe.id).execute()
+            _settle(exe, now)
+
+
+def cancel(exe_id: str, now: float) -> tuple[dict, list[tuple[str, list[dict]]]]:
+    exe = _get(exe_id)
+    if exe.status in FINISHED:
+        raise Conflict(f"execution {exe_id} is {exe.status}", current_status=exe.status)
+    open_targets = list(ExecTarget.select().where((ExecTarget.execution == exe_id)
+                                                  & (ExecTarget.status.in_(("pending", "running")))))
+    outgoing = [(t.device, [{"id": f"{exe_id}.{t.device}.cancel", "op": "cancel",
+                             "target": exec_command_id(exe_id, t.device)}]) for t in open_targets]
+    ExecTarget.update(status="cancelled", finished_at=now).where(
+        ExecTarget.id.in_([t.id for t in open_targets])).execute()
+    Command.update(done=True).where(Command.deployment == exe_id).execute()
+    exe.status, exe.finished_at = "cancelled", now
+    exe.save()
+    return get_execution(exe_id), outgoing
+
+
+def again(exe_id: str, box: SecretBox, only_failed: bool) -> tuple[dict, list[tuple[str, list[dict]]]]:
+    """retry (the devices that did not complete) or replay (all of them):
+    a new execution of the same version with the same overrides."""
+    exe = _get(exe_id)
+    targets = list(ExecTarget.select().where(ExecTarget.execution == exe_id).order_by(ExecTarget.position))
+    devices = [t.device for t in targets if not only_failed or t.status in ("failed", "timed_out", "cancelled")]
+    if not devices:
+        raise Conflict(f"execution {exe_id} has nothing to retry: every device completed")
+    body = {"flow_id": exe.flow, "version": exe.version, "target_devices": devices, "overrides": exe.overrides,
+            "timeout": exe.timeout}
+    return create_execution(body, box, retry_of=exe_id)
+
+
+def _get(exe_id: str) -> Execution:
+    exe = get_by_pk(Execution, exe_id)
+    if exe is None:
+        raise NotFound(f"no execution {exe_id!r}")
+    return exe
+
+
+def _runs(exe_id: str, level: str | None) -> dict[str, dict]:
+    """The run record of each device for this execution, with its node log."""
+    floor = LOG_LEVELS.index(level) if level in LOG_LEVELS else 0
+    out = {}
+    for r in RunRecord.select().where(RunRecord.exec == exe_id):
+        nodes = nodes_of(r.id)
+        logs = [entry for entry in (r.logs or [])
+                if isinstance(entry, list) and entry and entry[0] in LOG_LEVELS and LOG_LEVELS.index(entry[0]) >= floor]
+        out[r.device] = {"run": r.run, "status": r.status, "us": r.us, "trigger": r.trigger, "nodes": nodes,
+                         "logs": logs}
+    return out
+
+
+def execution_doc(exe: Execution, targets: list[ExecTarget] | None = None, level: str | None = None) -> dict:
+    doc = {"id": exe.id, "flow_id": exe.flow, "version": exe.version, "status": exe.status,
+           "overrides": exe.overrides, "timeout": exe.timeout, "retry_of": exe.retry_of,
+           "created_at": iso(exe.created_at), "started_at": iso(exe.started_at), "finished_at": iso(exe.finished_at)}
+    if targets is not None:
+        runs = _runs(exe.id, level)
+        doc["targets"] = [{"device_id": t.device, "status": t.status, "run": t.run, "reason": t.reason or None,
+                           "finished_at": iso(t.finished_at), "record": runs.get(t.device)} for t in targets]
+    return doc
+
+
+def get_execution(exe_id: str, level: str | None = None) -> dict:
+    exe = _get(exe_id)
+    targets = list(ExecTarget.select().where(ExecTarget.execution == exe_id).order_by(ExecTarget.position))
+    return execution_doc(exe, targets, level)
+
+
+def list_executions(flow_id: str | None = None, status: str | None = None) -> list[dict]:
+    query = Execution.select().order_by(Execution.created_at.desc())
+    if flow_id:
+        query = query.where(Execution.flow == flow_id)
+    if status:
+        query = query.where(Execution.status == status)
+    return [execution_doc(e) for e in query]

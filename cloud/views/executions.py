@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from cloud.appkeys import BOX, DB, DRIVER
+from cloud.errors import Invalid, Problem
+from cloud.middleware import json_body
+from cloud.store import executions as store
+from cloud.views.common import ok
+
+
+async def create(request: web.Request):
+    body = await json_body(request)
+    doc, out = await request.app[DB].run(store.create_execution, body, request.app[BOX])
+    request.app[DRIVER].send(out)
+    return ok(doc, 201)
+
+
+async def list_(request: web.Request):
+    q = request.query
+    return ok({"executions": await request.app[DB].read(store.list_executions, q.get("flow_id"), q.get("status"))})
+
+
+async def get(request: web.Request):
+    level = request.query.get("level")
+    if level is not None and level not in store.LOG_LEVELS:
+        raise Invalid("unknown log level", [Problem("?level", f"one of {', '.join(store.LOG_LEVELS)}")])
+    return ok(await request.app[DB].read(store.get_execution, request.match_info["execution_id"], level))
+
+
+async def cancel(request: web.Request):
+    doc, out = await request.app[DB].run(store.cancel, request.match_info["execution_id"], time.time())
+    request.app[DRIVER].send(out)
+    return ok(doc)
+
+
+async def retry(request: web.Request):
+    doc, out = await request.app[DB].run(store.again, request.match_info["execution_id"], request.app[BOX], True)
+    request.app[DRIVER].send(out)
+    return ok(doc, 201)
+
+
+async def replay(request: web.Request):
+    doc, out = await request.app[DB].run(store.again, request.match_info["execution_id"], request.app[BOX], False)
+    request.app[DRIVER].send(out)
+    return ok(doc, 201)

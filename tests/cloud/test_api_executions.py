@@ -1,0 +1,108 @@
+"""Executions: a flow version run once on devices, with overrides."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared_schema.envelope import verify
+from shared_schema.messages import Ack
+
+from cloud.appkeys import DB, DRIVER
+from cloud.models import Command
+from cloud.store.runs import ingest
+
+STEP_FLOW = {"name": "maintenance-routine", "steps": [
+    {"node": "clear-cache", "params": {}},
+    {"node": "toggle-feature", "params": {"name": "debug-overlay", "enabled": False}},
+    {"node": "set-log-level", "params": {"level": "warning"}}]}
+
+
+async def until(fn, timeout_s=5.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while True:
+        got = await fn()
+        if got:
+            return got
+        assert loop.time() < end, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def _setup(api, count=2):
+    flow = await api.published_flow(STEP_FLOW)
+    devices = [await api.post("/devices", {"id": f"x{i}", "board": "unix-sim", "tags": ["ops"]}, expect=201)
+               for i in range(count)]
+    return flow, devices
+
+
+def done(api, device, exe_id, status="completed", run=7, reason=None):
+    api.app[DRIVER].on_ack(device, Ack(id=f"{exe_id}.{device}.exec", op="exec", state="received"))
+    api.app[DRIVER].on_ack(device, Ack(id=f"{exe_id}.{device}.exec", op="exec", state="done", status=status,
+                                       run=run, reason=reason))
+
+
+async def _status(api, exe_id, wanted):
+    async def reached():
+        got = await api.get(f"/executions/{exe_id}")
+        return got if got["status"] == wanted else None
+    return await until(reached)
+
+
+async def test_an_execution_sends_a_signed_inline_program_with_overrides(api):
+    flow, devices = await _setup(api)
+    overrides = {"vars": {}, "params": {"s3": {"level": "error"}}}
+    exe = await api.post("/executions", {"flow_id": flow["id"], "target_tags": ["ops"], "overrides": overrides},
+                         expect=201)
+    assert exe["status"] == "pending" and exe["version"] == 1 and len(exe["targets"]) == 2
+    cmd = api.app[DB].call(Command.get_by_id, f"{exe['id']}.x0.exec").payload[0]
+    assert (cmd["op"], cmd["exec"], cmd["seq"], cmd["overrides"]) == ("exec", exe["id"], 0, overrides)
+    assert verify(cmd, bytes.fromhex(devices[0]["credentials"]["hmac_key"]), "x0")
+
+
+async def test_results_and_per_node_logs_by_severity(api):
+    flow, _ = await _setup(api)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
+    for dev in ("x0", "x1"):
+        done(api, dev, exe["id"])
+    record = {"run": 7, "flow": flow["id"], "ver": 1, "exec": exe["id"], "trigger": "exec", "status": "completed",
+              "t_ms": 5, "us": 300, "logs": [["info", "s3", "level now warning"], ["warning", "s2", "flag off"]],
+              "nodes": [{"id": "s1", "type": "clear_cache", "us": 100, "out": "{}", "port": 0, "err": None}]}
+    api.app[DB].call(ingest, [("x0", {"dev": "x0", "runs": [record], "dropped": 0}, 1.0)])
+    final = await _status(api, exe["id"], "completed")
+    assert [t["status"] for t in final["targets"]] == ["completed", "completed"]
+    assert final["targets"][0]["record"]["nodes"][0]["type"] == "clear_cache"
+    warned = await api.get(f"/executions/{exe['id']}?level=warning")
+    assert warned["targets"][0]["record"]["logs"] == [["warning", "s2", "flag off"]]
+    await api.get(f"/executions/{exe['id']}?level=loud", expect=422)
+
+
+async def test_a_failed_device_fails_the_execution_and_retry_reruns_only_it(api):
+    flow, _ = await _setup(api)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["x0", "x1"]}, expect=201)
+    done(api, "x0", exe["id"])
+    done(api, "x1", exe["id"], status="failed", reason="s2: ValueError")
+    final = await _status(api, exe["id"], "failed")
+    assert final["targets"][1]["reason"] == "s2: ValueError"
+    again = await api.post(f"/executions/{exe['id']}/retry", expect=201)
+    assert again["retry_of"] == exe["id"] and [t["device_id"] for t in again["targets"]] == ["x1"]
+    replay = await api.post(f"/executions/{exe['id']}/replay", expect=201)
+    assert [t["device_id"] for t in replay["targets"]] == ["x0", "x1"]
+
+
+async def test_nothing_stays_running_past_the_timeout(api):
+    flow, _ = await _setup(api, 1)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True, "timeout": "200ms"}, expect=201)
+    final = await _status(api, exe["id"], "timed_out")
+    assert final["targets"][0]["status"] == "timed_out"
+
+
+async def test_cancel_and_bad_requests(api):
+    flow, _ = await _setup(api, 1)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
+    assert (await api.post(f"/executions/{exe['id']}/cancel"))["status"] == "cancelled"
+    await api.post(f"/executions/{exe['id']}/cancel", expect=409)
+    await api.post("/executions", {"flow_id": flow["id"], "all": True, "timeout": "soon"}, expect=422)
+    await api.post("/executions", {"flow_id": "nope", "all": True}, expect=422)
+    await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["ghost"]}, expect=422)
+    await api.get("/executions/exe_nope", expect=404)
+    assert len((await api.get(f"/executions?flow_id={flow['id']}"))["executions"]) == 1
