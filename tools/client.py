@@ -44,6 +44,28 @@ def _items(body: dict, key: str) -> list:
     return body[key]
 
 
+def parse_sse(lines):
+    """(id, event, data) from server-sent event lines (bytes or str); comments skipped."""
+    event_id, event, data = None, "message", []
+    for raw in lines:
+        line = (raw.decode() if isinstance(raw, bytes) else raw).rstrip("\r\n")
+        if not line:
+            if data:
+                yield event_id, event, json.loads("\n".join(data))
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "id":
+            event_id = value
+        elif field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+
+
 class Client:
     def __init__(self, url: str | None = None, api_key: str | None = None, timeout_s: float = 30):
         self.url = (url or os.environ.get("FLEETFLOW_URL") or DEFAULT_URL).rstrip("/")
@@ -83,6 +105,22 @@ class Client:
             reason = getattr(exc, "reason", exc)
             raise ApiError(0, f"cannot reach the cloud at {self.url}: {reason}") from None
         return json.loads(raw) if raw else {}
+
+    def stream(self, path: str, last_event_id: str | None = None, timeout_s: float = 60):
+        """Server-sent events from `path`: yields (id, event, data) until the server ends the stream."""
+        req = urllib.request.Request(self.api_url(path), headers={"Accept": "text/event-stream"})
+        if self.api_key:
+            req.add_header("x-api-key", self.api_key)
+        if last_event_id:
+            req.add_header("Last-Event-ID", last_event_id)
+        try:
+            resp = urllib.request.urlopen(req, timeout=timeout_s)
+        except urllib.error.HTTPError as exc:
+            raise ApiError(exc.code, str(exc.reason)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ApiError(0, f"cannot reach the cloud at {self.url}: {getattr(exc, 'reason', exc)}") from None
+        with resp:
+            yield from parse_sse(resp)
 
     def get(self, path, **params):
         return self.request("GET", path, params=params or None)

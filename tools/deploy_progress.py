@@ -2,8 +2,11 @@
 
 `summarize(dep)` reduces a deployment as the API returns it
 (`GET /api/v1/deployments/:id`) to phase, batch and per-status counts;
-`render(...)` makes the lines shown; `watch(...)` polls until the deployment
-is finished and redraws in place on a terminal (one line per change otherwise).
+`render(...)` makes the lines shown; `watch(...)` follows the deployment's
+live event stream (`GET .../stream`: metadata, update, sync, complete;
+`apply` merges each update into the document), reconnecting when dropped,
+until it is finished, and redraws in place on a terminal (one line per change
+otherwise). Without a stream it polls.
 """
 
 from __future__ import annotations
@@ -56,33 +59,89 @@ def render(s: dict, elapsed_s: float) -> list[str]:
     return [head, f"{_bar(s)} {s['done']}/{s['total']}  {counts}  {elapsed_s:5.1f}s"]
 
 
-def watch(api, dep_id: str, interval_s: float = 0.5, timeout_s: float | None = None, out=None,
-          live: bool | None = None) -> dict:
-    """Poll a deployment until it finishes (or `timeout_s`); show progress on `out`."""
-    out = out or sys.stdout
-    live = out.isatty() if live is None else live
-    start = time.monotonic()
-    shown: list[str] = []
-    last_key = None
-    while True:
-        dep = api.deployment(dep_id)
+def apply(doc: dict, event: str, data: dict) -> dict:
+    """The deployment document after one stream event (pure; `doc` is not changed)."""
+    if event in ("metadata", "sync"):
+        return data
+    if event != "update":
+        return doc
+    out = {**doc, **data.get("deployment", {})}
+    changed = {t["device_id"]: t for t in data.get("targets", [])}
+    if changed:
+        out["targets"] = [{**t, **changed.get(t["device_id"], {})} for t in doc.get("targets", [])]
+    return out
+
+
+class _Display:
+    def __init__(self, out, live: bool):
+        self.out, self.live = out, live
+        self.start = time.monotonic()
+        self.shown = 0
+        self.last_key = None
+
+    def show(self, dep: dict) -> str:
         s = summarize(dep)
-        lines = render(s, time.monotonic() - start)
-        if out is not None and lines:
-            if live:
-                if shown:
-                    out.write(f"\x1b[{len(shown)}F")  # back to the first line drawn
-                out.write("".join(f"\x1b[2K{line}\n" for line in lines))
-                out.flush()
-                shown = lines
-            else:
-                key = (s["status"], s["phase"], s["batch"], tuple(s["counts"].values()))
-                if key != last_key:
-                    out.write(lines[0] + "\n  " + lines[1] + "\n")
-                    out.flush()
-                    last_key = key
-        if s["status"] in FINISHED:
+        lines = render(s, time.monotonic() - self.start)
+        if self.live:
+            if self.shown:
+                self.out.write(f"\x1b[{self.shown}F")  # back to the first line drawn
+            self.out.write("".join(f"\x1b[2K{line}\n" for line in lines))
+            self.shown = len(lines)
+        else:
+            # a log gets a line per step (status, phase, batch) and per failure, not per device
+            c = s["counts"]
+            key = (s["status"], s["phase"], s["batch"], c["failed"], c["rolled_back"], c["skipped"])
+            if key != self.last_key:
+                self.out.write(lines[0] + "\n  " + lines[1] + "\n")
+                self.last_key = key
+        self.out.flush()
+        return s["status"]
+
+
+def watch(api, dep_id: str, interval_s: float = 0.5, timeout_s: float | None = None, out=None,
+          live: bool | None = None, stream: bool = True) -> dict:
+    """Follow a deployment until it finishes (or `timeout_s`); show progress on `out`."""
+    out = out or sys.stdout
+    display = _Display(out, out.isatty() if live is None else live)
+    if stream and hasattr(api, "stream"):
+        dep = _follow_stream(api, dep_id, display, timeout_s)
+        if dep is not None:
             return dep
-        if timeout_s is not None and time.monotonic() - start > timeout_s:
+    while True:  # no stream: poll
+        dep = api.deployment(dep_id)
+        if display.show(dep) in FINISHED:
+            return dep
+        if timeout_s is not None and time.monotonic() - display.start > timeout_s:
             return dep
         time.sleep(interval_s)
+
+
+def _follow_stream(api, dep_id: str, display: _Display, timeout_s: float | None) -> dict | None:
+    """Follow the event stream; None when the cloud has none (then the caller polls)."""
+    from tools.client import ApiError
+
+    doc: dict = {}
+    last_id = None
+    while True:
+        try:
+            for event_id, event, data in api.stream(f"/deployments/{dep_id}/stream", last_id,
+                                                   timeout_s=min(timeout_s or 60, 60)):
+                last_id = event_id or last_id
+                if event == "complete":
+                    final = api.deployment(dep_id)
+                    display.show(final)
+                    return final
+                if event == "error":
+                    break  # dropped as too slow: reconnect with Last-Event-ID for a sync
+                doc = apply(doc, event, data)
+                display.show(doc)
+        except ApiError as exc:
+            if exc.status == 404 and not doc:
+                return None
+            if exc.status:
+                raise
+        except OSError:  # the stream broke off (timeout, reset): reconnect
+            pass
+        if timeout_s is not None and time.monotonic() - display.start > timeout_s:
+            return api.deployment(dep_id)
+        time.sleep(0.5)  # the cloud may be restarting: try again shortly

@@ -3,6 +3,7 @@ devices provision/list, deploy create with live progress, deploy show/list."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -77,6 +78,26 @@ def test_devices_provision_then_deploy_with_live_progress(stack, capsys, tmp_pat
         assert dep["status"] == "completed" and dep["completed_targets"] == 1
         assert f"created deployment {dep['id']} (all_at_once)" in err
         assert "phase: batch" in err and "deploying 1" in err and "[####################] 1/1" in err
+
+        # the live display follows the cloud's event stream: one read of the document, at the end
+        from tools import client as client_mod
+        from tools import deploy_progress
+
+        class Counting(client_mod.Client):
+            reads = 0
+
+            def deployment(self, dep_id):
+                Counting.reads += 1
+                return super().deployment(dep_id)
+
+        api = Counting(stack.api.url, stack.api.api_key)
+        dep2 = api.create_deployment({"flow_id": flow_id, "strategy": "rolling", "target_devices": ["cli-1"],
+                                      "config": {"health": json.loads(HEALTH)}})
+        api.deployment_action(dep2["id"], "start")
+        out = io.StringIO()
+        final = deploy_progress.watch(api, dep2["id"], out=out, live=False, timeout_s=60)
+        assert final["status"] == "completed" and Counting.reads == 1
+        assert "deploying 1" in out.getvalue() and "completed" in out.getvalue()
         rc, out, _ = _run(capsys, "devices", "list", "--json")
         assert [(d["id"], d["state"], d["ver"]) for d in json.loads(out)] == [("cli-1", "online", 1)]
     rc, out, _ = _run(capsys, "deploy", "list")

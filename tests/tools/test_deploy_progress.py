@@ -104,3 +104,27 @@ def test_demo_event_lines_sum_up_skipped_devices():
         "+ 2.50s  cloud    deployment failed: canary device d1 failed",
         "        2 devices skipped: they never received this version",
     ]
+
+
+def test_sse_lines_parse_into_events():
+    from tools.client import parse_sse
+
+    lines = [b": keepalive\n", b"\n", b"id: 3\n", b"event: update\n", b'data: {"id": "d",\n', b'data: "x": 1}\n',
+             b"\n", b"event: complete\n", b'data: {"status": "completed"}\n', b"\n"]
+    assert list(parse_sse(lines)) == [("3", "update", {"id": "d", "x": 1}), ("3", "complete", {"status": "completed"})]
+
+
+@pytest.mark.parametrize("event, data, expected", [
+    ("metadata", {"id": "d", "status": "pending", "targets": []}, {"id": "d", "status": "pending", "targets": []}),
+    ("update", {"deployment": {"status": "running", "phase": "batch"},
+                "targets": [{"device_id": "a", "status": "deploying"}]},
+     {"id": "d", "status": "running", "phase": "batch",
+      "targets": [{"device_id": "a", "status": "deploying", "batch": 0}, {"device_id": "b", "status": "pending", "batch": 1}]}),
+    ("keepalive", {}, None),
+])
+def test_stream_events_update_the_deployment_document(event, data, expected):
+    doc = {"id": "d", "status": "pending", "targets": [{"device_id": "a", "status": "pending", "batch": 0},
+                                                       {"device_id": "b", "status": "pending", "batch": 1}]}
+    got = deploy_progress.apply(doc, event, data)
+    assert got == (doc if expected is None else expected)
+    assert doc["targets"][0]["status"] == "pending"  # the input is left as it was
