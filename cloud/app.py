@@ -18,6 +18,7 @@ from cloud.engine.driver import Driver
 from cloud.routes import API, add_routes
 from cloud.secrets import SecretBox
 from cloud.streams import Streams
+from cloud.webhook_sender import Sender
 
 log = logging.getLogger("fleetflow.cloud")
 
@@ -34,7 +35,10 @@ async def _engine(app: web.Application):
     bridge = Bridge(config, app[DB]) if config.mqtt_url else None
     driver = Driver(app[DB], app[BOX], config, bridge, app[STREAMS])
     app[DRIVER] = driver
-    tasks = [asyncio.create_task(driver.run(), name="fleetflow-driver")]
+    sender = Sender(app[DB], app[BOX], config.clock, config.webhook_poll_s, config.webhook_backoff_s,
+                    config.webhook_max_attempts)
+    tasks = [asyncio.create_task(driver.run(), name="fleetflow-driver"),
+             asyncio.create_task(sender.run(), name="fleetflow-webhooks")]
     if bridge is not None:
         app[BRIDGE] = bridge
         bridge.on_ack = driver.on_ack

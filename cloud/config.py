@@ -28,6 +28,9 @@ class Config:
     device_mqtt_port: int | None = None
     engine_tick_s: float = 1.0  # how often the driver re-decides on timers
     resend_after_s: float = 30.0  # an unanswered command is sent again this often
+    webhook_poll_s: float = 1.0  # how often due webhook deliveries are sent
+    webhook_backoff_s: float = 2.0  # first retry delay; doubles per attempt
+    webhook_max_attempts: int = 6  # then the delivery is kept as a dead letter
     mqtt_reconnect_s: float = 2.0  # first reconnect delay; doubles up to 30 s
     mqtt_client_id: str = "fleetflow-cloud"
     clock: Callable[[], float] = field(default=time.time)

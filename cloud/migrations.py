@@ -43,11 +43,16 @@ def _v4_executions(db: peewee.Database) -> None:
         pw_migrate.migrate(migrator.add_index("run_record", ("exec",), False))
 
 
+def _v5_webhooks(db: peewee.Database) -> None:
+    db.create_tables([models.Webhook, models.Delivery], safe=True)
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
     (3, _v3_run_records),
     (4, _v4_executions),
+    (5, _v5_webhooks),
 ]
 LATEST = STEPS[-1][0]
 

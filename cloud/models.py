@@ -221,5 +221,31 @@ class ExecTarget(BaseModel):
         indexes = ((("execution", "device"), True),)
 
 
+class Webhook(BaseModel):
+    url = peewee.TextField()
+    events = JSONField()  # event names or prefixes ("deployment.", "*")
+    secret_sealed = peewee.TextField()  # signs deliveries; sealed like device keys
+    active = peewee.BooleanField(default=True)
+    created_at = peewee.FloatField()
+
+
+class Delivery(BaseModel):
+    """One event for one webhook: retried with backoff, kept as a dead
+    letter when it never gets through."""
+
+    webhook = peewee.IntegerField(index=True)
+    event = peewee.CharField(max_length=64)
+    payload = JSONField()
+    status = peewee.CharField(max_length=16, default="pending")  # pending | delivered | dead
+    attempts = peewee.IntegerField(default=0)
+    next_at = peewee.FloatField()
+    last_error = peewee.TextField(default="")
+    created_at = peewee.FloatField()
+    delivered_at = peewee.FloatField(null=True)
+
+    class Meta:
+        indexes = ((("status", "next_at"), False),)
+
+
 ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent,
-       RunRecord, NodeRecord, Execution, ExecTarget]
+       RunRecord, NodeRecord, Execution, ExecTarget, Webhook, Delivery]

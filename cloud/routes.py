@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from cloud import schemas
-from cloud.views import deployments, devices, executions, flows, keys
+from cloud.views import deployments, devices, executions, flows, keys, webhooks
 
 API = "/api/v1"
 
@@ -80,6 +80,14 @@ ROUTES = [
           "Run again on the devices that did not complete", "executions", status=201),
     Route("POST", "/executions/{execution_id}/replay", executions.replay, "Run again on every device",
           "executions", status=201),
+    Route("POST", "/webhooks", webhooks.create, "Subscribe a URL to events; the signing secret is shown once (admin)",
+          "webhooks", schemas.WebhookCreate, 201),
+    Route("GET", "/webhooks", webhooks.list_, "List webhooks (admin)", "webhooks"),
+    Route("DELETE", "/webhooks/{webhook_id}", webhooks.delete, "Remove a webhook (admin)", "webhooks", status=204),
+    Route("GET", "/webhooks/{webhook_id}/deliveries", webhooks.deliveries,
+          "Deliveries, dead letters included (?status=dead) (admin)", "webhooks", query=("status",)),
+    Route("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", webhooks.redeliver,
+          "Give a dead letter another round (admin)", "webhooks"),
     Route("POST", "/keys", keys.create, "Create an API key (admin)", "keys", schemas.KeyCreate, 201),
     Route("GET", "/keys", keys.list_, "List API keys (admin)", "keys"),
     Route("POST", "/keys/{key_id}/revoke", keys.revoke, "Revoke an API key (admin)", "keys"),

@@ -97,3 +97,10 @@ class ExecutionCreate(_Strict):
     all: bool = False  # every device
     overrides: Overrides = Field(default_factory=Overrides)
     timeout: Any = "60s"  # "30s", "2m" or seconds
+
+
+class WebhookCreate(_Strict):
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    # event names ("deployment.completed"), prefixes ending in "." ("deployment."), or "*"
+    events: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    secret: str | None = Field(default=None, min_length=16, max_length=200)

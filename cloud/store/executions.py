@@ -22,6 +22,7 @@ from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Command, Device, Execution, ExecTarget, Flow, FlowVersion, RunRecord
 from cloud.secrets import SecretBox
 from cloud.store.deployments import check_types, compile_for, resolve_targets
+from cloud.store import webhooks
 from cloud.store.runs import nodes_of
 from cloud.timefmt import iso
 
@@ -118,6 +119,8 @@ def _settle(exe: Execution, now: float) -> None:
         exe.status = ("failed" if "failed" in statuses else "timed_out" if "timed_out" in statuses
                       else "completed")
         exe.finished_at = now
+        webhooks.emit(f"execution.{exe.status}", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
+                                                  "status": exe.status, "targets": len(statuses)}, now)
     exe.save()
 
 
@@ -144,6 +147,8 @@ def cancel(exe_id: str, now: float) -> tuple[dict, list[tuple[str, list[dict]]]]
     Command.update(done=True).where(Command.deployment == exe_id).execute()
     exe.status, exe.finished_at = "cancelled", now
     exe.save()
+    webhooks.emit("execution.cancelled", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
+                                          "status": "cancelled"}, now)
     return get_execution(exe_id), outgoing
 
 

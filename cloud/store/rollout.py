@@ -22,6 +22,7 @@ from cloud.engine.state import (
 from cloud.errors import NotFound
 from cloud.models import Command, Deployment, DeploymentEvent, Device, Program, Target
 from cloud.secrets import SecretBox
+from cloud.store import webhooks
 from cloud.timefmt import iso
 
 _DEP_FIELDS = ("status", "phase", "batch", "phase_since", "started_at", "finished_at", "reason")
@@ -99,6 +100,10 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
 
     if dep_changes:
         Deployment.update(**dep_changes).where(Deployment.id == dep_id).execute()
+        if "status" in dep_changes:
+            webhooks.emit(f"deployment.{dep_changes['status']}", {
+                "id": dep_id, "flow_id": dep.flow, "version": dep.version, "strategy": dep.strategy,
+                "status": dep_changes["status"], "reason": dep_changes.get("reason") or dep.reason or None}, now)
     groups: dict[tuple, list[int]] = {}
     for device_id, fields in target_changes.items():
         groups.setdefault(tuple(sorted(fields.items())), []).append(meta[device_id]["id"])

@@ -1,0 +1,118 @@
+"""Webhooks: events (`deployment.<status>`, `execution.<status>`) POSTed to
+subscribers, signed with HMAC-SHA256, retried with backoff, and kept as
+dead letters when they never get through.
+
+`emit` is called inside the transaction that changed the state, so an event
+is recorded if and only if the change is; `cloud.webhook_sender` delivers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from cloud import schemas
+from cloud.db import get_by_pk
+from cloud.errors import Conflict, NotFound
+from cloud.models import Delivery, Webhook
+from cloud.secrets import SecretBox
+from cloud.timefmt import iso
+
+MAX_ATTEMPTS = 6
+BACKOFF_S = 2.0  # then 4, 8, 16, 32 s
+BACKOFF_MAX_S = 300.0
+
+
+def _matches(patterns: list[str], event: str) -> bool:
+    return any(p == "*" or p == event or (p.endswith(".") and event.startswith(p)) for p in patterns)
+
+
+def emit(event: str, payload: dict, now: float | None = None) -> int:
+    """Queue `event` for every active webhook that wants it."""
+    now = time.time() if now is None else now
+    rows = [{"webhook": w.id, "event": event, "payload": {"event": event, "at": iso(now), "data": payload},
+             "next_at": now, "created_at": now}
+            for w in Webhook.select().where(Webhook.active == True) if _matches(w.events, event)]  # noqa: E712
+    if rows:
+        Delivery.insert_many(rows).execute()
+    return len(rows)
+
+
+def webhook_doc(w: Webhook) -> dict:
+    return {"id": w.id, "url": w.url, "events": w.events, "active": w.active, "created_at": iso(w.created_at)}
+
+
+def create_webhook(body: dict, box: SecretBox) -> dict:
+    req = schemas.parse(schemas.WebhookCreate, body)
+    secret = req.secret or os.urandom(24).hex()
+    w = Webhook.create(url=req.url, events=req.events, secret_sealed=box.seal(secret.encode()), created_at=time.time())
+    return {**webhook_doc(w), "secret": secret}
+
+
+def list_webhooks() -> list[dict]:
+    return [webhook_doc(w) for w in Webhook.select().order_by(Webhook.id)]
+
+
+def _get(webhook_id: int) -> Webhook:
+    w = get_by_pk(Webhook, webhook_id)
+    if w is None:
+        raise NotFound(f"no webhook {webhook_id}")
+    return w
+
+
+def delete_webhook(webhook_id: int) -> None:
+    _get(webhook_id)
+    Delivery.delete().where(Delivery.webhook == webhook_id).execute()
+    Webhook.delete().where(Webhook.id == webhook_id).execute()
+
+
+def delivery_doc(d: Delivery) -> dict:
+    return {"id": d.id, "webhook_id": d.webhook, "event": d.event, "status": d.status, "attempts": d.attempts,
+            "last_error": d.last_error or None, "next_at": iso(d.next_at) if d.status == "pending" else None,
+            "created_at": iso(d.created_at), "delivered_at": iso(d.delivered_at), "payload": d.payload}
+
+
+def list_deliveries(webhook_id: int, status: str | None = None) -> list[dict]:
+    _get(webhook_id)
+    query = Delivery.select().where(Delivery.webhook == webhook_id).order_by(Delivery.id.desc())
+    if status:
+        query = query.where(Delivery.status == status)
+    return [delivery_doc(d) for d in query.limit(500)]
+
+
+def redeliver(webhook_id: int, delivery_id: int) -> dict:
+    """Give a dead letter another round of attempts."""
+    d = Delivery.get_or_none((Delivery.id == delivery_id) & (Delivery.webhook == webhook_id))
+    if d is None:
+        raise NotFound(f"webhook {webhook_id} has no delivery {delivery_id}")
+    if d.status != "dead":
+        raise Conflict(f"delivery {delivery_id} is {d.status}; only dead letters are redelivered",
+                       current_status=d.status)
+    d.status, d.attempts, d.next_at = "pending", 0, time.time()
+    d.save()
+    return delivery_doc(d)
+
+
+# -- the sender's side ------------------------------------------------------------
+
+def due(now: float, limit: int = 50) -> list[dict]:
+    """The deliveries due now: id, event, payload, url, secret_sealed."""
+    return list(Delivery.select(Delivery.id, Delivery.event, Delivery.payload, Webhook.url, Webhook.secret_sealed)
+                .join(Webhook, on=(Webhook.id == Delivery.webhook))
+                .where((Delivery.status == "pending") & (Delivery.next_at <= now))
+                .order_by(Delivery.next_at).limit(limit).dicts())
+
+
+def record_attempt(delivery_id: int, ok: bool, error: str, now: float,
+                   backoff_s: float = BACKOFF_S, max_attempts: int = MAX_ATTEMPTS) -> str:
+    d = Delivery.get_by_id(delivery_id)
+    d.attempts += 1
+    if ok:
+        d.status, d.delivered_at, d.last_error = "delivered", now, ""
+    elif d.attempts >= max_attempts:
+        d.status, d.last_error = "dead", error
+    else:
+        d.last_error = error
+        d.next_at = now + min(backoff_s * 2 ** (d.attempts - 1), BACKOFF_MAX_S)
+    d.save()
+    return d.status
