@@ -47,12 +47,22 @@ def _v5_webhooks(db: peewee.Database) -> None:
     db.create_tables([models.Webhook, models.Delivery], safe=True)
 
 
+def _v6_pipelines(db: peewee.Database) -> None:
+    db.create_tables([models.Pipeline, models.PipelineRun], safe=True)
+    # A database made at step 4 or later by this code already has the column
+    # (create_tables uses today's models); an older one gets it added.
+    if "pipeline_run" not in {c.name for c in db.get_columns("execution")}:
+        migrator = pw_migrate.SchemaMigrator.from_database(db)
+        pw_migrate.migrate(migrator.add_column("execution", "pipeline_run", models.Execution.pipeline_run))
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
     (3, _v3_run_records),
     (4, _v4_executions),
     (5, _v5_webhooks),
+    (6, _v6_pipelines),
 ]
 LATEST = STEPS[-1][0]
 

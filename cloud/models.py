@@ -206,6 +206,7 @@ class Execution(BaseModel):
     created_at = peewee.FloatField()
     started_at = peewee.FloatField(null=True)
     finished_at = peewee.FloatField(null=True)
+    pipeline_run = peewee.CharField(max_length=64, null=True)  # added by migration 6
 
 
 class ExecTarget(BaseModel):
@@ -247,5 +248,31 @@ class Delivery(BaseModel):
         indexes = ((("status", "next_at"), False),)
 
 
+class Pipeline(BaseModel):
+    """An ordered list of flows (seed 003), run one after the other."""
+
+    id = peewee.CharField(max_length=64, primary_key=True)
+    name = peewee.CharField(max_length=200)
+    description = peewee.TextField(default="")
+    steps = JSONField()  # [{"flow_id", "on_failure": "stop" | "continue"}]
+    targets = JSONField()  # target_devices / target_tags / environment / all
+    use_count = peewee.IntegerField(default=0)
+    last_used_at = peewee.FloatField(null=True)
+    created_at = peewee.FloatField()
+
+
+class PipelineRun(BaseModel):
+    id = peewee.CharField(max_length=64, primary_key=True)
+    pipeline = peewee.CharField(max_length=64, index=True)
+    status = peewee.CharField(max_length=16, default="pending")
+    current_step = peewee.IntegerField(default=0)
+    steps_snapshot = JSONField()
+    triggered_by = peewee.CharField(max_length=64, default="")
+    created_at = peewee.FloatField()
+    started_at = peewee.FloatField(null=True)
+    completed_at = peewee.FloatField(null=True)
+
+
 ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent,
-       RunRecord, NodeRecord, Execution, ExecTarget, Webhook, Delivery]
+       RunRecord, NodeRecord, Execution, ExecTarget, Webhook, Delivery,
+       Pipeline, PipelineRun]

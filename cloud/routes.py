@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from cloud import schemas
-from cloud.views import deployments, devices, executions, flows, keys, webhooks
+from cloud.views import deployments, devices, executions, flows, keys, pipelines, webhooks
 
 API = "/api/v1"
 
@@ -80,6 +80,18 @@ ROUTES = [
           "Run again on the devices that did not complete", "executions", status=201),
     Route("POST", "/executions/{execution_id}/replay", executions.replay, "Run again on every device",
           "executions", status=201),
+    Route("POST", "/pipelines", pipelines.create, "Create a pipeline: two or more flows run in order", "pipelines",
+          schemas.PipelineCreate, 201),
+    Route("GET", "/pipelines", pipelines.list_, "List pipelines with their run counters", "pipelines"),
+    Route("GET", "/pipelines/{pipeline_id}", pipelines.get, "Get a pipeline", "pipelines"),
+    Route("DELETE", "/pipelines/{pipeline_id}", pipelines.delete, "Delete a pipeline (409 while it runs)",
+          "pipelines", status=204),
+    Route("POST", "/pipelines/{pipeline_id}/runs", pipelines.start, "Start a run", "pipelines", status=201),
+    Route("GET", "/pipelines/{pipeline_id}/runs", pipelines.runs, "Its runs, newest first", "pipelines"),
+    Route("GET", "/pipelines/{pipeline_id}/runs/{run_id}", pipelines.run, "One run with its step snapshot",
+          "pipelines"),
+    Route("POST", "/pipelines/{pipeline_id}/runs/{run_id}/cancel", pipelines.cancel, "Cancel a run",
+          "pipelines"),
     Route("POST", "/webhooks", webhooks.create, "Subscribe a URL to events; the signing secret is shown once (admin)",
           "webhooks", schemas.WebhookCreate, 201),
     Route("GET", "/webhooks", webhooks.list_, "List webhooks (admin)", "webhooks"),

@@ -104,3 +104,22 @@ class WebhookCreate(_Strict):
     # event names ("deployment.completed"), prefixes ending in "." ("deployment."), or "*"
     events: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     secret: str | None = Field(default=None, min_length=16, max_length=200)
+
+
+class PipelineStep(_Strict):
+    flow_id: str
+    on_failure: Literal["stop", "continue"] = "stop"
+
+
+class PipelineTargets(_Strict):
+    target_devices: list[str] = Field(default_factory=list)
+    target_tags: list[str] = Field(default_factory=list)
+    environment: str | None = None
+    all: bool = False
+
+
+class PipelineCreate(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    steps: list[PipelineStep] = Field(min_length=2)
+    targets: PipelineTargets = Field(default_factory=lambda: PipelineTargets(all=True))

@@ -109,11 +109,11 @@ class Driver:
                     log.exception("could not list active deployments")
             for key, events in by_dep.items():
                 if isinstance(key, tuple):
-                    await self._guard(executions.on_acks, key[1], events, self.clock())
+                    await self._guard(executions.on_acks, key[1], events, self.clock(), self.box)
                 else:
                     await self._step(key, events)
             if ticking:
-                await self._guard(executions.tick, self.clock())
+                await self._guard(executions.tick, self.clock(), self.box)
             if loop.time() >= next_resend:
                 next_resend = loop.time() + self.resend_after_s
                 try:
@@ -122,10 +122,13 @@ class Driver:
                     log.exception("could not re-send unanswered commands")
 
     async def _guard(self, fn, *args) -> None:
+        """Run a storage step that may produce commands, and send them."""
         try:
-            await self.db.run(fn, *args)
+            out = await self.db.run(fn, *args)
         except Exception:  # one bad record must not stop the loop
             log.exception("%s failed", fn.__qualname__)
+            return
+        await self._publish(out or [])
 
     async def _step(self, dep_id: str, events: list) -> None:
         try:

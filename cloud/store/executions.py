@@ -48,8 +48,8 @@ def _version(flow_id: str, number: int | None) -> FlowVersion:
     return fv
 
 
-def create_execution(body: dict, box: SecretBox, now: float | None = None,
-                     retry_of: str | None = None) -> tuple[dict, list[tuple[str, list[dict]]]]:
+def create_execution(body: dict, box: SecretBox, now: float | None = None, retry_of: str | None = None,
+                     pipeline_run: str | None = None) -> tuple[dict, list[tuple[str, list[dict]]]]:
     """Record an execution and its commands; returns (document, commands to send)."""
     req = schemas.parse(schemas.ExecutionCreate, body)
     try:
@@ -69,7 +69,7 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None,
     now = time.time() if now is None else now
     exe = Execution.create(id="exe_" + _random.token_hex(6), flow=fv.flow, version=fv.version,
                            overrides=req.overrides.model_dump(), selector=body, timeout=timeout,
-                           retry_of=retry_of, created_at=now)
+                           retry_of=retry_of, pipeline_run=pipeline_run, created_at=now)
     outgoing, rows = [], []
     for i, dev in enumerate(devices):
         cmd_id = exec_command_id(exe.id, dev.id)
@@ -85,11 +85,13 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None,
     return get_execution(exe.id), outgoing
 
 
-def on_acks(exe_id: str, acks: list[tuple[str, str, str, int | None, str | None]], now: float) -> None:
-    """(device, state, reason, run, run status) acks of an execution's commands."""
+def on_acks(exe_id: str, acks: list[tuple[str, str, str, int | None, str | None]], now: float,
+            box: SecretBox) -> list:
+    """(device, state, reason, run, run status) acks of an execution's
+    commands; returns commands to send (the next step of a pipeline)."""
     exe = get_by_pk(Execution, exe_id)
     if exe is None:
-        return
+        return []
     for device_id, state, reason, run, run_status in acks:
         target = ExecTarget.get_or_none((ExecTarget.execution == exe_id) & (ExecTarget.device == device_id))
         if target is None or target.status in _TARGET_DONE:
@@ -106,12 +108,12 @@ def on_acks(exe_id: str, acks: list[tuple[str, str, str, int | None, str | None]
         target.save()
         if state != "received":
             Command.update(done=True).where(Command.id == exec_command_id(exe_id, device_id)).execute()
-    _settle(exe, now)
+    return _settle(exe, now, box)
 
 
-def _settle(exe: Execution, now: float) -> None:
+def _settle(exe: Execution, now: float, box: SecretBox) -> list:
     if exe.status in FINISHED:
-        return
+        return []
     statuses = [t.status for t in ExecTarget.select(ExecTarget.status).where(ExecTarget.execution == exe.id)]
     if exe.status == "pending" and any(s != "pending" for s in statuses):
         exe.status, exe.started_at = "running", now
@@ -122,19 +124,27 @@ def _settle(exe: Execution, now: float) -> None:
         webhooks.emit(f"execution.{exe.status}", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
                                                   "status": exe.status, "targets": len(statuses)}, now)
     exe.save()
+    if exe.status in FINISHED and exe.pipeline_run:
+        from cloud.store.pipelines import on_execution_finished
+
+        return on_execution_finished(exe, box, now)
+    return []
 
 
-def tick(now: float) -> None:
+def tick(now: float, box: SecretBox) -> list:
     """Time out executions past their timeout: nothing stays running forever."""
+    outgoing = []
     for exe in Execution.select().where(Execution.status.in_(("pending", "running"))):
         if now - exe.created_at >= exe.timeout:
             (ExecTarget.update(status="timed_out", reason=f"no result within {exe.timeout:g}s", finished_at=now)
              .where((ExecTarget.execution == exe.id) & (ExecTarget.status.in_(("pending", "running")))).execute())
             Command.update(done=True).where(Command.deployment == exe.id).execute()
-            _settle(exe, now)
+            outgoing += _settle(exe, now, box)
+    return outgoing
 
 
-def cancel(exe_id: str, now: float) -> tuple[dict, list[tuple[str, list[dict]]]]:
+def cancel(exe_id: str, now: float, box: SecretBox | None = None,
+           from_pipeline: bool = False) -> tuple[dict, list[tuple[str, list[dict]]]]:
     exe = _get(exe_id)
     if exe.status in FINISHED:
         raise Conflict(f"execution {exe_id} is {exe.status}", current_status=exe.status)
@@ -149,6 +159,10 @@ def cancel(exe_id: str, now: float) -> tuple[dict, list[tuple[str, list[dict]]]]
     exe.save()
     webhooks.emit("execution.cancelled", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
                                           "status": "cancelled"}, now)
+    if exe.pipeline_run and not from_pipeline and box is not None:
+        from cloud.store.pipelines import on_execution_finished
+
+        outgoing += on_execution_finished(exe, box, now)
     return get_execution(exe_id), outgoing
 
 
@@ -187,6 +201,7 @@ def _runs(exe_id: str, level: str | None) -> dict[str, dict]:
 
 def execution_doc(exe: Execution, targets: list[ExecTarget] | None = None, level: str | None = None) -> dict:
     doc = {"id": exe.id, "flow_id": exe.flow, "version": exe.version, "status": exe.status,
+           "pipeline_run": exe.pipeline_run,
            "overrides": exe.overrides, "timeout": exe.timeout, "retry_of": exe.retry_of,
            "created_at": iso(exe.created_at), "started_at": iso(exe.started_at), "finished_at": iso(exe.finished_at)}
     if targets is not None:

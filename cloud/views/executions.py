@@ -31,7 +31,8 @@ async def get(request: web.Request):
 
 
 async def cancel(request: web.Request):
-    doc, out = await request.app[DB].run(store.cancel, request.match_info["execution_id"], time.time())
+    doc, out = await request.app[DB].run(store.cancel, request.match_info["execution_id"], time.time(),
+                                         request.app[BOX])
     request.app[DRIVER].send(out)
     return ok(doc)
 

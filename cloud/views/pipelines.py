@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from aiohttp import web
+
+from cloud.appkeys import BOX, DB, DRIVER
+from cloud.middleware import ROLE, json_body
+from cloud.store import pipelines as store
+from cloud.views.common import ok
+
+
+async def create(request: web.Request):
+    return ok(await request.app[DB].run(store.create_pipeline, await json_body(request)), 201)
+
+
+async def list_(request: web.Request):
+    return ok({"pipelines": await request.app[DB].read(store.list_pipelines)})
+
+
+async def get(request: web.Request):
+    return ok(await request.app[DB].read(store.get_pipeline, request.match_info["pipeline_id"]))
+
+
+async def delete(request: web.Request):
+    await request.app[DB].run(store.delete_pipeline, request.match_info["pipeline_id"])
+    return web.Response(status=204)
+
+
+async def start(request: web.Request):
+    doc, out = await request.app[DB].run(store.start_run, request.match_info["pipeline_id"], request.app[BOX],
+                                         request.get(ROLE, ""))
+    request.app[DRIVER].send(out)
+    return ok(doc, 201)
+
+
+async def runs(request: web.Request):
+    pipeline_id = request.match_info["pipeline_id"]
+    return ok({"pipeline_id": pipeline_id, "runs": await request.app[DB].read(store.list_runs, pipeline_id)})
+
+
+async def run(request: web.Request):
+    m = request.match_info
+    return ok(await request.app[DB].read(store.get_run, m["pipeline_id"], m["run_id"]))
+
+
+async def cancel(request: web.Request):
+    m = request.match_info
+    doc, out = await request.app[DB].run(store.cancel_run, m["pipeline_id"], m["run_id"])
+    request.app[DRIVER].send(out)
+    return ok(doc)
