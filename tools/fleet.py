@@ -135,6 +135,7 @@ class Fleet:
         self.devices: dict = {}
         self.links: dict[str, FlakyLink] = {}
         self.creds_path = self.workdir / "credentials.json"
+        self.power_cycles: dict[str, int] = {}  # boot_loop devices: resets so far
         self._stop = threading.Event()
         self._looper: threading.Thread | None = None
 
@@ -193,6 +194,7 @@ class Fleet:
                 if d.running and now - started[id(d)] > BOOT_LOOP_UP_S:
                     d.kill()
                     started[id(d)] = now
+                    self.power_cycles[d.device_id] = self.power_cycles.get(d.device_id, 0) + 1
                 elif not d.running and now - started[id(d)] > BOOT_LOOP_DOWN_S and not self._stop.is_set():
                     d.start()
                     started[id(d)] = now
