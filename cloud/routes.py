@@ -4,6 +4,7 @@ both built from it, so they cannot disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -106,10 +107,19 @@ ROUTES = [
 ]
 
 
+STATIC = Path(__file__).parent / "static"
+
+
 def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, API + route.path, route.handler)
     app.router.add_get(API + "/openapi.json", openapi_view)
+    app.router.add_get("/", dashboard)
+
+
+async def dashboard(request: web.Request):
+    """The dashboard: one static page over the API (it asks for a key)."""
+    return web.FileResponse(STATIC / "index.html")
 
 
 def _params(route: Route) -> list[dict]:
