@@ -1,0 +1,60 @@
+"""No bad input gives a 500: every documented route with a body gets every
+top-level field replaced by values of every JSON type."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.routes import API, ROUTES
+
+WEIRD = [None, 0, -1, 1.5, True, "", "x" * 300, "$nope", [], [1, "a", None], {}, {"a": {"b": []}}]
+
+
+def _bodies(route):
+    fields = list(route.body.model_json_schema().get("properties", {})) + ["unknown_field"]
+    for field in fields:
+        for value in WEIRD:
+            yield {field: value}
+    for value in WEIRD:  # not even an object
+        yield value
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.body is not None],
+                         ids=lambda r: f"{r.method} {r.path}")
+async def test_every_body_field_with_every_json_type(api, seed_flow, route):
+    flow = await api.published_flow()
+    path = (route.path.replace("{flow_id}", flow["id"]).replace("{device_id}", "nope")
+            .replace("{deployment_id}", "dep_nope").replace("{pipeline_id}", "pl_nope"))
+    for body in _bodies(route):
+        resp = await api.client.request(route.method, API + path, json=body,
+                                         headers={"x-api-key": api.keys["admin"]})
+        assert resp.status < 500, (route.method, path, body, await resp.text())
+        if resp.status >= 400:
+            assert resp.content_type == "application/problem+json"
+
+
+async def test_publishing_drafts_with_weird_node_fields_never_500s(api, seed_flow):
+    cases = []
+    for node in range(3):
+        for field in ("id", "type", "config", "name", "x"):
+            for value in WEIRD:
+                body = seed_flow()
+                body["definition"]["nodes"][node][field] = value
+                cases.append(body)
+        for value in WEIRD:
+            body = seed_flow()
+            body["definition"]["nodes"][node]["config"] = {"pin": value, "value": value, "topic": value}
+            cases.append(body)
+    for value in WEIRD:
+        body = seed_flow()
+        body["definition"]["connections"][0]["port"] = value
+        body["definition"]["variables"][0]["value"] = value
+        cases.append(body)
+    headers = {"x-api-key": api.keys["admin"]}
+    for body in cases:
+        resp = await api.client.post(API + "/flows", json=body, headers=headers)
+        assert resp.status in (201, 422), (body, await resp.text())
+        if resp.status == 201:
+            flow = await resp.json()
+            resp = await api.client.post(f"{API}/flows/{flow['id']}/publish", headers=headers)
+            assert resp.status in (200, 422), (body, await resp.text())
