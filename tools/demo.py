@@ -197,7 +197,7 @@ class Demo:
         vers = self._all_on(v1)
         say.check(vers == {v1: self.count}, f"the whole fleet still runs v{v1}", _fmt(vers))
 
-        say.step(f"v3 fixes the typo (and alerts from 28 C). Rolling it out in batches of 5, 2 s apart")
+        say.step("v3 fixes the typo (and alerts from 28 C). Rolling it out in batches of 5, 2 s apart")
         v3 = self._publish(flow_id, variant(base, threshold=28))
         dep = self._deploy({"flow_id": flow_id, "version": v3, "strategy": "rolling", "target_devices": targets,
                             "config": {"batch_size": 5, "batch_delay": "2s", "health": HEALTH}})
