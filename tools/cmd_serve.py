@@ -8,6 +8,11 @@
         default mqtt://127.0.0.1:1883; `none` runs without a broker)
 --bind  where to listen (env FLEETFLOW_BIND; default 127.0.0.1:8080)
 
+Devices provisioned through the API need MQTT credentials on the broker:
+with --mosquitto-passwd FILE each new device is added to that Mosquitto
+password file (mosquitto_passwd -b), and with --mosquitto-pid PID the broker
+is told to reload it (SIGHUP). Other brokers: use their own auth backend.
+
 The server secret that seals device HMAC keys comes from FLEETFLOW_SECRET,
 else the file FLEETFLOW_SECRET_FILE (default var/fleetflow.secret), created
 on first run. Make the first API key with `fleetflow keys create --role admin`.
@@ -32,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--mqtt", default=os.environ.get("FLEETFLOW_MQTT_URL", DEFAULT_MQTT))
     p.add_argument("--bind", default=os.environ.get("FLEETFLOW_BIND", DEFAULT_BIND))
     p.add_argument("--prefix", default=os.environ.get("FLEETFLOW_TOPIC_PREFIX", "ff"), help="MQTT topic prefix")
+    p.add_argument("--mosquitto-passwd", metavar="FILE", help="add provisioned devices to this password file")
+    p.add_argument("--mosquitto-pid", type=int, metavar="PID", help="SIGHUP this Mosquitto after adding one")
     p.add_argument("--tick", type=float, default=1.0, help="seconds between rollout timer checks")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
@@ -43,7 +50,27 @@ def build_config(args):
 
     secret = load_server_secret(os.environ.get("FLEETFLOW_SECRET_FILE", DEFAULT_SECRET_FILE))
     mqtt = None if args.mqtt.lower() in ("", "none", "off") else args.mqtt
-    return Config(db_url=args.db, mqtt_url=mqtt, topic_prefix=args.prefix, secret=secret, engine_tick_s=args.tick)
+    hook = mosquitto_hook(args.mosquitto_passwd, args.mosquitto_pid) if getattr(args, "mosquitto_passwd", None) else None
+    return Config(db_url=args.db, mqtt_url=mqtt, topic_prefix=args.prefix, secret=secret, engine_tick_s=args.tick,
+                  on_provision=hook)
+
+
+def mosquitto_hook(passwd_file: str, pid: int | None):
+    """on_provision for a Mosquitto with a password file (Config.on_provision)."""
+    import asyncio
+    import signal
+    import subprocess
+
+    def add(device_id: str, password: str) -> None:
+        subprocess.run(["mosquitto_passwd", "-b", passwd_file, device_id, password], check=True,
+                       capture_output=True)
+        if pid:
+            os.kill(pid, signal.SIGHUP)
+
+    def hook(device_id: str, password: str):
+        return asyncio.get_running_loop().run_in_executor(None, add, device_id, password)
+
+    return hook
 
 
 def run(args) -> int:
