@@ -146,7 +146,8 @@ async def _measure(args, workdir: Path) -> dict:
             "budget_per_min": 10_000, "create_deployment_s": round(create_s, 2),
             "provision_s": round(provision_s, 2), "broker": broker.kind,
             "ok": got["status"] == "completed" and got["completed_targets"] / elapsed * 60 >= 10_000,
-            "command": f"fleetflow bench rollout --devices {args.devices} --strategy {args.strategy}",
+            "command": f"fleetflow bench rollout --devices {args.devices} --strategy {args.strategy}"
+                       + (f" --batch-size {args.batch_size}" if args.strategy == "rolling" else ""),
         }
     finally:
         stop.set()
