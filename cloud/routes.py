@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from shared_schema.models import FlowBody
 
 from cloud import schemas
 from cloud.views import deployments, devices, executions, flows, keys, pipelines, webhooks
@@ -132,6 +133,17 @@ def _params(route: Route) -> list[dict]:
     return params
 
 
+def _body_schema(model) -> dict:
+    schema = model.model_json_schema()
+    if model in (schemas.FlowMeta, schemas.FlowPatch):
+        # The flow's content (definition or steps) is shared_schema's draft model.
+        content = FlowBody.model_json_schema()
+        schema.setdefault("$defs", {}).update(content.get("$defs", {}))
+        for key in ("definition", "steps", "variables"):
+            schema["properties"][key] = content["properties"][key]
+    return schema
+
+
 def openapi() -> dict:
     problem = {"description": "Problem (RFC 9457)",
                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
@@ -142,8 +154,8 @@ def openapi() -> dict:
               "responses": {str(route.status): {"description": "OK"}, "401": problem, "403": problem,
                             "404": problem, "409": problem, "422": problem}}
         if route.body is not None:
-            op["requestBody"] = {"required": route.method != "POST" or route.body is not schemas.RollbackBody,
-                                 "content": {"application/json": {"schema": route.body.model_json_schema()}}}
+            op["requestBody"] = {"required": route.body is not schemas.RollbackBody,
+                                 "content": {"application/json": {"schema": _body_schema(route.body)}}}
         paths.setdefault(API + route.path, {})[route.method.lower()] = op
     paths[API + "/openapi.json"] = {"get": {"summary": "This document", "tags": ["meta"], "security": [],
                                             "operationId": "openapi", "responses": {"200": {"description": "OK"}}}}

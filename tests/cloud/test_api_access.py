@@ -69,6 +69,8 @@ async def test_openapi_lists_every_route(api):
             served.add((path, route.method))
     assert served and served <= documented
     assert documented <= served | {(p, "HEAD") for p, _ in documented}
+    create_flow = doc["paths"][API + "/flows"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"name", "definition", "steps", "boards"} <= set(create_flow["properties"])
 
 
 async def test_the_dashboard_is_served_and_reads_the_api_with_a_key(api):
