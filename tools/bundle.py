@@ -5,7 +5,7 @@ A bundle is a folder laid out exactly as the board's filesystem root:
     boot.py, main.py          entry points, kept as source (MicroPython runs them by name)
     lib/fleetflow/**.mpy      the device package, compiled by mpy-cross for the board's
                               architecture, with only the node modules the board lists
-    lib/umqtt/simple.mpy      unix-sim only: real boards get it with `mip install umqtt.simple`
+    lib/umqtt/simple.mpy      unix-sim (and `flash --offline`): boards get it with `mip install umqtt.simple`
     board.json                the board definition (boards/<name>.json)
     config.json               provisioning, when given (device id, Wi-Fi, MQTT, HMAC key)
 
@@ -153,8 +153,12 @@ def build_bundle(
     firmware_dir: Path = FIRMWARE,
     boards_dir: Path = BOARDS,
     mpy_lib: Path = MPY_LIB,
+    with_umqtt: bool | None = None,
 ) -> Bundle:
-    """Compile the firmware for `board` into `out_dir` (emptied first)."""
+    """Compile the firmware for `board` into `out_dir` (emptied first).
+
+    `with_umqtt`: ship the pinned umqtt.simple from build/mpy-lib in the bundle
+    (default: only for the unix port; boards get it with `mip install`)."""
     spec = load_board(board, boards_dir)
     port = spec.get("port", "unix")
     if port not in MARCH:
@@ -190,10 +194,13 @@ def build_bundle(
         _compile(src, dst, rel.as_posix(), march)
         add(dst, "code")
 
-    if port == "unix":
-        # The simulator has no network to `mip install` from: ship the same
-        # pinned umqtt.simple the host runtime uses, compiled like the rest.
-        for src in sorted((mpy_lib / "umqtt").glob("*.py")):
+    if with_umqtt if with_umqtt is not None else port == "unix":
+        # The simulator (or an offline flash) has no network to `mip install`
+        # from: ship the same pinned umqtt.simple the host runtime uses.
+        sources = sorted((mpy_lib / "umqtt").glob("*.py"))
+        if not sources:
+            raise BundleError(f"no umqtt.simple in {mpy_lib}: run `make setup` (tools/fetch_umqtt.py)")
+        for src in sources:
             dst = out / "lib" / "umqtt" / (src.stem + ".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
             _compile(src, dst, f"umqtt/{src.name}", march)

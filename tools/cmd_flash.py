@@ -47,6 +47,8 @@ def register(sub) -> None:
                        help="add the device's MQTT user to this Mosquitto password file (then reload mosquitto)")
     p.add_argument("--out", type=Path, help=f"bundle folder (default {VAR}/<board>-<device>)")
     p.add_argument("--no-mip", action="store_true", help="skip `mip install umqtt.simple` (already on the board)")
+    p.add_argument("--offline", action="store_true",
+                   help="no internet here: ship the pinned umqtt.simple in the bundle instead of `mip install`")
     p.add_argument("--bundle-only", action="store_true", help="build the bundle, do not flash")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
@@ -107,7 +109,7 @@ def run(args) -> int:
             log(f"flash: added MQTT user {prov.get('mqtt_user', prov['device_id'])} to {args.mosquitto_passwd}; "
                 "reload mosquitto (SIGHUP) so it takes it")
         out = args.out or VAR / f"{args.board}-{prov['device_id']}"
-        bundle = bundle_mod.build_bundle(args.board, out, prov)
+        bundle = bundle_mod.build_bundle(args.board, out, prov, with_umqtt=True if args.offline else None)
         s = bundle.summary()
         log(f"bundle: {args.board} ({s['march']}), {s['files']} files, firmware {s['code_bytes']} B "
             f"of {s['budget_bytes']} B budget ({s['budget_used']:.0%}) at {out}")
@@ -119,7 +121,8 @@ def run(args) -> int:
                 log("flash: --port is needed to flash (or --bundle-only)")
                 return 2
             unix = args.board == "unix-sim"
-            result["flash"] = flashing.flash(bundle, args.port, unix=unix, mip=not args.no_mip, log=log)
+            result["flash"] = flashing.flash(bundle, args.port, unix=unix, mip=not (args.no_mip or args.offline),
+                                             log=log)
     except (bundle_mod.BundleError, flashing.FlashError, device_config.ConfigError, client_mod.ApiError) as exc:
         log(f"flash: {exc}")
         return 1

@@ -152,3 +152,11 @@ def test_flash_plan_per_board(tmp_path, board, unix, mip, expect_mip, expect_res
     assert sorted(c[len(str(b.root)) + 1:] for c in copied) == sorted(f.path for f in b.files)
     assert (["mip", "install", "umqtt.simple"] in plan.commands) == expect_mip
     assert (plan.commands[-1] == ["reset"]) == expect_reset
+
+
+def test_offline_flash_ships_umqtt_for_the_board_instead_of_mip(tmp_path, capsys):
+    rc = cli.main(["flash", "--board", "esp32-devkitc", "--bundle-only", "--offline", "--device-id", "e1",
+                   "--mqtt-host", "192.0.2.10", "--key", KEY, "--out", str(tmp_path / "b"), "--json"])
+    assert rc == 0
+    umqtt = tmp_path / "b" / "lib" / "umqtt" / "simple.mpy"
+    assert umqtt.read_bytes()[:2] == b"M\x06"  # a .mpy the board's MicroPython loads
