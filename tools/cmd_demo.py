@@ -48,6 +48,7 @@ def run(args) -> int:
     # it in the background (where the shell leaves SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)  # the terminal closed: the devices are in sessions of their own
     ok = demo.run_story(args.workdir, args.devices, exit_after=args.exit, prefer_broker=args.broker)
     return 0 if ok else 1
 

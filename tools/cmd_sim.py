@@ -68,6 +68,7 @@ def run(args) -> int:
     # us in the background (where the shell leaves SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGHUP, _sigterm)  # the terminal closed: the devices are in sessions of their own
     stack = broker = fleet = None
     api = None
     try:

@@ -46,7 +46,7 @@ def test_demo_on_the_embedded_amqtt_broker(tmp_path, procs_mentioning):
     assert procs_mentioning(str(tmp_path / "demo")) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
 def test_demo_stops_everything_on_ctrl_c(tmp_path, procs_mentioning, sig):
     workdir = tmp_path / "demo"
     proc = subprocess.Popen([FLEETFLOW, "demo", "--devices", "10", "--workdir", str(workdir)],
