@@ -108,7 +108,10 @@ def _finish(dep: dict, as_json: bool) -> int:
         print(json.dumps(dep, sort_keys=True))
     else:
         s = deploy_progress.summarize(dep)
-        print(f"deployment {s['id']}: {s['status']}")
+        print(f"deployment {s['id']}: {s['status']}" + (f" ({dep['reason']})" if dep.get("reason") else ""))
+        for t in dep.get("targets") or []:
+            if t["status"] in ("failed", "rolled_back"):
+                print(f"  {t['device_id']}: {t['status']}" + (f": {t['reason']}" if t.get("reason") else ""))
     return 0 if dep.get("status") == "completed" else 1
 
 

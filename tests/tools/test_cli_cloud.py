@@ -110,3 +110,25 @@ def test_cli_says_when_the_cloud_is_unreachable(capsys, monkeypatch):
     monkeypatch.setenv("FLEETFLOW_URL", "http://127.0.0.1:9")
     rc, _, err = _run(capsys, "devices", "list")
     assert rc == 1 and "cannot reach the cloud at http://127.0.0.1:9" in err
+
+
+def test_deploy_of_a_failing_flow_exits_1_and_says_why(stack, capsys, tmp_path):
+    from tools.demo import variant
+    from tools.simdevice import SimDevice
+
+    creds = stack.api.provision_device("cli-2", board="unix-sim")["credentials"]
+    broken = variant(json.loads(EXAMPLE.read_text()), typo=True)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    rc, out, _ = _run(capsys, "flow", "create", str(path), "--json")
+    flow_id = json.loads(out)["id"]
+    _run(capsys, "flow", "publish", flow_id)
+    with SimDevice(tmp_path / "dev", "cli-2", creds["hmac_key"], stack.broker.host, stack.broker.port,
+                   creds["mqtt"]["password"], sensors={"dht": {"4": {"profile": "steady"}}}):
+        deadline = time.monotonic() + 30
+        while not stack.api.get_device("cli-2")["online"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        rc, out, _ = _run(capsys, "deploy", "create", flow_id, "--devices", "cli-2", "--strategy", "all_at_once",
+                          "--health", HEALTH)
+    assert rc == 1
+    assert "cli-2: failed: rolled back on the device: error_rate" in out
