@@ -26,6 +26,9 @@ from tools import client as client_mod
 from tools.broker import start_broker
 
 
+LOGGERS = ("fleetflow", "aiohttp.access", "aiohttp.server", "amqtt", "transitions")
+
+
 class StackError(Exception):
     """The broker or the cloud did not come up."""
 
@@ -54,6 +57,13 @@ class Stack:
     def start(self) -> "Stack":
         self.workdir.mkdir(parents=True, exist_ok=True)
         cloud_pw = secrets.token_urlsafe(16)
+        # The cloud's and the in-process broker's logs go to a file, not into
+        # the narration on the terminal.
+        self._log_handler = logging.FileHandler(self.cloud_log)
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        for name in LOGGERS:
+            logging.getLogger(name).addHandler(self._log_handler)
+            logging.getLogger(name).setLevel(logging.INFO)
         try:
             self.broker = start_broker(self.workdir / "broker", users={"cloud": cloud_pw}, prefer=self.prefer_broker)
             self.log(f"broker: {self.broker.kind} on {self.broker.host}:{self.broker.port}")
@@ -73,11 +83,6 @@ class Stack:
         from cloud.secrets import load_server_secret
         from cloud.store import keys as key_store
 
-        self._log_handler = logging.FileHandler(self.cloud_log)
-        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        for name in ("fleetflow", "aiohttp.access", "aiohttp.server"):
-            logging.getLogger(name).addHandler(self._log_handler)
-            logging.getLogger(name).setLevel(logging.INFO)
         broker = self.broker
 
         async def on_provision(device_id: str, password: str) -> None:
@@ -127,7 +132,7 @@ class Stack:
             self._thread.join(timeout=15)
             self._loop = self._thread = None
         if self._log_handler is not None:
-            for name in ("fleetflow", "aiohttp.access", "aiohttp.server"):
+            for name in LOGGERS:
                 logging.getLogger(name).removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
