@@ -58,10 +58,11 @@ def get_by_pk(model, pk):
     """`model.get_or_none(pk == ...)` without building the query each time:
     peewee's SQL generation costs more than SQLite's answer to a point read,
     and the API's hottest path is reading one row by id."""
-    sql = _BY_PK_SQL.get(model)
+    key = (model, model._meta.database.param)  # the text depends on the database's parameter style
+    sql = _BY_PK_SQL.get(key)
     if sql is None:
         sql = model.select().where(model._meta.primary_key == "").sql()[0]
-        _BY_PK_SQL[model] = sql
+        _BY_PK_SQL[key] = sql
     row = model._meta.database.execute_sql(sql, (pk,)).fetchone()
     if row is None:
         return None

@@ -1,8 +1,10 @@
 """Tables. These are storage, not the API: `cloud.store.*` turns rows into
 API documents and `cloud.schemas` describes what the API accepts.
 
-Times are float seconds since the epoch (UTC); JSON columns hold what has
-no fixed shape (flow bodies, reported device state).
+Times are float seconds since the epoch (UTC), in DoubleField columns (a
+FloatField is a 4-byte REAL on PostgreSQL: minutes off for today's epoch
+seconds); JSON columns hold what has no fixed shape (flow bodies, reported
+device state).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class BaseModel(peewee.Model):
 
 class SchemaVersion(BaseModel):
     version = peewee.IntegerField()
-    applied_at = peewee.FloatField()
+    applied_at = peewee.DoubleField()
 
 
 class ApiKey(BaseModel):
@@ -30,7 +32,7 @@ class ApiKey(BaseModel):
     prefix = peewee.CharField(max_length=16)  # shown in listings, so a key can be recognised
     name = peewee.CharField(max_length=128, default="")
     role = peewee.CharField(max_length=16)
-    created_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
     revoked = peewee.BooleanField(default=False)
 
 
@@ -44,8 +46,8 @@ class Flow(BaseModel):
     boards = JSONField(null=True)  # boards the author targets; null: any it fits
     version = peewee.IntegerField(default=0)  # latest published version, 0 before the first
     restored_from = peewee.IntegerField(null=True)  # the version the draft was restored from
-    created_at = peewee.FloatField()
-    updated_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
+    updated_at = peewee.DoubleField()
 
 
 class FlowVersion(BaseModel):
@@ -58,7 +60,7 @@ class FlowVersion(BaseModel):
     boards = JSONField()  # the boards it was validated for
     types = JSONField()  # node types it uses
     restored_from = peewee.IntegerField(null=True)
-    created_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
 
     class Meta:
         indexes = ((("flow", "version"), True),)
@@ -76,8 +78,8 @@ class Device(BaseModel):
     online = peewee.BooleanField(default=False)
     status = JSONField(null=True)  # last retained status it reported
     health = JSONField(null=True)  # last health report
-    last_seen = peewee.FloatField(null=True)
-    created_at = peewee.FloatField()
+    last_seen = peewee.DoubleField(null=True)
+    created_at = peewee.DoubleField()
 
 
 class Deployment(BaseModel):
@@ -91,11 +93,11 @@ class Deployment(BaseModel):
     status = peewee.CharField(max_length=16, default="pending", index=True)
     phase = peewee.CharField(max_length=16, default="")
     batch = peewee.IntegerField(default=0)
-    phase_since = peewee.FloatField(null=True)
-    started_at = peewee.FloatField(null=True)
-    finished_at = peewee.FloatField(null=True)
+    phase_since = peewee.DoubleField(null=True)
+    started_at = peewee.DoubleField(null=True)
+    finished_at = peewee.DoubleField(null=True)
     reason = peewee.TextField(default="")
-    created_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
 
 
 class Target(BaseModel):
@@ -108,10 +110,10 @@ class Target(BaseModel):
     status = peewee.CharField(max_length=16, default="pending")
     step = peewee.CharField(max_length=16, default="")
     ack = peewee.CharField(max_length=16, default="")
-    sent_at = peewee.FloatField(null=True)
+    sent_at = peewee.DoubleField(null=True)
     applied = peewee.BooleanField(default=False)
     reason = peewee.TextField(default="")
-    updated_at = peewee.FloatField(null=True)
+    updated_at = peewee.DoubleField(null=True)
 
     class Meta:
         indexes = ((("deployment", "device"), True), (("device",), False))
@@ -140,9 +142,9 @@ class Command(BaseModel):
     device = peewee.CharField(max_length=64)
     step = peewee.CharField(max_length=16)
     payload = JSONField()  # the MQTT message (or messages, for a chunked program)
-    created_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
     sent_count = peewee.IntegerField(default=0)
-    last_sent_at = peewee.FloatField(null=True)
+    last_sent_at = peewee.DoubleField(null=True)
     done = peewee.BooleanField(default=False)
 
     class Meta:
@@ -153,7 +155,7 @@ class DeploymentEvent(BaseModel):
     """What happened to a deployment, in order: the record of each action."""
 
     deployment = peewee.CharField(max_length=64, index=True)
-    at = peewee.FloatField()
+    at = peewee.DoubleField()
     kind = peewee.CharField(max_length=32)
     device = peewee.CharField(max_length=64, default="")
     detail = JSONField(null=True)
@@ -172,7 +174,7 @@ class RunRecord(BaseModel):
     t_ms = peewee.BigIntegerField(null=True)
     us = peewee.IntegerField(default=0)
     logs = JSONField(null=True)
-    received_at = peewee.FloatField()
+    received_at = peewee.DoubleField()
 
     class Meta:
         indexes = ((("device", "received_at"), False),)
@@ -201,11 +203,11 @@ class Execution(BaseModel):
     overrides = JSONField(null=True)
     selector = JSONField()
     status = peewee.CharField(max_length=16, default="pending", index=True)
-    timeout = peewee.FloatField()
+    timeout = peewee.DoubleField()
     retry_of = peewee.CharField(max_length=64, null=True)
-    created_at = peewee.FloatField()
-    started_at = peewee.FloatField(null=True)
-    finished_at = peewee.FloatField(null=True)
+    created_at = peewee.DoubleField()
+    started_at = peewee.DoubleField(null=True)
+    finished_at = peewee.DoubleField(null=True)
     pipeline_run = peewee.CharField(max_length=64, null=True)  # added by migration 6
 
 
@@ -216,7 +218,7 @@ class ExecTarget(BaseModel):
     status = peewee.CharField(max_length=16, default="pending")  # pending running completed failed cancelled timed_out
     run = peewee.IntegerField(null=True)
     reason = peewee.TextField(default="")
-    finished_at = peewee.FloatField(null=True)
+    finished_at = peewee.DoubleField(null=True)
 
     class Meta:
         indexes = ((("execution", "device"), True),)
@@ -227,7 +229,7 @@ class Webhook(BaseModel):
     events = JSONField()  # event names or prefixes ("deployment.", "*")
     secret_sealed = peewee.TextField()  # signs deliveries; sealed like device keys
     active = peewee.BooleanField(default=True)
-    created_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
 
 
 class Delivery(BaseModel):
@@ -239,10 +241,10 @@ class Delivery(BaseModel):
     payload = JSONField()
     status = peewee.CharField(max_length=16, default="pending")  # pending | delivered | dead
     attempts = peewee.IntegerField(default=0)
-    next_at = peewee.FloatField()
+    next_at = peewee.DoubleField()
     last_error = peewee.TextField(default="")
-    created_at = peewee.FloatField()
-    delivered_at = peewee.FloatField(null=True)
+    created_at = peewee.DoubleField()
+    delivered_at = peewee.DoubleField(null=True)
 
     class Meta:
         indexes = ((("status", "next_at"), False),)
@@ -257,8 +259,8 @@ class Pipeline(BaseModel):
     steps = JSONField()  # [{"flow_id", "on_failure": "stop" | "continue"}]
     targets = JSONField()  # target_devices / target_tags / environment / all
     use_count = peewee.IntegerField(default=0)
-    last_used_at = peewee.FloatField(null=True)
-    created_at = peewee.FloatField()
+    last_used_at = peewee.DoubleField(null=True)
+    created_at = peewee.DoubleField()
 
 
 class PipelineRun(BaseModel):
@@ -268,9 +270,9 @@ class PipelineRun(BaseModel):
     current_step = peewee.IntegerField(default=0)
     steps_snapshot = JSONField()
     triggered_by = peewee.CharField(max_length=64, default="")
-    created_at = peewee.FloatField()
-    started_at = peewee.FloatField(null=True)
-    completed_at = peewee.FloatField(null=True)
+    created_at = peewee.DoubleField()
+    started_at = peewee.DoubleField(null=True)
+    completed_at = peewee.DoubleField(null=True)
 
 
 ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent,

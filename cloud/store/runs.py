@@ -18,13 +18,14 @@ OUT_MAX = 200  # characters of a node's output summary kept
 
 
 def _sql(model, columns) -> str:
-    sql = _SQL.get(model)
+    db = model._meta.database
+    key = (model, db.param)  # the text depends on the database's parameter style
+    sql = _SQL.get(key)
     if sql is None:
-        db = model._meta.database
         q = db.quote  # the database's identifier quotes, e.g. '""'
         names = ", ".join(f"{q[0]}{c}{q[1]}" for c in columns)
         marks = ", ".join([db.param] * len(columns))
-        sql = _SQL[model] = f"INSERT INTO {q[0]}{model._meta.table_name}{q[1]} ({names}) VALUES ({marks})"
+        sql = _SQL[key] = f"INSERT INTO {q[0]}{model._meta.table_name}{q[1]} ({names}) VALUES ({marks})"
     return sql
 
 
@@ -36,8 +37,9 @@ def _insert_runs(rows: list[tuple]) -> list[int]:
         # builds SQL text per batch, which costs more than SQLite's own work.
         # Inside the transaction this is the only writer, and rowids of an
         # INTEGER PRIMARY KEY table are handed out one after the other.
+        dump = RunRecord.logs.db_value  # executemany bypasses the field's conversion
         cursor = db.cursor()
-        cursor.executemany(_sql(RunRecord, _RUN_COLUMNS), rows)
+        cursor.executemany(_sql(RunRecord, _RUN_COLUMNS), [r[:9] + (dump(r[9]),) + r[10:] for r in rows])
         last = db.execute_sql("SELECT last_insert_rowid()").fetchone()[0]
         return list(range(last - len(rows) + 1, last + 1))
     ids = []
@@ -51,11 +53,10 @@ def ingest(batches: list[tuple[str, dict, float]]) -> int:
     """Store (device_id, RunsBatch as dict, received_at) batches; returns the
     number of node records stored."""
     runs, node_lists = [], []
-    dump = RunRecord.logs.db_value
     for device_id, batch, now in batches:
         for rec in batch.get("runs") or ():
             runs.append((device_id, rec["run"], rec.get("flow"), rec.get("ver"), rec.get("exec"), rec.get("trigger"),
-                         rec["status"], rec.get("t_ms"), rec.get("us") or 0, dump(rec.get("logs") or None), now))
+                         rec["status"], rec.get("t_ms"), rec.get("us") or 0, rec.get("logs") or None, now))
             node_lists.append(rec.get("nodes") or ())
     if not runs:
         return 0

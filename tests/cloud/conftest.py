@@ -4,6 +4,7 @@ and a small client that checks statuses."""
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 
@@ -78,9 +79,29 @@ class Api:
         return [await self.post("/devices", {"board": board, **fields}, expect=201) for _ in range(count)]
 
 
+def _fresh_postgres(url: str) -> str:
+    """An emptied PostgreSQL database (FLEETFLOW_TEST_DB_URL runs the API
+    tests on PostgreSQL instead of SQLite)."""
+    from cloud.db import open_database
+
+    db = open_database(url)
+    db.connect()
+    db.execute_sql("DROP SCHEMA public CASCADE")
+    db.execute_sql("CREATE SCHEMA public")
+    db.close()
+    return url
+
+
 @pytest.fixture
-def cloud_config(tmp_path) -> Config:
-    return Config(db_url=str(tmp_path / "cloud.db"), mqtt_url=None, secret=b"s" * 32, engine_tick_s=0.05)
+def db_url(tmp_path) -> str:
+    """A fresh database: SQLite in tmp_path, or FLEETFLOW_TEST_DB_URL emptied."""
+    url = os.environ.get("FLEETFLOW_TEST_DB_URL")
+    return _fresh_postgres(url) if url else str(tmp_path / "cloud.db")
+
+
+@pytest.fixture
+def cloud_config(db_url) -> Config:
+    return Config(db_url=db_url, mqtt_url=None, secret=b"s" * 32, engine_tick_s=0.05)
 
 
 @pytest.fixture

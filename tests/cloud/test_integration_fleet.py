@@ -109,11 +109,11 @@ def broker(tmp_path):
     b.stop()
 
 
-async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, aiohttp_client, broker):
+async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, db_url, aiohttp_client, broker):
     from tools.simdevice import SimDevice
 
     loop = asyncio.get_running_loop()
-    config = Config(db_url=str(tmp_path / "cloud.db"), mqtt_url=f"mqtt://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
+    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
                     secret=b"integration-secret-32-bytes-long", engine_tick_s=0.2, mqtt_reconnect_s=0.2,
                     on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
     cloud = Cloud(aiohttp_client, config)
