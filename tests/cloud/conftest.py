@@ -93,6 +93,12 @@ def _fresh_postgres(url: str) -> str:
 
 
 @pytest.fixture
+def empty_postgres():
+    """The function that empties a PostgreSQL database and returns its URL."""
+    return _fresh_postgres
+
+
+@pytest.fixture
 def db_url(tmp_path) -> str:
     """A fresh database: SQLite in tmp_path, or FLEETFLOW_TEST_DB_URL emptied."""
     url = os.environ.get("FLEETFLOW_TEST_DB_URL")
