@@ -12,6 +12,7 @@ from aiohttp import web
 from cloud import secrets
 from cloud.errors import BadRequest, FleetflowError, Forbidden, Unauthorized
 from cloud.store import keys as key_store
+from shared_schema.jsontext import JSONTextError, loads
 
 log = logging.getLogger("fleetflow.api")
 PROBLEM = "application/problem+json"
@@ -102,9 +103,11 @@ async def json_body(request: web.Request, default=None):
             return default
         raise BadRequest("this request needs a JSON body")
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from None
+        # Strict JSON: Python's json takes NaN and Infinity, which are not JSON
+        # and which would be stored and echoed back as invalid JSON.
+        body = loads(await request.read())
+    except JSONTextError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}", line=exc.line, column=exc.column) from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 async def test_seed_001_create_flow_works_as_written(api, seed_flow):
     flow = await api.post("/flows", seed_flow(), expect=201)
@@ -119,3 +121,23 @@ async def test_missing_flows_are_404_and_bad_json_is_400(api):
     await api.post("/flows/flow_nope/publish", expect=404)
     resp = await api.client.post("/api/v1/flows", data=b"{not json", headers={"x-api-key": api.keys["admin"]})
     assert resp.status == 400 and resp.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize("text, line, column", [
+    (b'{"name": "x",\n "definition": {"nodes": [{"id": "a", "x": NaN}]}}', 2, 44),
+    (b'{"name": "x", "tags": [Infinity]}', 1, 24),
+    (b'{"name": "x",\n\n  "tags": [}', 3, 12),
+])
+async def test_a_body_that_is_not_strict_json_is_400_with_its_position(api, text, line, column):
+    resp = await api.client.post("/api/v1/flows", data=text, headers={"x-api-key": api.keys["admin"]})
+    problem = await resp.json()
+    assert (resp.status, problem["line"], problem["column"]) == (400, line, column), problem
+    assert (await api.get("/flows"))["flows"] == []  # nothing stored, nothing to echo back as NaN
+
+
+async def test_a_variable_value_that_does_not_fit_its_type_points_at_the_value(api):
+    body = {"name": "x", "definition": {"nodes": [], "variables": [
+        {"name": "ok", "type": "number", "value": "30"}, {"name": "t", "type": "number", "value": "warm"}]}}
+    problem = await api.post("/flows", body, expect=422)
+    assert problem["errors"] == [{"pointer": "/definition/variables/1/value",
+                                  "message": "'warm' is not a number; write e.g. 30"}]
