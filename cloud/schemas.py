@@ -9,21 +9,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloud.errors import Invalid, Problem
+from shared_schema.models import validation_problems
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 Role = Literal["admin", "operator", "viewer"]
 Strategy = Literal["all_at_once", "rolling", "canary", "blue_green"]
 
 
-def pointer(loc) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in loc)
-
-
 def parse(model: type[BaseModel], body: Any, base: tuple = ()):
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        problems = [Problem(pointer(base + tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+        problems = [Problem(p.pointer, p.message) for p in validation_problems(exc, base)]
         raise Invalid(f"invalid {model.__name__} body", problems) from None
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from shared_schema.params import coerce_var, infer_var_type
 from shared_schema.problems import Problem, pointer
@@ -69,12 +69,21 @@ class Variable(_Open):
     type: VarType | None = None  # inferred from the value when absent
     value: Any = None
 
+    @field_validator("value")
+    @classmethod
+    def _coerce_declared(cls, value: Any, info: ValidationInfo) -> Any:
+        # A field validator, so a value that does not fit points at `/value`.
+        # `type` is validated before `value`; when it is absent (or itself
+        # wrong) there is nothing declared to coerce to here.
+        var_type = info.data.get("type")
+        return coerce_var(var_type, value) if var_type is not None and value is not None else value
+
     @model_validator(mode="after")
-    def _coerce(self) -> Variable:
+    def _infer_type(self) -> Variable:
         if self.type is None:
             self.type = infer_var_type(self.value)
-        if self.value is not None:
-            self.value = coerce_var(self.type, self.value)
+            if self.value is not None:
+                self.value = coerce_var(self.type, self.value)
         return self
 
 
@@ -127,5 +136,16 @@ def draft_problems(body: Any) -> list[Problem]:
     try:
         parse_draft(body)
     except ValidationError as exc:
-        return [Problem(pointer(*err["loc"]), err["msg"]) for err in exc.errors()]
+        return validation_problems(exc)
     return []
+
+
+def validation_problems(exc: ValidationError, base: tuple = ()) -> list[Problem]:
+    """A pydantic error as problems: pointers, and our own ValueError messages
+    without pydantic's "Value error, " prefix."""
+    problems = []
+    for err in exc.errors():
+        error = (err.get("ctx") or {}).get("error")
+        message = str(error) if err["type"] == "value_error" and error is not None else err["msg"]
+        problems.append(Problem(pointer(*base, *err["loc"]), message))
+    return problems
