@@ -44,6 +44,7 @@ DEFAULTS: dict[str, dict] = {
     "blue_green": {"timeout": 3600, "auto_rollback": True, "health_check": True, "switch_delay": 600},
 }
 
+MAX_DURATION_S = 30 * 86400
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
@@ -53,14 +54,19 @@ def parse_duration(value) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '5m'")
     if isinstance(value, (int, float)):
-        if value < 0 or not math.isfinite(value):
+        if not math.isfinite(value):
+            raise ValueError("a duration is a finite number of seconds")
+        if value < 0:
             raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '2h'")
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '2h'")
+    if seconds > MAX_DURATION_S:
+        # Nothing waits forever: a timeout of a thousand years is no timeout.
+        raise ValueError(f"a duration is at most {MAX_DURATION_S // 86400} days ('{MAX_DURATION_S // 86400}d')")
+    return seconds
 
 
 def parse_percent(value) -> float:
@@ -89,26 +95,39 @@ def _parse_bool(value) -> bool:
     return value
 
 
-def _parse_health(value) -> dict:
+def _parse_runs(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("must be a whole number of good runs, 0 or more")
+    return value
+
+
+def _parse_error_rate(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError("must be a fraction from 0 to 1")
+    return float(value)
+
+
+_HEALTH_PARSERS = {"runs": _parse_runs, "seconds": parse_duration, "max_error_rate": _parse_error_rate}
+
+
+def _parse_health(value, pointer: str) -> tuple[dict, list[Problem]]:
+    """The health rule and the problems of `value`, each at its own key."""
     if not isinstance(value, dict):
-        raise ValueError("must be an object with runs, seconds, max_error_rate")
-    rule = dict(HEALTH_DEFAULT)
+        return {}, [Problem(pointer, "must be an object with runs, seconds, max_error_rate")]
+    rule, problems = dict(HEALTH_DEFAULT), []
     for key, item in value.items():
-        if key == "runs":
-            rule["runs"] = _parse_count(item) if item != 0 else 0
-        elif key == "seconds":
-            rule["seconds"] = parse_duration(item)
-        elif key == "max_error_rate":
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or not 0 <= item <= 1:
-                raise ValueError("max_error_rate is a fraction from 0 to 1")
-            rule["max_error_rate"] = float(item)
-        else:
-            raise ValueError(f"unknown health setting {key!r} (runs, seconds, max_error_rate)")
-    return rule
+        parser = _HEALTH_PARSERS.get(key)
+        if parser is None:
+            problems.append(Problem(f"{pointer}/{key}", f"unknown health setting {key!r} (runs, seconds, max_error_rate)"))
+            continue
+        try:
+            rule[key] = parser(item)
+        except ValueError as exc:
+            problems.append(Problem(f"{pointer}/{key}", str(exc)))
+    return rule, problems
 
 
-_PARSERS = {"duration": parse_duration, "percent": parse_percent, "count": _parse_count,
-            "bool": _parse_bool, "health": _parse_health}
+_PARSERS = {"duration": parse_duration, "percent": parse_percent, "count": _parse_count, "bool": _parse_bool}
 
 
 def resolve(strategy: str, config: dict | None, pointer: str = "/config") -> dict:
@@ -127,6 +146,10 @@ def resolve(strategy: str, config: dict | None, pointer: str = "/config") -> dic
         if kind is None:
             known = ", ".join(sorted(SCHEMA[strategy]))
             problems.append(Problem(f"{pointer}/{key}", f"not a setting of {strategy} (known: {known})"))
+            continue
+        if kind == "health":
+            settings[key], health_problems = _parse_health(value, f"{pointer}/{key}")
+            problems.extend(health_problems)
             continue
         try:
             settings[key] = _PARSERS[kind](value)

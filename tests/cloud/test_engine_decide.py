@@ -54,10 +54,18 @@ def test_durations_parse_to_seconds(text, seconds):
     assert engine_settings.parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["5 minutes", "-3", -1, True, "", None, "m"])
-def test_bad_durations_are_refused(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, says", [
+    ("5 minutes", "like '30s'"), ("-3", "like '30s'"), (-1, "negative"), (True, "number of seconds"),
+    ("", "like '30s'"), (None, "like '30s'"), ("m", "like '30s'"),
+    (float("nan"), "finite"), (float("inf"), "finite"), (1e308, "at most 30 days"), ("99999h", "at most 30 days"),
+])
+def test_bad_durations_are_refused(bad, says):
+    with pytest.raises(ValueError, match=says):
         engine_settings.parse_duration(bad)
+
+
+def test_the_longest_duration_is_accepted():
+    assert engine_settings.parse_duration("30d") == engine_settings.MAX_DURATION_S
 
 
 @pytest.mark.parametrize("strategy, key, value", [
@@ -76,6 +84,25 @@ def test_config_problems_point_at_every_bad_key():
         engine_settings.resolve("canary", {"batch_size": 5, "canary_delay": "soon", "failure_threshold": "120%"})
     pointers = sorted(p.pointer for p in info.value.problems)
     assert pointers == ["/config/batch_size", "/config/canary_delay", "/config/failure_threshold"]
+
+
+def test_health_rule_problems_point_inside_the_rule():
+    with pytest.raises(engine_settings.Invalid) as info:
+        engine_settings.resolve("rolling", {"health": {"runs": "x", "seconds": -1, "max_error_rate": 2, "rnus": 3}})
+    assert [(p.pointer, p.message) for p in info.value.problems] == [
+        ("/config/health/runs", "must be a whole number of good runs, 0 or more"),
+        ("/config/health/seconds", "a duration cannot be negative"),
+        ("/config/health/max_error_rate", "must be a fraction from 0 to 1"),
+        ("/config/health/rnus", "unknown health setting 'rnus' (runs, seconds, max_error_rate)"),
+    ]
+    with pytest.raises(engine_settings.Invalid) as info:
+        engine_settings.resolve("rolling", {"health": 5})
+    assert [p.pointer for p in info.value.problems] == ["/config/health"]
+
+
+def test_a_partial_health_rule_keeps_the_other_defaults():
+    rule = engine_settings.resolve("canary", {"health": {"runs": 0, "seconds": "1m"}})["health"]
+    assert rule == {"runs": 0, "seconds": 60, "max_error_rate": engine_settings.HEALTH_DEFAULT["max_error_rate"]}
 
 
 def test_seed_001_rolling_config_resolves():
