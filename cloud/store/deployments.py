@@ -40,9 +40,13 @@ def resolve_targets(req) -> list[Device]:
             if all(tag in dev.tags for tag in req.target_tags):
                 chosen.setdefault(dev.id, dev)
     if not chosen:
-        pointer = "/target_tags" if req.target_tags else "/environment"
-        raise Invalid("no device matches the targets", [Problem(pointer, "no device matches")])
+        raise Invalid("no device matches the targets", [Problem(_selector_pointer(req), "no device matches")])
     return list(chosen.values())
+
+
+def _selector_pointer(req) -> str:
+    """Where in the body the devices chosen by tag or environment came from."""
+    return "/target_tags" if req.target_tags else "/environment"
 
 
 def check_types(devices: list[Device], types: list[str], req) -> None:
@@ -52,7 +56,7 @@ def check_types(devices: list[Device], types: list[str], req) -> None:
         lacking = sorted(set(types) - set(node_types(dev)))
         if lacking:
             missing[dev.id] = lacking
-            where = f"/target_devices/{positions[dev.id]}" if dev.id in positions else "/target_devices"
+            where = f"/target_devices/{positions[dev.id]}" if dev.id in positions else _selector_pointer(req)
             problems.append(Problem(where, f"device {dev.id} lacks node types: {', '.join(lacking)}"))
     if problems:
         raise Invalid(f"{len(missing)} target device(s) lack node types the flow uses", problems, missing=missing)

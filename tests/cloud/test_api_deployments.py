@@ -114,6 +114,35 @@ async def test_targets_lacking_a_node_type_are_refused_with_ids_and_types(api):
     assert problem["errors"] == [{"pointer": "/target_devices/1", "message": "device dev_002 lacks node types: dht"}]
 
 
+async def test_targets_by_ids_tags_and_environment(api):
+    flow = await api.published_flow()
+    for dev_id, tags, env in [("a", ["lab", "east"], "prod"), ("b", ["lab"], "prod"), ("c", ["lab", "east"], "dev"),
+                              ("d", [], "prod"), ("e", ["east"], "dev")]:
+        await api.post("/devices", {"id": dev_id, "board": "unix-sim", "tags": tags, "environment": env}, expect=201)
+
+    async def targets(**selector):
+        dep = await api.post("/deployments", {"flow_id": flow["id"], **selector}, expect=201)
+        return [t["device_id"] for t in dep["targets"]]
+
+    assert await targets(target_devices=["d", "b"]) == ["d", "b"]
+    assert await targets(target_tags=["lab"]) == ["a", "b", "c"]
+    assert await targets(target_tags=["lab", "east"]) == ["a", "c"]  # every tag
+    assert await targets(environment="prod") == ["a", "b", "d"]
+    assert await targets(target_tags=["east"], environment="dev") == ["c", "e"]  # both
+    assert await targets(target_devices=["e"], target_tags=["lab"], environment="prod") == ["e", "a", "b"]
+    problem = await api.post("/deployments", {"flow_id": flow["id"], "target_tags": ["west"]}, expect=422)
+    assert problem["errors"] == [{"pointer": "/target_tags", "message": "no device matches"}]
+
+
+async def test_devices_chosen_by_tag_lacking_a_node_type_point_at_the_selector(api):
+    flow, _, body = await _seed_setup(api)
+    await api.call("PATCH", "/devices/dev_003", {"tags": ["lab"]})
+    api.app[DB].call(record_status, "dev_003", {"state": "online", "types": ["switch"], "board": "unix-sim"}, 1.0)
+    problem = await api.post("/deployments", {"flow_id": flow["id"], "target_tags": ["lab"]}, expect=422)
+    assert problem["missing"] == {"dev_003": ["dht", "mqtt_out"]}
+    assert problem["errors"] == [{"pointer": "/target_tags", "message": "device dev_003 lacks node types: dht, mqtt_out"}]
+
+
 async def test_deployment_bodies_are_checked(api):
     flow, _, body = await _seed_setup(api)
     problem = await api.post("/deployments", dict(body, target_devices=["dev_001", "ghost"]), expect=422)
