@@ -60,10 +60,16 @@ def mosquitto_hook(passwd_file: str, pid: int | None):
     import asyncio
     import signal
     import subprocess
+    import threading
+
+    # mosquitto_passwd rewrites the whole file: two provisions running it at
+    # once on executor threads could each drop the other's line.
+    one_at_a_time = threading.Lock()
 
     def add(device_id: str, password: str) -> None:
-        subprocess.run(["mosquitto_passwd", "-b", passwd_file, device_id, password], check=True,
-                       capture_output=True)
+        with one_at_a_time:
+            subprocess.run(["mosquitto_passwd", "-b", passwd_file, device_id, password], check=True,
+                           capture_output=True)
         if pid:
             os.kill(pid, signal.SIGHUP)
 
