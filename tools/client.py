@@ -212,6 +212,16 @@ def from_args(args) -> Client:
     return Client(getattr(args, "cloud", None), getattr(args, "api_key", None))
 
 
+def call(args, prefix: str, fn):
+    """`fn(client)`'s answer, or None once the cloud's error is printed
+    (the command then exits 1)."""
+    try:
+        return fn(from_args(args))
+    except ApiError as exc:
+        print_error(exc, prefix)
+        return None
+
+
 def print_error(exc: ApiError, prefix: str = "fleetflow") -> None:
     import sys
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 
+from shared_schema.jsontext import JSONTextError, loads
 from tools import client as client_mod
 from tools import deploy_progress
 
@@ -98,7 +99,10 @@ def deployment_body(args) -> dict:
         if value is not None:
             config[name] = value
     if args.health:
-        config["health"] = json.loads(args.health)
+        try:
+            config["health"] = loads(args.health)
+        except JSONTextError as exc:
+            raise SystemExit(f"deploy: --health is not JSON ({exc}); e.g. '{{\"runs\": 3, \"seconds\": 30}}'") from None
     body["config"] = config
     return body
 
@@ -154,10 +158,8 @@ def _watch(args) -> int:
 
 
 def _list(args) -> int:
-    try:
-        deps = client_mod.from_args(args).list_deployments()
-    except client_mod.ApiError as exc:
-        client_mod.print_error(exc, "deploy")
+    deps = client_mod.call(args, "deploy", lambda api: api.list_deployments())
+    if deps is None:
         return 1
     if args.json:
         print(json.dumps(deps, sort_keys=True))
@@ -171,10 +173,8 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    try:
-        dep = client_mod.from_args(args).deployment(args.deployment)
-    except client_mod.ApiError as exc:
-        client_mod.print_error(exc, "deploy")
+    dep = client_mod.call(args, "deploy", lambda api: api.deployment(args.deployment))
+    if dep is None:
         return 1
     if args.json:
         print(json.dumps(dep, sort_keys=True))
@@ -186,10 +186,8 @@ def _show(args) -> int:
 
 
 def _action(args, action: str) -> int:
-    try:
-        dep = client_mod.from_args(args).deployment_action(args.deployment, action)
-    except client_mod.ApiError as exc:
-        client_mod.print_error(exc, "deploy")
+    dep = client_mod.call(args, "deploy", lambda api: api.deployment_action(args.deployment, action))
+    if dep is None:
         return 1
     if args.json:
         print(json.dumps(dep, sort_keys=True))

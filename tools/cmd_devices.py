@@ -56,10 +56,8 @@ def table(devices: list[dict]) -> str:
 
 
 def _list(args) -> int:
-    try:
-        devices = client_mod.from_args(args).list_devices()
-    except client_mod.ApiError as exc:
-        client_mod.print_error(exc, "devices")
+    devices = client_mod.call(args, "devices", lambda api: api.list_devices())
+    if devices is None:
         return 1
     if args.json:
         print(json.dumps(devices, sort_keys=True))
@@ -71,10 +69,8 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    try:
-        dev = client_mod.from_args(args).get_device(args.device)
-    except client_mod.ApiError as exc:
-        client_mod.print_error(exc, "devices")
+    dev = client_mod.call(args, "devices", lambda api: api.get_device(args.device))
+    if dev is None:
         return 1
     print(json.dumps(dev, sort_keys=True, indent=None if args.json else 2))
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from shared_schema.jsontext import JSONTextError, loads
 from tools import client as client_mod
 
 
@@ -38,26 +39,21 @@ def register_remote(what) -> None:
 
 
 def _load(path: Path) -> dict:
+    """The flow object in a file; exits 1 naming the file, line and column
+    when it is not strict JSON (NaN included) or not an object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"flow: cannot read {path}: {exc}") from None
+        body = loads(path.read_bytes())
+    except OSError as exc:
+        raise SystemExit(f"flow: cannot read {path}: {exc.strerror or exc}") from None
+    except JSONTextError as exc:
+        raise SystemExit(f"flow: {path}:{exc.line}:{exc.column}: malformed JSON: {exc.message}") from None
+    if not isinstance(body, dict):
+        raise SystemExit(f"flow: {path}: a flow is a JSON object with 'definition' or 'steps'")
+    return body
 
 
 def _call(args, fn):
-    try:
-        answer = fn(client_mod.from_args(args))
-    except client_mod.ApiError as exc:
-        client_mod.print_error(exc, "flow")
-        return None
-    return answer
-
-
-def _version(flow: dict):
-    for key in ("version", "latest_version", "published_version", "ver"):
-        if isinstance(flow.get(key), int):
-            return flow[key]
-    return None
+    return client_mod.call(args, "flow", fn)
 
 
 def _create(args) -> int:
@@ -84,7 +80,7 @@ def _publish(args) -> int:
     if flow is None:
         return 1
     print(json.dumps(flow, sort_keys=True) if args.json
-          else f"published flow {args.flow} version {_version(flow)}")
+          else f"published flow {args.flow} version {flow.get('version')}")
     return 0
 
 
@@ -97,6 +93,6 @@ def _list(args) -> int:
         return 0
     print(f"{'ID':22}  {'STATUS':10}  {'VER':>3}  NAME")
     for f in flows:
-        ver = _version(f)
+        ver = f.get("version")
         print(f"{str(f.get('id')):22}  {str(f.get('status')):10}  {'' if ver is None else ver:>3}  {f.get('name', '')}")
     return 0

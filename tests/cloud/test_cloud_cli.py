@@ -37,3 +37,35 @@ async def test_the_mosquitto_hook_adds_the_device_to_the_password_file(tmp_path)
     assert "s3cret-pw" not in passwd.read_text()
     subprocess.run(["mosquitto_passwd", "-b", str(passwd), "other", "x"], check=True)
     assert {line.split(":")[0] for line in passwd.read_text().split()} == {"dev_9", "other"}
+
+
+@pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="needs mosquitto_passwd")
+async def test_devices_provisioned_at_once_all_land_in_the_password_file(tmp_path):
+    import asyncio
+
+    from tools.cmd_serve import mosquitto_hook
+
+    passwd = tmp_path / "passwd"
+    passwd.write_text("")
+    hook = mosquitto_hook(str(passwd), None)
+    await asyncio.gather(*(hook(f"dev_{i}", f"pw-{i}") for i in range(12)))
+    assert {line.split(":")[0] for line in passwd.read_text().split()} == {f"dev_{i}" for i in range(12)}
+
+
+@pytest.mark.parametrize("content, says", [
+    ('{"name": "x", "definition": {"nodes": [{"id": "a", "x": NaN}]}}', "bad.json:1:57: malformed JSON: NaN"),
+    ('{"name": "x",\n  "tags": [}', "bad.json:2:12: malformed JSON"),
+    ("[1, 2]", "bad.json: a flow is a JSON object"),
+])
+def test_flow_create_refuses_a_file_that_is_not_a_flow_object_before_calling_the_cloud(tmp_path, content, says):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    with pytest.raises(SystemExit) as info:  # no cloud is listening on port 1
+        main(["flow", "create", str(bad), "--name", "y", "--cloud", "http://127.0.0.1:1"])
+    assert says in str(info.value.code)
+
+
+def test_deploy_create_with_a_health_rule_that_is_not_json_says_so(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["deploy", "create", "flow_x", "--devices", "d1", "--health", "runs=3", "--cloud", "http://127.0.0.1:1"])
+    assert "--health is not JSON" in str(info.value.code)
