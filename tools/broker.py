@@ -15,11 +15,21 @@ persistence in `workdir` so a restart keeps retained messages and sessions.
 When mosquitto is not installed, amqtt runs in-process on its own thread and
 event loop, with the same users and the same per-device topic rule enforced
 by two small amqtt plugins below. A warning says that it did.
+
+Ports: a free port is picked, then the broker binds it, and another process
+may take it in between. Start-up therefore waits for the broker's own word
+that it listens (Mosquitto's "running" log line, amqtt's started server; a
+connection alone could reach whoever took the port) and, when the bind
+failed, tries again on a fresh port, up to START_ATTEMPTS times. Once a
+broker has run, or when the caller chose the port, the port is fixed
+(devices know it): `restart()` retries the same port for PINNED_RETRY_S.
+Mosquitto is started with tools.proc.owned_popen, so it dies with its owner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import shutil
@@ -32,10 +42,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.proc import owned_popen
+
 log = logging.getLogger("fleetflow.broker")
 
 ADMINS = frozenset({"cloud", "admin"})
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+START_ATTEMPTS = 5      # fresh ports tried when the one picked was taken meanwhile
+PINNED_RETRY_S = 10.0   # how long a restart waits for its own port to come free
+# Mosquitto's per-client limits. Its default queue (1,000 QoS 1 messages above
+# those in flight) drops acks when a 10,000-device batch answers the one
+# cloud client at once, or while the cloud's persistent session is offline.
+MAX_QUEUED_MESSAGES = 100_000
+MAX_INFLIGHT_MESSAGES = 100
+
+
+class PortTaken(RuntimeError):
+    """The broker could not bind its port: another process has it."""
 
 
 def free_port() -> int:
@@ -78,6 +101,8 @@ class Broker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.users: dict[str, str] = dict(users or {})
         self.admins: set[str] = {u for u in self.users if u in ADMINS}
+        # A port the caller chose, or one devices already use, is kept.
+        self.port_pinned = bool(port)
         self.port = port or free_port()
 
     @property
@@ -93,6 +118,35 @@ class Broker:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def start(self) -> None:
+        """Start and wait until it listens; a taken port is retried (see the module doc)."""
+        deadline = time.monotonic() + PINNED_RETRY_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._start_once()
+            except PortTaken as exc:
+                if self.port_pinned:
+                    if time.monotonic() >= deadline:
+                        raise PortTaken(f"{self.kind}: port {self.port} stayed taken for {PINNED_RETRY_S:g}s: {exc}")
+                    time.sleep(0.2)
+                    continue
+                if attempt >= START_ATTEMPTS:
+                    raise PortTaken(f"{self.kind}: {attempt} ports were taken before it could bind one: {exc}")
+                old, self.port = self.port, free_port()
+                log.info("%s: port %d was taken, trying %d", self.kind, old, self.port)
+                self._port_changed()
+                continue
+            self.port_pinned = True
+            return
+
+    def _start_once(self) -> None:
+        raise NotImplementedError
+
+    def _port_changed(self) -> None:
+        """Called after self.port changed before a (re)try."""
 
     def _acl_allows(self, user: str | None, topic: str) -> bool:
         if user in self.admins:
@@ -145,24 +199,50 @@ class MosquittoBroker(Broker):
             "log_type notice",
             "log_type information",
             "max_keepalive 300",
+            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+            f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
             # As root mosquitto would drop to the `mosquitto` user, which can't
             # read a test's private workdir: stay root for this throwaway broker.
             *(["user root"] if root else []),
             "",
         ]))
 
-    def start(self) -> None:
+    def _port_changed(self) -> None:
+        self._write_conf()
+
+    def _start_once(self) -> None:
         if self.proc and self.proc.poll() is None:
             return
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+        log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.proc = owned_popen([self.exe, "-c", str(self.conf)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        # Listening is what its log says once the listener is bound ("running");
+        # a bind failure ends the process with "Address already in use".
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            said = self._log_since(log_from)
+            if " running" in said and self.proc.poll() is None:
+                _wait_port(self.host, self.port, 5, alive=lambda: self.proc.poll() is None)
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        exited = self.proc.poll() is not None
+        err = self.proc.stderr.read().decode(errors="replace") if exited else "did not start within 10 s"
+        said = self._log_since(log_from)
+        self.stop()
+        if "address already in use" in (said + err).lower():
+            raise PortTaken(f"mosquitto: port {self.port}: address already in use")
+        raise RuntimeError(f"mosquitto failed to start: {err.strip()} {said.strip()} (log {self.log_path})")
+
+    def _log_since(self, offset: int) -> str:
         try:
-            _wait_port(self.host, self.port, 10, alive=lambda: self.proc.poll() is None)
-        except RuntimeError:
-            err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
-            self.stop()
-            raise RuntimeError(f"mosquitto failed to start: {err} (log {self.log_path})")
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def add_user(self, name: str, password: str, admin: bool = False) -> None:
         self.users[name] = password
@@ -249,17 +329,6 @@ class AmqttBroker(Broker):
             },
         }
 
-    def start(self) -> None:
-        # After a restart the old listening socket may take a moment to go:
-        # retry the bind for a few seconds.
-        for attempt in range(30):
-            try:
-                return self._start_once()
-            except OSError as exc:
-                if exc.errno != 98 or attempt == 29:
-                    raise
-                time.sleep(0.2)
-
     def _start_once(self) -> None:
         if self._thread and self._thread.is_alive():
             return
@@ -277,6 +346,7 @@ class AmqttBroker(Broker):
                 loop.run_until_complete(self._broker.start())
             except BaseException as exc:  # reported to the starting thread
                 errors.append(exc)
+                loop.close()
                 ready.set()
                 return
             ready.set()
@@ -288,9 +358,9 @@ class AmqttBroker(Broker):
         ready.wait(15)
         if errors:
             self._thread.join(5)
-            self._thread = None
-            if "address already in use" in str(errors[0]):
-                raise OSError(98, str(errors[0]))
+            self._thread = self._loop = self._broker = None
+            if _address_in_use(errors[0]):
+                raise PortTaken(f"amqtt: port {self.port}: {errors[0]}")
             raise RuntimeError(f"amqtt failed to start: {errors[0]!r}")
         _wait_port(self.host, self.port, 10)
 
@@ -313,6 +383,19 @@ class AmqttBroker(Broker):
         self._thread.join(10)
         self._thread = None
         self._broker = None
+
+
+def _address_in_use(exc: BaseException | None) -> bool:
+    """amqtt wraps the listener's OSError (EADDRINUSE) in its own errors."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            return True
+        if "address already in use" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def start_broker(workdir, users: dict[str, str] | None = None, prefer: str = "mosquitto",
