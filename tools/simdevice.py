@@ -39,6 +39,7 @@ import weakref
 from pathlib import Path
 
 from tools import device_config
+from tools.proc import owned_popen
 
 REPO = Path(__file__).resolve().parent.parent
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
@@ -128,7 +129,7 @@ class SimDevice:
             self.provision()
         bundle = sim_bundle(self.board)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        self.proc = owned_popen(  # dies with its owner, even a SIGKILLed one (tools/proc.py)
             [str(MICROPYTHON), "-X", f"heapsize={HEAP}", str(bundle / "main.py"), str(self.image)],
             cwd=REPO, env=mpy_env(bundle / "lib"), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
