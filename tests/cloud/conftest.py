@@ -3,6 +3,7 @@ and a small client that checks statuses."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 
@@ -77,6 +78,18 @@ class Api:
 
     async def devices(self, count: int, board: str = "unix-sim", **fields) -> list[dict]:
         return [await self.post("/devices", {"board": board, **fields}, expect=201) for _ in range(count)]
+
+    @staticmethod
+    async def until(predicate, timeout_s: float = 5.0):
+        """The first truthy answer of `await predicate()`, polled; fails the test after timeout_s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            value = await predicate()
+            if value:
+                return value
+            assert loop.time() < deadline, "condition not reached in time"
+            await asyncio.sleep(0.02)
 
 
 def _fresh_postgres(url: str) -> str:

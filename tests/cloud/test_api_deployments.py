@@ -24,16 +24,6 @@ async def _seed_setup(api):
     return flow, devices, body
 
 
-async def until(predicate, timeout_s=5.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
 
 def ack(api, device_id, cmd_id, state, reason=None):
     api.app[DRIVER].on_ack(device_id, Ack(id=cmd_id, op="deploy", state=state, reason=reason))
@@ -64,7 +54,7 @@ async def test_seed_001_create_deployment_works_as_written(api):
     async def done():
         got = await api.get(f"/deployments/{dep['id']}")
         return got if got["status"] == "completed" else None
-    final = await until(done)
+    final = await api.until(done)
     assert (final["completed_targets"], final["counts"]["success"]) == (3, 3)
     assert [d["status"] for d in (await api.get("/deployments"))["deployments"]] == ["completed"]
     kinds = [e["kind"] for e in (await api.get(f"/deployments/{dep['id']}/events"))["events"]]
@@ -85,7 +75,7 @@ async def test_a_failing_canary_rolls_back_through_the_api(api):
     async def rolled_back():
         got = await api.get(f"/deployments/{dep['id']}")
         return got if got["status"] == "rolled_back" else None
-    final = await until(rolled_back)
+    final = await api.until(rolled_back)
     assert [t["status"] for t in final["targets"]] == ["rolled_back", "failed", "skipped"]
     rollback = api.app[DB].call(Command.get_by_id, f"{dep['id']}.{canaries[0]}.rollback")
     assert rollback.payload[0]["op"] == "rollback"
@@ -186,7 +176,7 @@ async def test_a_restarted_cloud_continues_and_resends_the_same_commands(aiohttp
         resp = await client.get(f"/api/v1/deployments/{dep['id']}", headers={"x-api-key": key})
         got = await resp.json()
         return got if got["targets"][1]["status"] == "deploying" else None
-    got = await until(moved_on)
+    got = await api.until(moved_on)
     assert got["targets"][0]["status"] == "success" and got["targets"][1]["seq"] == 1
 
 
@@ -208,7 +198,7 @@ async def test_unanswered_commands_are_sent_again_until_answered(api):
 
     async def answered():
         return not db.call(rollout.stale_commands, time.time() + 31, 30)
-    await until(answered)
+    await api.until(answered)
 
 
 async def _sse_events(resp, until_event: str, limit: int = 200) -> list[tuple[str, dict]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from shared_schema.envelope import verify
 from shared_schema.messages import Ack
 
@@ -16,16 +14,6 @@ STEP_FLOW = {"name": "maintenance-routine", "steps": [
     {"node": "toggle-feature", "params": {"name": "debug-overlay", "enabled": False}},
     {"node": "set-log-level", "params": {"level": "warning"}}]}
 
-
-async def until(fn, timeout_s=5.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while True:
-        got = await fn()
-        if got:
-            return got
-        assert loop.time() < end, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 async def _setup(api, count=2):
@@ -45,7 +33,7 @@ async def _status(api, exe_id, wanted):
     async def reached():
         got = await api.get(f"/executions/{exe_id}")
         return got if got["status"] == wanted else None
-    return await until(reached)
+    return await api.until(reached)
 
 
 async def test_an_execution_sends_a_signed_inline_program_with_overrides(api):

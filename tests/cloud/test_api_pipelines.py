@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from shared_schema.messages import Ack
 
 from cloud.appkeys import DRIVER
@@ -28,28 +26,18 @@ async def _step_runs(api, pipeline_id, run_id, index, status):
     async def started():
         run = await api.get(f"/pipelines/{pipeline_id}/runs/{run_id}")
         return run["steps_snapshot"][index]["execution_id"]
-    exe_id = await _until(started)
+    exe_id = await api.until(started)
     cmd = f"{exe_id}.p1.exec"
     api.app[DRIVER].on_ack("p1", Ack(id=cmd, op="exec", state="received"))
     api.app[DRIVER].on_ack("p1", Ack(id=cmd, op="exec", state="done", status=status, run=1))
 
-
-async def _until(fn, timeout_s=5.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while True:
-        got = await fn()
-        if got:
-            return got
-        assert loop.time() < end, "not reached"
-        await asyncio.sleep(0.02)
 
 
 async def _finished(api, pipeline_id, run_id):
     async def done():
         run = await api.get(f"/pipelines/{pipeline_id}/runs/{run_id}")
         return run if run["status"] in ("completed", "failed", "cancelled") else None
-    return await _until(done)
+    return await api.until(done)
 
 
 async def test_a_failed_continue_step_is_passed_over(api):
