@@ -1,15 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from cloud import schemas
-import asyncio
-
 from cloud.appkeys import DB, DRIVER, STREAMS
 from cloud.engine.state import FINISHED, Cancel, Pause, Resume, Rollback, Start
-from cloud.streams import frame
 from cloud.middleware import json_body
 from cloud.store import deployments as store
+from cloud.streams import frame
 from cloud.views.common import ok
 
 
@@ -20,20 +20,20 @@ async def create(request: web.Request):
 
 async def list_(request: web.Request):
     q = request.query
-    return ok({"deployments": await request.app[DB].read(store.list_deployments, q.get("status"), q.get("flow_id"))})
+    return ok({"deployments": await request.app[DB].run(store.list_deployments, q.get("status"), q.get("flow_id"))})
 
 
 async def get(request: web.Request):
-    return ok(await request.app[DB].read(store.get_deployment, request.match_info["deployment_id"]))
+    return ok(await request.app[DB].run(store.get_deployment, request.match_info["deployment_id"]))
 
 
 async def events(request: web.Request):
     dep_id = request.match_info["deployment_id"]
-    return ok({"deployment_id": dep_id, "events": await request.app[DB].read(store.events, dep_id)})
+    return ok({"deployment_id": dep_id, "events": await request.app[DB].run(store.events, dep_id)})
 
 
 async def _command(request: web.Request, event):
-    await request.app[DB].run(store.get_deployment, request.match_info["deployment_id"])  # 404 first
+    # rollout.step raises NotFound for an unknown id before deciding anything
     return ok(await request.app[DRIVER].command(request.match_info["deployment_id"], event))
 
 
@@ -69,7 +69,7 @@ async def stream(request: web.Request):
     key = f"deployment:{dep_id}"
     sub = streams.subscribe(key)  # before reading the document: no update falls in between
     try:
-        doc = await request.app[DB].read(store.get_deployment, dep_id)
+        doc = await request.app[DB].run(store.get_deployment, dep_id)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         await resp.write(frame(0, "sync" if request.headers.get("Last-Event-ID") else "metadata", doc))

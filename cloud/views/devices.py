@@ -46,7 +46,7 @@ def _bool(request: web.Request, name: str):
 
 async def list_(request: web.Request):
     q = request.query
-    docs = await request.app[DB].read(store.list_devices, q.get("tag"), q.get("environment"), q.get("board"),
+    docs = await request.app[DB].run(store.list_devices, q.get("tag"), q.get("environment"), q.get("board"),
                                      _bool(request, "online"))
     return ok({"devices": [_live(request, d) for d in docs]})
 
@@ -70,4 +70,4 @@ async def runs(request: web.Request):
     if not raw.isdigit() or not 1 <= int(raw) <= 500:
         raise Invalid("limit must be 1 to 500", [Problem("?limit", "a whole number from 1 to 500")])
     device_id = request.match_info["device_id"]
-    return ok({"device_id": device_id, "runs": await request.app[DB].read(run_store.recent_runs, device_id, int(raw))})
+    return ok({"device_id": device_id, "runs": await request.app[DB].run(run_store.recent_runs, device_id, int(raw))})

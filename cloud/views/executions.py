@@ -20,14 +20,14 @@ async def create(request: web.Request):
 
 async def list_(request: web.Request):
     q = request.query
-    return ok({"executions": await request.app[DB].read(store.list_executions, q.get("flow_id"), q.get("status"))})
+    return ok({"executions": await request.app[DB].run(store.list_executions, q.get("flow_id"), q.get("status"))})
 
 
 async def get(request: web.Request):
     level = request.query.get("level")
     if level is not None and level not in store.LOG_LEVELS:
         raise Invalid("unknown log level", [Problem("?level", f"one of {', '.join(store.LOG_LEVELS)}")])
-    return ok(await request.app[DB].read(store.get_execution, request.match_info["execution_id"], level))
+    return ok(await request.app[DB].run(store.get_execution, request.match_info["execution_id"], level))
 
 
 async def cancel(request: web.Request):

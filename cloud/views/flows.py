@@ -15,7 +15,7 @@ async def create(request: web.Request):
 
 async def list_(request: web.Request):
     q = request.query
-    return ok({"flows": await request.app[DB].read(store.list_flows, q.get("status"), q.get("tag"))})
+    return ok({"flows": await request.app[DB].run(store.list_flows, q.get("status"), q.get("tag"))})
 
 
 async def get(request: web.Request):
@@ -43,7 +43,7 @@ async def archive(request: web.Request):
 
 async def versions(request: web.Request):
     flow_id = request.match_info["flow_id"]
-    return ok({"flow_id": flow_id, "versions": await request.app[DB].read(store.list_versions, flow_id)})
+    return ok({"flow_id": flow_id, "versions": await request.app[DB].run(store.list_versions, flow_id)})
 
 
 async def version(request: web.Request):

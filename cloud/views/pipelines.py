@@ -13,7 +13,7 @@ async def create(request: web.Request):
 
 
 async def list_(request: web.Request):
-    return ok({"pipelines": await request.app[DB].read(store.list_pipelines)})
+    return ok({"pipelines": await request.app[DB].run(store.list_pipelines)})
 
 
 async def get(request: web.Request):
@@ -34,7 +34,7 @@ async def start(request: web.Request):
 
 async def runs(request: web.Request):
     pipeline_id = request.match_info["pipeline_id"]
-    return ok({"pipeline_id": pipeline_id, "runs": await request.app[DB].read(store.list_runs, pipeline_id)})
+    return ok({"pipeline_id": pipeline_id, "runs": await request.app[DB].run(store.list_runs, pipeline_id)})
 
 
 async def run(request: web.Request):

@@ -15,7 +15,7 @@ async def create(request: web.Request):
 
 @admin_only
 async def list_(request: web.Request):
-    return ok({"webhooks": await request.app[DB].read(store.list_webhooks)})
+    return ok({"webhooks": await request.app[DB].run(store.list_webhooks)})
 
 
 @admin_only
@@ -27,7 +27,7 @@ async def delete(request: web.Request):
 @admin_only
 async def deliveries(request: web.Request):
     webhook_id = int_param(request, "webhook_id", "path")
-    return ok({"deliveries": await request.app[DB].read(store.list_deliveries, webhook_id,
+    return ok({"deliveries": await request.app[DB].run(store.list_deliveries, webhook_id,
                                                         request.query.get("status"))})
 
 
