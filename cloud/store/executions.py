@@ -14,6 +14,7 @@ import secrets as _random
 import time
 
 from shared_schema.envelope import make_envelope, needs_chunks
+from shared_schema.overrides import normalized, override_problems
 
 from cloud import schemas
 from cloud.db import get_by_pk
@@ -48,6 +49,20 @@ def _version(flow_id: str, number: int | None) -> FlowVersion:
     return fv
 
 
+def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> dict:
+    """The overrides as the devices take them; Invalid, pointing into
+    `/overrides`, when the flow would not run with them on a target board
+    (rather than every device refusing the run after the round trip)."""
+    problems: dict[tuple[str, str], list[str]] = {}
+    for board in boards:
+        for p in override_problems(fv.body, overrides, board):
+            problems.setdefault((p.pointer, p.message), []).append(board)
+    if problems:
+        raise Invalid(f"the overrides do not fit version {fv.version} of flow {fv.flow}",
+                      [Problem(ptr, msg, tuple(on)) for (ptr, msg), on in problems.items()])
+    return normalized(fv.body, overrides)
+
+
 def create_execution(body: dict, box: SecretBox, now: float | None = None, retry_of: str | None = None,
                      pipeline_run: str | None = None) -> tuple[dict, list[tuple[str, list[dict]]]]:
     """Record an execution and its commands; returns (document, commands to send)."""
@@ -66,16 +81,16 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
         if needs_chunks(program):
             raise Invalid("too big to run inline", [Problem("/flow_id", f"the program for {board} is {program.size} "
                                                                         "bytes: too big for an inline run; deploy it")])
+    overrides = _checked_overrides(fv, req.overrides.model_dump(), sorted(programs))
     now = time.time() if now is None else now
     exe = Execution.create(id="exe_" + _random.token_hex(6), flow=fv.flow, version=fv.version,
-                           overrides=req.overrides.model_dump(), selector=body, timeout=timeout,
+                           overrides=overrides, selector=body, timeout=timeout,
                            retry_of=retry_of, pipeline_run=pipeline_run, created_at=now)
     outgoing, rows = [], []
     for i, dev in enumerate(devices):
         cmd_id = exec_command_id(exe.id, dev.id)
         envelope = make_envelope(programs[dev.board], dev.id, box.open(dev.key_sealed), 0)
-        messages = [{"id": cmd_id, "op": "exec", "exec": exe.id, "overrides": req.overrides.model_dump(),
-                     **envelope}]
+        messages = [{"id": cmd_id, "op": "exec", "exec": exe.id, "overrides": overrides, **envelope}]
         rows.append({"id": cmd_id, "deployment": exe.id, "device": dev.id, "step": "exec", "payload": messages,
                      "created_at": now})
         ExecTarget.create(execution=exe.id, device=dev.id, position=i)

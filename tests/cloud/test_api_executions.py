@@ -15,7 +15,6 @@ STEP_FLOW = {"name": "maintenance-routine", "steps": [
     {"node": "set-log-level", "params": {"level": "warning"}}]}
 
 
-
 async def _setup(api, count=2):
     flow = await api.published_flow(STEP_FLOW)
     devices = [await api.post("/devices", {"id": f"x{i}", "board": "unix-sim", "tags": ["ops"]}, expect=201)
@@ -45,6 +44,25 @@ async def test_an_execution_sends_a_signed_inline_program_with_overrides(api):
     cmd = api.app[DB].call(Command.get_by_id, f"{exe['id']}.x0.exec").payload[0]
     assert (cmd["op"], cmd["exec"], cmd["seq"], cmd["overrides"]) == ("exec", exe["id"], 0, overrides)
     assert verify(cmd, bytes.fromhex(devices[0]["credentials"]["hmac_key"]), "x0")
+
+
+async def test_overrides_that_do_not_fit_the_flow_are_refused_before_any_device_gets_them(api, seed_flow):
+    flow = await api.published_flow()  # seed 001: n1 dht, n2 switch on $threshold, n3 mqtt_out
+    await api.post("/devices", {"id": "g0", "board": "unix-sim"}, expect=201)
+    body = {"flow_id": flow["id"], "target_devices": ["g0"]}
+    problem = await api.post("/executions", dict(body, overrides={
+        "vars": {"threshold": "hot", "treshold": 3}, "params": {"n9": {"x": 1}, "n1": {"pin": 5}}}), expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == [
+        "/overrides/vars/treshold", "/overrides/params/n9", "/overrides/params/n1/pin"]
+    problem = await api.post("/executions", dict(body, overrides={
+        "vars": {"threshold": "hot"}, "params": {"n3": {"topic": "alerts/#"}}}), expect=422)
+    assert [(e["pointer"], e["boards"]) for e in problem["errors"]] == [
+        ("/overrides/vars/threshold", ["unix-sim"]), ("/overrides/params/n3/topic", ["unix-sim"])]
+    assert "not a number" in problem["errors"][0]["message"] and "wildcard" in problem["errors"][1]["message"]
+    assert (await api.get("/executions"))["executions"] == []
+    exe = await api.post("/executions", dict(body, overrides={"vars": {"threshold": "25"}}), expect=201)
+    cmd = api.app[DB].call(Command.get_by_id, f"{exe['id']}.g0.exec").payload[0]
+    assert cmd["overrides"] == {"vars": {"threshold": 25}, "params": {}}  # as the device takes it: a number
 
 
 async def test_results_and_per_node_logs_by_severity(api):

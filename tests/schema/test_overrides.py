@@ -1,0 +1,51 @@
+"""Execution overrides checked on the host: each bad override is named by its exact pointer."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared_schema.overrides import normalized, override_problems
+
+from .seeds import seed
+
+GRAPH = seed("001")
+GRAPH["definition"]["nodes"][0]["config"]["pin"] = 4  # n1 dht, n2 switch gt $threshold, n3 mqtt_out
+STEPS = seed("000")  # s1 clear_cache, s2 toggle_feature, s3 set_log_level
+
+CASES = [
+    # (case id, flow, overrides, expected pointers)
+    ("nothing", GRAPH, {}, []),
+    ("a variable that fits", GRAPH, {"vars": {"threshold": 25.5}}, []),
+    ("a variable as text that coerces", GRAPH, {"vars": {"threshold": "25"}}, []),
+    ("a param that fits", GRAPH, {"params": {"n2": {"op": "lt"}}}, []),
+    ("a step param that fits", STEPS, {"params": {"s3": {"level": "error"}}}, []),
+    ("undeclared variable", GRAPH, {"vars": {"treshold": 1}}, ["/overrides/vars/treshold"]),
+    ("variable of the wrong type", GRAPH, {"vars": {"threshold": "warm"}}, ["/overrides/vars/threshold"]),
+    ("no such node", GRAPH, {"params": {"n7": {"op": "lt"}}}, ["/overrides/params/n7"]),
+    ("no such step", STEPS, {"params": {"s4": {"level": "error"}}}, ["/overrides/params/s4"]),
+    ("a pin", GRAPH, {"params": {"n1": {"pin": 5}}}, ["/overrides/params/n1/pin"]),
+    ("unknown param", GRAPH, {"params": {"n2": {"opp": "lt"}}}, ["/overrides/params/n2/opp"]),
+    ("param out of bounds", GRAPH, {"params": {"n1": {"every": "1s"}}}, ["/overrides/params/n1/every"]),
+    ("step param not a choice", STEPS, {"params": {"s3": {"level": "loud"}}}, ["/overrides/params/s3/level"]),
+    ("topic wildcard", GRAPH, {"params": {"n3": {"topic": "a/+"}}}, ["/overrides/params/n3/topic"]),
+    ("several at once", GRAPH, {"vars": {"x": 1}, "params": {"n9": {}, "n1": {"pin": 2}}},
+     ["/overrides/vars/x", "/overrides/params/n9", "/overrides/params/n1/pin"]),
+]
+
+
+@pytest.mark.parametrize("flow,overrides,pointers", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_override_problems_name_the_exact_pointer(flow, overrides, pointers):
+    problems = override_problems(flow, overrides, "esp32-devkitc")
+    assert [p.pointer for p in problems] == pointers, [str(p) for p in problems]
+
+
+def test_a_bad_variable_is_reported_once_not_again_where_it_is_used():
+    problems = override_problems(GRAPH, {"vars": {"threshold": "warm"}}, "unix-sim")
+    assert [(p.pointer, p.message) for p in problems] == [
+        ("/overrides/vars/threshold", "variable 'threshold': 'warm' is not a number; write e.g. 30")]
+
+
+def test_normalized_overrides_carry_values_of_the_declared_type():
+    got = normalized(GRAPH, {"vars": {"threshold": "25"}, "params": {"n2": {"op": "lt"}}})
+    assert got == {"vars": {"threshold": 25}, "params": {"n2": {"op": "lt"}}}
+    assert isinstance(got["vars"]["threshold"], int)
