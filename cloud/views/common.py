@@ -23,6 +23,15 @@ def int_param(request: web.Request, name: str, where: str = "query") -> int:
     return value
 
 
+def choice_param(request: web.Request, name: str, choices) -> str | None:
+    """An optional query filter that must be one of `choices`: a misspelt
+    `?status=runing` is a 422 naming the choices, not an empty list."""
+    raw = request.query.get(name)
+    if raw is not None and raw not in choices:
+        raise Invalid(f"unknown {name}", [Problem(f"?{name}", f"{raw!r} is not one of {', '.join(choices)}")])
+    return raw
+
+
 def admin_only(handler):
     handler.min_role = "admin"
     return handler

@@ -6,11 +6,11 @@ from aiohttp import web
 
 from cloud import schemas
 from cloud.appkeys import DB, DRIVER, STREAMS
-from cloud.engine.state import FINISHED, Cancel, Pause, Resume, Rollback, Start
+from cloud.engine.state import DEPLOYMENT_STATUSES, FINISHED, Cancel, Pause, Resume, Rollback, Start
 from cloud.middleware import json_body
 from cloud.store import deployments as store
 from cloud.streams import frame
-from cloud.views.common import ok
+from cloud.views.common import choice_param, ok
 
 
 async def create(request: web.Request):
@@ -19,8 +19,8 @@ async def create(request: web.Request):
 
 
 async def list_(request: web.Request):
-    q = request.query
-    return ok({"deployments": await request.app[DB].run(store.list_deployments, q.get("status"), q.get("flow_id"))})
+    status = choice_param(request, "status", DEPLOYMENT_STATUSES)
+    return ok({"deployments": await request.app[DB].run(store.list_deployments, status, request.query.get("flow_id"))})
 
 
 async def get(request: web.Request):

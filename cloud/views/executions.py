@@ -5,10 +5,9 @@ import time
 from aiohttp import web
 
 from cloud.appkeys import BOX, DB, DRIVER
-from cloud.errors import Invalid, Problem
 from cloud.middleware import json_body
 from cloud.store import executions as store
-from cloud.views.common import ok
+from cloud.views.common import choice_param, ok
 
 
 async def create(request: web.Request):
@@ -19,14 +18,12 @@ async def create(request: web.Request):
 
 
 async def list_(request: web.Request):
-    q = request.query
-    return ok({"executions": await request.app[DB].run(store.list_executions, q.get("flow_id"), q.get("status"))})
+    status = choice_param(request, "status", ("pending", "running", *store.FINISHED))
+    return ok({"executions": await request.app[DB].run(store.list_executions, request.query.get("flow_id"), status)})
 
 
 async def get(request: web.Request):
-    level = request.query.get("level")
-    if level is not None and level not in store.LOG_LEVELS:
-        raise Invalid("unknown log level", [Problem("?level", f"one of {', '.join(store.LOG_LEVELS)}")])
+    level = choice_param(request, "level", store.LOG_LEVELS)
     return ok(await request.app[DB].run(store.get_execution, request.match_info["execution_id"], level))
 
 

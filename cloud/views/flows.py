@@ -5,7 +5,9 @@ from aiohttp import web
 from cloud.appkeys import DB
 from cloud.middleware import json_body
 from cloud.store import flows as store
-from cloud.views.common import int_param, ok
+from cloud.views.common import choice_param, int_param, ok
+
+FLOW_STATUSES = ("draft", "published", "archived")
 
 
 async def create(request: web.Request):
@@ -14,8 +16,8 @@ async def create(request: web.Request):
 
 
 async def list_(request: web.Request):
-    q = request.query
-    return ok({"flows": await request.app[DB].run(store.list_flows, q.get("status"), q.get("tag"))})
+    status = choice_param(request, "status", FLOW_STATUSES)
+    return ok({"flows": await request.app[DB].run(store.list_flows, status, request.query.get("tag"))})
 
 
 async def get(request: web.Request):

@@ -5,7 +5,7 @@ from aiohttp import web
 from cloud.appkeys import BOX, DB
 from cloud.middleware import json_body
 from cloud.store import webhooks as store
-from cloud.views.common import admin_only, int_param, ok
+from cloud.views.common import admin_only, choice_param, int_param, ok
 
 
 @admin_only
@@ -27,8 +27,8 @@ async def delete(request: web.Request):
 @admin_only
 async def deliveries(request: web.Request):
     webhook_id = int_param(request, "webhook_id", "path")
-    return ok({"deliveries": await request.app[DB].run(store.list_deliveries, webhook_id,
-                                                        request.query.get("status"))})
+    status = choice_param(request, "status", ("pending", "delivered", "dead"))
+    return ok({"deliveries": await request.app[DB].run(store.list_deliveries, webhook_id, status)})
 
 
 @admin_only

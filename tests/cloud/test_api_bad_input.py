@@ -58,3 +58,21 @@ async def test_publishing_drafts_with_weird_node_fields_never_500s(api, seed_flo
             flow = await resp.json()
             resp = await api.client.post(f"{API}/flows/{flow['id']}/publish", headers=headers)
             assert resp.status in (200, 422), (body, await resp.text())
+
+
+@pytest.mark.parametrize("path, name", [
+    ("/flows?status=publishd", "status"), ("/deployments?status=runing", "status"),
+    ("/executions?status=done", "status"), ("/executions/exe_nope?level=loud", "level"),
+])
+async def test_a_misspelt_filter_is_422_naming_the_choices_not_an_empty_list(api, path, name):
+    problem = await api.get(path, expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == [f"?{name}"]
+    assert "is not one of" in problem["errors"][0]["message"]
+
+
+async def test_a_misspelt_delivery_status_is_422(api):
+    hook = await api.post("/webhooks", {"url": "http://127.0.0.1:9/hook"}, expect=201)
+    problem = await api.get(f"/webhooks/{hook['id']}/deliveries?status=failed", expect=422)
+    assert problem["errors"] == [{"pointer": "?status", "message": "'failed' is not one of pending, delivered, dead"}]
+    for status in ("pending", "delivered", "dead"):
+        assert (await api.get(f"/webhooks/{hook['id']}/deliveries?status={status}"))["deliveries"] == []
