@@ -13,7 +13,8 @@ import time
 
 from cloud import schemas
 from cloud.db import get_by_pk
-from cloud.errors import Conflict, NotFound
+from cloud.engine.state import DEPLOYMENT_STATUSES
+from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Delivery, Webhook
 from cloud.secrets import SecretBox
 from cloud.timefmt import iso
@@ -21,6 +22,27 @@ from cloud.timefmt import iso
 MAX_ATTEMPTS = 6
 BACKOFF_S = 2.0  # then 4, 8, 16, 32 s
 BACKOFF_MAX_S = 300.0
+
+
+# Every event a webhook can get: family -> the statuses it is sent for.
+EVENTS = {
+    "deployment": DEPLOYMENT_STATUSES,
+    "execution": ("completed", "failed", "cancelled", "timed_out"),
+    "pipeline_run": ("completed", "failed", "cancelled"),
+}
+
+
+def _event_problems(patterns: list[str]) -> list[Problem]:
+    """A subscription that can never match (`deployment.complete`) is a typo worth telling."""
+    problems = []
+    for i, pattern in enumerate(patterns):
+        family, dot, status = pattern.partition(".")
+        if pattern == "*" or (dot and family in EVENTS and (not status or status in EVENTS[family])):
+            continue
+        known = ", ".join(f"{f}.{s}" for f, statuses in EVENTS.items() for s in statuses)
+        problems.append(Problem(f"/events/{i}", f"no event {pattern!r}: use '*', a prefix such as 'deployment.', "
+                                                f"or one of {known}"))
+    return problems
 
 
 def _matches(patterns: list[str], event: str) -> bool:
@@ -44,6 +66,9 @@ def webhook_doc(w: Webhook) -> dict:
 
 def create_webhook(body: dict, box: SecretBox) -> dict:
     req = schemas.parse(schemas.WebhookCreate, body)
+    problems = _event_problems(req.events)
+    if problems:
+        raise Invalid("unknown webhook events", problems)
     secret = req.secret or os.urandom(24).hex()
     w = Webhook.create(url=req.url, events=req.events, secret_sealed=box.seal(secret.encode()), created_at=time.time())
     return {**webhook_doc(w), "secret": secret}

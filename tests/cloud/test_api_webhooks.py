@@ -101,3 +101,12 @@ async def test_webhooks_are_admin_only(api):
     assert [w["id"] for w in (await api.get("/webhooks"))["webhooks"]] == [made["id"]]
     await api.call("DELETE", f"/webhooks/{made['id']}", expect=204)
     await api.get(f"/webhooks/{made['id']}/deliveries", expect=404)
+
+
+async def test_an_event_name_that_can_never_match_is_refused(api):
+    events = ["deployment.", "deployment.complete", "*", "deploy.", "execution.timed_out", "pipeline_run.running"]
+    problem = await api.post("/webhooks", {"url": "http://example.invalid/h", "events": events}, expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/events/1", "/events/3", "/events/5"]
+    assert "deployment.completed" in problem["errors"][0]["message"]
+    for events in (["*"], ["deployment."], ["deployment.rolled_back", "pipeline_run.failed", "execution."]):
+        await api.post("/webhooks", {"url": "http://example.invalid/h", "events": events}, expect=201)
