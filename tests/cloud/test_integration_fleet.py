@@ -186,7 +186,8 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
         async def first_batch_done():
             got = await cloud.call("GET", f"/deployments/{dep['id']}")
             return got if got["completed_targets"] >= 2 else None
-        await cloud.wait("the first batch", first_batch_done)
+        mid = await cloud.wait("the first batch", first_batch_done)
+        assert mid["status"] == "running" and mid["completed_targets"] < DEVICES, mid  # a restart *mid*-deployment
         await cloud.stop()  # killed mid-deployment: the devices carry on, their acks wait in the broker
         await asyncio.sleep(1.5)
         cloud = Cloud(aiohttp_client, config)
