@@ -66,9 +66,6 @@ class Topics:
         """(filter, qos) pairs the cloud subscribes to."""
         return [(self.all(kind), QOS[kind]) for kind in CLOUD_KINDS]
 
-    def device_subscriptions(self, dev: str) -> list[tuple[str, int]]:
-        return [(self.cmd(dev), QOS["cmd"])]
-
     def acl_pattern(self) -> str:
         """Mosquitto ACL line confining each device to its own subtree."""
         return f"pattern readwrite {self.prefix}/%u/#"
