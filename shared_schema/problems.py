@@ -15,7 +15,8 @@ class Problem:
         return asdict(self)
 
     def __str__(self) -> str:
-        return f"{self.pointer or '/'}: {self.message}"
+        # "" is the whole body; "/" would be a pointer to the key "" (RFC 6901)
+        return f"{self.pointer or '(the whole flow)'}: {self.message}"
 
 
 def pointer(*parts: str | int) -> str:

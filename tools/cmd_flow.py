@@ -3,11 +3,10 @@
 Local subcommands (files in, no server): `validate`, `compile`, `diff`; the
 cloud's (`create`, `update`, `publish`, `list`) come from tools/flow_remote.py.
 
-Each subcommand is one row of SUBCOMMANDS: `(name, help, add_arguments,
-run)`, where `add_arguments(parser)` declares its options and `run(args)`
-returns the exit status. To add one (the cloud's `create`, `publish`,
-`list`), write those two functions — here or in their own module — and
-append a row; `register` builds the parsers from the table.
+Each local subcommand is one row of SUBCOMMANDS: `(name, help,
+add_arguments, run)`, where `add_arguments(parser)` declares its options and
+`run(args)` returns the exit status; `register` builds the parsers from the
+table, then adds flow_remote's.
 """
 
 from __future__ import annotations
@@ -89,7 +88,7 @@ def _validate(args) -> int:
     elif problems:
         print(f"{args.file}: {len(problems)} problem{'s' if len(problems) != 1 else ''} for board {board.name}:")
         for problem in problems:
-            print(f"  {problem.pointer or '/'}: {problem.message}")
+            print(f"  {problem}")
     else:
         print(f"{args.file}: valid for board {board.name}")
     return EXIT_INVALID if problems else EXIT_OK
@@ -117,7 +116,7 @@ def _compile(args) -> int:
         program = compile_program(read_flow(args.file), board, args.flow_id, args.ver)
     except CompileError as exc:
         for problem in exc.problems:
-            print(f"  {problem.pointer or '/'}: {problem.message}", file=sys.stderr)
+            print(f"  {problem}", file=sys.stderr)
         return EXIT_INVALID
     out: bytes = program.data
     if args.device:
@@ -178,16 +177,13 @@ SUBCOMMANDS: list[tuple[str, str, Callable, Callable[[Any], int]]] = [
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("flow", help="validate, compile and compare flow definitions")
+    parser = sub.add_parser("flow", help="validate, compile and compare flow files; create, publish and list flows in the cloud")
     flow_sub = parser.add_subparsers(dest="flow_command", metavar="SUBCOMMAND")
     for name, help_text, add_arguments, run in SUBCOMMANDS:
         p = flow_sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(p)
         p.set_defaults(func=_guarded(run))
-    try:  # the cloud's subcommands (create, update, publish, list) live in their own module
-        from tools.flow_remote import register_remote
-    except ImportError:
-        register_remote = None
-    if register_remote:
-        register_remote(flow_sub)
+    from tools.flow_remote import register_remote  # the cloud's subcommands: create, update, publish, list
+
+    register_remote(flow_sub)
     parser.set_defaults(func=lambda _args: parser.print_help() or EXIT_USAGE)

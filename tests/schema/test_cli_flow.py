@@ -109,3 +109,12 @@ def test_the_installed_command_runs(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tools.cli", "flow", "validate", str(_named(tmp_path)), "--board", "esp32-devkitc", "--json"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+
+
+def test_a_problem_with_the_whole_body_is_not_shown_as_the_pointer_slash(tmp_path, capsys):
+    path = tmp_path / "empty.json"
+    path.write_text("{}")
+    status, out, _ = run(capsys, "flow", "validate", str(path), "--board", "unix-sim")
+    assert status == 1 and "  (the whole flow): empty flow" in out and "  /:" not in out
+    status, out, _ = run(capsys, "flow", "validate", str(path), "--board", "unix-sim", "--json")
+    assert json.loads(out)["pointer"] == ""  # RFC 6901: "" is the whole document
