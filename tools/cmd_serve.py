@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
 DEFAULT_DB = "sqlite:///var/fleetflow.db"
 DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
@@ -79,6 +80,34 @@ def mosquitto_hook(passwd_file: str, pid: int | None):
     return hook
 
 
+class UsageError(ValueError):
+    """A flag or environment value `serve` cannot use, worded for the user."""
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `:PORT`) -> (host, port)."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--bind {bind!r}: want HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8080")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_urls(db: str, mqtt: str) -> None:
+    from urllib.parse import urlparse
+
+    db_scheme = urlparse(db).scheme if "://" in db else "sqlite"
+    if db_scheme not in ("sqlite", "postgres", "postgresql"):
+        raise UsageError(f"--db {db!r}: want sqlite:///path/to.db, a bare path, or postgresql://user:pw@host/db")
+    if mqtt.lower() not in ("", "none", "off"):
+        url = urlparse(mqtt)
+        try:
+            url.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            url = None
+        if url is None or url.scheme not in ("mqtt", "tcp") or not url.hostname:
+            raise UsageError(f"--mqtt {mqtt!r}: want mqtt://user:password@host:port, or none")
+
+
 def run(args) -> int:
     from aiohttp import web
 
@@ -86,7 +115,16 @@ def run(args) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    host, _, port = args.bind.rpartition(":")
+    try:
+        host, port = parse_bind(args.bind)
+        check_urls(args.db, args.mqtt)
+    except UsageError as exc:
+        print(f"fleetflow serve: {exc}", file=sys.stderr)
+        return 2
     app = init_app(build_config(args))
-    web.run_app(app, host=host or "127.0.0.1", port=int(port), print=lambda msg: print(msg, flush=True))
+    try:
+        web.run_app(app, host=host, port=port, print=lambda msg: print(msg, flush=True))
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        print(f"fleetflow serve: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0

@@ -69,3 +69,29 @@ def test_deploy_create_with_a_health_rule_that_is_not_json_says_so(capsys):
     with pytest.raises(SystemExit) as info:
         main(["deploy", "create", "flow_x", "--devices", "d1", "--health", "runs=3", "--cloud", "http://127.0.0.1:1"])
     assert "--health is not JSON" in str(info.value.code)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--bind", "garbage"], "--bind 'garbage': want HOST:PORT"),
+    (["--bind", "127.0.0.1:99999"], "port from 0 to 65535"),
+    (["--bind", "127.0.0.1:0", "--db", "bogus://x"], "--db 'bogus://x'"),
+    (["--bind", "127.0.0.1:0", "--mqtt", "notaurl"], "--mqtt 'notaurl'"),
+    (["--bind", "127.0.0.1:0", "--mqtt", "mqtt://host:port"], "--mqtt 'mqtt://host:port'"),
+])
+def test_serve_refuses_flags_it_cannot_use_with_a_message_not_a_traceback(tmp_path, monkeypatch, capsys, argv, says):
+    monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
+    assert main(["serve", "--db", f"sqlite:///{tmp_path / 's.db'}", *argv]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_serve_on_a_port_in_use_says_so(tmp_path, monkeypatch, capsys):
+    import socket
+
+    monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--db", f"sqlite:///{tmp_path / 's.db'}", "--mqtt", "none",
+                     "--bind", f"127.0.0.1:{port}"]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
