@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
-from tools.cmd_serve import DEFAULT_DB
+from tools.cmd_serve import DEFAULT_DB, UsageError, check_db_url
 
 
 def register(sub) -> None:
@@ -36,12 +37,19 @@ def register(sub) -> None:
 
 
 def _open(url: str):
+    """The database, migrated; SystemExit with a one-line reason when it cannot be."""
+    import peewee
+
     from cloud import migrations
     from cloud.db import Database
 
-    db = Database(url)
-    db.peewee.connect(reuse_if_open=True)
-    migrations.migrate(db.peewee)
+    try:
+        check_db_url(url)
+        db = Database(url)
+        db.peewee.connect(reuse_if_open=True)
+        migrations.migrate(db.peewee)
+    except (UsageError, peewee.DatabaseError, OSError) as exc:
+        raise SystemExit(f"keys: cannot open the database {url!r}: {exc}") from None
     return db
 
 
@@ -71,7 +79,7 @@ def _revoke(args) -> int:
     try:
         _open(args.db).call(keys.revoke_key, args.id)
     except NotFound as exc:
-        print(f"keys: {exc}")
+        print(f"keys: {exc}", file=sys.stderr)
         return 1
     print(f"revoked key {args.id}")
     return 0

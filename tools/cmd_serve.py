@@ -92,12 +92,18 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def check_urls(db: str, mqtt: str) -> None:
+def check_db_url(db: str) -> None:
     from urllib.parse import urlparse
 
     db_scheme = urlparse(db).scheme if "://" in db else "sqlite"
     if db_scheme not in ("sqlite", "postgres", "postgresql"):
         raise UsageError(f"--db {db!r}: want sqlite:///path/to.db, a bare path, or postgresql://user:pw@host/db")
+
+
+def check_urls(db: str, mqtt: str) -> None:
+    from urllib.parse import urlparse
+
+    check_db_url(db)
     if mqtt.lower() not in ("", "none", "off"):
         url = urlparse(mqtt)
         try:

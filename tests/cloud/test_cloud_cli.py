@@ -95,3 +95,16 @@ def test_serve_on_a_port_in_use_says_so(tmp_path, monkeypatch, capsys):
         assert main(["serve", "--db", f"sqlite:///{tmp_path / 's.db'}", "--mqtt", "none",
                      "--bind", f"127.0.0.1:{port}"]) == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("db, says", [
+    ("bogus://x", "want sqlite:///path/to.db"),
+    ("NOTADB", "file is not a database"),
+])
+def test_keys_on_a_database_it_cannot_open_says_why(tmp_path, db, says):
+    if db == "NOTADB":
+        (tmp_path / "not.db").write_text("hello, not SQLite" * 100)
+        db = str(tmp_path / "not.db")
+    with pytest.raises(SystemExit) as info:
+        main(["keys", "create", "--role", "admin", "--db", db])
+    assert says in str(info.value.code)
