@@ -18,11 +18,11 @@ import argparse
 import json
 import sys
 
+from cloud.engine.settings import STRATEGIES
 from shared_schema.jsontext import JSONTextError, loads
 from tools import client as client_mod
 from tools import deploy_progress
 
-STRATEGIES = ("all_at_once", "rolling", "canary", "blue_green")
 # Strategy settings passed through to the deployment's config, as given.
 SETTINGS = (
     ("batch_size", int, "rolling: devices per batch (default 10)"),

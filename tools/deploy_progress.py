@@ -14,8 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
-FINISHED = ("completed", "failed", "rolled_back", "cancelled")
-TARGET_STATES = ("pending", "deploying", "success", "failed", "rolled_back", "skipped")
+from cloud.engine.state import FINISHED, TARGET_STATUSES as TARGET_STATES
 
 
 def summarize(dep: dict) -> dict:
