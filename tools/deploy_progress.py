@@ -97,13 +97,19 @@ class _Display:
         return s["status"]
 
 
+# A cloud that restarts comes back within seconds; one gone this long is not
+# coming back for this watch: say so rather than wait forever.
+UNREACHABLE_GIVE_UP_S = 120.0
+
+
 def watch(api, dep_id: str, interval_s: float = 0.5, timeout_s: float | None = None, out=None,
-          live: bool | None = None, stream: bool = True) -> dict:
-    """Follow a deployment until it finishes (or `timeout_s`); show progress on `out`."""
+          live: bool | None = None, stream: bool = True, give_up_s: float = UNREACHABLE_GIVE_UP_S) -> dict:
+    """Follow a deployment until it finishes (or `timeout_s`); show progress on `out`.
+    Raises the client's ApiError once the cloud has been unreachable for `give_up_s`."""
     out = out or sys.stdout
     display = _Display(out, out.isatty() if live is None else live)
     if stream and hasattr(api, "stream"):
-        dep = _follow_stream(api, dep_id, display, timeout_s)
+        dep = _follow_stream(api, dep_id, display, timeout_s, give_up_s)
         if dep is not None:
             return dep
     while True:  # no stream: poll
@@ -115,17 +121,18 @@ def watch(api, dep_id: str, interval_s: float = 0.5, timeout_s: float | None = N
         time.sleep(interval_s)
 
 
-def _follow_stream(api, dep_id: str, display: _Display, timeout_s: float | None) -> dict | None:
+def _follow_stream(api, dep_id: str, display: _Display, timeout_s: float | None, give_up_s: float) -> dict | None:
     """Follow the event stream; None when the cloud has none (then the caller polls)."""
     from tools.client import ApiError
 
     doc: dict = {}
     last_id = None
+    unreachable_since = None
     while True:
         try:
             for event_id, event, data in api.stream(f"/deployments/{dep_id}/stream", last_id,
                                                    timeout_s=min(timeout_s or 60, 60)):
-                last_id = event_id or last_id
+                last_id, unreachable_since = event_id or last_id, None
                 if event == "complete":
                     final = api.deployment(dep_id)
                     display.show(final)
@@ -138,6 +145,10 @@ def _follow_stream(api, dep_id: str, display: _Display, timeout_s: float | None)
             if exc.status == 404 and not doc:
                 return None
             if exc.status:
+                raise
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if now - unreachable_since >= give_up_s:
                 raise
         except OSError:  # the stream broke off (timeout, reset): reconnect
             pass

@@ -108,3 +108,14 @@ def test_keys_on_a_database_it_cannot_open_says_why(tmp_path, db, says):
     with pytest.raises(SystemExit) as info:
         main(["keys", "create", "--role", "admin", "--db", db])
     assert says in str(info.value.code)
+
+
+def test_watching_a_deployment_gives_up_on_a_cloud_that_stays_unreachable(capsys):
+    import io
+
+    from tools.client import ApiError, Client
+    from tools.deploy_progress import watch
+
+    with pytest.raises(ApiError) as info:  # nothing listens on port 1
+        watch(Client("http://127.0.0.1:1"), "dep_x", out=io.StringIO(), give_up_s=1.0)
+    assert info.value.status == 0 and "cannot reach the cloud" in str(info.value)
