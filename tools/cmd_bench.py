@@ -21,14 +21,18 @@ def _benchmarks() -> list[str]:
 def register(sub) -> None:
     parser = sub.add_parser("bench", help="run a benchmark and print its figures")
     what = parser.add_subparsers(dest="bench", metavar="WHAT")
+    parsers = {}
     for name in _benchmarks():
         module = importlib.import_module(f"tools.bench.{name}")
-        p = what.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None)
+        summary = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
+        # argparse %-formats help text: "40 %" in a docstring must not break --help
+        p = what.add_parser(name, help=summary and summary.replace("%", "%%"))
         p.add_argument("--json", action="store_true", help="print one JSON object")
         if hasattr(module, "add_arguments"):
             module.add_arguments(p)
         p.set_defaults(func=lambda args, module=module: _run(module, args))
-    parser.set_defaults(func=_run_all)
+        parsers[name] = p
+    parser.set_defaults(func=lambda args: _run_all(parsers))
 
 
 def _print(result: dict, as_json: bool) -> None:
@@ -45,11 +49,10 @@ def _run(module, args) -> int:
     return 1 if result.get("ok") is False else 0
 
 
-def _run_all(args) -> int:
+def _run_all(parsers: dict) -> int:
+    """Every benchmark with its own defaults (as `fleetflow bench NAME` would run it)."""
     status = 0
-    for name in _benchmarks():
-        module = importlib.import_module(f"tools.bench.{name}")
-        parser_args = type("Args", (), {"json": False})()
+    for name, p in parsers.items():
         print(f"== bench {name}")
-        status |= _run(module, parser_args)
+        status |= _run(importlib.import_module(f"tools.bench.{name}"), p.parse_args([]))
     return status

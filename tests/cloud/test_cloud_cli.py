@@ -119,3 +119,27 @@ def test_watching_a_deployment_gives_up_on_a_cloud_that_stays_unreachable(capsys
     with pytest.raises(ApiError) as info:  # nothing listens on port 1
         watch(Client("http://127.0.0.1:1"), "dep_x", out=io.StringIO(), give_up_s=1.0)
     assert info.value.status == 0 and "cannot reach the cloud" in str(info.value)
+
+
+def _command_paths(parser, prefix=()):
+    import argparse
+
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _command_paths(sub, prefix + (name,))
+
+
+def _all_command_paths():
+    from tools.cli import build_parser
+
+    return list(_command_paths(build_parser()))
+
+
+@pytest.mark.parametrize("path", _all_command_paths(), ids=lambda p: " ".join(p) or "fleetflow")
+def test_every_command_has_a_help_that_prints(path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*path, "--help"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: fleetflow")
