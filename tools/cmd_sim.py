@@ -54,7 +54,10 @@ def _sigterm(*_):
 
 def run(args) -> int:
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
-    ids = fleet_mod.device_ids(max(args.devices, 1), args.prefix)
+    if args.devices < 1:  # before a broker and a cloud are started for nothing
+        log(f"sim: --devices {args.devices}: a fleet needs at least one device")
+        return 2
+    ids = fleet_mod.device_ids(args.devices, args.prefix)
     try:
         profiles = fleet_mod.parse_assignments(args.sensor, fleet_mod.PROFILES, ids, "--sensor")
         faults = fleet_mod.parse_assignments(args.fault, fleet_mod.FAULTS, ids, "--fault")

@@ -143,3 +143,10 @@ def test_every_command_has_a_help_that_prints(path, capsys):
         main([*path, "--help"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("usage: fleetflow")
+
+
+@pytest.mark.parametrize("count", ["0", "-1"])
+def test_sim_with_no_devices_refuses_before_starting_anything(tmp_path, capsys, count):
+    assert main(["sim", "--devices", count, "--workdir", str(tmp_path / "sim")]) == 2
+    assert "at least one device" in capsys.readouterr().out
+    assert not (tmp_path / "sim").exists()  # no broker, no cloud, no workdir
