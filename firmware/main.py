@@ -24,10 +24,18 @@ def _start():
     except FFError as e:
         print("main: cannot start:", e.args[0])
         return
-    # The node-table hash walks every node's description: do it first, on a
-    # clean heap, before the agent and a flow fill and fragment it.
-    from fleetflow.nodetable import table_hash
-    nt_hash = table_hash(cfg["board"]["nodes"])
+    # read once at boot: the config code need not stay in the heap
+    from fleetflow.cold import unload
+    unload("config")
+    del config
+    # The node-table hash: the bundle's board.json carries it (tools/bundle.py),
+    # since computing it imports every node's description and the names that
+    # interns stay in the heap for good. Without it (a board file copied by
+    # hand) it is computed here, first, on a clean heap.
+    nt_hash = cfg["board"].get("nt_hash")
+    if not nt_hash:
+        from fleetflow.nodetable import table_hash
+        nt_hash = table_hash(cfg["board"]["nodes"])
     gc.collect()
     from fleetflow.agent import main
     main(cfg, "", nt_hash)

@@ -6,7 +6,7 @@ A bundle is a folder laid out exactly as the board's filesystem root:
     lib/fleetflow/**.mpy      the device package, compiled by mpy-cross for the board's
                               architecture, with only the node modules the board lists
     lib/umqtt/simple.mpy      unix-sim (and `flash --offline`): boards get it with `mip install umqtt.simple`
-    board.json                the board definition (boards/<name>.json)
+    board.json                what the device uses of boards/<name>.json, with its nt_hash (device_board)
     config.json               provisioning, when given (device id, Wi-Fi, MQTT, HMAC key)
 
 `build_bundle(board, out_dir, provisioning=None) -> Bundle` is the whole API;
@@ -135,6 +135,29 @@ def _wanted(rel: Path, port: str, board_nodes: set[str], node_types: set[str]) -
     return True
 
 
+# What the device reads of board.json (fleetflow/config.py keeps the same
+# keys): the rest (title, sources, flash budgets) is for the host, and every
+# byte of it would be parsed into the device's heap at boot.
+DEVICE_BOARD_KEYS = ("name", "nodes", "pins", "reserved", "program_max_bytes")
+
+
+def device_board(spec: dict, board: str | None = None) -> dict:
+    """The board.json a device gets: the keys it uses and, for a board of this
+    repository's firmware, `nt_hash`, the hash of its node table.
+
+    The device would otherwise compute the hash at every boot by importing
+    all its node modules' descriptions, and the names those imports intern
+    stay in its heap for good (~8.5 KB on the unix port). The value is the
+    one the firmware computes (shared_schema's catalog is generated from the
+    firmware's own dump, and tests/schema/test_catalog.py fails on drift)."""
+    out = {k: spec[k] for k in DEVICE_BOARD_KEYS if k in spec}
+    if board is not None:
+        from shared_schema.catalog import board_hash
+
+        out["nt_hash"] = board_hash(board)
+    return out
+
+
 def _compile(src: Path, dst: Path, rel: str, march: str | None) -> None:
     args = ["-o", str(dst), "-s", rel]
     if march:
@@ -206,7 +229,8 @@ def build_bundle(
             _compile(src, dst, f"umqtt/{src.name}", march)
             add(dst, "lib")
 
-    (out / "board.json").write_text(json.dumps(spec, sort_keys=True, separators=(",", ":")))
+    device_spec = device_board(spec, board if (firmware_dir == FIRMWARE and boards_dir == BOARDS) else None)
+    (out / "board.json").write_text(json.dumps(device_spec, sort_keys=True, separators=(",", ":")))
     add(out / "board.json", "data")
     if provisioning is not None:
         path = out / device_config.FILENAME

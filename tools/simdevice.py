@@ -58,7 +58,11 @@ def sim_bundle(board: str = "unix-sim") -> Path:
     from tools.bundle import build_bundle
 
     h = hashlib.sha256(board.encode())
-    for src in sorted((REPO / "firmware").rglob("*.py")) + [REPO / "boards" / f"{board}.json"]:
+    # the bundle's inputs: the firmware, the board file, the bundler itself and
+    # the catalog its board.json takes the nt_hash from
+    inputs = [REPO / "boards" / f"{board}.json", REPO / "tools" / "bundle.py",
+              REPO / "shared_schema" / "catalog.json"]
+    for src in sorted((REPO / "firmware").rglob("*.py")) + inputs:
         h.update(str(src.relative_to(REPO)).encode())
         h.update(src.read_bytes())
     root = REPO / "var" / "simbundle"
@@ -107,7 +111,7 @@ class SimDevice:
         """Format the flash image and write config.json and board.json (MicroPython does it)."""
         cfg = self.workdir / f"{self.device_id}.config.json"
         cfg.write_text(json.dumps(self.config))
-        board = REPO / "boards" / f"{self.board}.json"
+        board = sim_bundle(self.board) / "board.json"  # as `fleetflow flash` copies it
         if self.image.exists():
             self.image.unlink()
         proc = subprocess.run([str(MICROPYTHON), str(REPO / "tools" / "sim_provision.py"),

@@ -9,21 +9,31 @@
 #   flush          acks/status/out (QoS 1) then run batches, heartbeat (QoS 0)
 # Nothing escapes step(): the device keeps running its flow without the
 # cloud, and buffers what it has to say (bounded, drops counted).
+#
+# Heap: what runs all the time (this loop, the link, the interpreter, the
+# run buffer) stays loaded; the cold code -- command handling, chunked
+# transfers, the envelope and signature checks, the program loader -- is
+# imported when a command or a slot switch needs it and let go after
+# (_cool), so the steady heap holds none of it.
 import gc
 import json
 import time
+from binascii import unhexlify
 from micropython import const
 
-from fleetflow import VERSION, gate
-from fleetflow.errors import FFError
+from fleetflow import VERSION
+from fleetflow.cold import unload
 from fleetflow.slots import SlotStore
 from fleetflow.link import Link
 from fleetflow.records import RunBuffer
 from fleetflow.health import rule_of, judge, CONFIRM, ROLLBACK
-from fleetflow.commands import Commands
 
 _MAX_OUTBOX = const(24)
 _RUNS_EVERY_MS = const(1000)
+_MAX_DONE = const(16)
+_PERSIST = ("stage", "deploy", "activate", "rollback")
+# what _cool unloads: modules only commands, slot switches and checks use
+_COLD = ("commands", "transfer", "gate", "verify", "hmac256")
 
 
 def _heap():
@@ -31,7 +41,7 @@ def _heap():
     return gc.mem_free()
 
 
-class Agent(Commands):
+class Agent:
     def __init__(self, cfg, root="", nt_hash=None):
         from fleetflow.nodetable import load_table, table_hash
         from fleetflow.hal import get_hal
@@ -44,7 +54,7 @@ class Agent(Commands):
         self.types = sorted(self.table)
         self.nt_hash = nt_hash or table_hash(types)
         self.hal = get_hal(self.board["name"], cfg.get("sim"))
-        self.check_sig = gate.make_checker(self.dev, cfg["key"])
+        self._key = unhexlify(cfg["key"])
         self.slots = SlotStore(root, self.check_sig)
         self.records = RunBuffer(cfg["runs_buffer"])
         self.device = Device(self.records)
@@ -58,7 +68,29 @@ class Agent(Commands):
         self._next_health = 0
         self._last_runs = 0
         self._status_due = True
-        Commands.__init__(self)
+        self._warm = False        # cold code may be loaded: _cool it
+        self.xfer = None          # a chunked transfer in progress (fleetflow.transfer)
+        self.done = {}            # command id -> its last ack (repeats are answered from here)
+        self._done_order = []
+        try:
+            with open(self.slots.path("cmds.json")) as f:
+                for a in json.load(f):
+                    self._keep(a)
+        except (OSError, ValueError):
+            pass
+
+    def check_sig(self, hdr):
+        """FFError unless the slot/envelope header carries this device's signature."""
+        from fleetflow import verify  # cold: unloaded by _cool
+        self._warm = True
+        verify.check_signature(hdr, self._key, self.dev)
+
+    def _cool(self):
+        # Let the cold code go once nothing holds it: a chunked transfer in
+        # progress keeps it (its chunks come one command at a time).
+        if self.xfer is None:
+            unload(*_COLD)
+            self._warm = False
 
     # -- boot --
     def boot(self):
@@ -72,6 +104,7 @@ class Agent(Commands):
             self._trial_ack(h, "rolled_back", reason)
         if booted:
             self._run_slot(booted)
+        self._cool()
 
     def _run_slot(self, booted):
         """Start the program of (slot, header, bytes); roll back if it can't."""
@@ -84,7 +117,9 @@ class Agent(Commands):
             return
         slot, hdr, prog = booted
         try:
-            p = gate.load(prog, self.board, self.table)
+            from fleetflow.gate import load
+            self._warm = True
+            p = load(prog, self.board, self.table)
             del prog
             from fleetflow.interp import Interpreter
             self.it = Interpreter(p, self.hal, self.records, self._publish_out, self.device)
@@ -107,6 +142,7 @@ class Agent(Commands):
             self.boot()
         except Exception as e:  # still come online, so the cloud can see and fix it
             print("agent: boot failed:", type(e).__name__, e)
+        print("agent: booted, heap free", _heap())  # `fleetflow bench agent` reads it
         while True:
             try:
                 self.step()
@@ -135,6 +171,8 @@ class Agent(Commands):
         if self.slots.state["trial"] and self.it is not None:
             self._gate(now)
         self._flush(now)
+        if self._warm:
+            self._cool()
 
     def _crash(self, e):
         reason = "crash: %s: %s" % (type(e).__name__, e)
@@ -172,6 +210,51 @@ class Agent(Commands):
             except Exception as e:
                 print("agent: previous slot unusable:", e)
         self._run_slot(booted)
+
+    # -- commands (the handling is fleetflow/commands.py, cold code) --
+    def command(self, raw):
+        # Parsed here and the raw bytes let go before the command code is
+        # loaded, so a big envelope and that code are not in the heap twice.
+        try:
+            cmd = json.loads(raw)
+            if type(cmd) is not dict:
+                raise ValueError
+        except ValueError:
+            self.ack({"id": None, "op": None}, "rejected", "bad command: not a JSON object")
+            return
+        except MemoryError:
+            # Too big to parse here: refuse it by the id we can still find.
+            n = len(raw)
+            cid = _peek_id(raw)
+            raw = None
+            gc.collect()
+            self.ack({"id": cid, "op": None}, "rejected", "oversized: no memory for a %d-byte command" % n)
+            return
+        raw = None
+        self._warm = True
+        from fleetflow.commands import handle
+        handle(self, cmd)
+
+    def _keep(self, a):
+        cid = a.get("id")
+        if cid not in self.done:
+            self._done_order.append(cid)
+            if len(self._done_order) > _MAX_DONE:
+                self.done.pop(self._done_order.pop(0), None)
+        self.done[cid] = a
+
+    def remember(self, cmd, a):
+        if cmd.get("op") == "chunk" or cmd.get("id") is None:
+            return
+        if a["state"] == "received" and cmd.get("op") in ("stage", "deploy", "exec"):
+            return  # not final: a repeat must reach the handler (transfer resume)
+        self._keep(a)
+        if cmd.get("op") in _PERSIST and a["state"] != "received":
+            keep = [self.done[i] for i in self._done_order if self.done[i].get("op") in _PERSIST]
+            try:
+                self.slots._write_atomic("cmds.json", json.dumps(keep))
+            except OSError as e:
+                print("agent: can't persist command ids:", e)
 
     def _trial_ack(self, h, state, reason):
         if h.get("cmd"):
@@ -239,10 +322,14 @@ class Agent(Commands):
         if len(recs) and (len(recs) >= self.cfg["runs_batch"] or
                           time.ticks_diff(now, self._last_runs) >= _RUNS_EVERY_MS):
             n = self.cfg["runs_batch"]
-            body = json.dumps({"dev": self.dev, "runs": recs.peek(n), "dropped": recs.dropped})
+            # the records' JSON is written straight from the compact records
+            # (no dict per node row: ~5 KB for a 20-node record)
+            body = '{"dev":%s,"runs":%s,"dropped":%d}' % (json.dumps(self.dev), recs.peek_json(n),
+                                                           recs.dropped)
             if not link.publish("runs", body, 1):
                 return
-            recs.take(n)
+            body = None
+            recs.discard(n)
             self._last_runs = now
         if time.ticks_diff(now, self._next_health) >= 0:
             self._next_health = time.ticks_add(now, self.cfg["health_interval_s"] * 1000)
@@ -255,6 +342,18 @@ class Agent(Commands):
         self.link.close()
         if self.it is not None:
             self.it.stop()
+
+
+def _peek_id(raw):
+    # The "id" of a command we could not parse, found without parsing it.
+    i = raw.find(b'"id"')
+    if i < 0:
+        return None
+    i = raw.find(b'"', raw.find(b":", i) + 1)
+    j = raw.find(b'"', i + 1)
+    if i < 0 or j < 0 or j - i > 80:
+        return None
+    return raw[i + 1:j].decode()
 
 
 def main(cfg, root="", nt_hash=None):

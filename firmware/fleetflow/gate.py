@@ -5,10 +5,13 @@
 # `reason` of the `rejected` ack. The signature and digest checks are
 # fleetflow.verify's; the seq check is here, since only the agent knows the
 # last accepted one.
+#
+# Cold code: the agent imports it for a command or a slot switch, then lets
+# it go (fleetflow.cold); the signature code (fleetflow.verify) is
+# imported only by the checks that use it.
 import hashlib
 from binascii import unhexlify
 from fleetflow.errors import FFError
-from fleetflow import verify
 
 _HDR_KEYS = ("flow", "ver", "seq", "size", "sha", "sig")
 
@@ -31,12 +34,14 @@ def make_checker(dev, key_hex):
     key = unhexlify(key_hex)
 
     def check(hdr):
+        from fleetflow import verify
         verify.check_signature(hdr, key, dev)
 
     return check
 
 
 def check_sha(prog, hdr):
+    from fleetflow import verify
     verify.check_digest(hdr, verify.hexdigest(hashlib.sha256(prog)), len(prog))
 
 

@@ -103,14 +103,26 @@ class RunBuffer:
     def peek_json(self, n=None):
         """peek(n) as JSON text, made without the dicts (less heap on a device)."""
         from fleetflow.record_wire import write_json
-        parts = ["["]
+        from io import StringIO
+        # one growing buffer, not a list of hundreds of small strings
+        buf = StringIO()
+        w = buf.write
+        w("[")
         q = self._q if n is None else self._q[:n]
         for k in range(len(q)):
             if k:
-                parts.append(",")
-            write_json(q[k], parts.append)
-        parts.append("]")
-        return "".join(parts)
+                w(",")
+            write_json(q[k], w)
+        w("]")
+        return buf.getvalue()
+
+    def discard(self, n):
+        """Drop the n oldest records (shipped: peek_json then discard); not
+        counted as dropped."""
+        q = self._q
+        out, self._q = q[:n], q[n:]
+        for r in out:
+            self._recycle(r)
 
     def peek(self, n=None):
         """Up to n records (all by default), oldest first, as dicts; they stay."""

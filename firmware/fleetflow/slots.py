@@ -26,7 +26,8 @@ import os
 import hashlib
 from micropython import const
 from fleetflow.errors import FFError
-from fleetflow import verify
+# fleetflow.verify is imported by the two methods that check digests: it is
+# cold code the agent unloads between commands (fleetflow.cold).
 
 MAX_TRIAL_BOOTS = const(2)
 _COPY_BUF = const(512)
@@ -216,6 +217,7 @@ class SlotStore:
         if n != header["size"]:
             self.stage_abort()
             raise FFError("truncated: %d of %d bytes" % (n, header["size"]))
+        from fleetflow import verify
         try:
             verify.check_digest(header, verify.hexdigest(h), n)
         except FFError:
@@ -226,7 +228,11 @@ class SlotStore:
             try:
                 with open(self.path("slot_%s.tmp" % slot), "rb") as f:
                     f.readline()
-                    validate(f.read())
+                    prog = f.read()
+                # validated after the file is closed: a deploy's heap peak is
+                # the program being parsed, no file buffers need to share it
+                validate(prog)
+                prog = None
             except Exception:
                 self._stage = [slot, f, h, header, n]
                 self.stage_abort()
@@ -279,6 +285,7 @@ class SlotStore:
         with open(self.path("slot_" + slot), "rb") as f:
             hdr = json.loads(f.readline())
             prog = f.read()
+        from fleetflow import verify
         verify.check_digest(hdr, verify.hexdigest(hashlib.sha256(prog)), len(prog))
         self._check_sig(hdr)
         return hdr, prog
