@@ -30,18 +30,33 @@ def _content(body: dict) -> dict:
     return {k: body[k] for k in CONTENT_KEYS if k in body}
 
 
-def _check_content(body: dict) -> None:
-    problems = [Problem(p.pointer, p.message) for p in draft_problems(_content(body))]
-    if problems:
-        raise Invalid("the flow's content has the wrong shape", problems)
+def _board_problems(boards, pointer: str) -> list[Problem]:
+    known = board_names()
+    return [Problem(f"{pointer}/{i}", f"unknown board {b!r}; boards: {', '.join(known)}")
+            for i, b in enumerate(boards or []) if b not in known]
 
 
 def _check_boards(boards, pointer: str) -> None:
-    known = board_names()
-    bad = [Problem(f"{pointer}/{i}", f"unknown board {b!r}; boards: {', '.join(known)}")
-           for i, b in enumerate(boards or []) if b not in known]
+    bad = _board_problems(boards, pointer)
     if bad:
         raise Invalid("unknown board", bad)
+
+
+def _parse_flow_body(model, body: dict, with_content: bool):
+    """The flow's fields (FlowMeta/FlowPatch), with every problem of the body
+    at once: its fields, its content's shape, its boards."""
+    problems = []
+    try:
+        meta = schemas.parse(model, body)
+    except Invalid as exc:
+        meta, problems = None, list(exc.problems)
+    if with_content:
+        problems += [Problem(p.pointer, p.message) for p in draft_problems(_content(body))]
+    if meta is not None:
+        problems += _board_problems(meta.boards, "/boards")
+    if problems:
+        raise Invalid("the flow has problems", problems)
+    return meta
 
 
 def used_types(content: dict) -> list[str]:
@@ -85,9 +100,7 @@ def _draft(flow_id: str) -> Flow:
 
 
 def create_flow(body: dict) -> dict:
-    meta = schemas.parse(schemas.FlowMeta, body)
-    _check_content(body)
-    _check_boards(meta.boards, "/boards")
+    meta = _parse_flow_body(schemas.FlowMeta, body, with_content=True)
     now = time.time()
     flow = Flow.create(id="flow_" + secrets.token_hex(6), name=meta.name, description=meta.description or "",
                        tags=meta.tags, body=_content(body), boards=meta.boards, created_at=now, updated_at=now)
@@ -111,10 +124,10 @@ def get_flow(flow_id: str) -> dict:
 def update_flow(flow_id: str, body: dict) -> dict:
     """PUT replaces the fields it carries; the content (definition or steps,
     variables) is replaced as a whole when any of it is present."""
-    meta = schemas.parse(schemas.FlowPatch, body)
     flow = _draft(flow_id)
-    if any(k in body for k in CONTENT_KEYS):
-        _check_content(body)
+    replaces_content = any(k in body for k in CONTENT_KEYS)
+    meta = _parse_flow_body(schemas.FlowPatch, body, with_content=replaces_content)
+    if replaces_content:
         flow.body = _content(body)
     if meta.name is not None:
         flow.name = meta.name
@@ -123,7 +136,6 @@ def update_flow(flow_id: str, body: dict) -> dict:
     if "tags" in body:
         flow.tags = meta.tags
     if "boards" in body:
-        _check_boards(meta.boards, "/boards")
         flow.boards = meta.boards
     flow.updated_at = time.time()
     flow.save()

@@ -53,10 +53,19 @@ async def test_without_declared_boards_a_version_records_the_boards_it_fits(api,
 
 
 async def test_shape_errors_point_at_the_field(api):
-    problem = await api.post("/flows", {"name": "", "definition": {"nodes": "x"}}, expect=422)
-    assert {e["pointer"] for e in problem["errors"]} >= {"/name"}
+    problem = await api.post("/flows", {"name": "", "definition": {"nodes": "x"}, "boards": ["esp32"]}, expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/name", "/definition/nodes"]  # every problem at once
     problem = await api.post("/flows", {"name": "x", "definition": {"nodes": "x"}}, expect=422)
-    assert problem["errors"][0]["pointer"].startswith("/definition/nodes")
+    assert [e["pointer"] for e in problem["errors"]] == ["/definition/nodes"]
+    problem = await api.post("/flows", {"name": "x", "definition": {"nodes": []}, "boards": ["esp32", "unix-sim"]},
+                             expect=422)
+    assert problem["errors"] == [{"pointer": "/boards/0",
+                                  "message": "unknown board 'esp32'; boards: esp32-devkitc, rp2-pico-w, unix-sim"}]
+    draft = await api.post("/flows", {"name": "x"}, expect=201)
+    problem = await api.put(f"/flows/{draft['id']}", {"name": "", "steps": "x", "boards": ["nope"]}, expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/name", "/steps"]
+    problem = await api.put(f"/flows/{draft['id']}", {"boards": ["nope"]}, expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/boards/0"]
 
 
 async def test_only_drafts_change(api):
