@@ -70,3 +70,10 @@ class Invalid(FleetflowError):
 class BadRequest(FleetflowError):
     status = 400
     title = "Bad request"
+
+
+class BadGateway(FleetflowError):
+    """Something the cloud relies on (the broker's password file) refused."""
+
+    status = 502
+    title = "Bad gateway"

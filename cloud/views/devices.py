@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 import inspect
+import logging
 
 from aiohttp import web
 
 from cloud.appkeys import BOX, BRIDGE, CONFIG, DB
-from cloud.errors import Invalid, Problem
+from cloud.errors import BadGateway, Invalid, Problem
 from cloud.middleware import json_body
 from cloud.store import devices as store
 from cloud.store import runs as run_store
 from cloud.views.common import ok
+
+log = logging.getLogger("fleetflow.api")
 
 
 def _live(request: web.Request, doc: dict) -> dict:
@@ -27,9 +30,17 @@ async def provision(request: web.Request):
     doc, password = await request.app[DB].run(store.provision, body, request.app[BOX], config.device_broker(),
                                               config.topic_prefix)
     if config.on_provision is not None:
-        result = config.on_provision(doc["id"], password)
-        if inspect.isawaitable(result):
-            await result
+        try:
+            result = config.on_provision(doc["id"], password)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            # Without broker credentials the device could never connect, and
+            # its password is shown only in this answer: undo, so a retry works.
+            log.exception("provisioning hook failed for %s", doc["id"])
+            await request.app[DB].run(store.delete_device, doc["id"])
+            raise BadGateway(f"device {doc['id']} could not be added to the broker ({type(exc).__name__}: {exc}); "
+                             "nothing was kept: try again once the broker's password file is writable") from None
     return ok(doc, 201)
 
 

@@ -40,6 +40,30 @@ async def test_provision_hook_registers_the_device_with_the_broker(aiohttp_clien
     assert seen == [(made["id"], made["credentials"]["mqtt"]["password"])]
 
 
+async def test_a_failing_provision_hook_keeps_nothing_so_a_retry_works(aiohttp_client, cloud_config):
+    from cloud.app import init_app
+    from cloud.store import keys as key_store
+
+    calls = []
+
+    def on_provision(device_id, password):
+        calls.append(device_id)
+        if len(calls) == 1:
+            raise OSError("Permission denied: /etc/mosquitto/fleetflow.passwd")
+
+    cloud_config.on_provision = on_provision
+    app = init_app(cloud_config)
+    headers = {"x-api-key": app[DB].call(key_store.create_key, "operator")["key"]}
+    client = await aiohttp_client(app)
+    resp = await client.post("/api/v1/devices", json={"id": "k1", "board": "unix-sim"}, headers=headers)
+    problem = await resp.json()
+    assert resp.status == 502 and "Permission denied" in problem["detail"], problem
+    assert (await client.get("/api/v1/devices/k1", headers=headers)).status == 404
+    resp = await client.post("/api/v1/devices", json={"id": "k1", "board": "unix-sim"}, headers=headers)
+    assert resp.status == 201 and (await resp.json())["credentials"]["mqtt"]["password"]
+    assert calls == ["k1", "k1"]
+
+
 async def test_duplicate_ids_conflict_and_bad_bodies_point_at_fields(api):
     await api.post("/devices", {"id": "d1", "board": "unix-sim"}, expect=201)
     await api.post("/devices", {"id": "d1", "board": "unix-sim"}, expect=409)
