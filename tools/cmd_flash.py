@@ -96,6 +96,9 @@ def add_mosquitto_user(passwd_file: str, user: str, password: str) -> None:
 
 def run(args) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    if not (args.port or args.bundle_only):  # before a device is provisioned for nothing
+        log("flash: --port is needed to flash (or --bundle-only)")
+        return 2
     try:
         prov = provisioning_from(args, log)
         device_config.check(prov)
@@ -117,9 +120,6 @@ def run(args) -> int:
             log("bundle: OVER the flash budget")
         result = {"bundle": s, "out": str(out), "device_id": prov["device_id"]}
         if not args.bundle_only:
-            if not args.port:
-                log("flash: --port is needed to flash (or --bundle-only)")
-                return 2
             unix = args.board == "unix-sim"
             result["flash"] = flashing.flash(bundle, args.port, unix=unix, mip=not (args.no_mip or args.offline),
                                              log=log)

@@ -60,8 +60,9 @@ def mosquitto_hook(passwd_file: str, pid: int | None):
     """on_provision for a Mosquitto with a password file (Config.on_provision)."""
     import asyncio
     import signal
-    import subprocess
     import threading
+
+    from tools.cmd_flash import add_mosquitto_user
 
     # mosquitto_passwd rewrites the whole file: two provisions running it at
     # once on executor threads could each drop the other's line.
@@ -69,8 +70,7 @@ def mosquitto_hook(passwd_file: str, pid: int | None):
 
     def add(device_id: str, password: str) -> None:
         with one_at_a_time:
-            subprocess.run(["mosquitto_passwd", "-b", passwd_file, device_id, password], check=True,
-                           capture_output=True)
+            add_mosquitto_user(passwd_file, device_id, password)
         if pid:
             os.kill(pid, signal.SIGHUP)
 
