@@ -12,6 +12,9 @@ from cloud.errors import Invalid, Problem
 from shared_schema.models import validation_problems
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# The largest id or version number the API takes: what a 64-bit database
+# column holds (a bigger one would fail in the database, not as bad input).
+MAX_NUMBER = 2**63 - 1
 Role = Literal["admin", "operator", "viewer"]
 Strategy = Literal["all_at_once", "rolling", "canary", "blue_green"]
 
@@ -63,7 +66,7 @@ class DevicePatch(_Strict):
 
 class DeploymentCreate(_Strict):
     flow_id: str
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
     strategy: Strategy = "rolling"
     target_devices: list[str] = Field(default_factory=list)
     target_tags: list[str] = Field(default_factory=list)
@@ -87,7 +90,7 @@ class Overrides(_Strict):
 
 class ExecutionCreate(_Strict):
     flow_id: str
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
     target_devices: list[str] = Field(default_factory=list)
     target_tags: list[str] = Field(default_factory=list)
     environment: str | None = None

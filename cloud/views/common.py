@@ -3,6 +3,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cloud.errors import Invalid, Problem
+from cloud.schemas import MAX_NUMBER
 
 
 def ok(body, status: int = 200) -> web.Response:
@@ -18,8 +19,8 @@ def int_param(request: web.Request, name: str, where: str = "query") -> int:
         value = int(raw)
     except ValueError:
         raise Invalid(f"{name} must be a whole number", [Problem(pointer, f"{raw!r} is not a whole number")]) from None
-    if value < 1:
-        raise Invalid(f"{name} must be at least 1", [Problem(pointer, "must be at least 1")])
+    if not 1 <= value <= MAX_NUMBER:
+        raise Invalid(f"{name} is out of range", [Problem(pointer, f"must be from 1 to {MAX_NUMBER}")])
     return value
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from cloud.routes import API, ROUTES
 
-WEIRD = [None, 0, -1, 1.5, True, "", "x" * 300, "$nope", [], [1, "a", None], {}, {"a": {"b": []}}]
+WEIRD = [None, 0, -1, 1.5, 10**23, True, "", "x" * 300, "$nope", [], [1, "a", None], {}, {"a": {"b": []}}]
 
 
 def _bodies(route):
@@ -76,3 +76,22 @@ async def test_a_misspelt_delivery_status_is_422(api):
     assert problem["errors"] == [{"pointer": "?status", "message": "'failed' is not one of pending, delivered, dead"}]
     for status in ("pending", "delivered", "dead"):
         assert (await api.get(f"/webhooks/{hook['id']}/deliveries?status={status}"))["deliveries"] == []
+
+
+HUGE = 10**23  # past a 64-bit database column
+
+
+async def test_numbers_too_big_for_the_database_are_422_not_500(api):
+    flow = await api.published_flow()
+    await api.post("/devices", {"id": "h1", "board": "unix-sim"}, expect=201)
+    hook = await api.post("/webhooks", {"url": "http://127.0.0.1:9/hook"}, expect=201)
+    for path, pointer in [(f"/flows/{flow['id']}/versions/{HUGE}", "{version}"),
+                          (f"/flows/{flow['id']}/versions/compare?v1=1&v2={HUGE}", "?v2"),
+                          (f"/webhooks/{hook['id']}/deliveries/{HUGE}/redeliver", "{delivery_id}"),
+                          (f"/keys/{HUGE}/revoke", "{key_id}")]:
+        method = "POST" if path.endswith(("revoke", "redeliver")) else "GET"
+        problem = await api.call(method, path, expect=422)
+        assert [e["pointer"] for e in problem["errors"]] == [pointer], path
+    for route in ("/deployments", "/executions"):
+        problem = await api.post(route, {"flow_id": flow["id"], "version": HUGE, "target_devices": ["h1"]}, expect=422)
+        assert [e["pointer"] for e in problem["errors"]] == ["/version"], route
