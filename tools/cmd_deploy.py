@@ -129,6 +129,10 @@ def _create(args) -> int:
         body = deployment_body(args)
         if args.all:
             body["target_devices"] = [d["id"] for d in api.list_devices()]
+            if not body["target_devices"]:
+                print(f"deploy: --all: the cloud at {api.url} has no devices yet; provision some first",
+                      file=sys.stderr)
+                return 1
         dep = api.create_deployment(body)
         out = _progress_out(args)
         print(f"created deployment {dep['id']} ({args.strategy}) of {args.flow}: "

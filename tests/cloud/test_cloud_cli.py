@@ -150,3 +150,18 @@ def test_sim_with_no_devices_refuses_before_starting_anything(tmp_path, capsys, 
     assert main(["sim", "--devices", count, "--workdir", str(tmp_path / "sim")]) == 2
     assert "at least one device" in capsys.readouterr().out
     assert not (tmp_path / "sim").exists()  # no broker, no cloud, no workdir
+
+
+async def test_deploy_all_on_a_cloud_without_devices_says_so(aiohttp_server, cloud_config, capsys):
+    import asyncio
+
+    from cloud.app import init_app
+    from cloud.appkeys import DB
+    from cloud.store import keys as key_store
+
+    app = init_app(cloud_config)
+    key = app[DB].call(key_store.create_key, "operator")["key"]
+    server = await aiohttp_server(app)
+    argv = ["deploy", "create", "flow_x", "--all", "--cloud", str(server.make_url("")), "--api-key", key]
+    status = await asyncio.get_running_loop().run_in_executor(None, main, argv)
+    assert status == 1 and "has no devices yet" in capsys.readouterr().err
