@@ -10,12 +10,14 @@ every problem points into the request's `overrides`.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from shared_schema.boards import Board
 from shared_schema.catalog import param_specs
+from shared_schema.compiler import compile_program
 from shared_schema.models import normalize_type, step_id
-from shared_schema.params import RefError, coerce_var, infer_var_type, var_ref
+from shared_schema.params import RefError, var_ref
 from shared_schema.problems import Problem, join
 from shared_schema.validate import validate_flow
 
@@ -27,6 +29,11 @@ def _nodes(body: dict) -> tuple[list[dict], str, str, str]:
     if isinstance(body.get("definition"), dict):
         return body["definition"].get("nodes") or [], "/definition/nodes", "type", "config"
     return body.get("steps") or [], "/steps", "node", "params"
+
+
+def _ids(nodes: list[dict], nodes_ptr: str) -> list[str]:
+    """Node ids as the program has them (a step without one is s1, s2, ...)."""
+    return [n.get("id") or (step_id(i) if nodes_ptr == "/steps" else "") for i, n in enumerate(nodes)]
 
 
 def _variables(body: dict) -> tuple[list[dict], str]:
@@ -41,7 +48,7 @@ def override_problems(body: dict, overrides: dict[str, Any], board: Board | str)
     ov_vars, ov_params = overrides.get("vars") or {}, overrides.get("params") or {}
     nodes, nodes_ptr, type_key, cfg_key = _nodes(body)
     variables, vars_ptr = _variables(body)
-    ids = [n.get("id") or (step_id(i) if nodes_ptr == "/steps" else "") for i, n in enumerate(nodes)]
+    ids = _ids(nodes, nodes_ptr)
     declared = [v.get("name") for v in variables]
     problems = []
     for name in ov_vars:
@@ -60,19 +67,7 @@ def override_problems(body: dict, overrides: dict[str, Any], board: Board | str)
         return problems
 
     # Apply them, validate, and point each problem back at the override at fault.
-    merged = copy.deepcopy(body)
-    m_nodes, _, _, _ = _nodes(merged)
-    m_vars, _ = _variables(merged)
-    where: dict[str, str] = {}
-    for i, var in enumerate(m_vars):
-        if var.get("name") in ov_vars:
-            var["value"] = ov_vars[var["name"]]
-            where[join(vars_ptr, i, "value")] = join(BASE, "vars", var["name"])
-    for nid, params in ov_params.items():
-        i = ids.index(nid)
-        m_nodes[i][cfg_key] = {**(m_nodes[i].get(cfg_key) or {}), **params}
-        for key in params:
-            where[join(nodes_ptr, i, cfg_key, key)] = join(BASE, "params", nid, key)
+    merged, where = _merged(body, overrides)
     out, direct = [], set()
     for p in validate_flow(merged, board):
         if p.pointer in where:
@@ -87,15 +82,37 @@ def override_problems(body: dict, overrides: dict[str, Any], board: Board | str)
     return out
 
 
-def normalized(body: dict, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The overrides as the device takes them: each variable's value coerced
-    to its declared type (`"25"` -> 25 for a number), as the compiler does
-    for the flow's own values. Call once `override_problems` found none."""
-    variables, _ = _variables(body)
-    types = {v.get("name"): v.get("type") or infer_var_type(v.get("value")) for v in variables}
-    ov_vars = {name: coerce_var(types[name], value) if value is not None else value
-               for name, value in (overrides.get("vars") or {}).items()}
-    return {"vars": ov_vars, "params": dict(overrides.get("params") or {})}
+def _merged(body: dict, overrides: dict[str, Any]) -> tuple[dict, dict[str, str]]:
+    """`body` with the overrides applied, and where each overridden value sits
+    in it -> its pointer in the request. Node ids and variables must exist."""
+    ov_vars, ov_params = overrides.get("vars") or {}, overrides.get("params") or {}
+    merged = copy.deepcopy(body)
+    nodes, nodes_ptr, _, cfg_key = _nodes(merged)
+    variables, vars_ptr = _variables(merged)
+    ids = _ids(nodes, nodes_ptr)
+    where: dict[str, str] = {}
+    for i, var in enumerate(variables):
+        if var.get("name") in ov_vars:
+            var["value"] = ov_vars[var["name"]]
+            where[join(vars_ptr, i, "value")] = join(BASE, "vars", var["name"])
+    for nid, params in ov_params.items():
+        i = ids.index(nid)
+        nodes[i][cfg_key] = {**(nodes[i].get(cfg_key) or {}), **params}
+        for key in params:
+            where[join(nodes_ptr, i, cfg_key, key)] = join(BASE, "params", nid, key)
+    return merged, where
+
+
+def normalized(body: dict, overrides: dict[str, Any], board: Board | str) -> dict[str, Any]:
+    """The overrides as the device takes them: each value as the compiler
+    writes it into a program (`"25"` -> 25 for a number variable, `"5s"` ->
+    5000 for a duration param). Call once `override_problems` found none."""
+    ov_vars, ov_params = overrides.get("vars") or {}, overrides.get("params") or {}
+    merged, _ = _merged(body, overrides)
+    program = json.loads(compile_program(merged, board, "overrides", 1).data)
+    compiled = {node["id"]: node["params"] for node in program["nodes"]}
+    return {"vars": {name: program["vars"][name] for name in ov_vars},
+            "params": {nid: {key: compiled[nid][key] for key in params} for nid, params in ov_params.items()}}
 
 
 def _var_ref(value: Any) -> str | None:

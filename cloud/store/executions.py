@@ -60,7 +60,7 @@ def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> d
     if problems:
         raise Invalid(f"the overrides do not fit version {fv.version} of flow {fv.flow}",
                       [Problem(ptr, msg, tuple(on)) for (ptr, msg), on in problems.items()])
-    return normalized(fv.body, overrides)
+    return normalized(fv.body, overrides, boards[0])
 
 
 def create_execution(body: dict, box: SecretBox, now: float | None = None, retry_of: str | None = None,

@@ -19,6 +19,7 @@ CASES = [
     ("a variable as text that coerces", GRAPH, {"vars": {"threshold": "25"}}, []),
     ("a param that fits", GRAPH, {"params": {"n2": {"op": "lt"}}}, []),
     ("a step param that fits", STEPS, {"params": {"s3": {"level": "error"}}}, []),
+    ("a duration param as text", GRAPH, {"params": {"n1": {"every": "1m"}}}, []),
     ("undeclared variable", GRAPH, {"vars": {"treshold": 1}}, ["/overrides/vars/treshold"]),
     ("variable of the wrong type", GRAPH, {"vars": {"threshold": "warm"}}, ["/overrides/vars/threshold"]),
     ("no such node", GRAPH, {"params": {"n7": {"op": "lt"}}}, ["/overrides/params/n7"]),
@@ -45,7 +46,57 @@ def test_a_bad_variable_is_reported_once_not_again_where_it_is_used():
         ("/overrides/vars/threshold", "variable 'threshold': 'warm' is not a number; write e.g. 30")]
 
 
-def test_normalized_overrides_carry_values_of_the_declared_type():
-    got = normalized(GRAPH, {"vars": {"threshold": "25"}, "params": {"n2": {"op": "lt"}}})
-    assert got == {"vars": {"threshold": 25}, "params": {"n2": {"op": "lt"}}}
-    assert isinstance(got["vars"]["threshold"], int)
+def test_normalized_overrides_are_what_the_device_takes():
+    got = normalized(GRAPH, {"vars": {"threshold": "25"}, "params": {"n2": {"op": "lt"}, "n1": {"every": "1m"}}},
+                     "unix-sim")
+    assert got == {"vars": {"threshold": 25}, "params": {"n2": {"op": "lt"}, "n1": {"every": 60_000}}}
+    assert isinstance(got["vars"]["threshold"], int)  # the device checks types: "25" would be refused there
+    got = normalized(STEPS, {"params": {"s3": {"level": "error"}}}, "unix-sim")
+    assert got == {"vars": {}, "params": {"s3": {"level": "error"}}}
+
+
+DEVICE = r"""
+import sys, json
+from fleetflow.program import load_program
+from fleetflow.nodetable import load_table
+from fleetflow.errors import FFError
+board = json.loads(sys.stdin.readline())
+table = load_table(board["nodes"])
+while True:
+    line = sys.stdin.readline()
+    if not line:
+        break
+    case = json.loads(line)
+    try:
+        load_program(case["program"], table, board).cfgs_for(case["overrides"])
+        print(json.dumps("ok"))
+    except FFError as e:
+        print(json.dumps(str(e)))
+"""
+
+
+@pytest.mark.slow
+def test_overrides_the_host_accepts_the_device_runs_and_unknown_names_both_refuse(mpy):
+    import json
+
+    from shared_schema.boards import load_board
+    from shared_schema.compiler import compile_program
+
+    board = load_board("unix-sim")
+    device_board = {k: v for k, v in json.loads(board.model_dump_json()).items()
+                    if k in ("name", "port", "program_max_bytes", "pins", "reserved", "nodes")}
+    # The host is stricter than the device (it knows a switch `gt` compares
+    # numbers); what both must refuse is what the program cannot name.
+    both_refuse = {"undeclared variable", "no such node", "no such step", "a pin", "unknown param"}
+    cases, expect_ok = [], []
+    for name, flow, overrides, pointers in CASES:
+        if pointers and name not in both_refuse:
+            continue
+        sent = normalized(flow, overrides, board) if not pointers else overrides
+        cases.append({"program": compile_program(flow, board, "ov", 1).text, "overrides": sent})
+        expect_ok.append(not pointers)
+    stdin = "\n".join([json.dumps(device_board)] + [json.dumps(c) for c in cases]) + "\n"
+    verdicts = [json.loads(line) for line in mpy.check(DEVICE, stdin=stdin, heap="256k").lines]
+    assert len(verdicts) == len(cases)
+    for case, ok, verdict in zip(cases, expect_ok, verdicts):
+        assert (verdict == "ok") is ok, (case["overrides"], verdict)
