@@ -14,8 +14,8 @@ from typing import Any
 from shared_schema.problems import describe
 
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 VAR_TYPES = ("number", "integer", "string", "boolean")
 
 
@@ -39,6 +39,14 @@ def var_ref(value: Any) -> str | None:
     return name
 
 
+def duration_text_ms(text: str, bare_unit: str) -> float | None:
+    """Milliseconds from "500ms", "2s", "5m", "1h", "1d" or a bare number in
+    `bare_unit` (node params count in ms, deployment settings in s); None
+    when `text` is no duration. The one duration grammar of the host."""
+    m = _DURATION.match(text)
+    return float(m.group(1)) * UNIT_MS[m.group(2) or bare_unit] if m else None
+
+
 def parse_ms(value: Any) -> int:
     """Milliseconds from an integer or a duration string ("500ms", "2s", "5m", "1h")."""
     if isinstance(value, bool):
@@ -48,11 +56,9 @@ def parse_ms(value: Any) -> int:
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return int(value)
     if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            ms = float(m.group(1)) * _UNIT_MS[m.group(2)]
-            if ms == int(ms):
-                return int(ms)
+        ms = duration_text_ms(value, bare_unit="ms")
+        if ms is not None and ms == int(ms):
+            return int(ms)
     raise ValueError(f"expected milliseconds as an integer or a duration like '500ms', '2s', '5m', got {describe(value)}")
 
 

@@ -11,9 +11,9 @@ it, so `decide` never parses anything.
 from __future__ import annotations
 
 import math
-import re
 
 from cloud.errors import Invalid, Problem
+from shared_schema.params import duration_text_ms
 
 STRATEGIES = ("all_at_once", "rolling", "canary", "blue_green")
 
@@ -45,8 +45,6 @@ DEFAULTS: dict[str, dict] = {
 }
 
 MAX_DURATION_S = 30 * 86400
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
 
 def parse_duration(value) -> float:
@@ -59,8 +57,8 @@ def parse_duration(value) -> float:
         if value < 0:
             raise ValueError("a duration cannot be negative")
         seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    elif isinstance(value, str) and (ms := duration_text_ms(value, bare_unit="s")) is not None:
+        seconds = ms / 1000
     else:
         raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '2h'")
     if seconds > MAX_DURATION_S:

@@ -49,6 +49,7 @@ def ids(n, start=0):
 
 @pytest.mark.parametrize("text, seconds", [
     ("5m", 300), ("30s", 30), ("2h", 7200), ("250ms", 0.25), ("45", 45), (45, 45), (1.5, 1.5), ("1.5m", 90),
+    ("1d", 86400), ("0.3s", 0.3),
 ])
 def test_durations_parse_to_seconds(text, seconds):
     assert engine_settings.parse_duration(text) == seconds

@@ -189,6 +189,7 @@ def test_pointer_escapes_keys_with_slash_and_tilde():
     ("set", "/definition/nodes/2/type", "gpio-out"),  # '-' for '_'
     ("set", "/definition/nodes/1/config/property", "$$price"),  # a literal '$'
     ("set", "/definition/nodes/0/config/every", "2s"),
+    ("set", "/definition/nodes/0/config/every", "1d"),  # the largest: 86,400,000 ms
     ("set", "/definition/nodes/0/config/every", 2000.0),
     ("set", "/definition/variables/0/value", 30.5),
     ("set", "/definition/nodes/2/on_failure", "continue"),
