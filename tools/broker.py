@@ -346,12 +346,12 @@ class AmqttBroker(Broker):
                 loop.run_until_complete(self._broker.start())
             except BaseException as exc:  # reported to the starting thread
                 errors.append(exc)
-                loop.close()
+                _close_loop(loop)
                 ready.set()
                 return
             ready.set()
             loop.run_forever()
-            loop.close()
+            _close_loop(loop)
 
         self._thread = threading.Thread(target=run, name=f"amqtt:{self.port}", daemon=True)
         self._thread.start()
@@ -383,6 +383,22 @@ class AmqttBroker(Broker):
         self._thread.join(10)
         self._thread = None
         self._broker = None
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close amqtt's loop with no task left pending: a task collected after the
+    loop closed would raise "Event loop is closed" from its finally blocks."""
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except Exception as exc:  # closing anyway
+        log.debug("amqtt loop clean-up: %r", exc)
+    finally:
+        loop.close()
 
 
 def _address_in_use(exc: BaseException | None) -> bool:
