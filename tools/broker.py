@@ -53,6 +53,9 @@ PINNED_RETRY_S = 10.0   # how long a restart waits for its own port to come free
 # Mosquitto's per-client limits. Its default queue (1,000 QoS 1 messages above
 # those in flight) drops acks when a 10,000-device batch answers the one
 # cloud client at once, or while the cloud's persistent session is offline.
+# amqtt's own shutdown sometimes hangs dropping a session; past this the
+# listeners and the loop are closed regardless.
+AMQTT_SHUTDOWN_S = 3.0
 MAX_QUEUED_MESSAGES = 100_000
 MAX_INFLIGHT_MESSAGES = 100
 
@@ -369,6 +372,13 @@ class AmqttBroker(Broker):
         if admin or name in ADMINS:
             self.admins.add(name)
 
+    async def _close_listeners(self) -> None:
+        for server in list(getattr(self._broker, "_servers", {}).values()):
+            instance = getattr(server, "instance", None)
+            if instance is not None:
+                instance.close()
+                await asyncio.wait_for(instance.wait_closed(), 2)
+
     def stop(self) -> None:
         if not self._thread:
             return
@@ -376,13 +386,19 @@ class AmqttBroker(Broker):
         if loop and loop.is_running():
             fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), loop)
             try:
-                fut.result(10)
+                fut.result(AMQTT_SHUTDOWN_S)
             except Exception as exc:  # shutting down anyway
                 log.debug("amqtt shutdown: %r", exc)
+            # amqtt's shutdown can give up (a TimeoutError while it drops a
+            # session) before it closes its listeners; a restart needs the port.
+            fut = asyncio.run_coroutine_threadsafe(self._close_listeners(), loop)
+            try:
+                fut.result(5)
+            except Exception as exc:  # the loop goes anyway
+                log.debug("amqtt listeners: %r", exc)
             loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
-        self._thread = None
-        self._broker = None
+        self._thread = self._loop = self._broker = None
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -151,3 +151,27 @@ def test_mosquitto_queues_a_big_batch_for_an_offline_persistent_client(tmp_path)
             sub2.disconnect()
             sub2.loop_stop()
         assert len(got) == count, f"{count - len(got)} of {count} queued acks were dropped"
+
+
+def test_amqtt_frees_its_port_even_when_its_own_shutdown_hangs(tmp_path, monkeypatch):
+    """amqtt's shutdown can hang dropping a device's session (seen with the
+    MicroPython agent connected): stop() still closes the listener, so a
+    restart can bind the same port at once."""
+    import asyncio
+
+    from amqtt.broker import Broker as Amqtt
+
+    async def hang(self):
+        await asyncio.sleep(3600)
+    monkeypatch.setattr(broker_mod, "AMQTT_SHUTDOWN_S", 0.3)
+    broker = start_broker(tmp_path / "a", users=USERS, prefer="amqtt")
+    try:
+        port = broker.port
+        monkeypatch.setattr(Amqtt, "shutdown", hang)  # the fault, injected on purpose
+        broker.stop()
+        squat(port).close()  # nobody listens on it any more
+        monkeypatch.undo()
+        broker.start()
+        assert broker.port == port and connect_rc(broker) == 0
+    finally:
+        broker.stop()
