@@ -9,7 +9,9 @@ Each device is a MicroPython unix-port process running the unix-sim firmware
 bundle on its own LittleFS image, with its own credentials (kept in the
 workdir, so a restart reuses them). Profiles: steady, sine, noisy, failing,
 or mixed (default). Faults: crash (a node raises every run), boot_loop,
-dead_sensor, net_drop. Ctrl-C stops every process cleanly.
+dead_sensor, net_drop. Ctrl-C stops every process cleanly; if the simulator
+is killed outright (SIGKILL), the kernel sends its devices and its Mosquitto
+SIGTERM (Linux; tools/proc.py).
 """
 
 from __future__ import annotations
