@@ -64,8 +64,6 @@ DEVICE = r'''
 import sys, json
 from fleetflow.nodetable import load_table
 from fleetflow.program import load_program
-from fleetflow.interp import Interpreter
-from fleetflow.records import RunBuffer
 from fleetflow.hal import get_hal
 import gc
 
@@ -88,6 +86,11 @@ hal = get_hal(board["name"], sim)
 gc.collect()
 prog = load_program(program, load_table(board["nodes"]), board)
 program = None
+gc.collect()
+# the interpreter comes in after the load: the loader is gone by then (a
+# device's heap peaks while a program is parsed)
+from fleetflow.interp import Interpreter
+from fleetflow.records import RunBuffer
 records = RunBuffer(4)
 it = Interpreter(prog, hal, records, publish)
 import gc
@@ -97,9 +100,17 @@ emit("loaded", nodes=prog.n, ids=prog.ids, types=prog.types, heap_free=gc.mem_fr
 it.start(0)
 
 def report(t):
-    for rec in records.take():
-        emit("run", t=t, rec=rec, relay=hal.pin(%(relay)d).value(), published=published[:])
+    # each record's JSON is written straight from the compact record, as the
+    # agent ships runs: a dict per node row would not fit next to the flow
+    from fleetflow.record_wire import write_json
+    w = sys.stdout.write
+    for k in range(len(records)):
+        w('{"ev":"run","t":%%d,"relay":%%d,"published":%%s,"rec":' %% (
+            t, hal.pin(%(relay)d).value(), json.dumps(published)))
+        write_json(records._q[k], w)
+        w("}\n")
         published.clear()
+    records.discard(len(records))
 
 for t in range(0, 20000, 1000):
     it.poll(t)

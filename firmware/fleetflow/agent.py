@@ -25,13 +25,14 @@ from fleetflow import VERSION
 from fleetflow.cold import unload
 from fleetflow.slots import SlotStore
 from fleetflow.link import Link
-from fleetflow.records import RunBuffer
+from fleetflow.records import RunBuffer, MsgBuf, runs_message
 from fleetflow.health import rule_of, judge, CONFIRM, ROLLBACK
+from fleetflow.cmdlog import CommandLog
 
 _MAX_OUTBOX = const(24)
 _RUNS_EVERY_MS = const(1000)
-_MAX_DONE = const(16)
-_PERSIST = ("stage", "deploy", "activate", "rollback")
+_RUNS_MSG_BYTES = const(1024)  # a runs message takes no more records past this size
+_RUNS_MSG_ALLOC = const(2048)  # the buffer it is made in: that and one more record, usually
 # what _cool unloads: modules only commands, slot switches and checks use
 _COLD = ("commands", "transfer", "gate", "verify", "hmac256")
 
@@ -41,7 +42,7 @@ def _heap():
     return gc.mem_free()
 
 
-class Agent:
+class Agent(CommandLog):
     def __init__(self, cfg, root="", nt_hash=None):
         from fleetflow.nodetable import load_table, table_hash
         from fleetflow.hal import get_hal
@@ -57,6 +58,7 @@ class Agent:
         self._key = unhexlify(cfg["key"])
         self.slots = SlotStore(root, self.check_sig)
         self.records = RunBuffer(cfg["runs_buffer"])
+        self._msgbuf = MsgBuf(_RUNS_MSG_ALLOC)  # allocated now, while big blocks are free
         self.device = Device(self.records)
         self.link = Link(cfg, self._on_connect)
         self.outbox = []
@@ -70,14 +72,7 @@ class Agent:
         self._status_due = True
         self._warm = False        # cold code may be loaded: _cool it
         self.xfer = None          # a chunked transfer in progress (fleetflow.transfer)
-        self.done = {}            # command id -> its last ack (repeats are answered from here)
-        self._done_order = []
-        try:
-            with open(self.slots.path("cmds.json")) as f:
-                for a in json.load(f):
-                    self._keep(a)
-        except (OSError, ValueError):
-            pass
+        CommandLog.__init__(self)
 
     def check_sig(self, hdr):
         """FFError unless the slot/envelope header carries this device's signature."""
@@ -211,51 +206,6 @@ class Agent:
                 print("agent: previous slot unusable:", e)
         self._run_slot(booted)
 
-    # -- commands (the handling is fleetflow/commands.py, cold code) --
-    def command(self, raw):
-        # Parsed here and the raw bytes let go before the command code is
-        # loaded, so a big envelope and that code are not in the heap twice.
-        try:
-            cmd = json.loads(raw)
-            if type(cmd) is not dict:
-                raise ValueError
-        except ValueError:
-            self.ack({"id": None, "op": None}, "rejected", "bad command: not a JSON object")
-            return
-        except MemoryError:
-            # Too big to parse here: refuse it by the id we can still find.
-            n = len(raw)
-            cid = _peek_id(raw)
-            raw = None
-            gc.collect()
-            self.ack({"id": cid, "op": None}, "rejected", "oversized: no memory for a %d-byte command" % n)
-            return
-        raw = None
-        self._warm = True
-        from fleetflow.commands import handle
-        handle(self, cmd)
-
-    def _keep(self, a):
-        cid = a.get("id")
-        if cid not in self.done:
-            self._done_order.append(cid)
-            if len(self._done_order) > _MAX_DONE:
-                self.done.pop(self._done_order.pop(0), None)
-        self.done[cid] = a
-
-    def remember(self, cmd, a):
-        if cmd.get("op") == "chunk" or cmd.get("id") is None:
-            return
-        if a["state"] == "received" and cmd.get("op") in ("stage", "deploy", "exec"):
-            return  # not final: a repeat must reach the handler (transfer resume)
-        self._keep(a)
-        if cmd.get("op") in _PERSIST and a["state"] != "received":
-            keep = [self.done[i] for i in self._done_order if self.done[i].get("op") in _PERSIST]
-            try:
-                self.slots._write_atomic("cmds.json", json.dumps(keep))
-            except OSError as e:
-                print("agent: can't persist command ids:", e)
-
     def _trial_ack(self, h, state, reason):
         if h.get("cmd"):
             self.ack({"id": h["cmd"], "op": h.get("op", "activate")}, state, reason)
@@ -321,15 +271,14 @@ class Agent:
         recs = self.records
         if len(recs) and (len(recs) >= self.cfg["runs_batch"] or
                           time.ticks_diff(now, self._last_runs) >= _RUNS_EVERY_MS):
-            n = self.cfg["runs_batch"]
-            # the records' JSON is written straight from the compact records
-            # (no dict per node row: ~5 KB for a 20-node record)
-            body = '{"dev":%s,"runs":%s,"dropped":%d}' % (json.dumps(self.dev), recs.peek_json(n),
-                                                           recs.dropped)
+            # The records' JSON is written straight from the compact records
+            # (no dict per node row: ~5 KB for a 20-node record) into the
+            # agent's one message buffer, ~1 KB of records per message.
+            body, k = runs_message(recs, self.dev, self._msgbuf, _RUNS_MSG_BYTES, self.cfg["runs_batch"])
             if not link.publish("runs", body, 1):
                 return
             body = None
-            recs.discard(n)
+            recs.discard(k)
             self._last_runs = now
         if time.ticks_diff(now, self._next_health) >= 0:
             self._next_health = time.ticks_add(now, self.cfg["health_interval_s"] * 1000)
@@ -342,18 +291,6 @@ class Agent:
         self.link.close()
         if self.it is not None:
             self.it.stop()
-
-
-def _peek_id(raw):
-    # The "id" of a command we could not parse, found without parsing it.
-    i = raw.find(b'"id"')
-    if i < 0:
-        return None
-    i = raw.find(b'"', raw.find(b":", i) + 1)
-    j = raw.find(b'"', i + 1)
-    if i < 0 or j < 0 or j - i > 80:
-        return None
-    return raw[i + 1:j].decode()
 
 
 def main(cfg, root="", nt_hash=None):

@@ -23,7 +23,6 @@ from binascii import a2b_base64
 from fleetflow import gate
 from fleetflow.cold import unload
 from fleetflow.errors import FFError
-from fleetflow.transfer import Transfer
 
 
 def handle(ag, cmd):
@@ -66,8 +65,9 @@ def _ping(ag, cmd):
 def _validator(ag, hdr):
     def validate(prog):
         # The signature and digests are checked by now: let their code go
-        # before the loader comes in (the peak of a deploy is this moment).
-        unload("verify", "hmac256")
+        # before the loader comes in (the peak of a deploy is this moment),
+        # and the run records' wire code too (the next flush reloads it).
+        unload("verify", "hmac256", "record_wire")
         gc.collect()
         p = gate.load(prog, ag.board, ag.table)
         if p.flow != hdr["flow"] or p.ver != hdr["ver"]:
@@ -100,6 +100,7 @@ def _stage(ag, cmd):
         del prog
         _staged(ag, cmd, hdr)
     elif "chunks" in cmd:
+        from fleetflow.transfer import Transfer  # only chunked transfers need it
         x = Transfer(cmd, hdr, cmd["chunks"], cmd.get("chunk_size"))
         _abort_xfer(ag)
         ag.slots.stage_begin(hdr)

@@ -102,19 +102,24 @@ class RunBuffer:
 
     def peek_json(self, n=None):
         """peek(n) as JSON text, made without the dicts (less heap on a device)."""
-        from fleetflow.record_wire import write_json
         from io import StringIO
-        # one growing buffer, not a list of hundreds of small strings
-        buf = StringIO()
-        w = buf.write
-        w("[")
-        q = self._q if n is None else self._q[:n]
-        for k in range(len(q)):
-            if k:
-                w(",")
-            write_json(q[k], w)
-        w("]")
+        buf = StringIO(512)  # preallocated: growing it reallocates per write
+        self.write_json(n, buf.write)
         return buf.getvalue()
+
+    def write_json(self, n, write):
+        """Write peek(n) as JSON to write(str), piece by piece."""
+        write("[")
+        for k in range(len(self._q) if n is None else min(n, len(self._q))):
+            if k:
+                write(",")
+            self.write_one(k, write)
+        write("]")
+
+    def write_one(self, k, write):
+        """Write the k-th oldest record's wire form as JSON to write(str)."""
+        from fleetflow.record_wire import write_json
+        write_json(self._q[k], write)
 
     def discard(self, n):
         """Drop the n oldest records (shipped: peek_json then discard); not
@@ -135,3 +140,66 @@ class RunBuffer:
         self._q = []
         self.dropped += n
         return n
+
+
+class _Full(Exception):
+    pass
+
+
+class MsgBuf:
+    """A message buffer allocated once (at boot, while big blocks are still
+    free) and written again for every message: on a long-running device's
+    fragmented heap a fresh 2 KB block is often not there to be had."""
+
+    def __init__(self, size):
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
+        self.n = 0
+
+    def write(self, s):
+        b = s.encode() if type(s) is str else s
+        end = self.n + len(b)
+        if end > len(self.buf):
+            raise _Full()
+        self.mv[self.n:end] = b
+        self.n = end
+
+
+_TAIL = const(40)  # room kept for the message's closing `],"dropped":N}`
+
+
+def runs_message(recs, dev, out, max_bytes, max_n):
+    """(body, k): a ff/<dev>/runs message of the k oldest records (at least
+    one, at most max_n, no more once the body passes max_bytes), written into
+    `out` (a MsgBuf) straight from the compact records. A first record too
+    big for `out` gets a message of its own, made in a growing buffer."""
+    import json
+    w = out.write
+    out.n = 0
+    k = 0
+    n = min(max_n, len(recs))
+    cap = len(out.buf) - _TAIL
+    try:
+        w('{"dev":')
+        w(json.dumps(dev))
+        w(',"runs":[')
+        while k < n and (k == 0 or out.n < max_bytes):
+            mark = out.n
+            if k:
+                w(",")
+            recs.write_one(k, w)
+            if out.n > cap:
+                raise _Full()
+            k += 1
+    except _Full:
+        if k == 0:
+            from io import StringIO
+            big = StringIO()
+            big.write('{"dev":%s,"runs":[' % json.dumps(dev))
+            recs.write_one(0, big.write)
+            big.write('],"dropped":%d}' % recs.dropped)
+            return big.getvalue(), 1
+        out.n = mark
+    w('],"dropped":%d}' % recs.dropped)
+    return out.mv[:out.n], k
+

@@ -71,6 +71,25 @@ it4, hal4 = interp([("inject", {}), {"id": "n2", "type": "switch", "params": {"p
 it4.run_now(now_ms=2)
 buf3.append({"run": 99, "plain": True})
 OUT["peek_json"] = [json.loads(buf3.peek_json()), buf3.peek(), json.loads(buf3.peek_json(1)) == buf3.peek(1)]
+# runs_message: the agent's ff/<dev>/runs body, written into one reused buffer
+from fleetflow.records import MsgBuf, runs_message
+buf8 = RunBuffer(8)
+it8, hal8 = interp([("inject", {"payload": "caf\u00e9"}), ("counter", {})], [(0, 0, 1)], records=buf8)
+for t in range(6):
+    it8.run_now(now_ms=t)
+want8 = buf8.peek()
+msg = []
+mb = MsgBuf(2048)
+body, k = runs_message(buf8, "d\u00e9v", mb, 100000, 4)       # max_n caps it
+msg.append([json.loads(bytes(body)), k])
+body, k = runs_message(buf8, "d\u00e9v", mb, 1, 8)            # past max_bytes after the first
+msg.append([json.loads(bytes(body)), k])
+body, k = runs_message(buf8, "d\u00e9v", MsgBuf(64), 100000, 8)  # first record too big for the buffer
+msg.append([json.loads(body), k])
+body, k = runs_message(buf8, "d\u00e9v", MsgBuf(700), 100000, 8)  # as many whole records as fit
+msg.append([json.loads(bytes(body)), k])
+buf8.discard(3)
+OUT["runs_message"] = [want8, msg, [r["run"] for r in buf8.peek()], buf8.dropped]
 '''
 
 
@@ -138,3 +157,16 @@ def test_peek_json_is_peek_as_json(out):
 def test_recycled_records_keep_their_own_outputs(out):
     counts = [literal_eval(o)["count"] for o in out["recycled"]]
     assert counts == list(range(1, 11))
+
+
+def test_runs_message_is_the_records_in_one_reused_buffer(out):
+    want, msgs, left, dropped = out["runs_message"]
+    capped, first_only, own_buffer, fitted = msgs
+    assert capped[0] == {"dev": "d\u00e9v", "runs": want[:4], "dropped": 0} and capped[1] == 4
+    assert first_only[0]["runs"] == want[:1] and first_only[1] == 1
+    assert own_buffer[0]["runs"] == want[:1] and own_buffer[1] == 1
+    k = fitted[1]
+    assert 1 <= k < 6 and fitted[0]["runs"] == want[:k] and fitted[0]["dropped"] == 0
+    # shipped records leave without counting as dropped
+    assert left == [r["run"] for r in want[3:]] and dropped == 0
+

@@ -1,0 +1,80 @@
+# Incoming commands, the part that stays loaded (mixed into Agent): parse a
+# command and hand it to the cold handling code (fleetflow/commands.py,
+# imported now and unloaded by the agent after), and remember the last acks
+# by command id, so a repeated command is answered, not applied again. The
+# ids of commands that changed the slots survive a reboot in ff_cmds.json.
+import gc
+import json
+from micropython import const
+
+_MAX_DONE = const(16)
+_PERSIST = ("stage", "deploy", "activate", "rollback")
+
+
+class CommandLog:
+    def __init__(self):
+        # (the agent has made self.slots by now)
+        self.done = {}            # command id -> its last ack (repeats are answered from here)
+        self._done_order = []
+        try:
+            with open(self.slots.path("cmds.json")) as f:
+                for a in json.load(f):
+                    self._keep(a)
+        except (OSError, ValueError):
+            pass
+
+    def command(self, raw):
+        # Parsed here and the raw bytes let go before the command code is
+        # loaded, so a big envelope and that code are not in the heap twice.
+        try:
+            cmd = json.loads(raw)
+            if type(cmd) is not dict:
+                raise ValueError
+        except ValueError:
+            self.ack({"id": None, "op": None}, "rejected", "bad command: not a JSON object")
+            return
+        except MemoryError:
+            # Too big to parse here: refuse it by the id we can still find.
+            n = len(raw)
+            cid = _peek_id(raw)
+            raw = None
+            gc.collect()
+            self.ack({"id": cid, "op": None}, "rejected", "oversized: no memory for a %d-byte command" % n)
+            return
+        raw = None
+        self._warm = True
+        from fleetflow.commands import handle
+        handle(self, cmd)
+
+    def _keep(self, a):
+        cid = a.get("id")
+        if cid not in self.done:
+            self._done_order.append(cid)
+            if len(self._done_order) > _MAX_DONE:
+                self.done.pop(self._done_order.pop(0), None)
+        self.done[cid] = a
+
+    def remember(self, cmd, a):
+        if cmd.get("op") == "chunk" or cmd.get("id") is None:
+            return
+        if a["state"] == "received" and cmd.get("op") in ("stage", "deploy", "exec"):
+            return  # not final: a repeat must reach the handler (transfer resume)
+        self._keep(a)
+        if cmd.get("op") in _PERSIST and a["state"] != "received":
+            keep = [self.done[i] for i in self._done_order if self.done[i].get("op") in _PERSIST]
+            try:
+                self.slots._write_atomic("cmds.json", json.dumps(keep))
+            except OSError as e:
+                print("agent: can't persist command ids:", e)
+
+
+def _peek_id(raw):
+    # The "id" of a command we could not parse, found without parsing it.
+    i = raw.find(b'"id"')
+    if i < 0:
+        return None
+    i = raw.find(b'"', raw.find(b":", i) + 1)
+    j = raw.find(b'"', i + 1)
+    if i < 0 or j < 0 or j - i > 80:
+        return None
+    return raw[i + 1:j].decode()
