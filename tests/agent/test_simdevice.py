@@ -49,3 +49,23 @@ def test_simdevice_lifecycle(tmp_path):
         assert dev.running
         r.online_since(r.n_status())
         assert "online as dev1" in dev.log()
+
+
+def test_bundle_board_carries_the_hash_the_device_would_compute():
+    # The device reads nt_hash from the bundle's board.json instead of
+    # computing it at boot (heap): it must be exactly what the firmware in
+    # that bundle computes from its own node table.
+    import json
+    import subprocess
+
+    from tools import simdevice
+
+    bundle = simdevice.sim_bundle("unix-sim")
+    board = json.loads((bundle / "board.json").read_text())
+    assert set(board) == {"name", "nodes", "pins", "reserved", "program_max_bytes", "nt_hash"}
+    code = ("import json\nfrom fleetflow.nodetable import table_hash\n"
+            f"print(table_hash({json.dumps(board['nodes'])}))")
+    proc = subprocess.run([str(simdevice.MICROPYTHON), "-X", "heapsize=64k", "-c", code],
+                          env=simdevice.mpy_env(bundle / "lib"), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == board["nt_hash"]
