@@ -25,7 +25,8 @@ from fleetflow import VERSION
 from fleetflow.cold import unload
 from fleetflow.slots import SlotStore
 from fleetflow.link import Link
-from fleetflow.records import RunBuffer, MsgBuf, runs_message
+from fleetflow.records import RunBuffer
+from fleetflow.runsmsg import MsgBuf, runs_message
 from fleetflow.health import rule_of, judge, CONFIRM, ROLLBACK
 from fleetflow.cmdlog import CommandLog
 

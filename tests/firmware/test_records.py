@@ -72,7 +72,7 @@ it4.run_now(now_ms=2)
 buf3.append({"run": 99, "plain": True})
 OUT["peek_json"] = [json.loads(buf3.peek_json()), buf3.peek(), json.loads(buf3.peek_json(1)) == buf3.peek(1)]
 # runs_message: the agent's ff/<dev>/runs body, written into one reused buffer
-from fleetflow.records import MsgBuf, runs_message
+from fleetflow.runsmsg import MsgBuf, runs_message
 buf8 = RunBuffer(8)
 it8, hal8 = interp([("inject", {"payload": "caf\u00e9"}), ("counter", {})], [(0, 0, 1)], records=buf8)
 for t in range(6):
