@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from tools.proc import owned_popen
+
 
 class PtyBoardError(Exception):
     """The pseudo-terminal board could not start."""
@@ -42,7 +44,7 @@ class PtyBoard:
             os.unlink(self.port)
         exe = f"{micropython_exe()} -X heapsize={self.heapsize} -i"
         # Own session: stop() ends socat and the REPL together, by process group.
-        self.proc = subprocess.Popen(
+        self.proc = owned_popen(
             [socat, f"PTY,link={self.port},raw,echo=0", f"EXEC:{exe},pty,raw,echo=0,stderr"],
             cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True,
