@@ -64,6 +64,7 @@ class Agent(CommandLog):
         self.link = Link(cfg, self._on_connect)
         self.outbox = []
         self.out_dropped = 0
+        self.loop_errors = 0      # exceptions caught by safe_step
         self.it = None            # the interpreter of the active program
         self.hdr = None           # the active slot's header
         self.trial_t0 = 0
@@ -140,18 +141,34 @@ class Agent(CommandLog):
             print("agent: boot failed:", type(e).__name__, e)
         print("agent: booted, heap free", _heap())  # `fleetflow bench agent` reads it
         while True:
-            try:
-                self.step()
-            except MemoryError as e:
+            self.safe_step()
+            time.sleep_ms(5)
+
+    def safe_step(self):
+        """step(), with any Exception caught, counted (health: loop_errors) and
+        logged; the loop goes on. KeyboardInterrupt/SystemExit (deliberate
+        exits) are not Exceptions and pass."""
+        try:
+            self.step()
+            return
+        except Exception as e:  # never let anything end the device loop
+            self.loop_errors += 1
+            err = e
+        try:
+            if type(err) is MemoryError:
                 gc.collect()
                 print("agent: out of memory, free now", gc.mem_free())
                 import sys
-                sys.print_exception(e)  # where, so the budget can be fixed
-                time.sleep_ms(100)
-            except Exception as e:  # never let anything end the device loop
-                print("agent: step error:", type(e).__name__, e)
-                time.sleep_ms(100)
-            time.sleep_ms(5)
+                sys.print_exception(err)  # where, so the budget can be fixed
+            else:
+                print("agent: step error:", type(err).__name__, err)
+        except Exception:  # even the report failed (no memory to format it)
+            try:
+                print("<unprintable>")  # ends the half-written line; the count says the rest
+            except Exception:
+                pass
+        err = None
+        time.sleep_ms(100)
 
     def step(self):
         now = time.ticks_ms()
@@ -248,7 +265,8 @@ class Agent(CommandLog):
                 "runs": it.runs if it else 0, "errors": it.errors if it else 0,
                 "last_error": it.last_error if it else None, "slot": st["active"], "trial": st["trial"],
                 "flow": h.get("flow"), "ver": h.get("ver"), "dropped": self.records.dropped,
-                "out_dropped": self.out_dropped, "reconnects": self.link.connects}
+                "out_dropped": self.out_dropped, "reconnects": self.link.connects,
+                "loop_errors": self.loop_errors}
 
     def _on_connect(self):
         # Called from link.poll (not from the MQTT callback): may publish.

@@ -35,16 +35,18 @@ class _TimeoutSock:
     def connect(self, addr):
         self._s.connect(addr)
 
-    def read(self, *a):
-        r = self._s.read(*a)
-        if r is not None and a and a[0] and not r:
+    # read/write take their arguments plainly (no *a): check_msg reads one
+    # byte every loop step, and a *args tuple would be garbage each time.
+    def read(self, n):
+        r = self._s.read(n)
+        if r is not None and n and not r:
             raise OSError(-1)  # EOF: the broker closed the connection
         if r:
             _SockModule.last_rx = time.ticks_ms()
         return r
 
-    def write(self, *a):
-        return self._s.write(*a)
+    def write(self, buf, n=None):
+        return self._s.write(buf) if n is None else self._s.write(buf, n)
 
     def close(self):
         self._s.close()

@@ -10,6 +10,11 @@ _diff = time.ticks_diff
 
 
 def fire(it, now_ms, t0, budget):
+    for t in it._timers:   # nothing due (most calls): return without allocating
+        if _diff(now_ms, t[0]) >= 0:
+            break
+    else:
+        return 0
     done = 0
     due = [t for t in it._timers if _diff(now_ms, t[0]) >= 0]
     if not due:
