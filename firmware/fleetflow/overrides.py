@@ -9,7 +9,8 @@ def cfgs_for(self, overrides):
     """The cfgs of one run with {"vars": {...}, "params": {id: {...}}} applied.
 
     Returns a new list (the program's own is untouched); FFError when an
-    override names an unknown variable, node or param, or has a bad value.
+    override names an unknown variable, node or param, or has a bad value
+    (a variable's override must have its declared type: number, string, bool).
     """
     if type(overrides) is not dict:
         raise FFError("overrides: want an object")
@@ -23,6 +24,14 @@ def cfgs_for(self, overrides):
         for k in ov_vars:
             if k not in vars_:
                 raise FFError("overrides.vars.%s: unknown variable" % k)
+            # the declared value's type, or the run would fail later, in a
+            # node (int and float are both numbers; a bool is not one). Few
+            # new names: this module is primed at import (program._prime).
+            t = type(vars_[k])
+            v = type(ov_vars[k])
+            if v is not t and (v not in (int, float) or t not in (int, float)):
+                raise FFError("overrides.vars.%s: want a %s" % (
+                    k, "number" if t in (int, float) else t.__name__))
             vars_[k] = ov_vars[k]
     ids = self.ids
     for nid in ov_params:

@@ -10,7 +10,7 @@ NODES = [("dht", {"pin": 4, "every": 2000}),
          ("mqtt_out", {"topic": "alert", "qos": 1}),
          ("gpio_out", {"pin": 18, "value": 1})]
 EDGES = [(0, 0, 1), (1, 0, 2), (1, 0, 3), (1, 1, 4)]
-it, hal = interp(NODES, EDGES, vars={"threshold": 30}, published=pub,
+it, hal = interp(NODES, EDGES, vars={"threshold": 30, "label": "hot", "armed": True}, published=pub,
                  sim={"dht": {"4": {"script": [[25.0, 40], [31.5, 41], [29.0, 42]]}}})
 it.start(0)
 OUT["polls"] = [it.poll(t) for t in (0, 1000, 2000, 4000)]
@@ -30,6 +30,14 @@ bad = [it.run_now({"vars": {"nope": 1}}), it.run_now({"params": {"n9": {}}}),
        it.run_now({"params": {"n3": {"pin": 4}}})]
 OUT["bad"] = [[b["status"], b["err"]] for b in bad]
 OUT["counters"] = [it.runs, it.errors]
+# a variable override must have the declared value's type (number: int/float, not bool)
+typed = [it.run_now({"vars": {"threshold": v}}) for v in ("warm", True, None, [1])]
+typed += [it.run_now({"vars": {"label": 5}}), it.run_now({"vars": {"armed": 1}}),
+          it.run_now({"vars": {"armed": "yes"}})]
+OUT["badtype"] = [[b["status"], b["err"]] for b in typed]
+good = [it.run_now({"vars": {"threshold": 20.5, "label": "cold", "armed": False}}, now_ms=5003)]
+OUT["goodtype"] = [[g["status"], ports(g)] for g in good]
+OUT["counters2"] = [it.runs, it.errors]
 '''
 
 
@@ -69,3 +77,17 @@ def test_bad_overrides_fail_the_run_with_a_reason(out):
     assert "n3.pin" in reasons[4]
     runs, errors = out["counters"]
     assert runs == 6 and errors == 0   # bad overrides are refused, not counted as flow errors
+
+
+@pytest.mark.parametrize("i, var, want", [
+    (0, "threshold", "number"), (1, "threshold", "number"), (2, "threshold", "number"),
+    (3, "threshold", "number"), (4, "label", "str"), (5, "armed", "bool"), (6, "armed", "bool")])
+def test_a_variable_override_of_the_wrong_type_is_refused(out, i, var, want):
+    status, err = out["badtype"][i]
+    assert status == "failed"
+    assert f"overrides.vars.{var}: want a {want}" in err
+
+
+def test_variable_overrides_of_the_declared_types_run(out):
+    assert out["goodtype"] == [["completed", [["n1", 0], ["n2", 0], ["n3", 0], ["n4", 0]]]]  # 29.0 > 20.5
+    assert out["counters2"] == [7, 0]  # the refused ones neither ran nor count as flow errors
