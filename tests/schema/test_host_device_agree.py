@@ -17,34 +17,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared_schema.boards import load_board
 from shared_schema.catalog import load_catalog
 from shared_schema.compiler import compile_program
 from shared_schema.validate import validate_flow
 
+from .device_lines import BOARD, run_lines
+
 pytestmark = pytest.mark.slow
 
-BOARD = load_board("unix-sim")
-DEVICE_BOARD = {k: v for k, v in json.loads(BOARD.model_dump_json()).items() if k in ("name", "port", "program_max_bytes", "pins", "reserved", "nodes")}
 NODES = load_catalog()["nodes"]
 LOADER = r"""
-import sys, json, gc
-from fleetflow.program import load_program
-from fleetflow.nodetable import load_table
-from fleetflow.errors import FFError
-board = json.loads(sys.stdin.readline())
-table = load_table(board["nodes"])
-while True:
-    line = sys.stdin.readline()
-    if not line:
-        break
-    try:
-        load_program(line.strip(), table, board)
-        print(json.dumps("ok"))
-    except FFError as e:
-        print(json.dumps(str(e)))
-    line = None
-    gc.collect()
+try:
+    load_program(line.strip(), table, board)
+    print(json.dumps("ok"))
+except FFError as e:
+    print(json.dumps(str(e)))
+line = None
+gc.collect()
 """
 VARS = [{"name": "num", "type": "number", "value": 2.5}, {"name": "int", "type": "integer", "value": "3"},
         {"name": "text", "type": "string", "value": "value"}, {"name": "flag", "type": "boolean", "value": "true"},
@@ -90,8 +79,7 @@ def test_what_the_host_accepts_the_device_loads(mpy, batch):
     programs = [compile_program(body, BOARD, "agree", 1).text for body in valid]
     if not programs:
         return
-    stdin = "\n".join([json.dumps(DEVICE_BOARD)] + programs) + "\n"
-    verdicts = [json.loads(line) for line in mpy.check(LOADER, stdin=stdin, heap="256k").lines]
+    verdicts = run_lines(mpy, LOADER, programs)
     refused = [(json.dumps(body), reason) for body, reason in zip(valid, verdicts) if reason != "ok"]
     assert not refused, refused[:3]
     assert len(verdicts) == len(programs)

@@ -56,22 +56,12 @@ def test_normalized_overrides_are_what_the_device_takes():
 
 
 DEVICE = r"""
-import sys, json
-from fleetflow.program import load_program
-from fleetflow.nodetable import load_table
-from fleetflow.errors import FFError
-board = json.loads(sys.stdin.readline())
-table = load_table(board["nodes"])
-while True:
-    line = sys.stdin.readline()
-    if not line:
-        break
-    case = json.loads(line)
-    try:
-        load_program(case["program"], table, board).cfgs_for(case["overrides"])
-        print(json.dumps("ok"))
-    except FFError as e:
-        print(json.dumps(str(e)))
+case = json.loads(line)
+try:
+    load_program(case["program"], table, board).cfgs_for(case["overrides"])
+    print(json.dumps("ok"))
+except FFError as e:
+    print(json.dumps(str(e)))
 """
 
 
@@ -79,12 +69,10 @@ while True:
 def test_overrides_the_host_accepts_the_device_runs_and_unknown_names_both_refuse(mpy):
     import json
 
-    from shared_schema.boards import load_board
     from shared_schema.compiler import compile_program
 
-    board = load_board("unix-sim")
-    device_board = {k: v for k, v in json.loads(board.model_dump_json()).items()
-                    if k in ("name", "port", "program_max_bytes", "pins", "reserved", "nodes")}
+    from .device_lines import BOARD as board, run_lines
+
     # The host is stricter than the device (it knows a switch `gt` compares
     # numbers); what both must refuse is what the program cannot name.
     both_refuse = {"undeclared variable", "no such node", "no such step", "a pin", "unknown param"}
@@ -95,8 +83,7 @@ def test_overrides_the_host_accepts_the_device_runs_and_unknown_names_both_refus
         sent = normalized(flow, overrides, board) if not pointers else overrides
         cases.append({"program": compile_program(flow, board, "ov", 1).text, "overrides": sent})
         expect_ok.append(not pointers)
-    stdin = "\n".join([json.dumps(device_board)] + [json.dumps(c) for c in cases]) + "\n"
-    verdicts = [json.loads(line) for line in mpy.check(DEVICE, stdin=stdin, heap="256k").lines]
+    verdicts = run_lines(mpy, DEVICE, [json.dumps(c) for c in cases])
     assert len(verdicts) == len(cases)
     for case, ok, verdict in zip(cases, expect_ok, verdicts):
         assert (verdict == "ok") is ok, (case["overrides"], verdict)

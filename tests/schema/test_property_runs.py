@@ -20,49 +20,40 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared_schema.boards import load_board
 from shared_schema.compiler import compile_program
 
+from .device_lines import BOARD, run_lines
 from .reference import Reference
 
 pytestmark = pytest.mark.slow
 
-BOARD = load_board("unix-sim")
-DEVICE_BOARD = {k: v for k, v in json.loads(BOARD.model_dump_json()).items() if k in ("name", "port", "program_max_bytes", "pins", "reserved", "nodes")}
 DHT_PINS, ADC_PINS, OUT_PINS = [4, 5, 12, 13], [32, 33, 34, 35], [14, 15, 16, 17, 18, 19]
 RUNS = 4
 
-HARNESS = r"""
-import sys, json, gc
-from fleetflow.program import load_program
-from fleetflow.nodetable import load_table
+HARNESS_SETUP = """
 from fleetflow.interp import Interpreter
 from fleetflow.hal import get_hal
-board = json.loads(sys.stdin.readline())
-table = load_table(board["nodes"])
-while True:
-    line = sys.stdin.readline()
-    if not line:
-        break
-    case = json.loads(line)
-    line = None
-    hal = get_hal("unix-sim", case["sim"])
-    pubs = []
-    it = Interpreter(load_program(case["prog"], table, board), hal,
-                     publish=lambda t, p, q, r: pubs.append([t, json.loads(p)]))
-    res = []
-    for run in case["runs"]:
-        for pin in run["adc"]:
-            hal.set_adc(int(pin), run["adc"][pin])
-        del pubs[:]
-        rec = it.run_now(run["ov"], exec_id="x", now_ms=run["t"])
-        res.append({"status": rec["status"], "err": rec["err"],
-                    "rows": [[n["id"], n["port"]] for n in rec["nodes"]], "pub": list(pubs),
-                    "pins": dict((str(p), hal.pin(p).value()) for p in case["outs"])})
-    it.stop()
-    print(json.dumps(res))
-    case = it = hal = None
-    gc.collect()
+"""
+HARNESS = r"""
+case = json.loads(line)
+line = None
+hal = get_hal("unix-sim", case["sim"])
+pubs = []
+it = Interpreter(load_program(case["prog"], table, board), hal,
+                 publish=lambda t, p, q, r: pubs.append([t, json.loads(p)]))
+res = []
+for run in case["runs"]:
+    for pin in run["adc"]:
+        hal.set_adc(int(pin), run["adc"][pin])
+    del pubs[:]
+    rec = it.run_now(run["ov"], exec_id="x", now_ms=run["t"])
+    res.append({"status": rec["status"], "err": rec["err"],
+                "rows": [[n["id"], n["port"]] for n in rec["nodes"]], "pub": list(pubs),
+                "pins": dict((str(p), hal.pin(p).value()) for p in case["outs"])})
+it.stop()
+print(json.dumps(res))
+case = it = hal = None
+gc.collect()
 """
 
 
@@ -156,8 +147,7 @@ def test_firmware_runs_match_the_reference(mpy, batch):
         cases.append({"prog": program.text, "sim": sim, "runs": runs, "outs": outs})
         ref = Reference(definition, sim)
         expected.append([ref.run(r["adc"], r["ov"], r["t"]) for r in runs])
-    stdin = "\n".join([json.dumps(DEVICE_BOARD)] + [json.dumps(c) for c in cases]) + "\n"
-    got = [json.loads(line) for line in mpy.check(HARNESS, stdin=stdin, heap="256k").lines]
+    got = run_lines(mpy, HARNESS, [json.dumps(c) for c in cases], setup=HARNESS_SETUP)
     assert len(got) == len(cases)
     for (definition, _sim, runs), device, ref in zip(batch, got, expected):
         for k, (d, r) in enumerate(zip(device, ref)):
