@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 import peewee
 from playhouse.db_url import connect as connect_url
 
+from cloud.errors import NotFound
+
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",  # safe with WAL: a power cut loses at most the last commits, never the file
@@ -68,6 +70,14 @@ def get_by_pk(model, pk):
         return None
     fields = model._meta.sorted_fields
     return model(__no_default__=1, **{f.name: f.python_value(v) for f, v in zip(fields, row)})
+
+
+def get_or_404(model, pk, noun: str):
+    """`get_by_pk`, or the API's 404 naming what was not found."""
+    row = get_by_pk(model, pk)
+    if row is None:
+        raise NotFound(f"no {noun} {pk!r}")
+    return row
 
 
 class Database:

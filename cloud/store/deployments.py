@@ -12,8 +12,8 @@ from cloud import schemas
 from cloud.engine import settings as engine_settings
 from cloud.engine.decide import plan_batches
 from cloud.engine.state import TARGET_STATUSES
-from cloud.db import get_by_pk
-from cloud.errors import Conflict, Invalid, NotFound, Problem
+from cloud.db import get_or_404
+from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Deployment, DeploymentEvent, Device, Flow, FlowVersion, Program, Target
 from cloud.store.devices import node_types
 from cloud.timefmt import iso
@@ -111,10 +111,7 @@ def create_deployment(body: dict) -> dict:
 
 
 def _get(dep_id: str) -> Deployment:
-    dep = get_by_pk(Deployment, dep_id)
-    if dep is None:
-        raise NotFound(f"no deployment {dep_id!r}")
-    return dep
+    return get_or_404(Deployment, dep_id, "deployment")
 
 
 def target_doc(t: Target) -> dict:

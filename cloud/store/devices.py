@@ -11,8 +11,8 @@ from shared_schema.boards import board_names
 from shared_schema.catalog import board_types
 
 from cloud import schemas, secrets
-from cloud.db import get_by_pk
-from cloud.errors import Conflict, Invalid, NotFound, Problem
+from cloud.db import get_or_404
+from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Deployment, Device, Target
 from cloud.timefmt import iso
 
@@ -36,10 +36,7 @@ def device_doc(dev: Device) -> dict:
 
 
 def _get(device_id: str) -> Device:
-    dev = get_by_pk(Device, device_id)
-    if dev is None:
-        raise NotFound(f"no device {device_id!r}")
-    return dev
+    return get_or_404(Device, device_id, "device")
 
 
 def provision(body: dict, box: secrets.SecretBox, broker: tuple[str, int], prefix: str) -> tuple[dict, str]:

@@ -17,9 +17,9 @@ from shared_schema.envelope import make_envelope, needs_chunks
 from shared_schema.overrides import normalized, override_problems
 
 from cloud import schemas
-from cloud.db import get_by_pk
+from cloud.db import get_by_pk, get_or_404
 from cloud.engine.settings import parse_duration
-from cloud.errors import Conflict, Invalid, NotFound, Problem
+from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Command, Device, Execution, ExecTarget, Flow, FlowVersion, RunRecord
 from cloud.secrets import SecretBox
 from cloud.store.deployments import check_types, compile_for, resolve_targets
@@ -195,10 +195,7 @@ def again(exe_id: str, box: SecretBox, only_failed: bool) -> tuple[dict, list[tu
 
 
 def _get(exe_id: str) -> Execution:
-    exe = get_by_pk(Execution, exe_id)
-    if exe is None:
-        raise NotFound(f"no execution {exe_id!r}")
-    return exe
+    return get_or_404(Execution, exe_id, "execution")
 
 
 def _runs(exe_id: str, level: str | None) -> dict[str, dict]:

@@ -17,7 +17,7 @@ from shared_schema.models import draft_problems, normalize_type
 from shared_schema.validate import validate_flow
 
 from cloud import schemas
-from cloud.db import get_by_pk
+from cloud.db import get_or_404
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Deployment, Flow, FlowVersion
 from cloud.timefmt import iso
@@ -85,10 +85,7 @@ def flow_doc(flow: Flow) -> dict:
 
 
 def _get(flow_id: str) -> Flow:
-    flow = get_by_pk(Flow, flow_id)
-    if flow is None:
-        raise NotFound(f"no flow {flow_id!r}")
-    return flow
+    return get_or_404(Flow, flow_id, "flow")
 
 
 def _draft(flow_id: str) -> Flow:

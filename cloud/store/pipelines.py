@@ -10,7 +10,7 @@ import secrets as _random
 import time
 
 from cloud import schemas
-from cloud.db import get_by_pk
+from cloud.db import get_by_pk, get_or_404
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Execution, Flow, Pipeline, PipelineRun
 from cloud.secrets import SecretBox
@@ -53,10 +53,7 @@ def create_pipeline(body: dict) -> dict:
 
 
 def _get(pipeline_id: str) -> Pipeline:
-    p = get_by_pk(Pipeline, pipeline_id)
-    if p is None:
-        raise NotFound(f"no pipeline {pipeline_id!r}")
-    return p
+    return get_or_404(Pipeline, pipeline_id, "pipeline")
 
 
 def get_pipeline(pipeline_id: str) -> dict:
