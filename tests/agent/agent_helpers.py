@@ -18,8 +18,15 @@ def mpy_env() -> dict:
     return env
 
 
-def run_mpy(script: str, *args: str, heap: str = "64k", timeout: float = 120) -> list:
-    """Run tests/agent/mpy/<script> under MicroPython; return the JSON lines it printed."""
+def run_mpy(script: str, *args: str, heap: str = "128k", timeout: float = 120) -> list:
+    """Run tests/agent/mpy/<script> under MicroPython; return the JSON lines it printed.
+
+    These scripts import the firmware from source, so MicroPython compiles it
+    on the device heap -- which a board never does (it gets .mpy files). At 64k
+    that compile sat at the edge and failed or passed with the length of the
+    checkout's path, so the default leaves room; the heap budgets themselves
+    are measured on the compiled bundle (`fleetflow bench device|agent`).
+    """
     proc = subprocess.run(
         [str(MICROPYTHON), "-X", f"heapsize={heap}", str(MPY_DIR / script), *args],
         cwd=ROOT, env=mpy_env(), capture_output=True, text=True, timeout=timeout,
