@@ -50,6 +50,12 @@ class Publish(_Strict):
     boards: list[str] | None = None
 
 
+class Restore(_Strict):
+    # true: publish a copy of the version as the next one (seed 002);
+    # false: only make its content the draft, to edit before publishing.
+    publish: bool = True
+
+
 class Provision(_Strict):
     id: str | None = Field(default=None, pattern=ID_PATTERN)
     name: str = Field(default="", max_length=200)

@@ -145,9 +145,11 @@ class Client:
     def publish_flow(self, flow_id: str, boards: list[str] | None = None) -> dict:
         return self.post(f"/flows/{flow_id}/publish", {"boards": boards} if boards else {})
 
-    def restore_version(self, flow_id: str, version: int) -> dict:
-        """Make a published flow a draft again, with that version's content."""
-        return self.post(f"/flows/{flow_id}/versions/{version}/restore")
+    def restore_version(self, flow_id: str, version: int, publish: bool = True) -> dict:
+        """Publish a copy of that version as the flow's next one (the answer is
+        the new version); with publish=False make it the draft instead, to edit
+        before publishing (the answer is the flow)."""
+        return self.post(f"/flows/{flow_id}/versions/{version}/restore", {"publish": publish})
 
     # -- devices ---------------------------------------------------------------------
 

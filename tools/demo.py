@@ -132,7 +132,7 @@ class Demo:
 
     def _publish(self, flow_id: str, body: dict | None) -> int:
         if body is not None:
-            self.api.restore_version(flow_id, 1)  # published flows change only through a new draft
+            self.api.restore_version(flow_id, 1, publish=False)  # published flows change only through a new draft
             self.api.update_flow(flow_id, {"definition": body["definition"]})
         return self.api.publish_flow(flow_id)["version"]
 

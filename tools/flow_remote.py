@@ -5,6 +5,7 @@
     fleetflow flow create examples/temperature-alert.json     # a draft; prints its id
     fleetflow flow update FLOW_ID FILE                          # drafts only
     fleetflow flow publish FLOW_ID                              # a new immutable version
+    fleetflow flow restore FLOW_ID V [--draft]                  # v's content as the next version
     fleetflow flow list [--status published]
 """
 
@@ -30,10 +31,16 @@ def register_remote(what) -> None:
     p = what.add_parser("publish", help="validate fully and publish a new version")
     p.add_argument("flow")
     p.set_defaults(func=_publish)
+    r = what.add_parser("restore", help="publish a copy of an earlier version as the next one (history is kept)")
+    r.add_argument("flow")
+    r.add_argument("version", type=int, help="the version to restore")
+    r.add_argument("--draft", action="store_true",
+                   help="only make that version's content the draft, to edit before publishing")
+    r.set_defaults(func=_restore)
     ls = what.add_parser("list", help="flows in the cloud")
     ls.add_argument("--status", choices=("draft", "published", "archived"))
     ls.set_defaults(func=_list)
-    for q in (c, u, p, ls):
+    for q in (c, u, p, r, ls):
         client_mod.add_cloud_args(q)
         q.add_argument("--json", action="store_true", help="print the API's answer as one JSON object")
 
@@ -81,6 +88,19 @@ def _publish(args) -> int:
         return 1
     print(json.dumps(flow, sort_keys=True) if args.json
           else f"published flow {args.flow} version {flow.get('version')}")
+    return 0
+
+
+def _restore(args) -> int:
+    got = _call(args, lambda api: api.restore_version(args.flow, args.version, publish=not args.draft))
+    if got is None:
+        return 1
+    if args.json:
+        print(json.dumps(got, sort_keys=True))
+    elif args.draft:
+        print(f"flow {args.flow} is a draft holding version {args.version}'s content; publish it to make a version")
+    else:
+        print(f"restored flow {args.flow} version {args.version} as version {got.get('version')}")
     return 0
 
 

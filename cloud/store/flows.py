@@ -2,8 +2,11 @@
 
 Lifecycle: draft -> published -> archived. Only a draft can be edited;
 publishing validates the draft fully for its boards and snapshots it as the
-next version. Restoring a version makes it the draft again (the versions
-themselves are never touched), so a restore can itself be undone.
+next version. Restoring version v (seed 002) publishes a copy of it as the
+next version, `restored_from: v`, validated like any publish; with
+`publish: false` it only makes v's content the draft, for editing first.
+Versions are never touched, so a restore can itself be undone by restoring
+the version before it.
 """
 
 from __future__ import annotations
@@ -126,6 +129,8 @@ def update_flow(flow_id: str, body: dict) -> dict:
     meta = _parse_flow_body(schemas.FlowPatch, body, with_content=replaces_content)
     if replaces_content:
         flow.body = _content(body)
+        if flow.restored_from is not None and flow.body != get_version(flow_id, flow.restored_from).body:
+            flow.restored_from = None  # edited after a restore: no longer a copy of that version
     if meta.name is not None:
         flow.name = meta.name
     if "description" in body:
@@ -176,15 +181,23 @@ def publish_flow(flow_id: str, body: dict | None = None) -> dict:
     if problems or not fits:
         where = f"board(s) {', '.join(boards)}" if boards else "any board"
         raise Invalid(f"flow {flow_id} cannot be published: it does not validate for {where}", problems)
+    _snapshot(flow, flow.body, fits, restored_from=flow.restored_from)
+    return flow_doc(flow)
+
+
+def _snapshot(flow: Flow, body: dict, fits: list[str], restored_from: int | None) -> FlowVersion:
+    """The next version of `flow`, holding `body`; the flow becomes published
+    with that content."""
     now = time.time()
     flow.version += 1
-    FlowVersion.create(flow=flow.id, version=flow.version, name=flow.name, body=flow.body, boards=fits,
-                       types=used_types(flow.body), restored_from=flow.restored_from, created_at=now)
+    row = FlowVersion.create(flow=flow.id, version=flow.version, name=flow.name, body=body, boards=fits,
+                             types=used_types(body), restored_from=restored_from, created_at=now)
+    flow.body = body
     flow.status = "published"
     flow.restored_from = None
     flow.updated_at = now
     flow.save()
-    return flow_doc(flow)
+    return row
 
 
 def archive_flow(flow_id: str) -> dict:
@@ -228,14 +241,40 @@ def compare_versions(flow_id: str, v1: int, v2: int) -> dict:
     return {"flow_id": flow_id, "v1": v1, "v2": v2, **diff_definitions(a.body, b.body)}
 
 
-def restore_version(flow_id: str, number: int) -> dict:
-    """The draft becomes a copy of version `number` (an unpublished draft is
-    replaced); publishing it makes the next version, marked restored_from."""
+def restore_version(flow_id: str, number: int, body: dict | None = None) -> dict:
+    """Version `number` made current again. By default (`publish: true`) a
+    copy of it is published at once as the next version, `restored_from`
+    number: validated and compiled for the flow's boards like any publish,
+    so a version that no longer fits them creates nothing (422, with the
+    problems' pointers). The answer is the new version, in full.
+
+    With `publish: false` the draft becomes a copy of it instead (an
+    unpublished draft is replaced); publishing that draft later makes the
+    version. The answer is then the flow."""
+    req = schemas.parse(schemas.Restore, body or {})
     old = get_version(flow_id, number)
     flow = _get(flow_id)
-    flow.body = old.body
-    flow.status = "draft"
-    flow.restored_from = number
-    flow.updated_at = time.time()
-    flow.save()
-    return flow_doc(flow)
+    if not req.publish:
+        flow.body = old.body
+        flow.status = "draft"
+        flow.restored_from = number
+        flow.updated_at = time.time()
+        flow.save()
+        return flow_doc(flow)
+    if flow.status == "archived":
+        raise Conflict(f"flow {flow_id} is archived: restoring a version would publish it again",
+                       current_status=flow.status)
+    if flow.status == "draft" and flow.version and flow.body != _latest(flow).body:
+        raise Conflict(f"flow {flow_id} has unpublished draft changes that publishing a restore would lose: "
+                       "publish the draft first, or restore with {\"publish\": false} to replace it",
+                       current_status=flow.status)
+    fits, problems = _validate_for(old.body, flow.boards)
+    if problems or not fits:
+        where = f"board(s) {', '.join(flow.boards)}" if flow.boards else "any board"
+        raise Invalid(f"version {number} of flow {flow_id} cannot be restored: it no longer validates for {where}",
+                      problems)
+    return version_doc(_snapshot(flow, old.body, fits, restored_from=number), full=True)
+
+
+def _latest(flow: Flow) -> FlowVersion:
+    return FlowVersion.get((FlowVersion.flow == flow.id) & (FlowVersion.version == flow.version))

@@ -59,5 +59,6 @@ async def compare(request: web.Request):
 
 
 async def restore(request: web.Request):
-    flow_id = request.match_info["flow_id"]
-    return ok(await request.app[DB].run(store.restore_version, flow_id, int_param(request, "version", "path")))
+    body = await json_body(request, default={})
+    flow_id, number = request.match_info["flow_id"], int_param(request, "version", "path")
+    return ok(await request.app[DB].run(store.restore_version, flow_id, number, body))

@@ -74,29 +74,87 @@ async def test_only_drafts_change(api):
     await api.post(f"/flows/{flow['id']}/publish", expect=409)
 
 
-async def test_versions_are_immutable_snapshots_and_restore_appends(api, seed_flow):
-    flow = await api.published_flow()
-    fid = flow["id"]
-    await api.post(f"/flows/{fid}/versions/1/restore")
+async def _two_versions(api, seed_flow) -> str:
+    """A published flow with versions [1, 2]; v2 adds a log node n4."""
+    fid = (await api.published_flow())["id"]
+    await api.post(f"/flows/{fid}/versions/1/restore", {"publish": False})
     body = seed_flow()
     body["definition"]["variables"][0]["value"] = "25"
     body["definition"]["nodes"].append({"id": "n4", "type": "log", "config": {"message": "hot"}})
     body["definition"]["connections"].append({"source": "n2", "target": "n4", "port": 1})
     await api.put(f"/flows/{fid}", body)
     assert (await api.post(f"/flows/{fid}/publish"))["version"] == 2
+    return fid
+
+
+async def test_versions_are_immutable_snapshots_and_compare_shows_the_change(api, seed_flow):
+    fid = await _two_versions(api, seed_flow)
     diff = await api.get(f"/flows/{fid}/versions/compare?v1=1&v2=2")
     assert [n["id"] for n in diff["nodes"]["added"]] == ["n4"]
     assert diff["connections"]["added"] == [{"source": "n2", "target": "n4", "port": 1}]
     assert not diff["same"]
-    # restore v1: a new draft; publishing it is v3, and v1, v2 are untouched
-    draft = await api.post(f"/flows/{fid}/versions/1/restore")
-    assert draft["status"] == "draft" and draft["restored_from"] == 1
-    v3 = await api.post(f"/flows/{fid}/publish")
+
+
+async def test_restore_publishes_a_copy_as_the_next_version(api, seed_flow):
+    fid = await _two_versions(api, seed_flow)
+    v3 = await api.post(f"/flows/{fid}/versions/1/restore")  # seed 002: one call, a new version
+    assert (v3["version"], v3["restored_from"]) == (3, 1)
     versions = (await api.get(f"/flows/{fid}/versions"))["versions"]
-    assert v3["version"] == 3 and [v["version"] for v in versions] == [1, 2, 3]
-    assert versions[2]["restored_from"] == 1
-    v1, v3 = await api.get(f"/flows/{fid}/versions/1"), await api.get(f"/flows/{fid}/versions/3")
-    assert v1["definition"] == v3["definition"] and len(v1["definition"]["nodes"]) == 3
+    assert [(v["version"], v["restored_from"]) for v in versions] == [(1, None), (2, None), (3, 1)]
+    v1 = await api.get(f"/flows/{fid}/versions/1")
+    assert v3["definition"] == v1["definition"] and len(v1["definition"]["nodes"]) == 3
+    flow = await api.get(f"/flows/{fid}")
+    assert (flow["status"], flow["version"], flow["restored_from"]) == ("published", 3, None)
+    assert flow["definition"] == v1["definition"]  # "latest" is the restored content
+    assert (await api.get(f"/flows/{fid}/versions/compare?v1=1&v2=3"))["same"]
+    # a restore is undone by restoring the version before it; history only grows
+    v4 = await api.post(f"/flows/{fid}/versions/2/restore")
+    assert (v4["version"], v4["restored_from"]) == (4, 2)
+    assert v4["definition"] == (await api.get(f"/flows/{fid}/versions/2"))["definition"]
+    assert [v["version"] for v in (await api.get(f"/flows/{fid}/versions"))["versions"]] == [1, 2, 3, 4]
+
+
+async def test_restore_as_draft_leaves_the_versions_unchanged(api, seed_flow):
+    fid = await _two_versions(api, seed_flow)
+    draft = await api.post(f"/flows/{fid}/versions/1/restore", {"publish": False})
+    assert (draft["status"], draft["restored_from"], draft["version"]) == ("draft", 1, 2)
+    assert [v["version"] for v in (await api.get(f"/flows/{fid}/versions"))["versions"]] == [1, 2]
+    v3 = await api.post(f"/flows/{fid}/publish")
+    assert v3["version"] == 3
+    assert (await api.get(f"/flows/{fid}/versions"))["versions"][2]["restored_from"] == 1
+
+
+async def test_a_restore_that_no_longer_validates_creates_nothing(api, seed_flow, monkeypatch):
+    from shared_schema.boards import Board
+
+    fid = await _two_versions(api, seed_flow)
+    # the boards changed since v2: firmware built without the log node
+    has_node = Board.has_node
+    monkeypatch.setattr(Board, "has_node", lambda self, t: t != "log" and has_node(self, t))
+    problem = await api.post(f"/flows/{fid}/versions/2/restore", expect=422)
+    assert "version 2" in problem["detail"] and "no longer validates" in problem["detail"]
+    assert "/definition/nodes/3/type" in {e["pointer"] for e in problem["errors"]}
+    assert [v["version"] for v in (await api.get(f"/flows/{fid}/versions"))["versions"]] == [1, 2]
+    flow = await api.get(f"/flows/{fid}")
+    assert (flow["status"], flow["version"]) == ("published", 2)
+
+
+async def test_restore_refuses_to_lose_draft_edits_or_revive_an_archived_flow(api, seed_flow):
+    fid = await _two_versions(api, seed_flow)
+    await api.post(f"/flows/{fid}/versions/2/restore", {"publish": False})
+    await api.put(f"/flows/{fid}", {"description": "work in progress"})  # no content change: nothing to lose
+    assert (await api.post(f"/flows/{fid}/versions/1/restore"))["version"] == 3
+    await api.post(f"/flows/{fid}/versions/2/restore", {"publish": False})
+    body = seed_flow()
+    body["definition"]["variables"][0]["value"] = "40"
+    await api.put(f"/flows/{fid}", body)
+    problem = await api.post(f"/flows/{fid}/versions/1/restore", expect=409)
+    assert "unpublished draft changes" in problem["detail"]
+    assert [v["version"] for v in (await api.get(f"/flows/{fid}/versions"))["versions"]] == [1, 2, 3]
+    await api.post(f"/flows/{fid}/archive")
+    await api.post(f"/flows/{fid}/versions/1/restore", expect=409)
+    problem = await api.post(f"/flows/{fid}/versions/1/restore", {"publish": "maybe"}, expect=422)
+    assert problem["errors"][0]["pointer"] == "/publish"
 
 
 async def test_compare_needs_two_existing_versions(api):

@@ -86,8 +86,8 @@ async def test_run_records_and_versions_on_postgresql(api, seed_flow):
     from cloud.store.runs import ingest
 
     flow = await api.published_flow()
-    await api.post(f"/flows/{flow['id']}/versions/1/restore")
-    await api.post(f"/flows/{flow['id']}/publish")
+    restored = await api.post(f"/flows/{flow['id']}/versions/1/restore")  # publishes a copy as v2
+    assert (restored["version"], restored["restored_from"]) == (2, 1)
     diff = await api.get(f"/flows/{flow['id']}/versions/compare?v1=1&v2=2")
     assert diff["same"]
     await api.post("/devices", {"id": "pg3", "board": "unix-sim"}, expect=201)

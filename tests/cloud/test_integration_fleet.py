@@ -154,7 +154,7 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
         await devices_run(cloud, temp["id"], 1)  # every device is back on the baseline
 
         # 2. rolling: a new version of the temperature flow, on all five
-        await cloud.call("POST", f"/flows/{temp['id']}/versions/1/restore")
+        await cloud.call("POST", f"/flows/{temp['id']}/versions/1/restore", {"publish": False})
         await cloud.call("PUT", f"/flows/{temp['id']}", temperature_flow(28))
         await cloud.call("POST", f"/flows/{temp['id']}/publish")
         # dev_4 (the last batch) is off when it starts, and comes back once its batch is sent
@@ -175,7 +175,7 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
         await devices_run(cloud, temp["id"], 2)
 
         # 3. the cloud restarts in the middle of a rolling deployment
-        await cloud.call("POST", f"/flows/{temp['id']}/versions/2/restore")
+        await cloud.call("POST", f"/flows/{temp['id']}/versions/2/restore", {"publish": False})
         await cloud.call("PUT", f"/flows/{temp['id']}", temperature_flow(26))
         await cloud.call("POST", f"/flows/{temp['id']}/publish")
         dep = await cloud.call("POST", "/deployments", {
@@ -199,7 +199,7 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
         assert all(d["seq"] == seqs[d["id"]] for d in devices)  # each device took exactly that program
 
         # 4. blue-green: staged everywhere, then switched
-        await cloud.call("POST", f"/flows/{temp['id']}/versions/3/restore")
+        await cloud.call("POST", f"/flows/{temp['id']}/versions/3/restore", {"publish": False})
         await cloud.call("PUT", f"/flows/{temp['id']}", temperature_flow(24))
         await cloud.call("POST", f"/flows/{temp['id']}/publish")
         dep = await run_deployment(cloud, temp["id"], "blue_green", {"switch_delay": "500ms", "health": HEALTH})

@@ -41,6 +41,14 @@ def test_flow_create_publish_list(stack, capsys, tmp_path):
     assert [(f["id"], f["status"], f["version"]) for f in json.loads(out)] == [(flow_id, "published", 1)]
     rc, out, _ = _run(capsys, "flow", "list")
     assert flow_id in out and "Temperature Alert" in out
+    rc, out, _ = _run(capsys, "flow", "restore", flow_id, "1")
+    assert (rc, out.strip()) == (0, f"restored flow {flow_id} version 1 as version 2")
+    rc, out, _ = _run(capsys, "flow", "restore", flow_id, "2", "--draft")
+    assert rc == 0 and "draft" in out
+    rc, out, _ = _run(capsys, "flow", "list", "--json")
+    assert [(f["status"], f["version"], f["restored_from"]) for f in json.loads(out)] == [("draft", 2, 2)]
+    rc, _, err = _run(capsys, "flow", "restore", flow_id, "9")
+    assert rc == 1 and "no version 9" in err
 
     bad = json.loads(EXAMPLE.read_text())
     bad["definition"]["connections"][2]["target"] = "n9"  # no such node
