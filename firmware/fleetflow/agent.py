@@ -43,6 +43,15 @@ def _heap():
     return gc.mem_free()
 
 
+def _heap_log(tag):
+    # config "heap_log": free memory says nothing of fragmentation; the GC's
+    # own summary has the largest free block ("max free sz", in blocks).
+    gc.collect()
+    print("heap:", tag)
+    from micropython import mem_info
+    mem_info()
+
+
 class Agent(CommandLog):
     def __init__(self, cfg, root="", nt_hash=None):
         from fleetflow.nodetable import load_table, table_hash
@@ -123,6 +132,8 @@ class Agent(CommandLog):
             self.hdr = hdr
             self.trial_t0 = time.ticks_ms()
             self.it.start(self.trial_t0)
+            if self.cfg["heap_log"]:
+                _heap_log("load")
         except Exception as e:
             self.it = None
             self.hdr = None
@@ -140,6 +151,8 @@ class Agent(CommandLog):
         except Exception as e:  # still come online, so the cloud can see and fix it
             print("agent: boot failed:", type(e).__name__, e)
         print("agent: booted, heap free", _heap())  # `fleetflow bench agent` reads it
+        if self.cfg["heap_log"]:
+            _heap_log("boot")
         while True:
             self.safe_step()
             time.sleep_ms(5)
@@ -173,8 +186,11 @@ class Agent(CommandLog):
     def step(self):
         now = time.ticks_ms()
         self.link.poll(now)
-        while self.link.inbox:
-            self.command(self.link.inbox.pop(0)[1])
+        if self.link.inbox:
+            while self.link.inbox:
+                self.command(self.link.inbox.pop(0)[1])
+            if self.cfg["heap_log"]:
+                _heap_log("cmd")
         it = self.it
         if it is not None:
             try:
@@ -302,6 +318,8 @@ class Agent(CommandLog):
         if time.ticks_diff(now, self._next_health) >= 0:
             self._next_health = time.ticks_add(now, self.cfg["health_interval_s"] * 1000)
             link.publish("health", json.dumps(self.health()), 0)
+            if self.cfg["heap_log"]:
+                _heap_log("health")
 
     def shutdown(self):
         """A clean stop: say offline (the will covers unclean ones)."""

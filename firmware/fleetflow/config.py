@@ -14,6 +14,8 @@ DEFAULTS = {
     "runs_buffer": 16,         # run records kept while offline (oldest dropped)
     "runs_batch": 8,           # records per ff/<dev>/runs message
     "sim": None,               # simulated sensors (unix-sim HAL)
+    "heap_log": False,         # print the GC's summary (free, largest free block) at each
+                               # health tick and after commands: `fleetflow bench agent`
 }
 
 

@@ -1,17 +1,33 @@
-"""Device agent heap: a simulated device (real firmware, MicroPython) at boot, online, running a flow.
+"""Device agent heap: the smallest heap a simulated device survives its life in, and what it uses.
 
-Starts a broker (Mosquitto, else amqtt) and a SimDevice at the simulator's
-heap (tools/simdevice.py HEAP; `--heap` or FLEETFLOW_SIM_HEAP to change it)
-and reads the free heap the device reports -- gc.mem_free() after a
-collect -- at three points:
-- boot: the agent's "agent: booted, heap free N" log line (modules loaded,
-  the slot store read, not connected yet);
-- online, no flow: `status.heap` once online;
-- running the 20-node flow: `health.heap` after the flow was deployed
-  (signed deploy, confirmed by its health rule) and has run 5+ times.
-The flow is inject (every 200 ms) -> 9 x (switch value > $floor, change
-value + 1) -> mqtt_out: 20 nodes, as in `fleetflow bench device`.
-Heap in use = heapsize - free.
+One scenario, run on a SimDevice (the real firmware bundle under the
+MicroPython unix port, `-X heapsize=<heap>`) against Mosquitto (else amqtt),
+with a paho client playing the cloud:
+
+1. boot and come online;
+2. a chunked deploy (1 KB chunks, as the cloud sends a program over 4 KB) of
+   the 20-node flow, its trial confirmed by the health rule;
+3. the flow running at 5 Hz for `--run-s` seconds (default 10; `--run-s 600`
+   is the 10-minute run) with its runs shipped and a health message every
+   second;
+4. an execution of the active flow with parameter overrides;
+5. a second chunked deploy (another version) replacing the first, confirmed,
+   and running.
+
+It passes when every step got its ack, no health message went missing (one
+a second), no run record was dropped, and the device never logged a
+MemoryError, a loop error or a lost link. The device runs with its
+`heap_log` setting on, so it prints `micropython.mem_info()` after a
+gc.collect at boot, after each command, after each program load and at each
+health tick: `peak_used_bytes` is the most in use at those points and
+`largest_free_block_min` the smallest "max free sz" seen (fragmentation).
+
+Without `--heap`, the scenario runs at the simulator's heap (tools/simdevice.py
+HEAP, FLEETFLOW_SIM_HEAP) for the figures, then `min_heap_bytes` is searched
+in 8 KB steps (bisection between 64k and that heap: ~5 more runs).
+With `--heap H` only that heap is run (`min_heap_bytes` is then not searched).
+The flow: inject (every 200 ms) -> 9 x (switch value > -1000, change value + 1)
+-> mqtt_out, as in `fleetflow bench device`.
 """
 
 from __future__ import annotations
@@ -24,13 +40,16 @@ import time
 from pathlib import Path
 
 KEY = "42" * 32
-DEV = "bench-dev"
 N = 20
+STEP = 8 * 1024          # min_heap_bytes is searched in steps of this
+FLOOR = 64 * 1024        # assumed too small (DESIGN.md's board budget is 64 KB on 32-bit)
+GC_BLOCK_BYTES = 32      # MicroPython's GC block: 4 machine words (the 64-bit unix port)
+HEALTH_S = 1
 
 
-def flow(n: int = N) -> dict:
+def flow(n: int = N, payload: int = 1) -> dict:
     """inject, then switch/change alternating, then mqtt_out: n nodes."""
-    steps = [{"node": "inject", "params": {"payload": 1, "every": "200ms"}}]
+    steps = [{"node": "inject", "params": {"payload": payload, "every": "200ms"}}]
     for i in range(n - 2):
         if i % 2 == 0:
             steps.append({"node": "switch", "params": {"property": "value", "op": "gt", "value": -1000}})
@@ -40,81 +59,219 @@ def flow(n: int = N) -> dict:
     return {"steps": steps}
 
 
-def _heap_bytes(text: str) -> int:
-    return int(text[:-1]) * 1024 if text.lower().endswith("k") else int(text)
+def heap_bytes(text: str) -> int:
+    t = str(text).strip().lower()
+    if t.endswith("k"):
+        return int(t[:-1]) * 1024
+    if t.endswith("m"):
+        return int(t[:-1]) * 1024 * 1024
+    return int(t)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--heap", default=None,
-                        help="MicroPython -X heapsize of the simulated device (default: the simulator's)")
+                        help="run only at this -X heapsize (e.g. 112k); default: the simulator's, then search")
+    parser.add_argument("--run-s", type=float, default=10.0,
+                        help="seconds the 5 Hz flow runs between the deploys (default 10; 600 = the 10-minute run)")
+    parser.add_argument("--no-search", action="store_true", help="don't search min_heap_bytes")
+
+
+_SAMPLE = re.compile(r"heap: (\w+)\n(?:[^\n]*\n){0,3}?GC: total: (\d+), used: (\d+), free: (\d+)\n"
+                     r"[^\n]*max free sz: (\d+)")
+_BAD = ("MemoryError", "memory allocation failed", "out of memory", "step error", "link: down",
+        "Traceback")
+
+
+def heap_samples(log: str) -> list[dict]:
+    """The device's `heap_log` prints: [{tag, total, used, free, largest_free}]."""
+    return [{"tag": m.group(1), "total": int(m.group(2)), "used": int(m.group(3)), "free": int(m.group(4)),
+             "largest_free": int(m.group(5)) * GC_BLOCK_BYTES} for m in _SAMPLE.finditer(log)]
+
+
+def tls_of(config: dict) -> bool:
+    """Whether the device's MQTT link is configured for TLS."""
+    mq = config.get("mqtt") or {}
+    return bool(mq.get("tls") or mq.get("ssl") or mq.get("ca"))
+
+
+class _Cloud:
+    def __init__(self, broker, dev: str):
+        import paho.mqtt.client as mqtt
+
+        self.dev = dev
+        self.got: dict[str, list[tuple[float, dict]]] = {}
+        self.cv = threading.Condition()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.username_pw_set("cloud", "pw")
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe(f"ff/{dev}/#", qos=1)
+        self.client.loop_start()
+        if not subscribed.wait(10):
+            raise TimeoutError("cloud client did not subscribe")
+
+    def _on_message(self, _c, _u, msg):
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            return
+        with self.cv:
+            self.got.setdefault(msg.topic.rsplit("/", 1)[-1], []).append((time.monotonic(), body))
+            self.cv.notify_all()
+
+    def on(self, kind: str, since: float = 0.0) -> list[dict]:
+        with self.cv:
+            return [b for t, b in self.got.get(kind, []) if t >= since]
+
+    def wait(self, kind: str, pred, what: str, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for _t, m in self.got.get(kind, []):
+                    if pred(m):
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{what}: nothing on {kind} within {timeout:.0f}s")
+                self.cv.wait(min(left, 0.5))
+
+    def send(self, cmd: dict) -> None:
+        self.client.publish(f"ff/{self.dev}/cmd", json.dumps(cmd, separators=(",", ":")), qos=1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _deploy(cloud: _Cloud, cid: str, ver: int, seq: int, payload: int) -> None:
+    from shared_schema.compiler import compile_program
+    from shared_schema.envelope import chunked
+
+    prog = compile_program(flow(payload=payload), "unix-sim", "bench_flow", ver)
+    env, chunks = chunked(prog, cloud.dev, bytes.fromhex(KEY), seq, cid)
+    cloud.send(dict(env, id=cid, op="deploy", health={"runs": 3, "seconds": 2}))
+    for c in chunks:  # back to back, as the cloud's bridge sends them
+        cloud.send(c)
+    cloud.wait("ack", lambda a: a.get("id") == cid and a.get("state") in ("healthy", "rejected", "rolled_back"),
+               f"deploy {cid}")
+    bad = [a for a in cloud.on("ack") if str(a.get("id")).startswith(cid) and a.get("state") in ("rejected", "rolled_back")]
+    if bad:
+        raise RuntimeError(f"deploy {cid}: {bad[0]}")
+
+
+def scenario(broker, heap: str, run_s: float, workdir: Path) -> dict:
+    """The scenario once at `heap`: {"ok", figures...} or {"ok": False, "stage", "error", ...}."""
+    from tools import simdevice
+
+    dev_id = f"bench-{heap_bytes(heap) // 1024}k-{int(time.time() * 1000) % 100000}"
+    broker.add_user(dev_id, "devpw")
+    cloud = _Cloud(broker, dev_id)
+    old_heap, simdevice.HEAP = simdevice.HEAP, heap
+    dev = simdevice.SimDevice(workdir / dev_id, dev_id, KEY, broker.host, broker.port, "devpw",
+                              settings={"health_interval_s": HEALTH_S, "heap_log": True})
+    stage = "boot"
+    out: dict = {"heapsize": heap_bytes(heap)}
+    try:
+        dev.start()
+        online = cloud.wait("status", lambda s: s.get("state") == "online", "online")
+        stage = "deploy v1 (chunked)"
+        _deploy(cloud, "d1", 1, 1, 1)
+        stage = "running v1"
+        t0 = time.monotonic()
+        time.sleep(run_s)
+        t1 = time.monotonic()
+        stage = "exec with overrides"
+        cloud.send({"id": "e1", "op": "exec", "exec": "x1", "overrides": {"params": {"s2": {"value": 10}}}})
+        done = cloud.wait("ack", lambda a: a.get("id") == "e1" and a.get("state") in ("done", "rejected"), stage)
+        if done.get("state") != "done" or done.get("status") != "completed":
+            raise RuntimeError(f"exec: {done}")
+        stage = "deploy v2 (chunked)"
+        _deploy(cloud, "d2", 2, 2, 2)
+        stage = "running v2"
+        cloud.wait("health", lambda h: h.get("ver") == 2 and h.get("runs", 0) >= 10, stage)
+        stage = "checks"
+        health = [h for h in cloud.on("health", t0) if h.get("ver") == 1]
+        health_window = [h for h in cloud.on("health", t0 + HEALTH_S) if h.get("ver") == 1]
+        expected = int((t1 - t0) / HEALTH_S) - 1
+        last = cloud.on("health")[-1]
+        runs_shipped = sum(len(m.get("runs", [])) for m in cloud.on("runs"))
+        log = dev.log()
+        bad = [b for b in _BAD if b in log]
+        problems = []
+        if bad:
+            problems.append(f"device log has {bad}")
+        if len(health_window) < expected:
+            problems.append(f"{len(health_window)} health messages in {t1 - t0:.1f}s, want >= {expected}")
+        for k in ("loop_errors", "dropped", "out_dropped"):
+            if last.get(k):
+                problems.append(f"health {k}={last[k]}")
+        if problems:
+            raise RuntimeError("; ".join(problems))
+        samples = heap_samples(log)
+        booted = re.search(r"agent: booted, heap free (\d+)", log)
+        total = heap_bytes(heap)
+        out.update({
+            "ok": True,
+            "peak_used_bytes": max(s["used"] for s in samples),
+            "peak_at": max(samples, key=lambda s: s["used"])["tag"],
+            "largest_free_block_min": min(s["largest_free"] for s in samples),
+            "heap_samples": len(samples),
+            "heap_used_boot_bytes": total - int(booted.group(1)) if booted else None,
+            "heap_used_online_no_flow_bytes": total - online["heap"],
+            "heap_used_flow_running_bytes": total - min(h["heap"] for h in health),
+            "runs_shipped": runs_shipped,
+            "health_messages": len(health),
+        })
+        return out
+    except (TimeoutError, RuntimeError, OSError) as e:
+        log = dev.log()
+        mem = [line for line in log.splitlines() if any(b in line for b in _BAD)]
+        out.update({"ok": False, "stage": stage, "error": str(e), "device_log_bad_lines": mem[:5],
+                    "device_log_tail": log[-1500:]})
+        return out
+    finally:
+        simdevice.HEAP = old_heap
+        out["tls"] = tls_of(dev.config)
+        dev.kill()
+        cloud.close()
+
+
+def _verdict(result: dict) -> str:
+    if result["ok"]:
+        return "pass"
+    first = (result.get("device_log_bad_lines") or [""])[0]
+    return f"fail at {result['stage']}: {result['error'][:120]}" + (f" ({first[:80]})" if first else "")
 
 
 def run(args) -> dict:
-    import paho.mqtt.client as mqtt
-
-    from shared_schema.compiler import compile_program
-    from shared_schema.envelope import make_envelope
     from tools import simdevice
     from tools.broker import start_broker
 
-    heap = getattr(args, "heap", None) or simdevice.HEAP
-    got: dict[str, list] = {}
-    cv = threading.Condition()
-
-    def on_message(_c, _u, msg):
-        with cv:
-            got.setdefault(msg.topic, []).append(json.loads(msg.payload))
-            cv.notify_all()
-
-    def wait(topic, pred, timeout=30):
-        deadline = time.monotonic() + timeout
-        with cv:
-            while True:
-                for m in got.get(topic, []):
-                    if pred(m):
-                        return m
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"nothing on {topic}")
-                cv.wait(0.5)
-
-    wf = flow()
+    heap = getattr(args, "heap", None)
+    run_s = getattr(args, "run_s", 10.0)
+    search = heap is None and not getattr(args, "no_search", False)
+    heap = heap or simdevice.HEAP
     with tempfile.TemporaryDirectory() as tmp, \
-            start_broker(Path(tmp) / "broker", users={"cloud": "pw", DEV: "devpw"}) as broker:
-        cloud = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        cloud.username_pw_set("cloud", "pw")
-        cloud.on_message = on_message
-        cloud.connect(broker.host, broker.port)
-        cloud.subscribe(f"ff/{DEV}/#", qos=1)
-        cloud.loop_start()
-        old_heap, simdevice.HEAP = simdevice.HEAP, heap
-        dev = simdevice.SimDevice(Path(tmp) / "dev", DEV, KEY, broker.host, broker.port, "devpw",
-                                  settings={"health_interval_s": 1})
-        try:
-            dev.start()
-            online = wait(f"ff/{DEV}/status", lambda s: s.get("state") == "online")["heap"]
-            booted = re.search(r"agent: booted, heap free (\d+)", dev.log())
-            prog = compile_program(wf, "unix-sim", "bench_flow", 1)
-            cmd = dict(make_envelope(prog, DEV, bytes.fromhex(KEY), 1), id="b1", op="deploy",
-                       health={"runs": 2, "seconds": 1})
-            cloud.publish(f"ff/{DEV}/cmd", json.dumps(cmd), qos=1)
-            wait(f"ff/{DEV}/ack", lambda a: a.get("id") == "b1" and a.get("state") == "healthy")
-            running = wait(f"ff/{DEV}/health", lambda h: h.get("ver") == 1 and h.get("runs", 0) >= 5)
-        except TimeoutError as e:
-            return {"ok": False, "error": str(e), "heap": heap, "acks": got.get(f"ff/{DEV}/ack", []),
-                    "device_log": dev.log()[-3000:]}
-        finally:
-            simdevice.HEAP = old_heap
-            dev.kill()
-            cloud.loop_stop()
-            cloud.disconnect()
-    total = _heap_bytes(heap)
-    return {
-        "ok": True,
-        "heap_total_bytes": total,
-        "heap_used_boot_bytes": total - int(booted.group(1)) if booted else None,
-        "heap_used_online_no_flow_bytes": total - online,
-        "heap_used_flow_running_bytes": total - running["heap"],
-        "flow_nodes": len(wf["steps"]),
-        "broker": broker.kind,
-        "command": f"fleetflow bench agent --json --heap {heap}",
-    }
+            start_broker(Path(tmp) / "broker", users={"cloud": "pw"}) as broker:
+        t0 = time.monotonic()
+        result = scenario(broker, heap, run_s, Path(tmp))
+        tried = {result["heapsize"]: _verdict(result)}
+        if search and result["ok"]:
+            # bisection on multiples of STEP: hi passes, lo is assumed to fail
+            lo, hi = FLOOR // STEP, result["heapsize"] // STEP
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                r = scenario(broker, f"{mid * STEP // 1024}k", run_s, Path(tmp))
+                tried[mid * STEP] = _verdict(r)
+                ok = r["ok"]
+                lo, hi = (lo, mid) if ok else (mid, hi)
+            result["min_heap_bytes"] = hi * STEP
+        result["tried"] = {f"{k // 1024}k": v for k, v in sorted(tried.items())}
+        result.update({"flow_nodes": N, "run_s": run_s, "broker": broker.kind,
+                       "bench_wall_s": round(time.monotonic() - t0, 1),
+                       "command": "fleetflow bench agent --json"
+                                  + (f" --heap {getattr(args, 'heap')}" if getattr(args, "heap", None) else "")
+                                  + (f" --run-s {run_s:g}" if run_s != 10.0 else "")})
+    return result
