@@ -7,6 +7,9 @@
 #   interpreter    runs what is due; an escaping exception on trial rolls back
 #   health gate    on trial: confirm or roll back (fleetflow.health)
 #   flush          acks/status/out (QoS 1) then run batches, heartbeat (QoS 0)
+# then sleeps until the next due thing (Agent._idle_ms): a timer or polled
+# source of the flow, a ping or reconnect, a run batch or heartbeat -- or a
+# message on the socket, which wakes it at once (Link.wait: select.poll).
 # Nothing escapes step(): the device keeps running its flow without the
 # cloud, and buffers what it has to say (bounded, drops counted).
 #
@@ -34,6 +37,8 @@ _MAX_OUTBOX = const(24)
 _RUNS_EVERY_MS = const(1000)
 _RUNS_MSG_BYTES = const(1024)  # a runs message takes no more records past this size
 _RUNS_MSG_ALLOC = const(2048)  # the buffer it is made in: that and one more record, usually
+_MAX_SLEEP_MS = const(1000)  # the longest sleep between loop steps, whatever is due
+_TRIAL_MS = const(100)       # on trial the health gate is judged this often
 # what _cool unloads: modules only commands, slot switches and checks use
 _COLD = ("commands", "transfer", "gate", "verify", "hmac256")
 
@@ -118,6 +123,7 @@ class Agent(CommandLog):
             self.it.stop()
             self.it = None
             gc.collect()
+        self._status_due = True   # whatever happens next, the cloud hears of it
         if booted is None:
             self.hdr = None
             return
@@ -142,7 +148,6 @@ class Agent(CommandLog):
                 self._rollback("crash: %s: %s" % (type(e).__name__, e))
             else:
                 print("agent: can't run slot", slot, e)
-        self._status_due = True
 
     # -- the loop --
     def run(self):
@@ -155,7 +160,33 @@ class Agent(CommandLog):
             _heap_log("boot")
         while True:
             self.safe_step()
-            time.sleep_ms(5)
+            try:
+                ms = self._idle_ms(time.ticks_ms())
+            except Exception:  # never a reason to stop the loop: a short nap instead
+                ms = 5
+            self.link.wait(ms)  # a message on the socket ends it early
+
+    def _idle_ms(self, now):
+        # how long the loop may sleep: until the next due thing
+        link = self.link
+        ms = link.due_ms(now)
+        if link.connected:
+            if self._status_due or self.outbox:
+                return 0
+            ms = min(ms, time.ticks_diff(self._next_health, now))
+            n = len(self.records)
+            if n >= self.cfg["runs_batch"]:
+                return 0
+            if n:
+                ms = min(ms, time.ticks_diff(self._last_runs, now) + _RUNS_EVERY_MS)
+        if ms > _MAX_SLEEP_MS:
+            ms = _MAX_SLEEP_MS
+        it = self.it
+        if it is not None:
+            if self.slots.state["trial"] and ms > _TRIAL_MS:
+                ms = _TRIAL_MS
+            ms = it.idle_ms(now, ms)
+        return ms
 
     def safe_step(self):
         """step(), with any Exception caught, counted (health: loop_errors) and

@@ -29,6 +29,7 @@ LEVELS = ("debug", "info", "warning", "error")
 _NOHOP = const(-1)     # deliver through the inbox
 _ROUTER = const(-2)
 _SOURCE = const(-3)
+_EDGE_MS = const(5)    # GPIO inputs are sampled this often (nodes/gpio_in.py)
 _EMPTY = {}            # the message a root gets on exec; nodes never change messages
 _FAIL = object()
 
@@ -256,6 +257,24 @@ class Interpreter:
             self._execute(ent[3], ent[0], _EMPTY, None, calls, now_ms)
             done += 1
         return done
+
+    def idle_ms(self, now_ms, ms):
+        """How long the device loop may sleep (at most ms) before poll() has
+        something to do: the next timer or polled source; with GPIO edges to
+        sample, no longer than _EDGE_MS."""
+        if self._stopped:
+            return ms
+        if self._edges and ms > _EDGE_MS:
+            ms = _EDGE_MS
+        for ent in self._polls:
+            d = _diff(ent[2], now_ms)
+            if d < ms:
+                ms = d
+        for t in self._timers:
+            d = _diff(t[0], now_ms)
+            if d < ms:
+                ms = d
+        return ms if ms > 0 else 0
 
     def run_now(self, overrides=None, exec_id=None, now_ms=None):
         """Run every root once (on demand) with overrides; returns the record as a dict."""

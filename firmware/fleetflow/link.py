@@ -8,9 +8,14 @@
 #  - a last will marks ff/<dev>/status offline (retained);
 #  - a ping goes out within the keepalive;
 #  - incoming messages are only queued in the callback: nothing is published
-#    from inside it (a QoS 1 publish there would re-enter wait_msg).
+#    from inside it (a QoS 1 publish there would re-enter wait_msg);
+#  - between loop steps the device sleeps in wait(): select.poll on the
+#    socket, so a message from the broker wakes it at once (due_ms() says
+#    when the link itself next needs a step: a ping, the answer deadline,
+#    a reconnect).
 import time
 import random
+import select
 from micropython import const
 import umqtt.simple as _umqtt
 
@@ -91,6 +96,8 @@ class Link:
         self.connects = 0
         self._retry_at = 0
         self._last_io = 0          # last ping sent
+        self._poller = None        # select.poll on the socket while connected
+        self._more = False         # the last poll left messages unread
         self.will = None
 
     def topic(self, suffix):
@@ -113,6 +120,8 @@ class Link:
         if self.connected:
             print("link: down:", why)
         self.connected = False
+        self._poller = None
+        self._more = False
         try:
             self._cl.sock.close()
         except Exception:
@@ -133,6 +142,9 @@ class Link:
                 self._last_io = now
                 _SockModule.last_rx = now
                 self._cl.subscribe(self.topic("cmd"), qos=1)
+                s = self._cl.sock
+                self._poller = select.poll()
+                self._poller.register(getattr(s, "_s", s), select.POLLIN)  # the real socket under _TimeoutSock
                 self._on_connect()
             except Exception as e:
                 self.failures += 1
@@ -140,11 +152,13 @@ class Link:
                 self.drop(e)
                 return
         try:
+            self._more = True
             for _ in range(_MAX_INBOX):
                 n = len(self.inbox)
                 # check_msg() returns None both for "nothing there" and after
                 # delivering a message: the inbox growing tells them apart.
                 if self._cl.check_msg() is None and len(self.inbox) == n:
+                    self._more = False
                     break
             # A ping every half keepalive, whatever else we sent: the broker
             # answers each one, so silence for 1.5 keepalives means a
@@ -157,6 +171,33 @@ class Link:
                 raise OSError("no answer from the broker")
         except Exception as e:
             self.drop(e)
+
+    def due_ms(self, now):
+        """How long until the link needs poll() again, if nothing arrives:
+        0 with messages waiting, else the next ping, answer deadline or
+        reconnect attempt."""
+        if self.inbox or self._more:
+            return 0
+        if not self.connected:
+            return time.ticks_diff(self._retry_at, now)
+        ka = self.keepalive_s
+        return min(time.ticks_diff(self._last_io, now) + ka * 500,
+                   time.ticks_diff(_SockModule.last_rx, now) + ka * 1500 + 1)
+
+    def wait(self, ms):
+        """Sleep up to ms; a message from the broker ends it early. Never raises
+        (KeyboardInterrupt passes)."""
+        if ms <= 0:
+            return
+        p = self._poller
+        if p is not None:
+            try:
+                for _ in p.ipoll(ms):  # ipoll: no list made per wake-up
+                    break
+                return
+            except Exception:  # the socket broke: the next poll() finds out how
+                self._poller = None
+        time.sleep_ms(ms)
 
     def publish(self, suffix, payload, qos=0, retain=False):
         """True when sent; on failure the link drops and False is returned."""

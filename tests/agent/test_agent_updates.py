@@ -147,3 +147,18 @@ def test_stage_then_activate_and_commanded_rollback(tmp_path):
         # an older seq is still refused after the rollback
         r.send(deploy_cmd("d1b", good_flow(1), ver=1, seq=2))
         assert "seq" in r.ack("d1b", "rejected")["reason"]
+
+
+@pytest.mark.broker
+def test_a_failed_first_flow_leaves_no_flow_on_trial(tmp_path):
+    # issue 9: with no flow before it, the rolled-back flow stayed in the
+    # retained status (trial, its version) because no new status went out
+    with rig(tmp_path, "mosquitto") as r:
+        r.status(lambda s: s.get("state") == "online")
+        r.send(deploy_cmd("d1", failing_flow(), ver=1, seq=1))
+        r.ack("d1", "applied")
+        assert r.status(lambda s: s.get("trial"))["ver"] == 1
+        assert r.ack("d1", "rolled_back")["reason"].startswith("error_rate")
+        st = r.status(lambda s: s.get("failed") is not None)
+        assert st["trial"] is False and st["slot"] is None and st["ver"] is None and st["flow"] is None
+        assert st["failed"]["slot"] == "a"
