@@ -1,17 +1,20 @@
-"""Delivers queued webhook events (cloud.store.webhooks): POST with
-`X-Fleetflow-Signature: sha256=<HMAC-SHA256 of the body with the webhook's
-secret>`, a 2xx is delivered, anything else is retried with backoff, then
-kept as a dead letter."""
+"""Delivers queued webhook events (cloud.store.webhooks) as the Standard
+Webhooks spec (standardwebhooks.com) says: a POST with `webhook-id` (the
+delivery's id, the same on every retry, so a receiver can drop duplicates),
+`webhook-timestamp` (this attempt, Unix seconds) and `webhook-signature`
+(`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, made by the
+`standardwebhooks` package with the webhook's secret). A 2xx is delivered;
+anything else is retried with backoff, then kept as a dead letter."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
+from datetime import datetime, timezone
 
 import aiohttp
+from standardwebhooks import Webhook as Signer
 
 from cloud.store import webhooks as store
 
@@ -19,8 +22,12 @@ log = logging.getLogger("fleetflow.webhooks")
 TIMEOUT_S = 5.0
 
 
-def signature(secret: bytes, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+def signed_headers(secret: bytes, delivery_id: int, body: bytes, now: float) -> dict[str, str]:
+    """The Standard Webhooks headers for one attempt at a delivery."""
+    msg_id = f"msg_{delivery_id}"
+    at = datetime.fromtimestamp(int(now), tz=timezone.utc)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(now)),
+            "webhook-signature": Signer(secret).sign(msg_id, at, body.decode())}
 
 
 class Sender:
@@ -44,9 +51,9 @@ class Sender:
 
     async def _deliver(self, http: aiohttp.ClientSession, d: dict) -> None:
         body = json.dumps(d["payload"], separators=(",", ":")).encode()
+        secret = store.signing_key(self.box.open(d["secret_sealed"]))
         headers = {"Content-Type": "application/json", "X-Fleetflow-Event": d["event"],
-                   "X-Fleetflow-Delivery": str(d["id"]),
-                   "X-Fleetflow-Signature": signature(self.box.open(d["secret_sealed"]), body)}
+                   **signed_headers(secret, d["id"], body, self.clock())}
         ok, error = False, ""
         try:
             async with http.post(d["url"], data=body, headers=headers) as resp:

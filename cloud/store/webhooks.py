@@ -1,5 +1,6 @@
 """Webhooks: events (`deployment.<status>`, `execution.<status>`) POSTed to
-subscribers, signed with HMAC-SHA256, retried with backoff, and kept as
+subscribers, signed as Standard Webhooks (`whsec_` secrets; the sender,
+cloud.webhook_sender, makes the headers), retried with backoff, and kept as
 dead letters when they never get through.
 
 `emit` is called inside the transaction that changed the state, so an event
@@ -8,6 +9,8 @@ is recorded if and only if the change is; `cloud.webhook_sender` delivers.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import time
 
@@ -19,6 +22,8 @@ from cloud.models import Delivery, Webhook
 from cloud.secrets import SecretBox
 from cloud.timefmt import iso
 
+SECRET_PREFIX = "whsec_"  # Standard Webhooks: the prefix, then the key in base64
+SECRET_BYTES = (24, 64)  # the spec's recommended key sizes
 MAX_ATTEMPTS = 6
 BACKOFF_S = 2.0  # then 4, 8, 16, 32 s
 BACKOFF_MAX_S = 300.0
@@ -60,6 +65,28 @@ def emit(event: str, payload: dict, now: float | None = None) -> int:
     return len(rows)
 
 
+def _secret_problem(secret: str) -> str | None:
+    """Why `secret` is not a Standard Webhooks secret, or None when it is."""
+    if not secret.startswith(SECRET_PREFIX):
+        return f"a webhook secret is {SECRET_PREFIX!r} then base64 (Standard Webhooks); leave it out to get one"
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        return f"the part after {SECRET_PREFIX!r} is not base64"
+    if not SECRET_BYTES[0] <= len(key) <= SECRET_BYTES[1]:
+        return f"the key is {len(key)} bytes; use {SECRET_BYTES[0]} to {SECRET_BYTES[1]}"
+    return None
+
+
+def signing_key(secret: bytes) -> bytes:
+    """The HMAC key of a stored secret: the decoded key of a `whsec_` secret;
+    a secret stored before Standard Webhooks (any text) signs with its bytes."""
+    text = secret.decode()
+    if text.startswith(SECRET_PREFIX):
+        return base64.b64decode(text[len(SECRET_PREFIX):])
+    return secret
+
+
 def webhook_doc(w: Webhook) -> dict:
     return {"id": w.id, "url": w.url, "events": w.events, "active": w.active, "created_at": iso(w.created_at)}
 
@@ -67,9 +94,11 @@ def webhook_doc(w: Webhook) -> dict:
 def create_webhook(body: dict, box: SecretBox) -> dict:
     req = schemas.parse(schemas.WebhookCreate, body)
     problems = _event_problems(req.events)
+    if req.secret is not None and (why := _secret_problem(req.secret)):
+        problems.append(Problem("/secret", why))
     if problems:
-        raise Invalid("unknown webhook events", problems)
-    secret = req.secret or os.urandom(24).hex()
+        raise Invalid("the webhook has problems", problems)
+    secret = req.secret or SECRET_PREFIX + base64.b64encode(os.urandom(SECRET_BYTES[0])).decode()
     w = Webhook.create(url=req.url, events=req.events, secret_sealed=box.seal(secret.encode()), created_at=time.time())
     return {**webhook_doc(w), "secret": secret}
 
