@@ -7,8 +7,9 @@
 
 Each device is a MicroPython unix-port process running the unix-sim firmware
 bundle on its own LittleFS image, with its own credentials (kept in the
-workdir, so a restart reuses them). Profiles: steady, sine, noisy, failing,
-or mixed (default). Faults: crash (a node raises every run), boot_loop,
+workdir, so a restart reuses them: the new broker gets their accounts and
+each flash image its new port, flows kept; --fresh starts over). Profiles:
+steady, sine, noisy, failing, or mixed (default). Faults: crash (a node raises every run), boot_loop,
 dead_sensor, net_drop. Ctrl-C stops every process cleanly; if the simulator
 is killed outright (SIGKILL), the kernel sends its devices and its Mosquitto
 SIGTERM (Linux; tools/proc.py).
@@ -88,14 +89,15 @@ def run(args) -> int:
         elif args.no_cloud:
             from tools.broker import start_broker
 
-            broker = start_broker(args.workdir / "broker")
+            broker = start_broker(args.workdir / "broker", users=fleet_mod.broker_users(args.workdir))
             log(f"sim: broker {broker.kind} on {broker.host}:{broker.port}")
             provision = fleet_mod.LocalProvisioner(broker)
             host, port = broker.host, broker.port
         else:
             from tools.stack import Stack
 
-            stack = Stack(args.workdir / "stack", log=lambda m: log(f"sim: {m}")).start()
+            stack = Stack(args.workdir / "stack", log=lambda m: log(f"sim: {m}"),
+                          users=fleet_mod.broker_users(args.workdir)).start()
             api = stack.api
             provision = lambda dev, board: stack.provision(dev, board, tags=["sim"])  # noqa: E731
             host, port = stack.broker.host, stack.broker.port

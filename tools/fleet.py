@@ -108,6 +108,19 @@ def sensors_config(spec: DeviceSpec, seed: int) -> dict:
     return {"dht": {SENSOR_PIN: dht}, "adc": {ADC_PIN: 20000 + 500 * (seed % 7)}}
 
 
+def kept_credentials(workdir) -> dict:
+    """The credentials a previous run kept in the workdir ({device id: creds})."""
+    path = Path(workdir) / "credentials.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def broker_users(workdir) -> dict[str, str]:
+    """{device id: MQTT password} of the devices a previous run provisioned: a
+    restarted simulator's new broker must know them (their cloud does not
+    provision them again)."""
+    return {d: c["mqtt_password"] for d, c in kept_credentials(workdir).items()}
+
+
 class LocalProvisioner:
     """No cloud: a random password and HMAC key per device, and a broker user."""
 
@@ -146,7 +159,7 @@ class Fleet:
     def credentials(self) -> dict:
         """Each device's credentials, provisioned once and kept in the workdir:
         a restarted simulator reuses them (the cloud shows a key only once)."""
-        kept = json.loads(self.creds_path.read_text()) if self.creds_path.exists() else {}
+        kept = kept_credentials(self.workdir)
         fresh = [s for s in self.specs if s.device_id not in kept]
         for s in fresh:
             kept[s.device_id] = self.provision(s.device_id, self.board)

@@ -2,6 +2,7 @@
 
     dev = SimDevice(workdir, "dev1", key_hex, broker.host, broker.port, "pw")
     dev.start()      # provisions the flash image on first start, then boots
+                     # (config changed since, e.g. the broker's port: rewritten, slots kept)
     dev.kill()       # power cut (SIGKILL): the broker publishes the last will
     dev.restart()    # clean stop, then boot again from the same flash
     dev.stop()       # clean: the agent says offline and disconnects
@@ -97,6 +98,7 @@ class SimDevice:
         self.board = board
         self.image = self.workdir / f"{device_id}.img"
         self.log_path = self.workdir / f"{device_id}.log"
+        self.stamp_path = self.workdir / f"{device_id}.provisioned"  # sha of what the image was given
         self.config = json.loads(device_config.render({
             "device_id": device_id, "mqtt_host": mqtt_host, "mqtt_port": mqtt_port,
             "mqtt_user": device_id, "mqtt_password": password, "key": key_hex, "prefix": prefix,
@@ -107,19 +109,26 @@ class SimDevice:
         self._log = None
 
     # -- provisioning --
-    def provision(self) -> None:
-        """Format the flash image and write config.json and board.json (MicroPython does it)."""
+    def _stamp(self) -> str:
+        board = sim_bundle(self.board) / "board.json"
+        return hashlib.sha256(json.dumps(self.config, sort_keys=True).encode() + board.read_bytes()).hexdigest()
+
+    def provision(self, keep: bool = False) -> None:
+        """Format the flash image and write config.json and board.json (MicroPython does it).
+        keep: write the two files into the existing image, its flow slots untouched
+        (as `fleetflow flash` of a new config onto a board that has flows)."""
         cfg = self.workdir / f"{self.device_id}.config.json"
         cfg.write_text(json.dumps(self.config))
         board = sim_bundle(self.board) / "board.json"  # as `fleetflow flash` copies it
-        if self.image.exists():
+        if self.image.exists() and not keep:
             self.image.unlink()
         proc = subprocess.run([str(MICROPYTHON), str(REPO / "tools" / "sim_provision.py"),
-                               str(self.image), str(cfg), str(board)],
+                               str(self.image), str(cfg), str(board), *(["keep"] if keep else [])],
                               cwd=REPO, env=mpy_env(), capture_output=True, text=True, timeout=60)
         cfg.unlink()
         if proc.returncode != 0:
             raise RuntimeError(f"provisioning {self.device_id} failed:\n{proc.stdout}{proc.stderr}")
+        self.stamp_path.write_text(self._stamp())
 
     # -- lifecycle --
     @property
@@ -131,6 +140,8 @@ class SimDevice:
             return
         if not self.image.exists():
             self.provision()
+        elif not self.stamp_path.exists() or self.stamp_path.read_text() != self._stamp():
+            self.provision(keep=True)  # e.g. a restarted simulator: a new broker port
         bundle = sim_bundle(self.board)
         self._log = open(self.log_path, "ab")
         self.proc = owned_popen(  # dies with its owner, even a SIGKILLed one (tools/proc.py)

@@ -35,8 +35,9 @@ class StackError(Exception):
 
 class Stack:
     def __init__(self, workdir, *, prefer_broker: str = "mosquitto", tick_s: float = 0.2, host: str = "127.0.0.1",
-                 port: int = 0, log=print):
+                 port: int = 0, log=print, users: dict[str, str] | None = None):
         self.workdir = Path(workdir)
+        self.users = dict(users or {})  # broker accounts besides the cloud's (devices provisioned before)
         self.prefer_broker = prefer_broker
         self.tick_s = tick_s
         self.host, self.port = host, port
@@ -65,7 +66,7 @@ class Stack:
             logging.getLogger(name).addHandler(self._log_handler)
             logging.getLogger(name).setLevel(logging.INFO)
         try:
-            self.broker = start_broker(self.workdir / "broker", users={"cloud": cloud_pw}, prefer=self.prefer_broker)
+            self.broker = start_broker(self.workdir / "broker", users={**self.users, "cloud": cloud_pw}, prefer=self.prefer_broker)
             self.log(f"broker: {self.broker.kind} on {self.broker.host}:{self.broker.port}")
             self._start_cloud(f"mqtt://cloud:{cloud_pw}@{self.broker.host}:{self.broker.port}")
             self.log(f"cloud: {self.api_url} (SQLite {self.workdir / 'cloud.db'}, log {self.cloud_log})")

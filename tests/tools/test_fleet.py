@@ -105,7 +105,10 @@ def test_a_fleet_with_faults_behaves_as_each_fault_says(tmp_path, procs_mentioni
     assert procs_mentioning(str(workdir)) == []
 
 
-def test_sim_command_runs_a_fleet_with_its_own_cloud_and_stops_cleanly(tmp_path, procs_mentioning):
+def test_sim_command_runs_a_fleet_with_its_own_cloud_stops_cleanly_and_restarts_online(tmp_path, procs_mentioning):
+    # The second run on the same workdir has a new broker (another port, no
+    # accounts yet) and the same cloud database and flash images: issue 9 saw
+    # every device stay offline (the images kept the old port) unless --fresh.
     import json
     import subprocess
     import sys
@@ -114,26 +117,27 @@ def test_sim_command_runs_a_fleet_with_its_own_cloud_and_stops_cleanly(tmp_path,
     from tools.client import Client
 
     workdir = tmp_path / "sim"
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("fleetflow")), "sim", "--devices", "3",
-                             "--fault", "3=dead_sensor", "--workdir", str(workdir), "--duration", "600", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        info = json.loads(proc.stdout.readline())
-        assert info["devices"] == ["sim-001", "sim-002", "sim-003"]
-        api = Client(info["api"].removesuffix("/api/v1"), info["api_key"])
-        deadline = time.monotonic() + 30
-        while sum(d["online"] for d in api.list_devices()) < 3 and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert sorted(d["id"] for d in api.list_devices() if d["online"]) == info["devices"]
-        assert procs_mentioning(str(workdir))
-        proc.send_signal(2)  # Ctrl-C
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    assert "sim: stopped, no device left running" in err
-    assert procs_mentioning(str(workdir)) == []
+    for run in ("first", "restart"):
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("fleetflow")), "sim", "--devices", "3",
+                                 "--fault", "3=dead_sensor", "--workdir", str(workdir), "--duration", "600", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            info = json.loads(proc.stdout.readline())
+            assert info["devices"] == ["sim-001", "sim-002", "sim-003"]
+            api = Client(info["api"].removesuffix("/api/v1"), info["api_key"])
+            deadline = time.monotonic() + 30
+            while sum(d["online"] for d in api.list_devices()) < 3 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert sorted(d["id"] for d in api.list_devices() if d["online"]) == info["devices"], run
+            assert procs_mentioning(str(workdir))
+            proc.send_signal(2)  # Ctrl-C
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err
+        assert "sim: stopped, no device left running" in err
+        assert procs_mentioning(str(workdir)) == []
 
 
 def test_sim_provisions_through_a_running_cloud(tmp_path, procs_mentioning):
