@@ -10,8 +10,12 @@ from urllib.parse import urlparse
 
 # on_provision(device_id, mqtt_password): called when a device is provisioned,
 # so its MQTT credentials exist on the broker before it first connects
-# (tools wire it to tools.broker.Broker.add_user). May be sync or async.
+# (cloud.dynsec.Accounts.add for Mosquitto, tools.broker.Broker.add_user for
+# the tools' brokers). May be sync or async.
 ProvisionHook = Callable[[str, str], "Awaitable[None] | None"]
+# on_delete(device_id): called before a device is deleted, so its broker
+# account goes and its live session is kicked (cloud.dynsec.Accounts.delete).
+DeleteHook = Callable[[str], "Awaitable[None] | None"]
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Config:
     topic_prefix: str = "ff"
     secret: bytes = b""  # the server secret that seals device HMAC keys (cloud.secrets)
     on_provision: ProvisionHook | None = None
+    on_delete: DeleteHook | None = None
     # Where devices reach the broker, told to them at provisioning; defaults
     # to the host and port of mqtt_url.
     device_mqtt_host: str | None = None
@@ -40,6 +45,10 @@ class Config:
         url = urlparse(self.mqtt_url or "mqtt://127.0.0.1:1883")
         return {"host": url.hostname or "127.0.0.1", "port": url.port or 1883,
                 "username": url.username, "password": url.password}
+
+    def reserved_names(self) -> tuple[str | None, ...]:
+        """The cloud's own broker names, which no device may take (cloud.dynsec.is_reserved)."""
+        return self.mqtt_client_id, self.mqtt_parts()["username"]
 
     def device_broker(self) -> tuple[str, int]:
         parts = self.mqtt_parts()

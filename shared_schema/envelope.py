@@ -20,6 +20,15 @@ from shared_schema.compiler import CompiledProgram
 
 SIG_VERSION = "ff1"
 DEFAULT_CHUNK_BYTES = 1024  # base64 makes it ~1.4 KB: small next to umqtt's buffers and a 64 KB heap
+MAX_INLINE_BYTES = 4096  # a bigger program travels in chunks
+# The largest MQTT packet anyone may send (the broker's max_packet_size,
+# tools/broker.py): the biggest legitimate message is a command with a
+# program of MAX_INLINE_BYTES inline, whose JSON text at most doubles when
+# escaped into the envelope (every byte a quote), plus the envelope's fields
+# and exec overrides: under 9 KB. Chunks are ~1.4 KB, device messages ~1 KB
+# (a runs message stops growing at 1 KB). 16 KB leaves room, and refuses the
+# 200 KB message that wedged a device (issue 10, item 3) at the broker.
+MAX_PACKET_BYTES = 16384
 
 
 def signing_string(device_id: str, seq: int, flow: str, ver: int, sha: str) -> bytes:
@@ -80,6 +89,6 @@ def chunked(program: CompiledProgram, device_id: str, key: bytes, seq: int, xfer
     return env, commands
 
 
-def needs_chunks(program: CompiledProgram, max_inline_bytes: int = 4096) -> bool:
+def needs_chunks(program: CompiledProgram, max_inline_bytes: int = MAX_INLINE_BYTES) -> bool:
     """Whether a program is too big to travel inline in one command."""
     return program.size > max_inline_bytes

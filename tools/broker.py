@@ -2,19 +2,28 @@
 
     with start_broker(workdir, users={"dev1": "pw"}) as broker:
         broker.host, broker.port, broker.kind, broker.url
-        broker.add_user("dev2", "pw2")          # a device: ff/dev2/# only
+        broker.add_user("dev2", "pw2")          # a device: ff/dev2/# only, client id dev2 only
         broker.add_user("cloud", "pw", admin=True)  # ff/# (names in ADMINS are admins too)
+        broker.delete_user("dev2")              # gone, and its live session kicked
         broker.restart()                         # same port, same users
 
-Mosquitto (the real broker, Debian package `mosquitto`) is preferred: it runs
-on a free port with a password file and an ACL (`pattern readwrite ff/%u/#`
-for devices, `topic readwrite ff/#` for the cloud/admin users), with
-persistence in `workdir` so a restart keeps retained messages and sessions.
-`add_user` runs mosquitto_passwd and reloads with SIGHUP.
+Mosquitto (the real broker, Debian package `mosquitto`) is preferred. Its
+config is `mosquitto_config()`, the one README shows for production, and its
+accounts live in the Dynamic Security plugin (cloud/dynsec.py has the rules):
+`dynsec_init` bootstraps the plugin's JSON with an admin account,
+`fleetflow-admin`, whose password is in `workdir/dynsec-admin.json` (0600);
+`add_user`/`delete_user` publish commands on `$CONTROL/dynamic-security/v1`
+as that admin and wait for the answer. Admin users (ADMINS, `admin=True`)
+get ff/# and the $CONTROL topics, so the cloud logging in as `cloud` manages
+device accounts itself (cloud.dynsec.Accounts). Mosquitto runs with umask
+077, so the JSON it re-saves and its persistence file stay 0600.
 
 When mosquitto is not installed, amqtt runs in-process on its own thread and
-event loop, with the same users and the same per-device topic rule enforced
-by two small amqtt plugins below. A warning says that it did.
+event loop with the same rules, enforced by the plugins below and by
+`_GuardedAmqtt`, which authenticates a CONNECT before amqtt touches any
+session under that client id (amqtt 0.12 would otherwise delete or take over
+the session of whatever client id an unauthenticated CONNECT names). A
+warning says that it ran.
 
 Ports: a free port is picked, then the broker binds it, and another process
 may take it in between. Start-up therefore waits for the broker's own word
@@ -30,10 +39,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import glob
+import json
 import logging
 import os
+import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +53,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloud import dynsec
+from shared_schema.envelope import MAX_PACKET_BYTES
 from tools.proc import owned_popen
 
 log = logging.getLogger("fleetflow.broker")
@@ -50,14 +63,123 @@ ADMINS = frozenset({"cloud", "admin"})
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 START_ATTEMPTS = 5      # fresh ports tried when the one picked was taken meanwhile
 PINNED_RETRY_S = 10.0   # how long a restart waits for its own port to come free
-# Mosquitto's per-client limits. Its default queue (1,000 QoS 1 messages above
-# those in flight) drops acks when a 10,000-device batch answers the one
-# cloud client at once, or while the cloud's persistent session is offline.
 # amqtt's own shutdown sometimes hangs dropping a session; past this the
 # listeners and the loop are closed regardless.
 AMQTT_SHUTDOWN_S = 3.0
+# Mosquitto's per-client limits. Its default queue (1,000 QoS 1 messages above
+# those in flight) drops acks when a 10,000-device batch answers the one
+# cloud client at once, or while the cloud's persistent session is offline;
+# the byte cap bounds what one client's queue can hold (100,000 acks of
+# ~300 B fit in 32 MB).
 MAX_QUEUED_MESSAGES = 100_000
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
 MAX_INFLIGHT_MESSAGES = 100
+# Mosquitto writes its in-memory state (queued QoS 1 messages, sessions,
+# retained status) to disk this often: a kill -9 loses at most this window.
+AUTOSAVE_INTERVAL_S = 5
+ADMIN_USER = "fleetflow-admin"  # the tools' dynsec admin (a reserved id: no device can take it)
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"  # Debian's, amd64
+DYNSEC_FILE = "dynamic-security.json"
+
+
+def dynsec_plugin_path() -> str:
+    """Debian's plugin for this machine's architecture."""
+    found = sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))
+    return found[0] if found else DYNSEC_PLUGIN
+
+
+def mosquitto_config(*, port: int = 1883, host: str = "0.0.0.0", data_dir: str = "/var/lib/mosquitto",
+                     plugin: str = DYNSEC_PLUGIN, log_file: str = "/var/log/mosquitto/mosquitto.log",
+                     run_as_root: bool = False) -> str:
+    """The whole Mosquitto config. The defaults give the production one that
+    README shows (a test compares them); the tools' broker passes its own
+    port and folders."""
+    return "\n".join([
+        "# fleetflow's Mosquitto (tools/broker.py mosquitto_config; docs/decisions.md)",
+        "per_listener_settings false",
+        f"listener {port} {host}",
+        "allow_anonymous false",
+        f"plugin {plugin}",
+        f"plugin_opt_config_file {data_dir}/{DYNSEC_FILE}",
+        "persistence true",
+        f"persistence_location {data_dir}/",
+        f"autosave_interval {AUTOSAVE_INTERVAL_S}",
+        f"max_packet_size {MAX_PACKET_BYTES}",
+        "max_keepalive 300",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+        f"log_dest file {log_file}",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        # As root mosquitto would drop to the `mosquitto` user, which can't
+        # read a test's private workdir: stay root for a throwaway broker.
+        *(["user root"] if run_as_root else []),
+        "",
+    ])
+
+
+def dynsec_init(path, admin_user: str, admin_password: str, prefix: str = "ff") -> None:
+    """Bootstrap the plugin's JSON before Mosquitto first loads it:
+    `mosquitto_ctrl dynsec init` makes the admin client with the `admin` role
+    ($CONTROL topics); we add the `fleetflow-cloud` role (readwrite
+    <prefix>/#) and give it to the admin too. The file is 0600."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists: the broker's accounts are in it; remove it to start over")
+    proc = subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(path), admin_user, admin_password],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not path.exists():
+        raise RuntimeError(f"mosquitto_ctrl dynsec init failed: {(proc.stderr or proc.stdout).strip()}")
+    path.chmod(0o600)
+    doc = json.loads(path.read_text())
+    doc["roles"].append({"rolename": dynsec.CLOUD_ROLE, "acls": dynsec.cloud_role(prefix)[0]["acls"]})
+    for client in doc["clients"]:
+        if client["username"] == admin_user:
+            client["roles"].append({"rolename": dynsec.CLOUD_ROLE})
+    path.write_text(json.dumps(doc, indent=1))
+
+
+def dynsec_control(host: str, port: int, username: str, password: str, commands: list[dict],
+                   timeout_s: float = dynsec.ANSWER_TIMEOUT_S) -> None:
+    """cloud.dynsec.Accounts.run for the tools (paho, synchronous)."""
+    import paho.mqtt.client as mqtt
+
+    payload, tag = dynsec.request(commands)
+    answer: list = []
+    done = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{dynsec.RESERVED_PREFIX}accounts-{tag}")
+    client.username_pw_set(username, password)
+
+    def on_connect(c, userdata, flags, reason, props=None):
+        if reason.is_failure:
+            answer.append(dynsec.DynsecError(f"{username} refused by the broker: {reason}"))
+            done.set()
+        else:
+            c.subscribe(dynsec.RESPONSE_TOPIC, qos=1)
+
+    def on_message(c, userdata, msg):
+        responses = dynsec.answer_for(msg.payload, tag)
+        if responses is not None:
+            answer.append(responses)
+            done.set()
+
+    client.on_connect = on_connect
+    client.on_subscribe = lambda c, *a: c.publish(dynsec.CONTROL_TOPIC, payload, qos=1)
+    client.on_message = on_message
+    try:
+        client.connect(host, port, keepalive=30)
+        client.loop_start()
+        if not done.wait(timeout_s):
+            raise dynsec.DynsecError(f"no answer on {dynsec.RESPONSE_TOPIC} within {timeout_s:g} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if isinstance(answer[0], Exception):
+        raise answer[0]
+    dynsec.check(commands, answer[0])
 
 
 class PortTaken(RuntimeError):
@@ -151,6 +273,13 @@ class Broker:
     def _port_changed(self) -> None:
         """Called after self.port changed before a (re)try."""
 
+    def _check_name(self, name: str, admin: bool) -> bool:
+        """Whether `name` is an admin; a device may not take a reserved id."""
+        admin = admin or name in ADMINS
+        if not admin and dynsec.is_reserved(name):
+            raise ValueError(f"{name!r} is reserved for the cloud's and the broker's own accounts")
+        return admin
+
     def _acl_allows(self, user: str | None, topic: str) -> bool:
         if user in self.admins:
             return topic.startswith("ff/") or topic == "ff/#"
@@ -167,48 +296,34 @@ class MosquittoBroker(Broker):
         super().__init__(workdir, users, port)
         self.exe = exe or mosquitto_path()
         self.proc: subprocess.Popen | None = None
-        self.passwd = self.workdir / "passwd"
-        self.acl = self.workdir / "acl"
         self.conf = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
-        self.passwd.write_text("")
+        self.dynsec_file = self.workdir / DYNSEC_FILE
+        admin_file = self.workdir / "dynsec-admin.json"
+        if self.dynsec_file.exists() and admin_file.exists():  # a broker that ran here keeps its accounts
+            self.admin_password = json.loads(admin_file.read_text())["password"]
+        else:
+            self.dynsec_file.unlink(missing_ok=True)
+            self.admin_password = secrets.token_urlsafe(18)
+            dynsec_init(self.dynsec_file, ADMIN_USER, self.admin_password)
+            admin_file.touch(0o600)
+            admin_file.write_text(json.dumps({"username": ADMIN_USER, "password": self.admin_password}))
+        # Accounts are changed over $CONTROL, so they wait until it runs.
+        self._pending: list[dict] = []
         for name, pw in self.users.items():
-            self._passwd(name, pw)
-        self._write_acl()
+            self._pending += self._account(name, pw, name in self.admins)
         self._write_conf()
 
-    def _passwd(self, name: str, password: str) -> None:
-        subprocess.run(["mosquitto_passwd", "-b", str(self.passwd), name, password],
-                       check=True, capture_output=True)
+    def _account(self, name: str, password: str, admin: bool) -> list[dict]:
+        return dynsec.add_admin(name, password) if admin else dynsec.add_device(name, password)
 
-    def _write_acl(self) -> None:
-        lines = ["# devices: their own subtree only", "pattern readwrite ff/%u/#", ""]
-        for name in sorted(self.admins):
-            lines += [f"user {name}", "topic readwrite ff/#", "topic read $SYS/#", ""]
-        self.acl.write_text("\n".join(lines))
+    def _control(self, commands: list[dict]) -> None:
+        dynsec_control(self.host, self.port, ADMIN_USER, self.admin_password, commands)
 
     def _write_conf(self) -> None:
-        root = os.geteuid() == 0
-        self.conf.write_text("\n".join([
-            f"listener {self.port} {self.host}",
-            "allow_anonymous false",
-            f"password_file {self.passwd}",
-            f"acl_file {self.acl}",
-            "persistence true",
-            f"persistence_location {self.workdir}/",
-            f"log_dest file {self.log_path}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-            "max_keepalive 300",
-            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
-            f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
-            # As root mosquitto would drop to the `mosquitto` user, which can't
-            # read a test's private workdir: stay root for this throwaway broker.
-            *(["user root"] if root else []),
-            "",
-        ]))
+        self.conf.write_text(mosquitto_config(port=self.port, host=self.host, data_dir=str(self.workdir),
+                                              plugin=dynsec_plugin_path(), log_file=str(self.log_path),
+                                              run_as_root=os.geteuid() == 0))
 
     def _port_changed(self) -> None:
         self._write_conf()
@@ -219,7 +334,7 @@ class MosquittoBroker(Broker):
         log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.proc = owned_popen([self.exe, "-c", str(self.conf)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                start_new_session=True, umask=0o077)
         # Listening is what its log says once the listener is bound ("running");
         # a bind failure ends the process with "Address already in use".
         deadline = time.monotonic() + 10
@@ -227,6 +342,9 @@ class MosquittoBroker(Broker):
             said = self._log_since(log_from)
             if " running" in said and self.proc.poll() is None:
                 _wait_port(self.host, self.port, 5, alive=lambda: self.proc.poll() is None)
+                if self._pending:
+                    self._control(self._pending)
+                    self._pending = []
                 return
             if self.proc.poll() is not None:
                 break
@@ -248,14 +366,23 @@ class MosquittoBroker(Broker):
             return ""
 
     def add_user(self, name: str, password: str, admin: bool = False) -> None:
+        admin = self._check_name(name, admin)
+        self._apply(self._account(name, password, admin))
         self.users[name] = password
-        self._passwd(name, password)
-        if admin or name in ADMINS:
+        if admin:
             self.admins.add(name)
-            self._write_acl()
+
+    def delete_user(self, name: str) -> None:
+        """Delete the account; Mosquitto disconnects its live session."""
+        self._apply(dynsec.delete_device(name))
+        self.users.pop(name, None)
+        self.admins.discard(name)
+
+    def _apply(self, commands: list[dict]) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGHUP)  # reloads password file and ACL
-            time.sleep(0.1)
+            self._control(commands)
+        else:
+            self._pending += commands
 
     def stop(self) -> None:
         if self.proc is None:
@@ -272,7 +399,7 @@ class MosquittoBroker(Broker):
         self.proc = None
 
 
-# -- amqtt fallback: the same users and topic rule, enforced by plugins --
+# -- amqtt fallback: the same accounts and rules, enforced by plugins --
 
 _AMQTT_BROKERS: dict[str, "AmqttBroker"] = {}
 
@@ -281,7 +408,8 @@ def _amqtt_plugins():
     from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
     class FleetflowAuth(BaseAuthPlugin):
-        """Username/password from the AmqttBroker's user table."""
+        """Username/password from the AmqttBroker's user table; a device only
+        under its own client id (cloud/dynsec.py rule 1)."""
 
         @dataclass
         class Config:
@@ -291,7 +419,9 @@ def _amqtt_plugins():
             b = _AMQTT_BROKERS.get(self.config.broker_key)
             if b is None or not session.username:
                 return False
-            return b.users.get(session.username) == session.password
+            if b.users.get(session.username) != session.password:
+                return False
+            return session.username in b.admins or session.client_id == session.username
 
     class FleetflowAcl(BaseTopicPlugin):
         """Devices may use only ff/<username>/...; admins all of ff/."""
@@ -335,8 +465,6 @@ class AmqttBroker(Broker):
     def _start_once(self) -> None:
         if self._thread and self._thread.is_alive():
             return
-        from amqtt.broker import Broker as _Amqtt
-
         ready = threading.Event()
         errors: list[BaseException] = []
 
@@ -345,7 +473,7 @@ class AmqttBroker(Broker):
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self._broker = _Amqtt(self._config(), loop=loop)
+                self._broker = _guarded_amqtt()(self._config(), loop=loop)
                 loop.run_until_complete(self._broker.start())
             except BaseException as exc:  # reported to the starting thread
                 errors.append(exc)
@@ -368,9 +496,25 @@ class AmqttBroker(Broker):
         _wait_port(self.host, self.port, 10)
 
     def add_user(self, name: str, password: str, admin: bool = False) -> None:
+        admin = self._check_name(name, admin)
         self.users[name] = password
-        if admin or name in ADMINS:
+        if admin:
             self.admins.add(name)
+
+    def delete_user(self, name: str) -> None:
+        """Forget the user and end its live session, as Mosquitto's deleteClient does."""
+        self.users.pop(name, None)
+        self.admins.discard(name)
+        loop = self._loop
+        if loop and loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._kick(name), loop).result(5)
+
+    async def _kick(self, name: str) -> None:
+        for client_id, (session, handler) in list(self._broker.sessions.items()):
+            if session.username == name:
+                if handler is not None:
+                    await handler.handle_connection_closed()
+                await self._broker._delete_session(client_id)
 
     async def _close_listeners(self) -> None:
         for server in list(getattr(self._broker, "_servers", {}).values()):
@@ -399,6 +543,55 @@ class AmqttBroker(Broker):
             loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
         self._thread = self._loop = self._broker = None
+
+
+def _guarded_amqtt():
+    """amqtt's Broker, authenticating a CONNECT before any session is touched.
+
+    amqtt 0.12.1 handles the session a CONNECT names (deletes it on a clean
+    session, takes it over otherwise) before it asks the auth plugins, so a
+    refused client could still throw the cloud or a device off. This is its
+    `_initialize_client_session` with the authentication first."""
+    from amqtt.broker import Broker as Amqtt
+    from amqtt.errors import AMQTTError, MQTTError, NoDataError
+    from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+    from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+    from amqtt.utils import gen_client_id
+
+    class GuardedAmqtt(Amqtt):
+        async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
+            try:
+                handler, session = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+            except MQTTError:
+                await writer.close()
+                raise
+            except NoDataError as exc:
+                raise AMQTTError(exc) from exc
+            if not await self._authenticate(session, None):
+                await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+                await writer.close()
+                raise MQTTError(f"not authorised: {session.username!r} as client id {session.client_id!r}")
+            if session.clean_session:
+                if session.client_id:
+                    await self._delete_session(session.client_id)
+                else:
+                    session.client_id = gen_client_id()
+                session.parent = 0
+            elif session.client_id in self._sessions:
+                old, _ = self._sessions[session.client_id]
+                for name in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive", "username",
+                             "password"):
+                    setattr(old, name, getattr(session, name))
+                session = old
+                session.parent = 1
+            else:
+                session.parent = 0
+            delay = self.config.get("timeout-disconnect-delay", 0)
+            if session.keep_alive > 0 and isinstance(delay, int):
+                session.keep_alive += delay
+            return handler, session
+
+    return GuardedAmqtt
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

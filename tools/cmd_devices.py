@@ -5,7 +5,7 @@
     fleetflow devices provision [--id ID] [--board BOARD] [--tag T ...] [--json]
 
 `provision` prints the device's MQTT password and HMAC key: the cloud shows
-them once. `fleetflow flash --cloud URL` provisions and flashes in one go.
+them once, and has made the device's broker account. `fleetflow flash --cloud URL` provisions and flashes in one go.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ def register(sub) -> None:
     prov.add_argument("--name")
     prov.add_argument("--tag", action="append", dest="tags", help="repeatable")
     prov.add_argument("--environment", help="e.g. dev or prod")
-    prov.add_argument("--mosquitto-passwd", metavar="FILE",
-                      help="add the device's MQTT user to this Mosquitto password file (then reload mosquitto)")
     for q in (ls, show, prov):
         client_mod.add_cloud_args(q)
         q.add_argument("--json", action="store_true")
@@ -85,10 +83,6 @@ def _provision(args) -> int:
         client_mod.print_error(exc, "devices")
         return 1
     creds = client_mod.credentials(answer)
-    if args.mosquitto_passwd:
-        from tools.cmd_flash import add_mosquitto_user
-
-        add_mosquitto_user(args.mosquitto_passwd, creds.get("mqtt_user", creds["device_id"]), creds["mqtt_password"])
     if args.json:
         print(json.dumps(answer, sort_keys=True))
         return 0

@@ -12,6 +12,7 @@ MQTT password and HMAC key once; they go straight into the board's config.
 
 from __future__ import annotations
 
+import argparse
 import json
 import secrets
 import sys
@@ -28,7 +29,7 @@ VAR = bundle_mod.REPO / "var" / "bundles"
 
 def register(sub) -> None:
     p = sub.add_parser("flash", help="build the firmware bundle for a board and flash it with mpremote",
-                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", required=True, choices=BOARDS)
     p.add_argument("--port", help="serial port (or pty of a unix-port REPL for unix-sim); omit with --bundle-only")
     prov = p.add_argument_group("provisioning (or take it from --cloud)")
@@ -43,8 +44,7 @@ def register(sub) -> None:
     cloud = p.add_argument_group("cloud provisioning")
     cloud.add_argument("--cloud", metavar="URL", help="provision the device through this cloud's API")
     cloud.add_argument("--api-key")
-    cloud.add_argument("--mosquitto-passwd", metavar="FILE",
-                       help="add the device's MQTT user to this Mosquitto password file (then reload mosquitto)")
+    cloud.add_argument("--mosquitto-passwd", help=argparse.SUPPRESS)  # removed: refused with advice
     p.add_argument("--out", type=Path, help=f"bundle folder (default {VAR}/<board>-<device>)")
     p.add_argument("--no-mip", action="store_true", help="skip `mip install umqtt.simple` (already on the board)")
     p.add_argument("--offline", action="store_true",
@@ -85,17 +85,17 @@ def provisioning_from(args, log=print) -> dict:
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
 
 
-def add_mosquitto_user(passwd_file: str, user: str, password: str) -> None:
-    """mosquitto_passwd -b FILE USER PASSWORD: the broker knows the device after a reload."""
-    import subprocess
-
-    proc = subprocess.run(["mosquitto_passwd", "-b", passwd_file, user, password], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise device_config.ConfigError(f"mosquitto_passwd failed: {(proc.stderr or proc.stdout).strip()}")
+# The cloud makes a device's broker account when it provisions it; a
+# password file is no longer how the broker learns about devices.
+NO_PASSWD_FILE = ("--mosquitto-passwd is gone: provision the device through the cloud (--cloud, or "
+                  "`fleetflow devices provision`), which makes its account on Mosquitto's dynamic security plugin")
 
 
 def run(args) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    if args.mosquitto_passwd:
+        log(f"flash: {NO_PASSWD_FILE}")
+        return 2
     if not (args.port or args.bundle_only):  # before a device is provisioned for nothing
         log("flash: --port is needed to flash (or --bundle-only)")
         return 2
@@ -106,11 +106,6 @@ def run(args) -> int:
             raise device_config.ConfigError(
                 f"MQTT host {prov['mqtt_host']!r} is this machine's own address: a board cannot reach it; "
                 "give --mqtt-host with the broker's address on the board's network")
-        if args.mosquitto_passwd:
-            add_mosquitto_user(args.mosquitto_passwd, prov.get("mqtt_user", prov["device_id"]),
-                               prov.get("mqtt_password", ""))
-            log(f"flash: added MQTT user {prov.get('mqtt_user', prov['device_id'])} to {args.mosquitto_passwd}; "
-                "reload mosquitto (SIGHUP) so it takes it")
         out = args.out or VAR / f"{args.board}-{prov['device_id']}"
         bundle = bundle_mod.build_bundle(args.board, out, prov, with_umqtt=True if args.offline else None)
         s = bundle.summary()

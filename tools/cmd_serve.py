@@ -8,10 +8,14 @@
         default mqtt://127.0.0.1:1883; `none` runs without a broker)
 --bind  where to listen (env FLEETFLOW_BIND; default 127.0.0.1:8080)
 
-Devices provisioned through the API need MQTT credentials on the broker:
-with --mosquitto-passwd FILE each new device is added to that Mosquitto
-password file (mosquitto_passwd -b), and with --mosquitto-pid PID the broker
-is told to reload it (SIGHUP). Other brokers: use their own auth backend.
+Devices provisioned through the API get their broker account from the
+cloud itself (--broker-accounts dynsec, the default): it sends the commands
+of Mosquitto's Dynamic Security plugin on $CONTROL/dynamic-security/v1 with
+the --mqtt credentials (that account needs the plugin's `admin` role: README,
+step 1), and deleting a device deletes its account and kicks it. No password
+file is edited and no process signalled, so a broker restart changes
+nothing. `--broker-accounts none`: another broker, with its own auth backend.
+The old --mosquitto-passwd and --mosquitto-pid are refused with this advice.
 
 The server secret that seals device HMAC keys comes from FLEETFLOW_SECRET,
 else the file FLEETFLOW_SECRET_FILE (default var/fleetflow.secret), created
@@ -38,8 +42,12 @@ def register(sub) -> None:
     p.add_argument("--mqtt", default=os.environ.get("FLEETFLOW_MQTT_URL", DEFAULT_MQTT))
     p.add_argument("--bind", default=os.environ.get("FLEETFLOW_BIND", DEFAULT_BIND))
     p.add_argument("--prefix", default=os.environ.get("FLEETFLOW_TOPIC_PREFIX", "ff"), help="MQTT topic prefix")
-    p.add_argument("--mosquitto-passwd", metavar="FILE", help="add provisioned devices to this password file")
-    p.add_argument("--mosquitto-pid", type=int, metavar="PID", help="SIGHUP this Mosquitto after adding one")
+    p.add_argument("--broker-accounts", choices=("dynsec", "none"),
+                   default=os.environ.get("FLEETFLOW_BROKER_ACCOUNTS", "dynsec"),
+                   help="who makes device accounts on the broker: the cloud, over Mosquitto's dynamic security "
+                        "plugin (default), or none (the broker's own auth backend)")
+    p.add_argument("--mosquitto-passwd", help=argparse.SUPPRESS)  # removed: refused with advice
+    p.add_argument("--mosquitto-pid", help=argparse.SUPPRESS)
     p.add_argument("--tick", type=float, default=1.0, help="seconds between rollout timer checks")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
@@ -47,37 +55,22 @@ def register(sub) -> None:
 
 def build_config(args):
     from cloud.config import Config
+    from cloud.dynsec import Accounts
     from cloud.secrets import load_server_secret
 
     secret = load_server_secret(os.environ.get("FLEETFLOW_SECRET_FILE", DEFAULT_SECRET_FILE))
     mqtt = None if args.mqtt.lower() in ("", "none", "off") else args.mqtt
-    hook = mosquitto_hook(args.mosquitto_passwd, args.mosquitto_pid) if getattr(args, "mosquitto_passwd", None) else None
-    return Config(db_url=args.db, mqtt_url=mqtt, topic_prefix=args.prefix, secret=secret, engine_tick_s=args.tick,
-                  on_provision=hook)
+    config = Config(db_url=args.db, mqtt_url=mqtt, topic_prefix=args.prefix, secret=secret, engine_tick_s=args.tick)
+    if mqtt and getattr(args, "broker_accounts", "dynsec") == "dynsec":
+        accounts = Accounts.from_config(config)
+        config.on_provision, config.on_delete = accounts.add, accounts.delete
+    return config
 
 
-def mosquitto_hook(passwd_file: str, pid: int | None):
-    """on_provision for a Mosquitto with a password file (Config.on_provision)."""
-    import asyncio
-    import signal
-    import threading
-
-    from tools.cmd_flash import add_mosquitto_user
-
-    # mosquitto_passwd rewrites the whole file: two provisions running it at
-    # once on executor threads could each drop the other's line.
-    one_at_a_time = threading.Lock()
-
-    def add(device_id: str, password: str) -> None:
-        with one_at_a_time:
-            add_mosquitto_user(passwd_file, device_id, password)
-        if pid:
-            os.kill(pid, signal.SIGHUP)
-
-    def hook(device_id: str, password: str):
-        return asyncio.get_running_loop().run_in_executor(None, add, device_id, password)
-
-    return hook
+REMOVED_FLAGS = ("--mosquitto-passwd and --mosquitto-pid are gone: the cloud now makes device accounts on "
+                 "Mosquitto's dynamic security plugin over MQTT (no password file, no PID to go stale). "
+                 "Load the plugin and give the cloud's broker account its admin role (README, Quickstart step 1), "
+                 "or pass --broker-accounts none for a broker with its own auth backend")
 
 
 class UsageError(ValueError):
@@ -122,6 +115,8 @@ def run(args) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        if args.mosquitto_passwd or args.mosquitto_pid:
+            raise UsageError(REMOVED_FLAGS)
         host, port = parse_bind(args.bind)
         check_urls(args.db, args.mqtt)
     except UsageError as exc:

@@ -8,10 +8,13 @@
 The broker is tools.broker (Mosquitto when installed, else amqtt in-process).
 The cloud is the real aiohttp app (`cloud.app.init_app`) served on a free
 port from a thread of this process, with its database, secret and log in
-`workdir`; it logs in to the broker as the `cloud` admin user, and its
+`workdir`; it logs in to the broker as the `cloud` admin user. Its
 `on_provision` hook gives every device provisioned through the API (by
 `fleetflow flash --cloud`, `fleetflow devices provision`, the simulator) its
-MQTT user on the broker before the API answers.
+broker account before the API answers, and `on_delete` deletes it (and kicks
+the device) before a device is deleted: on Mosquitto the cloud does it
+itself over $CONTROL/dynamic-security/v1 (cloud.dynsec.Accounts, as
+`fleetflow serve` does), on amqtt through the in-process broker's table.
 """
 
 from __future__ import annotations
@@ -27,6 +30,23 @@ from tools.broker import start_broker
 
 
 LOGGERS = ("fleetflow", "aiohttp.access", "aiohttp.server", "amqtt", "transitions")
+
+
+def account_hooks(broker, config):
+    """(on_provision, on_delete) for a tools.broker broker and a cloud config."""
+    if broker.kind == "mosquitto":
+        from cloud.dynsec import Accounts
+
+        accounts = Accounts.from_config(config)
+        return accounts.add, accounts.delete
+
+    async def add(device_id: str, password: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, broker.add_user, device_id, password)
+
+    async def delete(device_id: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, broker.delete_user, device_id)
+
+    return add, delete
 
 
 class StackError(Exception):
@@ -84,13 +104,9 @@ class Stack:
         from cloud.secrets import load_server_secret
         from cloud.store import keys as key_store
 
-        broker = self.broker
-
-        async def on_provision(device_id: str, password: str) -> None:
-            await asyncio.get_running_loop().run_in_executor(None, broker.add_user, device_id, password)
-
         config = Config(db_url=self.db_url, mqtt_url=mqtt_url, secret=load_server_secret(str(self.workdir / "cloud.secret")),
-                        engine_tick_s=self.tick_s, mqtt_reconnect_s=0.5, on_provision=on_provision)
+                        engine_tick_s=self.tick_s, mqtt_reconnect_s=0.5)
+        config.on_provision, config.on_delete = account_hooks(self.broker, config)
         app = init_app(config)
         key = app[DB].call(key_store.create_key, "admin", "local")["key"]
         ready = threading.Event()

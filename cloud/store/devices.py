@@ -10,7 +10,7 @@ import time
 from shared_schema.boards import board_names
 from shared_schema.catalog import board_types
 
-from cloud import schemas, secrets
+from cloud import dynsec, schemas, secrets
 from cloud.db import get_or_404
 from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Deployment, Device, Target
@@ -39,10 +39,16 @@ def _get(device_id: str) -> Device:
     return get_or_404(Device, device_id, "device")
 
 
-def provision(body: dict, box: secrets.SecretBox, broker: tuple[str, int], prefix: str) -> tuple[dict, str]:
+def provision(body: dict, box: secrets.SecretBox, broker: tuple[str, int], prefix: str,
+              reserved: tuple[str | None, ...] = ()) -> tuple[dict, str]:
     """Register a device. Returns (document with credentials, MQTT password);
-    the credentials are never shown again."""
+    the credentials are never shown again. `reserved`: the cloud's own broker
+    names (Config.reserved_names), refused like cloud.dynsec's fixed ones."""
     req = schemas.parse(schemas.Provision, body)
+    if req.id is not None and dynsec.is_reserved(req.id, reserved):
+        raise Invalid("reserved device id", [Problem("/id", f"{req.id!r} is reserved for the cloud's own broker "
+                                                            f"account (cloud, admin, {dynsec.RESERVED_PREFIX}*): "
+                                                            "choose another id")])
     if req.board not in board_names():
         raise Invalid("unknown board", [Problem("/board", f"unknown board {req.board!r}; boards: "
                                                            f"{', '.join(board_names())}")])
@@ -89,7 +95,8 @@ def update_device(device_id: str, body: dict) -> dict:
     return device_doc(dev)
 
 
-def delete_device(device_id: str) -> None:
+def check_deletable(device_id: str) -> None:
+    """NotFound, or Conflict while a deployment in progress targets it."""
     _get(device_id)
     busy = [t.deployment for t in Target.select(Target.deployment).join(
         Deployment, on=(Deployment.id == Target.deployment)).where(
@@ -97,6 +104,10 @@ def delete_device(device_id: str) -> None:
     if busy:
         raise Conflict(f"device {device_id} is a target of deployments in progress: {', '.join(busy)}",
                        deployments=busy)
+
+
+def delete_device(device_id: str) -> None:
+    check_deletable(device_id)
     Device.delete().where(Device.id == device_id).execute()
 
 

@@ -28,20 +28,24 @@ async def provision(request: web.Request):
     body = await json_body(request)
     config = request.app[CONFIG]
     doc, password = await request.app[DB].run(store.provision, body, request.app[BOX], config.device_broker(),
-                                              config.topic_prefix)
-    if config.on_provision is not None:
-        try:
-            result = config.on_provision(doc["id"], password)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as exc:
-            # Without broker credentials the device could never connect, and
-            # its password is shown only in this answer: undo, so a retry works.
-            log.exception("provisioning hook failed for %s", doc["id"])
-            await request.app[DB].run(store.delete_device, doc["id"])
-            raise BadGateway(f"device {doc['id']} could not be added to the broker ({type(exc).__name__}: {exc}); "
-                             "nothing was kept: try again once the broker's password file is writable") from None
+                                              config.topic_prefix, config.reserved_names())
+    try:
+        await _call_hook(config.on_provision, doc["id"], password)
+    except Exception as exc:
+        # Without broker credentials the device could never connect, and
+        # its password is shown only in this answer: undo, so a retry works.
+        log.exception("provisioning hook failed for %s", doc["id"])
+        await request.app[DB].run(store.delete_device, doc["id"])
+        raise BadGateway(f"device {doc['id']} could not be added to the broker ({type(exc).__name__}: {exc}); "
+                         "nothing was kept: try again once the broker answers") from None
     return ok(doc, 201)
+
+
+async def _call_hook(hook, *args) -> None:
+    if hook is not None:
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            await result
 
 
 def _bool(request: web.Request, name: str):
@@ -72,7 +76,17 @@ async def update(request: web.Request):
 
 
 async def delete(request: web.Request):
-    await request.app[DB].run(store.delete_device, request.match_info["device_id"])
+    """The broker account goes first (its session is kicked): if the broker
+    fails, nothing is deleted and a retry works."""
+    device_id = request.match_info["device_id"]
+    await request.app[DB].run(store.check_deletable, device_id)
+    try:
+        await _call_hook(request.app[CONFIG].on_delete, device_id)
+    except Exception as exc:
+        log.exception("broker account deletion failed for %s", device_id)
+        raise BadGateway(f"device {device_id}'s broker account could not be deleted ({type(exc).__name__}: {exc}); "
+                         "the device was kept: try again once the broker answers") from None
+    await request.app[DB].run(store.delete_device, device_id)
     return web.Response(status=204)
 
 

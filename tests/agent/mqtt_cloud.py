@@ -10,10 +10,12 @@ import paho.mqtt.client as mqtt
 
 
 class Cloud:
-    def __init__(self, broker, user: str = "cloud", password: str = "cloudpw", subscribe: str = "ff/#"):
+    def __init__(self, broker, user: str = "cloud", password: str = "cloudpw", subscribe: str = "ff/#",
+                 client_id: str | None = None):
+        """client_id: default `<user>-<n>`; a device's account takes only its own id (pass it)."""
         self.messages: list[tuple[str, bytes, bool]] = []
         self._cv = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-{id(self)}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"{user}-{id(self)}")
         self.client.username_pw_set(user, password)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(subscribe, qos=1) if subscribe else None

@@ -26,8 +26,8 @@ def test_device_acl_and_users(kind, tmp_path):
         assert broker.kind == kind or not mosquitto_path()
         broker.add_user("dev2", "pw2")
         cloud = Cloud(broker)
-        spy = Cloud(broker, user="dev2", password="pw2", subscribe="ff/dev1/#")
-        dev1 = Cloud(broker, user="dev1", password="pw1", subscribe="ff/dev1/cmd")
+        spy = Cloud(broker, user="dev2", password="pw2", subscribe="ff/dev1/#", client_id="dev2")
+        dev1 = Cloud(broker, user="dev1", password="pw1", subscribe="ff/dev1/cmd", client_id="dev1")
         try:
             dev1.publish("ff/dev1/status", {"state": "online"}, retain=True)
             dev1.publish("ff/dev2/status", {"state": "forged"})  # not its subtree: dropped

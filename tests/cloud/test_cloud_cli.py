@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 
+from tools.broker import mosquitto_path
 from tools.cli import main
 
 
@@ -26,30 +24,51 @@ def test_keys_create_prints_a_key_that_the_database_knows(tmp_path, capsys):
     assert Database(db).call(role_of, key) is None
 
 
-@pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="needs mosquitto_passwd")
-async def test_the_mosquitto_hook_adds_the_device_to_the_password_file(tmp_path):
-    from tools.cmd_serve import mosquitto_hook
-
-    passwd = tmp_path / "passwd"
-    passwd.write_text("")
-    await mosquitto_hook(str(passwd), None)("dev_9", "s3cret-pw")
-    assert passwd.read_text().startswith("dev_9:")
-    assert "s3cret-pw" not in passwd.read_text()
-    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "other", "x"], check=True)
-    assert {line.split(":")[0] for line in passwd.read_text().split()} == {"dev_9", "other"}
-
-
-@pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="needs mosquitto_passwd")
-async def test_devices_provisioned_at_once_all_land_in_the_password_file(tmp_path):
+@pytest.mark.broker
+@pytest.mark.skipif(not mosquitto_path(), reason="needs Mosquitto")
+async def test_serve_makes_and_deletes_device_accounts_over_dynsec_across_a_broker_restart(tmp_path, monkeypatch):
+    """`serve`'s default hooks (issue 10, item 8): accounts go over MQTT, so a
+    restarted broker (a new PID) changes nothing."""
+    import argparse
     import asyncio
+    import time
 
-    from tools.cmd_serve import mosquitto_hook
+    import paho.mqtt.client as mqtt
 
-    passwd = tmp_path / "passwd"
-    passwd.write_text("")
-    hook = mosquitto_hook(str(passwd), None)
-    await asyncio.gather(*(hook(f"dev_{i}", f"pw-{i}") for i in range(12)))
-    assert {line.split(":")[0] for line in passwd.read_text().split()} == {f"dev_{i}" for i in range(12)}
+    from tools.broker import start_broker
+
+    def connect_rc(broker, user, password, client_id) -> int:
+        """The CONNACK code (-1: no answer)."""
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        c.username_pw_set(user, password)
+        codes = []
+        c.on_connect = lambda cl, u, flags, reason, props=None: codes.append(reason.value)
+        c.connect(broker.host, broker.port)
+        deadline = time.monotonic() + 5
+        while not codes and time.monotonic() < deadline:
+            c.loop(timeout=0.1)
+        c.disconnect()
+        return codes[0] if codes else -1
+    from tools.cmd_serve import build_config
+
+    monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
+    with start_broker(tmp_path / "m", users={"cloud": "cloudpw"}) as broker:
+        args = argparse.Namespace(db=f"sqlite:///{tmp_path / 's.db'}", mqtt=f"mqtt://cloud:cloudpw@{broker.host}:"
+                                  f"{broker.port}", prefix="ff", tick=1.0, broker_accounts="dynsec")
+        config = build_config(args)
+        broker.restart()
+        await config.on_provision("dev_9", "s3cret-pw")
+        assert await asyncio.to_thread(connect_rc, broker, "dev_9", "s3cret-pw", "dev_9") == 0
+        await config.on_delete("dev_9")
+        assert await asyncio.to_thread(connect_rc, broker, "dev_9", "s3cret-pw", "dev_9") not in (0, -1)
+    assert build_config(argparse.Namespace(**{**vars(args), "broker_accounts": "none"})).on_provision is None
+
+
+@pytest.mark.parametrize("flag", ["--mosquitto-passwd=/etc/mosquitto/passwd", "--mosquitto-pid=1234"])
+def test_serve_refuses_the_removed_password_file_flags_with_advice(tmp_path, monkeypatch, capsys, flag):
+    monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
+    assert main(["serve", "--db", f"sqlite:///{tmp_path / 's.db'}", flag]) == 2
+    assert "dynamic security plugin" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, says", [

@@ -119,19 +119,12 @@ def test_a_real_board_is_never_given_a_loopback_broker(tmp_path, capsys):
     assert "a board cannot reach it" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="mosquitto_passwd not installed (make system)")
-def test_bundle_only_for_a_board_adds_its_mosquitto_user(tmp_path, capsys):
-    passwd = tmp_path / "passwd"
-    passwd.write_text("")
+def test_the_removed_password_file_flag_is_refused_with_advice(tmp_path, capsys):
     rc = cli.main(["flash", "--board", "rp2-pico-w", "--bundle-only", "--device-id", "pico-1", "--mqtt-host",
-                   "192.0.2.10", "--mqtt-password", "pw1", "--wifi-ssid", "lab", "--key", KEY,
-                   "--mosquitto-passwd", str(passwd), "--out", str(tmp_path / "b"), "--json"])
-    assert rc == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["bundle"]["march"] == "armv6m" and "flash" not in result
-    assert passwd.read_text().startswith("pico-1:")
-    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert cfg["mqtt"]["host"] == "192.0.2.10" and cfg["wifi"]["ssid"] == "lab"
+                   "192.0.2.10", "--key", KEY, "--mosquitto-passwd", str(tmp_path / "passwd")])
+    assert rc == 2
+    assert "provision the device through the cloud" in capsys.readouterr().out
+    assert not (tmp_path / "passwd").exists()
 
 
 @pytest.mark.parametrize("board, unix, mip, expect_mip, expect_reset", [

@@ -1,0 +1,180 @@
+"""Broker accounts (issue 10, items 1, 2, 4, 7, 8), on Mosquitto with its
+Dynamic Security plugin and on amqtt with our plugins: a whole stack (the
+broker, the cloud provisioning over the API) and real MQTT clients."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tools.broker import mosquitto_path
+from tools.client import ApiError
+from tools.stack import Stack
+
+KINDS = [pytest.param("mosquitto", marks=pytest.mark.skipif(not mosquitto_path(), reason="mosquitto not installed")),
+         "amqtt"]
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def stack(request, tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp(request.param), prefer_broker=request.param, log=lambda *a: None) as s:
+        assert s.broker.kind == request.param
+        deadline = time.monotonic() + 10
+        while cloud_connections(s) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield s
+
+
+class Session:
+    """One MQTT connection: its CONNACK code (-1: none) and the disconnects it saw."""
+
+    def __init__(self, broker, user: str, password: str, client_id: str):
+        self.rc = -1
+        self.drops = 0
+        self._answered = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.client.username_pw_set(user, password)
+        self.client.reconnect_delay_set(60, 60)  # one connection: no quiet reconnect behind the test's back
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.connect(broker.host, broker.port, keepalive=30)
+        self.client.loop_start()
+        self._answered.wait(5)
+
+    def _on_connect(self, c, userdata, flags, reason, props=None):
+        self.rc = reason.value
+        self._answered.set()
+
+    def _on_disconnect(self, c, userdata, flags, reason, props=None):
+        if self.rc == 0:
+            self.drops += 1
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def connect_rc(broker, user, password, client_id) -> int:
+    s = Session(broker, user, password, client_id)
+    s.close()
+    return s.rc
+
+
+def cloud_connections(stack) -> int:
+    """How often the cloud's bridge has connected to the broker (its log says each time)."""
+    return stack.cloud_log.read_text().count("connected to mqtt://")
+
+
+def provision(stack, device_id):
+    return stack.provision(device_id)["mqtt_password"]
+
+
+@pytest.mark.parametrize("device_id", ["cloud", "admin", "Cloud", "fleetflow-cloud", "fleetflow-admin"])
+def test_reserved_ids_are_refused_and_the_cloud_keeps_its_link(stack, device_id):
+    before = cloud_connections(stack)
+    with pytest.raises(ApiError) as info:
+        provision(stack, device_id)
+    assert info.value.status == 422
+    assert info.value.body["errors"][0]["pointer"] == "/id"
+    assert "reserved" in info.value.body["errors"][0]["message"]
+    time.sleep(0.3)
+    assert cloud_connections(stack) == before == 1
+    assert device_id not in {d["id"] for d in stack.api.list_devices()}
+
+
+def test_a_device_cannot_log_in_under_another_client_id(stack):
+    pw_a, pw_b = provision(stack, "imp-a"), provision(stack, "imp-b")
+    victim = Session(stack.broker, "imp-b", pw_b, "imp-b")
+    before = cloud_connections(stack)
+    try:
+        assert victim.rc == 0
+        for other in ("fleetflow-cloud", "imp-b", "imp-a-2"):
+            assert connect_rc(stack.broker, "imp-a", pw_a, other) not in (0, -1), other
+        time.sleep(0.5)
+        assert victim.drops == 0 and victim.client.is_connected()
+        assert cloud_connections(stack) == before
+        assert connect_rc(stack.broker, "imp-a", pw_a, "imp-a") == 0
+    finally:
+        victim.close()
+
+
+def test_32_concurrent_provisionings_all_get_accounts_that_connect(stack):
+    ids = [f"burst-{i:02d}" for i in range(32)]
+    with ThreadPoolExecutor(32) as pool:
+        passwords = list(pool.map(lambda d: provision(stack, d), ids))
+        codes = list(pool.map(lambda dp: connect_rc(stack.broker, dp[0], dp[1], dp[0]), zip(ids, passwords)))
+    assert codes == [0] * 32
+
+
+def test_a_deleted_device_is_kicked_and_cannot_reconnect(stack):
+    pw = provision(stack, "gone-1")
+    live = Session(stack.broker, "gone-1", pw, "gone-1")
+    try:
+        assert live.rc == 0
+        stack.api.request("DELETE", "/devices/gone-1")
+        deadline = time.monotonic() + 5
+        while live.drops == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert live.drops == 1
+    finally:
+        live.close()
+    assert connect_rc(stack.broker, "gone-1", pw, "gone-1") not in (0, -1)
+    with pytest.raises(ApiError) as info:
+        stack.api.get_device("gone-1")
+    assert info.value.status == 404
+
+
+def test_provisioning_keeps_working_across_a_broker_restart(stack):
+    """No PID to go stale (item 8): accounts go over MQTT to whatever broker runs now."""
+    pw_old = provision(stack, "before-restart")
+    stack.broker.restart()
+    pw_new = provision(stack, "after-restart")
+    assert connect_rc(stack.broker, "after-restart", pw_new, "after-restart") == 0
+    assert connect_rc(stack.broker, "before-restart", pw_old, "before-restart") == 0
+
+
+def test_readme_shows_the_mosquitto_config_the_tests_run():
+    import textwrap
+    from pathlib import Path
+
+    from tools.broker import mosquitto_config
+
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    block = readme.split("sudo tee /etc/mosquitto/mosquitto.conf <<'EOF'\n", 1)[1].split("       EOF\n", 1)[0]
+    assert textwrap.dedent(block) == mosquitto_config()
+
+
+@pytest.mark.skipif(not mosquitto_path(), reason="mosquitto not installed")
+def test_mosquitto_refuses_an_oversized_packet_and_keeps_its_account_files_private(tmp_path):
+    """The 200 KB command that wedged a device never gets past the broker;
+    a message of the largest legitimate size does."""
+    from shared_schema.envelope import MAX_PACKET_BYTES
+    from tools.broker import start_broker
+
+    with start_broker(tmp_path / "m", users={"cloud": "cloudpw", "dev1": "pw1"}) as broker:
+        got = []
+        dev = Session(broker, "dev1", "pw1", "dev1")
+        dev.client.on_message = lambda c, u, m: got.append(len(m.payload))
+        dev.client.subscribe("ff/dev1/cmd", qos=1)
+        cloud = Session(broker, "cloud", "cloudpw", "cloud-t")
+        try:
+            assert dev.rc == 0 and cloud.rc == 0
+            cloud.client.publish("ff/dev1/cmd", b"x" * 200_000, qos=1)
+            time.sleep(0.5)
+            assert cloud.drops == 1  # the broker cut the sender off
+            cloud2 = Session(broker, "cloud", "cloudpw", "cloud-t2")
+            cloud2.client.publish("ff/dev1/cmd", b"y" * (MAX_PACKET_BYTES - 100), qos=1).wait_for_publish(5)
+            time.sleep(0.3)
+            cloud2.close()
+            assert got == [MAX_PACKET_BYTES - 100] and dev.drops == 0
+        finally:
+            dev.close()
+            cloud.close()
+        assert {p.name: p.stat().st_mode & 0o777 for p in broker.workdir.glob("dynsec*")} == {
+            "dynsec-admin.json": 0o600}
+        assert (broker.workdir / "dynamic-security.json").stat().st_mode & 0o777 == 0o600
