@@ -76,26 +76,34 @@ def compile_for(fv: FlowVersion, devices: list[Device]) -> dict:
     return programs
 
 
+def published_version(flow_id: str, number: int | None) -> FlowVersion:
+    """The version a deployment or an execution runs: `number`, else the
+    latest. An archived flow runs nothing (409), like a never published one."""
+    flow = Flow.get_or_none(Flow.id == flow_id)
+    if flow is None:
+        raise Invalid("unknown flow", [Problem("/flow_id", f"no flow {flow_id!r}")])
+    if flow.status == "archived":
+        raise Conflict(f"flow {flow_id} is archived: archived flows are not deployed or executed",
+                       current_status=flow.status)
+    number = number or flow.version
+    if not number:
+        raise Conflict(f"flow {flow_id} has no published version: publish it first")
+    fv = FlowVersion.get_or_none((FlowVersion.flow == flow_id) & (FlowVersion.version == number))
+    if fv is None:
+        raise Invalid("unknown version", [Problem("/version", f"flow {flow_id} has no version {number}")])
+    return fv
+
+
 def create_deployment(body: dict) -> dict:
     req = schemas.parse(schemas.DeploymentCreate, body)
     settings = engine_settings.resolve(req.strategy, req.config)
-    flow = Flow.get_or_none(Flow.id == req.flow_id)
-    if flow is None:
-        raise Invalid("unknown flow", [Problem("/flow_id", f"no flow {req.flow_id!r}")])
-    if flow.status == "archived":
-        raise Conflict(f"flow {flow.id} is archived")
-    number = req.version or flow.version
-    if not number:
-        raise Conflict(f"flow {flow.id} has no published version: publish it first")
-    fv = FlowVersion.get_or_none((FlowVersion.flow == flow.id) & (FlowVersion.version == number))
-    if fv is None:
-        raise Invalid("unknown version", [Problem("/version", f"flow {flow.id} has no version {number}")])
+    fv = published_version(req.flow_id, req.version)
     devices = resolve_targets(req)
     check_types(devices, fv.types, req)
     programs = compile_for(fv, devices)
     now = time.time()
     dep = Deployment.create(
-        id="dep_" + _random.token_hex(6), flow=flow.id, version=fv.version, strategy=req.strategy,
+        id="dep_" + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
         config=req.config, settings=settings, created_at=now,
         selector={"target_devices": req.target_devices, "target_tags": req.target_tags,
                   "environment": req.environment})

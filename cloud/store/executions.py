@@ -22,7 +22,7 @@ from cloud.engine.settings import parse_duration
 from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Command, Device, Execution, ExecTarget, Flow, FlowVersion, RunRecord
 from cloud.secrets import SecretBox
-from cloud.store.deployments import check_types, compile_for, resolve_targets
+from cloud.store.deployments import check_types, compile_for, published_version, resolve_targets
 from cloud.store import webhooks
 from cloud.store.runs import nodes_of
 from cloud.timefmt import iso
@@ -34,19 +34,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 def exec_command_id(exe_id: str, device_id: str) -> str:
     return f"{exe_id}.{device_id}.exec"
-
-
-def _version(flow_id: str, number: int | None) -> FlowVersion:
-    flow = get_by_pk(Flow, flow_id)
-    if flow is None:
-        raise Invalid("unknown flow", [Problem("/flow_id", f"no flow {flow_id!r}")])
-    number = number or flow.version
-    if not number:
-        raise Conflict(f"flow {flow_id} has no published version: publish it first")
-    fv = FlowVersion.get_or_none((FlowVersion.flow == flow_id) & (FlowVersion.version == number))
-    if fv is None:
-        raise Invalid("unknown version", [Problem("/version", f"flow {flow_id} has no version {number}")])
-    return fv
 
 
 def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> dict:
@@ -71,7 +58,7 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
         timeout = parse_duration(req.timeout)
     except ValueError as exc:
         raise Invalid("bad timeout", [Problem("/timeout", str(exc))]) from None
-    fv = _version(req.flow_id, req.version)
+    fv = published_version(req.flow_id, req.version)
     devices = list(Device.select().order_by(Device.id)) if req.all else resolve_targets(req)
     if not devices:
         raise Invalid("no devices", [Problem("/all", "there are no devices")])

@@ -172,6 +172,17 @@ async def test_archive_hides_a_flow_from_the_default_list(api):
     assert [f["id"] for f in (await api.get("/flows?status=archived"))["flows"]] == [flow["id"]]
 
 
+async def test_an_archived_flow_is_neither_deployed_nor_executed(api):
+    flow = await api.published_flow()
+    await api.post("/devices", {"id": "arch-1", "board": "unix-sim"}, expect=201)
+    await api.post(f"/flows/{flow['id']}/archive")
+    for path, body in (("/executions", {"flow_id": flow["id"], "target_devices": ["arch-1"]}),
+                       ("/deployments", {"flow_id": flow["id"], "target_devices": ["arch-1"]})):
+        problem = await api.post(path, body, expect=409)
+        assert "archived" in problem["detail"], (path, problem)
+    assert (await api.get("/executions"))["executions"] == []
+
+
 async def test_step_form_flows_are_accepted(api):
     body = {"name": "maintenance-routine", "steps": [
         {"node": "clear-cache", "params": {}},
