@@ -8,6 +8,20 @@ import gc
 import sys
 
 
+def _board_lib():
+    # The unix port finds the bundle's lib/ through MICROPYPATH, at a long
+    # host path; a board imports from /lib. Each module's path is interned
+    # for good when it loads (its __file__), so the simulated device sees
+    # the same folder at /lib: a board's module names, a board's heap (~2 KB
+    # less than the host path), whatever the checkout's path.
+    import vfs
+    for p in sys.path:
+        if p.endswith("/lib"):
+            vfs.mount(vfs.VfsPosix(p), "/lib")
+            sys.path[:] = ["/lib"]
+            return
+
+
 def _mount_image(path):
     import os
     import vfs
@@ -42,5 +56,6 @@ def _start():
 
 
 if sys.platform == "linux" and len(sys.argv) > 1:
+    _board_lib()
     _mount_image(sys.argv[1])
 _start()

@@ -39,6 +39,11 @@ _RUNS_MSG_BYTES = const(1024)  # a runs message takes no more records past this 
 _RUNS_MSG_ALLOC = const(2048)  # the buffer it is made in: that and one more record, usually
 _MAX_SLEEP_MS = const(1000)  # the longest sleep between loop steps, whatever is due
 _TRIAL_MS = const(100)       # on trial the health gate is judged this often
+# A run record holds a row per node (its tick and its output message: ~65 B a
+# row on a 64-bit port, ~40 B on a 32-bit board) until it is shipped, and a
+# row is ~80 B of JSON: records wait for a message-full of rows, not for a
+# count, and the buffer is bounded in rows too (cfg runs_buffer_rows).
+_RUNS_MSG_ROWS = const(12)
 # what _cool unloads: modules only commands, slot switches and checks use
 _COLD = ("commands", "transfer", "gate", "verify", "hmac256")
 
@@ -73,6 +78,7 @@ class Agent(CommandLog):
         self._key = unhexlify(cfg["key"])
         self.slots = SlotStore(root, self.check_sig)
         self.records = RunBuffer(cfg["runs_buffer"])
+        self._runs_ship = cfg["runs_batch"]  # records that make a message (_fit_runs)
         self._msgbuf = MsgBuf(_RUNS_MSG_ALLOC)  # allocated now, while big blocks are free
         self.device = Device(self.records)
         self.link = Link(cfg, self._on_connect)
@@ -134,6 +140,7 @@ class Agent(CommandLog):
             p = load(prog, self.board, self.table)
             del prog
             from fleetflow.interp import Interpreter
+            self._fit_runs(p.n)
             self.it = Interpreter(p, self.hal, self.records, self._publish_out, self.device)
             self.hdr = hdr
             self.trial_t0 = time.ticks_ms()
@@ -148,6 +155,14 @@ class Agent(CommandLog):
                 self._rollback("crash: %s: %s" % (type(e).__name__, e))
             else:
                 print("agent: can't run slot", slot, e)
+
+    def _fit_runs(self, n):
+        # the run buffer's bound and the records per message, in rows of a
+        # program of n nodes
+        cfg = self.cfg
+        n = n or 1
+        self.records.maxlen = max(1, min(cfg["runs_buffer"], cfg["runs_buffer_rows"] // n))
+        self._runs_ship = max(1, min(cfg["runs_batch"], _RUNS_MSG_ROWS // n))
 
     # -- the loop --
     def run(self):
@@ -175,7 +190,7 @@ class Agent(CommandLog):
                 return 0
             ms = min(ms, time.ticks_diff(self._next_health, now))
             n = len(self.records)
-            if n >= self.cfg["runs_batch"]:
+            if n >= self._runs_ship:
                 return 0
             if n:
                 ms = min(ms, time.ticks_diff(self._last_runs, now) + _RUNS_EVERY_MS)
@@ -335,7 +350,7 @@ class Agent(CommandLog):
                 return
             self.outbox.pop(0)
         recs = self.records
-        if len(recs) and (len(recs) >= self.cfg["runs_batch"] or
+        if len(recs) and (len(recs) >= self._runs_ship or
                           time.ticks_diff(now, self._last_runs) >= _RUNS_EVERY_MS):
             # The records' JSON is written straight from the compact records
             # (no dict per node row: ~5 KB for a 20-node record) into the

@@ -11,7 +11,8 @@ DEFAULTS = {
     "socket_timeout_s": 5,     # no read or write waits longer for a dead broker
     "backoff_min_ms": 500,     # reconnect backoff: doubles per failure ...
     "backoff_max_ms": 30000,   # ... up to this, with +-25% jitter
-    "runs_buffer": 16,         # run records kept while offline (oldest dropped)
+    "runs_buffer": 16,         # run records kept while offline (oldest dropped) ...
+    "runs_buffer_rows": 128,   # ... and no more node rows than this (a record has one per node)
     "runs_batch": 8,           # records per ff/<dev>/runs message
     "sim": None,               # simulated sensors (unix-sim HAL)
     "heap_log": False,         # print the GC's summary (free, largest free block) at each
