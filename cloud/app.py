@@ -67,7 +67,8 @@ def init_app(config: Config) -> web.Application:
         migrations.migrate(db.peewee)
     models.database.initialize(db.peewee)
     app = web.Application(middlewares=[middleware.problems,
-                                       middleware.access(db, public={API + "/openapi.json"})])
+                                       middleware.access(db, public={API + "/openapi.json"}),
+                                       middleware.storable_text])
     app[CONFIG] = config
     app[DB] = db
     app[BOX] = SecretBox(config.secret)

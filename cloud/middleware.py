@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 from aiohttp import web
 
 from cloud import secrets
-from cloud.errors import BadRequest, FleetflowError, Forbidden, Unauthorized
+from cloud.errors import BadRequest, FleetflowError, Forbidden, Invalid, Problem, Unauthorized
 from cloud.store import keys as key_store
 from shared_schema.jsontext import JSONTextError, loads
 
@@ -110,4 +111,59 @@ async def json_body(request: web.Request, default=None):
         raise BadRequest(f"the body is not JSON: {exc}", line=exc.line, column=exc.column) from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    problems = [Problem(pointer, why) for pointer, why in unstorable_text(body)]
+    if problems:
+        raise Invalid("the body holds text no database can store", problems)
     return body
+
+
+# Text a database refuses: PostgreSQL stores no NUL in text, and a lone
+# UTF-16 surrogate (JSON lets "\ud800" through) is not UTF-8 for either
+# database. Refused at the door, with the pointer, instead of a 500 from the
+# driver; JSON columns would escape both, but one rule for every string is
+# simpler to state and to test.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _text_fault(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains NUL (\\u0000), which cannot be stored"
+    if _SURROGATES.search(text):
+        return "contains a lone UTF-16 surrogate, which is not valid Unicode text"
+    return None
+
+
+def _pointer_part(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")  # RFC 6901
+
+
+def unstorable_text(value, pointer: str = ""):
+    """(JSON pointer, what is wrong) for every string, key included, that a
+    database would refuse."""
+    if isinstance(value, str):
+        fault = _text_fault(value)
+        if fault:
+            yield pointer, fault
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            fault = _text_fault(key)
+            if fault:
+                yield pointer, f"a key {fault}"
+                continue
+            yield from unstorable_text(item, f"{pointer}/{_pointer_part(key)}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from unstorable_text(item, f"{pointer}/{i}")
+
+
+@web.middleware
+async def storable_text(request: web.Request, handler):
+    """Path and query values a database would refuse (`/devices/a%00b`) are a
+    422 naming the parameter, before any view reads them."""
+    problems = [Problem(f"{{{name}}}", fault) for name, value in request.match_info.items()
+                if (fault := _text_fault(value))]
+    problems += [Problem(f"?{name}", fault) for name, value in request.query.items()
+                 if (fault := _text_fault(name) or _text_fault(value))]
+    if problems:
+        raise Invalid("the request holds text no database can store", problems)
+    return await handler(request)

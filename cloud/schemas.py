@@ -15,6 +15,10 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # The largest id or version number the API takes: what a 64-bit database
 # column holds (a bigger one would fail in the database, not as bad input).
 MAX_NUMBER = 2**63 - 1
+# Entries in a target_devices list (duplicates are dropped after the count):
+# a fleet bigger than this is chosen by target_tags, environment or `all`.
+MAX_TARGETS = 10_000
+MAX_TARGET_TAGS = 100
 Role = Literal["admin", "operator", "viewer"]
 Strategy = Literal["all_at_once", "rolling", "canary", "blue_green"]
 
@@ -74,8 +78,8 @@ class DeploymentCreate(_Strict):
     flow_id: str
     version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
     strategy: Strategy = "rolling"
-    target_devices: list[str] = Field(default_factory=list)
-    target_tags: list[str] = Field(default_factory=list)
+    target_devices: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
+    target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
 
@@ -97,8 +101,8 @@ class Overrides(_Strict):
 class ExecutionCreate(_Strict):
     flow_id: str
     version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
-    target_devices: list[str] = Field(default_factory=list)
-    target_tags: list[str] = Field(default_factory=list)
+    target_devices: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
+    target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
     all: bool = False  # every device
     overrides: Overrides = Field(default_factory=Overrides)
@@ -118,8 +122,8 @@ class PipelineStep(_Strict):
 
 
 class PipelineTargets(_Strict):
-    target_devices: list[str] = Field(default_factory=list)
-    target_tags: list[str] = Field(default_factory=list)
+    target_devices: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
+    target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
     all: bool = False
 

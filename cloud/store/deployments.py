@@ -19,17 +19,34 @@ from cloud.store.devices import node_types
 from cloud.timefmt import iso
 
 
+LOOKUP_CHUNK = 500  # ids per IN (...) query: under every database's limit on bound parameters
+
+
+def first_positions(ids: list[str]) -> dict[str, int]:
+    """Each id once, in the order given, with the index it first appears at
+    (what an error's pointer names): duplicates are dropped, not refused."""
+    positions: dict[str, int] = {}
+    for i, device_id in enumerate(ids):
+        positions.setdefault(device_id, i)
+    return positions
+
+
 def resolve_targets(req) -> list[Device]:
     if not (req.target_devices or req.target_tags or req.environment):
         raise Invalid("no targets", [Problem("/target_devices", "name target_devices, target_tags or environment")])
     chosen: dict[str, Device] = {}
+    positions = first_positions(req.target_devices)
+    wanted = list(positions)
+    found: dict[str, Device] = {}
+    for i in range(0, len(wanted), LOOKUP_CHUNK):  # one query per chunk, not one per id
+        found.update((d.id, d) for d in Device.select().where(Device.id.in_(wanted[i:i + LOOKUP_CHUNK])))
     problems = []
-    for i, device_id in enumerate(req.target_devices):
-        dev = Device.get_or_none(Device.id == device_id)
+    for device_id in wanted:
+        dev = found.get(device_id)
         if dev is None:
-            problems.append(Problem(f"/target_devices/{i}", f"no device {device_id!r}"))
+            problems.append(Problem(f"/target_devices/{positions[device_id]}", f"no device {device_id!r}"))
         else:
-            chosen.setdefault(dev.id, dev)
+            chosen[dev.id] = dev
     if problems:
         raise Invalid("unknown target devices", problems)
     if req.target_tags or req.environment:
@@ -51,7 +68,7 @@ def _selector_pointer(req) -> str:
 
 def check_types(devices: list[Device], types: list[str], req) -> None:
     problems, missing = [], {}
-    positions = {d: i for i, d in enumerate(req.target_devices)}
+    positions = first_positions(req.target_devices)
     for dev in devices:
         lacking = sorted(set(types) - set(node_types(dev)))
         if lacking:
@@ -105,7 +122,7 @@ def create_deployment(body: dict) -> dict:
     dep = Deployment.create(
         id="dep_" + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
         config=req.config, settings=settings, created_at=now,
-        selector={"target_devices": req.target_devices, "target_tags": req.target_tags,
+        selector={"target_devices": list(first_positions(req.target_devices)), "target_tags": req.target_tags,
                   "environment": req.environment})
     for board, prog in programs.items():
         Program.create(deployment=dep.id, board=board, data=prog.text, sha256=prog.sha256, size=prog.size)

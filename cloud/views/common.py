@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from cloud.errors import Invalid, Problem
@@ -10,18 +12,33 @@ def ok(body, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def int_param(request: web.Request, name: str, where: str = "query") -> int:
+# ASCII digits only: str.isdigit() takes '³' (which int() then refuses: a
+# 500), and int() itself takes ' 7 ', '+7', '1_0' and '٧'. Nineteen digits
+# hold every number up to MAX_NUMBER, and no longer text reaches int().
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def whole_number(raw: str, pointer: str, name: str, low: int = 1, high: int = MAX_NUMBER) -> int:
+    """`raw` as an int from `low` to `high`, or Invalid naming `pointer`."""
+    if not _DIGITS.fullmatch(raw):
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise Invalid(f"{name} must be a whole number",
+                      [Problem(pointer, f"{shown!r} is not a whole number (ASCII digits 0-9)")])
+    value = int(raw)
+    if not low <= value <= high:
+        raise Invalid(f"{name} is out of range", [Problem(pointer, f"must be from {low} to {high}")])
+    return value
+
+
+def int_param(request: web.Request, name: str, where: str = "query", default: int | None = None,
+              high: int = MAX_NUMBER) -> int:
     raw = request.match_info.get(name) if where == "path" else request.query.get(name)
     pointer = f"?{name}" if where == "query" else f"{{{name}}}"
     if raw is None:
+        if default is not None:
+            return default
         raise Invalid(f"missing {name}", [Problem(pointer, "required")])
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be a whole number", [Problem(pointer, f"{raw!r} is not a whole number")]) from None
-    if not 1 <= value <= MAX_NUMBER:
-        raise Invalid(f"{name} is out of range", [Problem(pointer, f"must be from 1 to {MAX_NUMBER}")])
-    return value
+    return whole_number(raw, pointer, name, high=high)
 
 
 def choice_param(request: web.Request, name: str, choices) -> str | None:

@@ -10,7 +10,7 @@ from cloud.errors import BadGateway, Invalid, Problem
 from cloud.middleware import json_body
 from cloud.store import devices as store
 from cloud.store import runs as run_store
-from cloud.views.common import ok
+from cloud.views.common import int_param, ok
 
 log = logging.getLogger("fleetflow.api")
 
@@ -91,8 +91,6 @@ async def delete(request: web.Request):
 
 
 async def runs(request: web.Request):
-    raw = request.query.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise Invalid("limit must be 1 to 500", [Problem("?limit", "a whole number from 1 to 500")])
+    limit = int_param(request, "limit", default=20, high=500)
     device_id = request.match_info["device_id"]
-    return ok({"device_id": device_id, "runs": await request.app[DB].run(run_store.recent_runs, device_id, int(raw))})
+    return ok({"device_id": device_id, "runs": await request.app[DB].run(run_store.recent_runs, device_id, limit)})

@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 
 import pytest
 
@@ -103,6 +107,38 @@ def _fresh_postgres(url: str) -> str:
     db.execute_sql("CREATE SCHEMA public")
     db.close()
     return url
+
+
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    # initdb refuses to run as root: drop to nobody for the throwaway cluster
+    return ["runuser", "-u", "nobody", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster (initdb, pg_ctl) for the session: its
+    URL. Skips the test when PostgreSQL's server programs or psycopg2 are
+    missing."""
+    pytest.importorskip("psycopg2")
+    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+        pytest.skip("needs PostgreSQL's initdb and pg_ctl")
+    root = tempfile.mkdtemp(prefix="ff-pg-", dir="/tmp")
+    if os.geteuid() == 0:
+        shutil.chown(root, "nobody")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = os.path.join(root, "data")
+    subprocess.run(_as_postgres_user(["initdb", "-D", data, "-U", "ff", "--auth=trust"]), check=True,
+                   capture_output=True)
+    subprocess.run(_as_postgres_user(["pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "-o",
+                                      f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]),
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://ff@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres_user(["pg_ctl", "-D", data, "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,13 +1,29 @@
 """No bad input gives a 500: every documented route with a body gets every
-top-level field replaced by values of every JSON type."""
+top-level field replaced by values of every JSON type, and text no database
+stores (NUL, lone surrogates) anywhere in a request is a 422 naming where.
+Every test here runs on SQLite and on PostgreSQL (which refuses NUL in text
+where SQLite would store it)."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from cloud.routes import API, ROUTES
+from cloud.schemas import MAX_TARGETS
 
-WEIRD = [None, 0, -1, 1.5, 10**23, True, "", "x" * 300, "$nope", [], [1, "a", None], {}, {"a": {"b": []}}]
+NUL = "a\x00b"
+SURROGATE = "a\ud800b"
+WEIRD = [None, 0, -1, 1.5, 10**23, True, "", "x" * 300, "$nope", NUL, SURROGATE, [], [1, "a", None], [NUL], {},
+         {"a": {"b": []}}, {"k": NUL}]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path, empty_postgres):
+    if request.param == "sqlite":
+        return str(tmp_path / "cloud.db")
+    return empty_postgres(request.getfixturevalue("postgres"))
 
 
 def _bodies(route):
@@ -95,3 +111,87 @@ async def test_numbers_too_big_for_the_database_are_422_not_500(api):
     for route in ("/deployments", "/executions"):
         problem = await api.post(route, {"flow_id": flow["id"], "version": HUGE, "target_devices": ["h1"]}, expect=422)
         assert [e["pointer"] for e in problem["errors"]] == ["/version"], route
+
+
+@pytest.mark.parametrize("raw", ["\u00b3", "\u0661", " 5", "5 ", "+5", "-5", "1_0", "1e3", "0x10", "5.0", "", "9" * 5000])
+async def test_integer_parameters_take_ascii_digits_only(api, raw):
+    flow = await api.published_flow()
+    await api.post("/devices", {"id": "i1", "board": "unix-sim"}, expect=201)
+    hook = await api.post("/webhooks", {"url": "http://127.0.0.1:9/hook"}, expect=201)
+    for path, pointer in [("/devices/i1/runs?limit={}", "?limit"),
+                          (f"/flows/{flow['id']}/versions/compare?v1=1&v2={{}}", "?v2"),
+                          (f"/flows/{flow['id']}/versions/{{}}", "{version}"),
+                          (f"/webhooks/{hook['id']}/deliveries/{{}}/redeliver", "{delivery_id}"),
+                          ("/keys/{}/revoke", "{key_id}")]:
+        if not raw and "?" not in path:
+            continue  # an empty path segment is another route (a 404 or 405), not a bad number
+        method = "POST" if path.endswith(("revoke", "redeliver")) else "GET"
+        resp = await api.client.request(method, API + path.format(raw), headers={"x-api-key": api.keys["admin"]})
+        problem = await resp.json(content_type=None)
+        assert resp.status == 422, (path, raw, problem)
+        assert [e["pointer"] for e in problem["errors"]] == [pointer], (path, raw)
+        assert "whole number" in problem["errors"][0]["message"]
+
+
+async def test_integer_parameters_in_range_still_work(api):
+    await api.post("/devices", {"id": "i2", "board": "unix-sim"}, expect=201)
+    assert (await api.get("/devices/i2/runs?limit=500"))["runs"] == []
+    problem = await api.get("/devices/i2/runs?limit=501", expect=422)
+    assert problem["errors"] == [{"pointer": "?limit", "message": "must be from 1 to 500"}]
+
+
+@pytest.mark.parametrize("bad", [NUL, SURROGATE], ids=["nul", "surrogate"])
+async def test_text_no_database_stores_is_422_with_the_pointer(api, seed_flow, bad):
+    flow = await api.published_flow()
+    await api.post("/devices", {"id": "t1", "board": "unix-sim"}, expect=201)
+    cases = [("POST", "/flows", {**seed_flow(), "name": bad}, "/name"),
+             ("POST", "/flows", {**seed_flow(), "description": bad}, "/description"),
+             ("POST", "/flows", {**seed_flow(), "tags": ["ok", bad]}, "/tags/1"),
+             ("POST", "/flows", {**seed_flow(), "a/b~": bad}, "/a~1b~0"),
+             ("PUT", f"/flows/{flow['id']}", {"name": "x", "description": bad}, "/description"),
+             ("POST", "/devices", {"board": "unix-sim", "name": bad}, "/name"),
+             ("POST", "/devices", {"board": "unix-sim", "tags": [bad]}, "/tags/0"),
+             ("PATCH", "/devices/t1", {"environment": bad}, "/environment"),
+             ("POST", "/deployments", {"flow_id": flow["id"], "target_devices": ["t1", bad]}, "/target_devices/1"),
+             ("POST", "/executions", {"flow_id": flow["id"], "target_tags": [bad]}, "/target_tags/0"),
+             ("POST", "/keys", {"role": "viewer", "name": bad}, "/name"),
+             ("POST", "/pipelines", {"name": bad, "steps": [{"flow_id": flow["id"]}] * 2}, "/name")]
+    for method, path, body, pointer in cases:
+        problem = await api.call(method, path, body, expect=422)
+        assert [e["pointer"] for e in problem["errors"]] == [pointer], (method, path, body)
+    # a NUL in a key names the object that holds the key
+    problem = await api.post("/flows", {**seed_flow(), bad: 1}, expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == [""]
+    assert problem["errors"][0]["message"].startswith("a key contains")
+
+
+@pytest.mark.parametrize("path, pointer", [
+    ("/devices/a%00b", "{device_id}"), ("/devices/a%00b/runs", "{device_id}"), ("/flows/f%00", "{flow_id}"),
+    ("/deployments/dep%00/events", "{deployment_id}"), ("/executions/exe%00", "{execution_id}"),
+    ("/pipelines/pl%00/runs/r%00", "{pipeline_id}"), ("/devices?tag=a%00", "?tag"), ("/flows?tag=%00", "?tag"),
+    ("/deployments?flow_id=x%00", "?flow_id")])
+async def test_nul_in_a_path_id_or_query_is_422_naming_it(api, path, pointer):
+    problem = await api.get(path, expect=422)
+    assert pointer in [e["pointer"] for e in problem["errors"]]
+    assert all("NUL" in e["message"] for e in problem["errors"])
+
+
+async def test_target_lists_are_deduplicated_and_capped(api):
+    flow = await api.published_flow()
+    await api.post("/devices", {"id": "d1", "board": "unix-sim"}, expect=201)
+    await api.post("/devices", {"id": "d2", "board": "unix-sim"}, expect=201)
+    # Past the cap: refused by the schema before the database sees it.
+    problem = await api.post("/deployments", {"flow_id": flow["id"], "target_devices": ["d1"] * 50_000}, expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/target_devices"]
+    assert str(MAX_TARGETS) in problem["errors"][0]["message"]
+    # Within it, duplicates count once, for deployments and executions alike.
+    many = ["d1", "d2"] * (MAX_TARGETS // 2)
+    dep = await api.post("/deployments", {"flow_id": flow["id"], "target_devices": many}, expect=201)
+    assert [t["device_id"] for t in dep["targets"]] == ["d1", "d2"]
+    assert dep["targets_selector"]["target_devices"] == ["d1", "d2"]
+    exe = await api.post("/executions", {"flow_id": flow["id"], "target_devices": many}, expect=201)
+    assert [t["device_id"] for t in exe["targets"]] == ["d1", "d2"]
+    # An unknown id among duplicates is named at its first position.
+    problem = await api.post("/deployments", {"flow_id": flow["id"], "target_devices": ["d1"] * 3 + ["zz"] * 3},
+                             expect=422)
+    assert problem["errors"] == [{"pointer": "/target_devices/3", "message": "no device 'zz'"}]

@@ -1,55 +1,21 @@
 """The cloud on PostgreSQL (DESIGN: "PostgreSQL by URL"): a throwaway
-cluster (initdb, pg_ctl) and the API through it. Skipped when PostgreSQL's
-server programs or psycopg2 are missing. The whole cloud suite runs on
-PostgreSQL with FLEETFLOW_TEST_DB_URL=postgresql://... (conftest.py)."""
+cluster (initdb, pg_ctl; conftest.py's `postgres`) and the API through it.
+Skipped when PostgreSQL's server programs or psycopg2 are missing. The
+whole cloud suite runs on PostgreSQL with FLEETFLOW_TEST_DB_URL=postgresql://...
+(conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 
 import pytest
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("psycopg2")
-if not (shutil.which("initdb") and shutil.which("pg_ctl")):
-    pytest.skip("needs PostgreSQL's initdb and pg_ctl", allow_module_level=True)
-
-
-def _as_postgres_user(cmd: list[str]) -> list[str]:
-    # initdb refuses to run as root: drop to nobody for the throwaway cluster
-    return ["runuser", "-u", "nobody", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    root = tempfile.mkdtemp(prefix="ff-pg-", dir="/tmp")
-    if os.geteuid() == 0:
-        shutil.chown(root, "nobody")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = os.path.join(root, "data")
-    subprocess.run(_as_postgres_user(["initdb", "-D", data, "-U", "ff", "--auth=trust"]), check=True,
-                   capture_output=True)
-    subprocess.run(_as_postgres_user(["pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "-o",
-                                      f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]),
-                   check=True, capture_output=True)
-    try:
-        url = f"postgresql://ff@127.0.0.1:{port}/postgres"
-        yield url
-    finally:
-        subprocess.run(_as_postgres_user(["pg_ctl", "-D", data, "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
-def db_url(postgres, empty_postgres):
+def db_url(postgres, empty_postgres):  # postgres: the session's cluster (conftest.py)
     return empty_postgres(postgres)
 
 
