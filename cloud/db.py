@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
@@ -19,6 +18,7 @@ import peewee
 from playhouse.db_url import connect as connect_url
 
 from cloud.errors import NotFound
+from cloud.private import touch_private
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -47,8 +47,7 @@ def open_database(url: str) -> peewee.Database:
     if scheme == "sqlite":
         path = url[len("sqlite:///"):]
         if path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(path))
-            os.makedirs(parent, exist_ok=True)
+            touch_private(path)  # before SQLite creates it 0644 (and its -wal and -shm like it)
         return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
     return connect_url(url)
 

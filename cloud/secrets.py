@@ -17,6 +17,8 @@ import hmac
 import os
 import secrets as _random
 
+from cloud.private import create_private
+
 
 class SecretError(Exception):
     """A sealed secret that does not open with this server secret."""
@@ -73,9 +75,7 @@ def load_server_secret(path: str) -> bytes:
     if os.path.exists(path):
         with open(path) as fh:
             return bytes.fromhex(fh.read().strip())
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     secret = os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
+    with os.fdopen(create_private(path), "w") as fh:
         fh.write(secret.hex())
     return secret
