@@ -37,6 +37,9 @@ class Board(BaseModel):
     port: Literal["esp32", "rp2", "unix"]
     heap_bytes: int = Field(gt=0)
     program_max_bytes: int = Field(gt=0)
+    # the biggest MQTT message the device reads into RAM; a bigger one is
+    # dropped unread and rejected `oversized` (firmware/fleetflow/link.py)
+    msg_max_bytes: int = Field(gt=0)
     flash: Flash
     pins: dict[int, list[PinUse]]
     reserved: dict[int, str] = {}

@@ -26,6 +26,12 @@ class CommandLog:
     def command(self, raw):
         # Parsed here and the raw bytes let go before the command code is
         # loaded, so a big envelope and that code are not in the heap twice.
+        if type(raw) is tuple:
+            # (reason, first bytes): a message the link dropped unread
+            # (fleetflow.link._Client), too big for this device
+            reason, head = raw
+            self.ack({"id": _peek(head, b'"id"'), "op": _peek(head, b'"op"')}, "rejected", reason)
+            return
         try:
             cmd = json.loads(raw)
             if type(cmd) is not dict:
@@ -36,10 +42,10 @@ class CommandLog:
         except MemoryError:
             # Too big to parse here: refuse it by the id we can still find.
             n = len(raw)
-            cid = _peek_id(raw)
+            cid = _peek(raw, b'"id"')
             raw = None
             gc.collect()
-            self.ack({"id": cid, "op": None}, "rejected", "oversized: no memory for a %d-byte command" % n)
+            self.ack({"id": cid, "op": None}, "rejected", "oversized: no memory to parse a %d-byte command" % n)
             return
         raw = None
         self._warm = True
@@ -55,7 +61,10 @@ class CommandLog:
         self.done[cid] = a
 
     def remember(self, cmd, a):
-        if cmd.get("op") == "chunk" or cmd.get("id") is None:
+        # Only what a signed command reached claims its id: a refusal (maybe
+        # of a forgery sent under the id of a command still on its way) and a
+        # ping are not remembered, so a repeat of them is simply checked again.
+        if cmd.get("op") in ("chunk", "ping") or cmd.get("id") is None or a["state"] == "rejected":
             return
         if a["state"] == "received" and cmd.get("op") in ("stage", "deploy", "exec"):
             return  # not final: a repeat must reach the handler (transfer resume)
@@ -68,9 +77,10 @@ class CommandLog:
                 print("agent: can't persist command ids:", e)
 
 
-def _peek_id(raw):
-    # The "id" of a command we could not parse, found without parsing it.
-    i = raw.find(b'"id"')
+def _peek(raw, key):
+    # The string value of `key` ("id", "op") in a command we could not
+    # parse, found without parsing it.
+    i = raw.find(key)
     if i < 0:
         return None
     i = raw.find(b'"', raw.find(b":", i) + 1)

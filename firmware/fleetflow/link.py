@@ -12,7 +12,11 @@
 #  - between loop steps the device sleeps in wait(): select.poll on the
 #    socket, so a message from the broker wakes it at once (due_ms() says
 #    when the link itself next needs a step: a ping, the answer deadline,
-#    a reconnect).
+#    a reconnect);
+#  - a message bigger than the board's `msg_max_bytes` (or than the heap can
+#    hold) is never allocated: read off the socket in small pieces, dropped,
+#    acked all the same, and queued as (reason, first bytes) for the agent to
+#    answer `rejected` (_TimeoutSock.read).
 import time
 import random
 import select
@@ -20,6 +24,8 @@ from micropython import const
 import umqtt.simple as _umqtt
 
 _MAX_INBOX = const(8)
+_MSG_MAX_BYTES = const(12288)  # for a board.json that predates msg_max_bytes
+_PIECE = const(128)  # the piece an unwanted message is read off the socket in
 
 
 class _TimeoutSock:
@@ -43,12 +49,45 @@ class _TimeoutSock:
     # read/write take their arguments plainly (no *a): check_msg reads one
     # byte every loop step, and a *args tuple would be garbage each time.
     def read(self, n):
-        r = self._s.read(n)
+        # umqtt.simple's wait_msg reads a PUBLISH whole (`sock.read(sz)`): a
+        # 200 KB message failed to allocate, the link dropped before the
+        # PUBACK, and the broker sent it again on every reconnect, for ever.
+        # Only a PUBLISH's topic and payload are ever read more than _PIECE
+        # bytes at a time (every other read of umqtt.simple 1.x is of 1 to 4
+        # bytes), so here, below the unchanged wait_msg, one over the budget
+        # or the heap is read off the socket in pieces and dropped; wait_msg
+        # then PUBACKs it as usual (MQTT 3.1.1 section 4.3.2: it is ours, not
+        # sent again) and hands the callback (reason, first bytes) for bytes.
+        # A subclass copying wait_msg to do this costs twice the heap.
+        if n > _PIECE:
+            if n > _SockModule.max_bytes:
+                return self._drop(n, "oversized: %d-byte message > %d bytes" % (n, _SockModule.max_bytes))
+            try:
+                r = self._s.read(n)
+            except MemoryError:  # raised before a byte is read
+                return self._drop(n, "oversized: no memory for a %d-byte message" % n)
+        else:
+            r = self._s.read(n)
         if r is not None and n and not r:
             raise OSError(-1)  # EOF: the broker closed the connection
         if r:
             _SockModule.last_rx = time.ticks_ms()
         return r
+
+    def _drop(self, n, why):
+        # into one small fixed buffer; the first piece is kept: the command's
+        # id, and so the ack's, is usually in it
+        buf = _SockModule.buf
+        head = None
+        while n > 0:
+            k = self._s.readinto(buf, n if n < _PIECE else _PIECE)
+            if not k:
+                raise OSError(-1)
+            if head is None:
+                head = bytes(buf[:k])
+            n -= k
+        _SockModule.last_rx = time.ticks_ms()
+        return (why, head)
 
     def write(self, buf, n=None):
         return self._s.write(buf) if n is None else self._s.write(buf, n)
@@ -61,6 +100,8 @@ class _SockModule:
     # Stands in for `usocket` inside umqtt.simple so its sockets get timeouts.
     timeout_s = 5
     last_rx = 0  # when the broker last sent anything (PINGRESP included)
+    max_bytes = _MSG_MAX_BYTES
+    buf = bytearray(_PIECE)
 
     @staticmethod
     def socket(*a):
@@ -87,6 +128,7 @@ class Link:
         _SockModule.timeout_s = cfg["socket_timeout_s"]
         self._cl = _umqtt.MQTTClient(self.dev, mq["host"], port=mq["port"], user=mq["user"],
                                      password=mq["password"], keepalive=self.keepalive_s)
+        _SockModule.max_bytes = cfg["board"].get("msg_max_bytes", _MSG_MAX_BYTES)
         self._cl.set_callback(self._on_msg)
         self._on_connect = on_connect
         self.connected = False
@@ -104,6 +146,7 @@ class Link:
         return "%s/%s/%s" % (self.prefix, self.dev, suffix)
 
     def _on_msg(self, topic, msg):
+        # msg: the bytes, or (reason, first bytes) for one dropped unread
         if len(self.inbox) >= _MAX_INBOX:
             self.inbox.pop(0)
             self.inbox_dropped += 1

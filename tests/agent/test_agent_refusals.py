@@ -158,3 +158,41 @@ def test_exec_ping_and_repeats(tmp_path):
         again = r.cloud.wait_json(f"ff/{DEV}/ack", lambda a: a.get("id") == "v1" and a.get("repeat"))
         assert again["state"] == "healthy"
         assert len([a for a in r.acks("v1") if a["state"] == "applied"]) == 1
+
+
+def _big_command(cid: str, size: int) -> bytes:
+    """A command whose JSON text is `size` bytes, its id first (as the cloud writes them)."""
+    head = f'{{"id":"{cid}","op":"deploy","prog":"'.encode()
+    return head + b"A" * (size - len(head) - 2) + b'"}'
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind,size", [("mosquitto", 14_000), ("amqtt", 200_000)])
+def test_oversized_commands_are_dropped_unread_and_the_device_stays_online(tmp_path, kind, size):
+    # Issue 10, item 3: a 200 KB QoS 1 command used to make umqtt allocate it,
+    # fail, drop the link before the PUBACK, and get it again on every
+    # reconnect, for ever. Now the link reads it off the socket in pieces,
+    # PUBACKs it, and the agent rejects it by the id in its first bytes.
+    # Mosquitto, as configured, refuses packets over 16 KB itself, so through
+    # it the device's own defence is shown by 14 KB (over the device's budget,
+    # board msg_max_bytes 12288); amqtt has no packet limit and passes the
+    # report's 200 KB on.
+    with rig(tmp_path, kind) as r:
+        r.status(lambda s: s.get("state") == "online")
+        n_online = len([s for s in r.cloud.json_on(f"ff/{DEV}/status") if s.get("state") == "online"])
+        r.cloud.publish(f"ff/{DEV}/cmd", _big_command("big", size), qos=1)
+        rej = r.ack("big", "rejected")
+        assert rej["reason"] == f"oversized: {size}-byte message > 12288 bytes", rej
+        assert rej["op"] == "deploy" and rej["slot"] is None
+        # the device answers the next command at once, on the same link
+        r.send({"id": "after", "op": "ping"})
+        r.ack("after", "received")
+        time.sleep(2.5)  # a redelivery (no PUBACK) would come with the next connect
+        assert len(r.acks("big")) == 1, r.acks("big")
+        onlines = [s for s in r.cloud.json_on(f"ff/{DEV}/status") if s.get("state") == "online"]
+        assert len(onlines) == n_online, "the device reconnected: the link dropped on the big message"
+        health = r.cloud.wait_json(f"ff/{DEV}/health", lambda h: h.get("uptime_s", 0) >= 2)
+        assert health["reconnects"] == 1 and health["loop_errors"] == 0, health
+        # and it still takes a deploy: the heap was not left in pieces
+        r.send(deploy_cmd("v1", good_flow(1), ver=1, seq=1))
+        r.ack("v1", "healthy")
