@@ -73,7 +73,7 @@ class BadRequest(FleetflowError):
 
 
 class BadGateway(FleetflowError):
-    """Something the cloud relies on (the broker's password file) refused."""
+    """Something the cloud relies on (the broker's account plugin) refused."""
 
     status = 502
     title = "Bad gateway"

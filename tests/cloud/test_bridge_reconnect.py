@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 import aiomqtt
 import pytest
@@ -21,7 +20,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
 @pytest.fixture
 def broker(tmp_path):
-    if not shutil.which("mosquitto_passwd"):
+    from tools.broker import mosquitto_path
+
+    if not mosquitto_path():
         pytest.skip("needs Mosquitto")
     from tools.broker import start_broker
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import shutil
 
 import pytest
 
@@ -100,7 +99,9 @@ class Cloud:
 
 @pytest.fixture
 def broker(tmp_path):
-    if not shutil.which("mosquitto_passwd"):
+    from tools.broker import mosquitto_path
+
+    if not mosquitto_path():
         pytest.skip("needs Mosquitto (make system installs it)")
     from tools.broker import start_broker
 
