@@ -179,3 +179,11 @@ def test_mosquitto_refuses_an_oversized_packet_and_keeps_its_account_files_priva
         assert {p.name: p.stat().st_mode & 0o777 for p in broker.workdir.glob("dynsec*")} == {
             "dynsec-admin.json": 0o600}
         assert (broker.workdir / "dynamic-security.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_every_board_reads_the_largest_packet_the_broker_lets_through():
+    from shared_schema.boards import board_names, load_board
+    from shared_schema.envelope import MAX_PACKET_BYTES
+
+    assert {b: load_board(b).msg_max_bytes >= MAX_PACKET_BYTES for b in board_names()} == {
+        b: True for b in board_names()}
