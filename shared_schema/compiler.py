@@ -87,6 +87,41 @@ def _size_problem(size: int, a: Analysis, board: Board) -> Problem | None:
                                 f"(program_max_bytes): remove nodes, or shorten ids and string params")
 
 
+# The device's memory budget for fan-in (firmware/fleetflow/fanin.py,
+# MAX_RUNS): a run fails once it would make more fan-in runs (runs of nodes
+# that got several messages) than this. Each keeps a record row and a message
+# until the record is shipped, at most ~256 bytes on a 64-bit port; the
+# budget is an eighth of the board's heap: heap_bytes // 2048 fan-in runs,
+# never more than the device's own limit (docs/decisions.md).
+FANIN_MAX = 32
+FANIN_RUN_BYTES = 256
+
+
+def fanin_limit(board: Board) -> int:
+    return min(FANIN_MAX, board.heap_bytes // 8 // FANIN_RUN_BYTES)
+
+
+def fanin_problem(a: Analysis, board: Board) -> Problem | None:
+    """The memory-budget problem of a valid analysis: the worst case of its
+    fan-in runs per run, counted in execution order, at the node that passes
+    the board's budget (where the device would fail the run)."""
+    limit = fanin_limit(board)
+    worst = graph.worst_messages(len(a.nodes), a.edges)
+    total = 0
+    for i in graph.topo_order(len(a.nodes), a.edges):
+        if worst[i] < 2:
+            continue
+        total += worst[i]
+        if total > limit:
+            nd = a.nodes[i]
+            return Problem(nd.ptr, f"memory budget: branches that meet again multiply messages; node {nd.id!r} can get "
+                                   f"{worst[i]} messages in one run, which makes {total} fan-in runs (a node run once "
+                                   f"per message) by here, over the {limit} a run may hold (the device fails the run there; "
+                                   f"the budget is an eighth of the board's {board.heap_bytes}-byte heap): "
+                                   f"merge branches fewer times in a row, or split the flow")
+    return None
+
+
 def size_problem(a: Analysis, board: Board) -> Problem | None:
     """The size-budget problem of a valid analysis, measured with a long stand-in flow id."""
     data = encode(build_program(a, board, _PROBE_FLOW_ID, _PROBE_VERSION))
@@ -104,7 +139,7 @@ def compile_program(body: Any, board: Board | str, flow_id: str, version: int, c
     if a.problems:
         raise CompileError(a.problems)
     data = encode(build_program(a, board, flow_id, version))
-    problem = _size_problem(len(data), a, board)
+    problem = _size_problem(len(data), a, board) or fanin_problem(a, board)
     if problem:
         raise CompileError([problem])
     return CompiledProgram(data, hashlib.sha256(data).hexdigest(), len(data), flow_id, version, board.name)

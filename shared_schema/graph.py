@@ -79,3 +79,20 @@ def reachable(starts, n: int, edges) -> set[int]:
                 seen.add(j)
                 todo.append(j)
     return seen
+
+
+def worst_messages(n: int, edges) -> list[int]:
+    """Per node, the most messages one run can deliver to it (a root gets one).
+
+    A node runs once per message (fan-in), and every run sends its output on
+    one port, so each distinct node before it can deliver it at most as many
+    messages as that node ran: a switch with both ports wired to one node
+    still sends it one message per run. Nodes on a cycle count 0.
+    """
+    preds: list[set[int]] = [set() for _ in range(n)]
+    for src, _port, dst in edges:
+        preds[dst].add(src)
+    worst = [0] * n
+    for i in topo_order(n, edges):
+        worst[i] = sum(worst[p] for p in preds[i]) if preds[i] else 1
+    return worst

@@ -57,9 +57,9 @@ def validate_flow(body: Any, board: Board | str, catalog: dict | None = None) ->
     result = analyse(body, board, catalog)
     if result.problems:
         return result.problems
-    from shared_schema.compiler import size_problem  # late: compiler builds on this module
+    from shared_schema.compiler import fanin_problem, size_problem  # late: compiler builds on this module
 
-    problem = size_problem(result, board)
+    problem = size_problem(result, board) or fanin_problem(result, board)
     return [problem] if problem else []
 
 

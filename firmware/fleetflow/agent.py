@@ -355,7 +355,16 @@ class Agent(CommandLog):
             # The records' JSON is written straight from the compact records
             # (no dict per node row: ~5 KB for a 20-node record) into the
             # agent's one message buffer, ~1 KB of records per message.
-            body, k = runs_message(recs, self.dev, self._msgbuf, _RUNS_MSG_BYTES, self.cfg["runs_batch"])
+            try:
+                body, k = runs_message(recs, self.dev, self._msgbuf, _RUNS_MSG_BYTES, self.cfg["runs_batch"])
+            except MemoryError:
+                # a record too big for the heap left: drop it (counted), or
+                # it would block every message after it
+                body = None
+                recs.discard(1)
+                recs.dropped += 1
+                gc.collect()
+                return
             if not link.publish("runs", body, 1):
                 return
             body = None

@@ -179,15 +179,20 @@ def _exec(ag, cmd):
         ag.ack(cmd, "received")
         it = Interpreter(p, ag.hal, ag.records, ag._publish_out, ag.device)
         try:
-            rec = it.run_now(ov, eid)
+            rec = it.run_now(ov, eid, compact=True)
         finally:
             it.stop()
     else:
         if ag.it is None:
             raise FFError("no active flow to run")
         ag.ack(cmd, "received")
-        rec = ag.it.run_now(ov, eid)
-    ag.ack(cmd, "done", rec.get("err"), status=rec.get("status"), run=rec.get("run"), exec=eid)
+        rec = ag.it.run_now(ov, eid, compact=True)
+    err = rec[-2]   # the compact record's ERR, STATUS, RUN (fleetflow.records)
+    status = rec[-11] or ("failed" if err is not None else "completed")
+    run = rec[-14]
+    it = p = rec = None
+    gc.collect()    # what the run left (its messages) goes before the agent needs heap again
+    ag.ack(cmd, "done", err, status=status, run=run, exec=eid)
 
 
 def _cancel(ag, cmd):

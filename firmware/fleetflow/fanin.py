@@ -1,18 +1,50 @@
 # Fan-in: a node that several messages reach in one run runs once per
 # message. Imported by the interpreter only when some node of the program has
 # more than one input.
+#
+# The memory budget of a run lives here, since fan-in is the only way a run
+# holds more than one message per node (docs/program-format.md, "Runs"):
+# - at most MAX_RUNS fan-in runs (runs of nodes that got several messages)
+#   per run: each keeps its record row and its message until the record is
+#   shipped. Checked before a node's queue runs, so a run that would pass it
+#   fails at that node, before its messages multiply further. The cloud
+#   refuses a program whose worst case passes it (shared_schema.compiler);
+# - the heap never drops below HEAP_FLOOR bytes free when a node's queue is
+#   about to run: the agent needs that much for its own messages. Under it,
+#   collect once and look again; still under it, the run fails. Looked at
+#   once per queue, not per message: gc.mem_free() scans the heap's
+#   allocation table (~10 us at 112 KB), and MAX_RUNS bounds what a queue adds.
+import gc
 import time
+from micropython import const
 
 from fleetflow.interp import _FAIL, _deliver
 
+MAX_RUNS = const(32)     # shared_schema/compiler.py: FANIN_MAX
+HEAP_FLOOR = const(8192)
+
 _ticks_us = time.ticks_us
 _diff = time.ticks_diff
+
+
+def _low_heap():
+    # the bytes free when under the floor even after a collect, else None
+    if gc.mem_free() < HEAP_FLOOR:
+        gc.collect()
+        f = gc.mem_free()
+        if f < HEAP_FLOOR:
+            return f
 
 
 def run(it, i, q, calls, extra, t_run, steps_left):
     """Run node i once per queued message (several inputs delivered);
     rows go to `extra`. Returns (run error or None, steps left)."""
     p = it.prog
+    if len(extra) + len(q) > MAX_RUNS:
+        return _over(it, "%s: would make %d fan-in runs, more than %d in one run" % (p.ids[i], len(extra) + len(q), MAX_RUNS)), 0
+    free = _low_heap()
+    if free is not None:
+        return _over(it, "%s: heap down to %d bytes free" % (p.ids[i], free)), 0
     ctx = it.ctx
     fn, cfg, mem, _ = calls[i]
     router = p.mods[i].PORTS > 1
@@ -42,3 +74,12 @@ def run(it, i, q, calls, extra, t_run, steps_left):
         if _diff(t1, t_run) > it._budget_us:
             return "time budget: run passed %d ms" % p.run_ms, steps_left
     return None, steps_left
+
+
+def _over(it, what):
+    # the run ends here: its queued messages go now, not when the record does
+    inbox = it._inbox
+    for k in range(len(inbox)):
+        inbox[k] = None
+    gc.collect()
+    return "memory budget: " + what

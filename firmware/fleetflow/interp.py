@@ -44,6 +44,8 @@ def _print_publish(topic, payload, qos, retain):
 def _err_text(e):
     if isinstance(e, OSError) and e.args and e.args[0] == 110:
         return "OSError: ETIMEDOUT"
+    if isinstance(e, FFError):      # already a named reason
+        return e.args[0]
     return "%s: %s" % (type(e).__name__, e)
 
 
@@ -276,8 +278,10 @@ class Interpreter:
                 ms = d
         return ms if ms > 0 else 0
 
-    def run_now(self, overrides=None, exec_id=None, now_ms=None):
-        """Run every root once (on demand) with overrides; returns the record as a dict."""
+    def run_now(self, overrides=None, exec_id=None, now_ms=None, compact=False):
+        """Run every root once (on demand) with overrides; returns the record as a
+        dict, or compact (fleetflow.records; no dict per node: less heap, read it
+        before the next run)."""
         if now_ms is None:
             now_ms = time.ticks_ms()
         try:
@@ -287,14 +291,15 @@ class Interpreter:
             rec = _record(self._run_no, "exec", exec_id, "failed", now_ms,
                           "bad overrides: " + e.args[0], self.prog)
             self.records.append(rec)
-            return to_dict(rec)
+            return rec if compact else to_dict(rec)
         calls = self._calls
         if cfgs is not self.prog.cfgs:
             calls = self._calls_for(cfgs)
         roots = self._roots
         for i in roots[1:]:
             self._inbox[i] = _EMPTY
-        return to_dict(self._execute("exec", roots[0], _EMPTY, exec_id, calls, now_ms))
+        rec = self._execute("exec", roots[0], _EMPTY, exec_id, calls, now_ms)
+        return rec if compact else to_dict(rec)
 
     def run_from(self, idx, msg, now_ms=0, trigger="inject", exec_id=None):
         """Deliver msg to node idx and run from there (tests, benchmarks); the compact record."""

@@ -21,12 +21,57 @@ for k in range(8):
     nodes += [("counter", {}), ("counter", {}), ("counter", {})]
     edges += [(prev, 0, a), (prev, 0, b), (a, 0, c), (b, 0, c)]
     prev = c
-it, hal = interp(nodes, edges, limits={"steps": 100, "run_ms": 5000})
+it, hal = interp(nodes, edges, limits={"steps": 30, "run_ms": 5000})
 r = it.run_now(now_ms=0)
 OUT["steps"] = [r["status"], r["err"], len(r["nodes"]), it.errors, it.last_error]
 it, hal = interp(nodes[:7], edges[:8], limits={"steps": 100})
 r = it.run_now(now_ms=0)
 OUT["fanin_ok"] = [r["status"], len(r["nodes"]), [n["id"] for n in r["nodes"]]]
+
+# -- memory budget: the issue's runaway, 8 split-then-merge stages (25 nodes,
+# default limits): x feeds two switches whose two ports both lead into the
+# next stage's x, so the messages double per stage
+def ladder(stages):
+    nodes = [("inject", {})]
+    edges = []
+    prev = 0
+    for k in range(stages):
+        a, b, x = len(nodes), len(nodes) + 1, len(nodes) + 2
+        nodes += [("switch", {"op": "ge"}), ("switch", {"op": "ge"}), ("counter", {})]
+        edges += [(prev, 0, a), (prev, 0, b), (a, 0, x), (a, 1, x), (b, 0, x), (b, 1, x)]
+        prev = x
+    return nodes, edges
+nodes, edges = ladder(8)
+it, hal = interp(nodes, edges)
+r = it.run_now(now_ms=0)
+OUT["memory"] = [r["status"], r["err"], len(r["nodes"]), it.errors, all(x is None for x in it._inbox)]
+r = it.run_now(now_ms=1)      # the same again: a budget, not a leak
+OUT["memory_again"] = [r["status"], r["err"], len(it.records)]
+nodes, edges = ladder(3)      # 2 + 4 + 8 + 4 + 8 = 26 fan-in runs: within the budget
+it, hal = interp(nodes, edges)
+r = it.run_now(now_ms=0)
+OUT["memory_ok"] = [r["status"], len(r["nodes"])]
+
+# -- the heap floor: the agent's own memory leaves 6 KB; the first fan-in run
+# finds the heap under the floor and the run fails there, named
+import gc
+it, hal = interp(nodes, edges)
+gc.collect()
+ballast = []
+while gc.mem_free() > 6144:
+    ballast.append(bytearray(256))
+r = it.run_now(now_ms=0, compact=True)
+r = {"status": "failed" if r[-2] else "completed", "err": r[-2]}
+ballast = None
+gc.collect()
+OUT["heap_floor"] = [r["status"], r["err"]]
+
+# -- pending timers: a delay's continuations are bounded; the node that would
+# set one too many fails the run
+it, hal = interp([("inject", {}), ("delay", {"ms": 10000}), ("counter", {})], [(0, 0, 1), (1, 0, 2)])
+st = [it.run_now(now_ms=k)["status"] for k in range(33)]
+r = it.records.take()[-1]
+OUT["timers"] = [st.count("completed"), st[-1], r["err"], it.pending()]
 
 # -- time budget: a slow sensor read (30 ms) in a 10 ms budget
 it, hal = interp([("dht", {"pin": 4}), ("counter", {})], [(0, 0, 1)], limits={"run_ms": 10},
@@ -115,8 +160,29 @@ def out(device):
 
 def test_step_budget_stops_a_fan_in_explosion(out):
     status, err, executed, errors, last = out["steps"]
-    assert status == "failed" and err == "step budget: more than 100 node runs"
-    assert executed <= 100 and errors == 1 and last == err
+    assert status == "failed" and err == "step budget: more than 30 node runs"
+    assert executed <= 30 and errors == 1 and last == err
+
+
+def test_memory_budget_ends_a_runaway_fan_out_at_the_node(out):
+    status, err, rows, errors, inbox_empty = out["memory"]
+    # stages 1-3 make 26 fan-in runs; stage 4's first switch would add 8
+    assert status == "failed" and err == "memory budget: n11: would make 34 fan-in runs, more than 32 in one run"
+    assert rows <= 25 + 32 and errors == 1 and inbox_empty
+    assert out["memory_again"] == ["failed", err, 2]
+    assert out["memory_ok"] == ["completed", 1 + 2 + 26]
+
+
+def test_memory_budget_keeps_a_heap_floor(out):
+    status, err = out["heap_floor"]
+    assert status == "failed" and err.startswith("memory budget: n4: heap down to ") and err.endswith(" bytes free")
+    assert int(err.split("heap down to ")[1].split()[0]) < 8192
+
+
+def test_pending_timers_are_bounded(out):
+    completed, last, err, pending = out["timers"]
+    assert completed == 32 and last == "failed" and pending == 32
+    assert err == "n2: memory budget: 32 timers pending"
 
 
 def test_fan_in_runs_a_node_once_per_message(out):

@@ -1,0 +1,155 @@
+"""A runaway flow against the real cloud, a real Mosquitto and a simulated
+device (the real firmware under MicroPython): eight split-then-merge stages,
+25 nodes, inside every documented limit, whose messages double at each stage.
+
+The cloud refuses it at publish, pointing at the node where the worst case
+passes the board's fan-in budget. Sent to the device anyway (signed with the
+device's key, as an older cloud would have sent it), the run ends as failed
+with the memory budget's reason, and the device stays online and answers:
+its health keeps coming and the next execution through the cloud completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import queue
+import threading
+
+import pytest
+
+from cloud.config import Config
+from shared_schema.boards import load_board
+from test_integration_fleet import CLOUD_PW, Cloud, broker, publish  # noqa: F401 (broker: a fixture)
+
+pytestmark = [pytest.mark.slow, pytest.mark.broker]
+
+
+def ladder(stages: int) -> dict:
+    """inject, then per stage a node (x) feeding two switches whose two ports
+    both lead into the next stage's node: that node gets two messages for
+    each one x got, so the messages double at every stage."""
+    nodes = [{"id": "n1", "type": "inject", "config": {}}]
+    conns = []
+    prev = "n1"
+    for k in range(stages):
+        a, b, x = f"s{k}a", f"s{k}b", f"x{k + 1}"
+        nodes += [{"id": a, "type": "switch", "config": {"op": "ge", "value": 0}},
+                  {"id": b, "type": "switch", "config": {"op": "ge", "value": 0}},
+                  {"id": x, "type": "counter", "config": {}}]
+        conns += [{"source": prev, "target": a}, {"source": prev, "target": b}]
+        for s in (a, b):
+            conns += [{"source": s, "target": x, "port": 0}, {"source": s, "target": x, "port": 1}]
+        prev = x
+    return {"name": f"ladder {stages}", "definition": {"nodes": nodes, "connections": conns}}
+
+
+SMALL = {"name": "small", "definition": {
+    "nodes": [{"id": "i", "type": "inject", "config": {}}, {"id": "c", "type": "counter", "config": {}}],
+    "connections": [{"source": "i", "target": "c"}]}}
+
+
+def _send_anyway(broker, flow: dict, dev: str, key_hex: str, cmd_id: str) -> dict:
+    """The refused flow, compiled without the bound and signed with the
+    device's key, sent as an inline exec: what an older cloud would send.
+    Returns the device's `done` ack."""
+    import paho.mqtt.client as mqtt
+
+    from shared_schema.compiler import CompiledProgram, build_program, encode
+    from shared_schema.envelope import make_envelope
+    from shared_schema.validate import analyse
+
+    a = analyse(flow, "unix-sim")
+    assert a.problems == []
+    data = encode(build_program(a, load_board("unix-sim"), "flow_runaway", 1))
+    program = CompiledProgram(data, hashlib.sha256(data).hexdigest(), len(data), "flow_runaway", 1, "unix-sim")
+    cmd = dict(make_envelope(program, dev, bytes.fromhex(key_hex), 0), id=cmd_id, op="exec", exec=cmd_id)
+    done, subscribed = queue.Queue(), threading.Event()
+
+    def on_message(client, userdata, msg):
+        ack = json.loads(msg.payload)
+        if ack.get("id") == cmd_id and ack.get("state") in ("done", "rejected"):
+            done.put(ack)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="old-cloud")
+    client.username_pw_set("cloud", CLOUD_PW)
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect(broker.host, broker.port, keepalive=30)
+    client.loop_start()
+    try:
+        client.subscribe(f"ff/{dev}/ack", qos=1)
+        assert subscribed.wait(10)
+        client.publish(f"ff/{dev}/cmd", json.dumps(cmd), qos=1).wait_for_publish(10)
+        return done.get(timeout=30)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+async def test_runaway_fan_out_is_refused_and_never_knocks_a_device_over(tmp_path, db_url, aiohttp_client, broker):
+    from tools.simdevice import SimDevice
+
+    loop = asyncio.get_running_loop()
+    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
+                    secret=b"integration-secret-32-bytes-long", engine_tick_s=0.2, mqtt_reconnect_s=0.2,
+                    on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
+    cloud = Cloud(aiohttp_client, config)
+    await cloud.start()
+    made = await cloud.call("POST", "/devices", {"id": "dev_r", "board": "unix-sim"}, expect=201)
+    creds = made["credentials"]
+    sim = SimDevice(tmp_path / "sim", "dev_r", creds["hmac_key"], broker.host, broker.port,
+                    creds["mqtt"]["password"], settings={"health_interval_s": 1})
+    try:
+        await loop.run_in_executor(None, sim.start)
+
+        async def online():
+            d = await cloud.call("GET", "/devices/dev_r")
+            return d if d["online"] and d["health"] else None
+        await cloud.wait("the device online", online, 60)
+
+        # 1. refused at publish, at the node where the worst case passes the budget
+        runaway = ladder(8)
+        flow = await cloud.call("POST", "/flows", runaway, expect=201)
+        refused = await cloud.call("POST", f"/flows/{flow['id']}/publish", expect=422)
+        [problem] = refused["errors"]
+        assert problem["pointer"] == "/definition/nodes/10"      # s3a: 2+4+4+8+8 = 26, then 8 more
+        assert problem["message"].startswith("memory budget: ") and "makes 34 fan-in runs" in problem["message"]
+
+        # 2. sent anyway: the run fails with the named reason, the device carries on
+        ack = await loop.run_in_executor(None, _send_anyway, broker, runaway, "dev_r", creds["hmac_key"],
+                                         "exec-runaway")
+        assert ack["state"] == "done" and ack["status"] == "failed"
+        assert ack["reason"] == "memory budget: s3a: would make 34 fan-in runs, more than 32 in one run"
+
+        async def run_failed():
+            runs = (await cloud.call("GET", "/devices/dev_r/runs?limit=5"))["runs"]
+            return [r for r in runs if r["exec"] == "exec-runaway"]
+        [run] = await cloud.wait("the runaway's run record", run_failed, 30)
+        assert run["status"] == "failed" and len(run["nodes"]) <= 25 + 32
+
+        # still reporting: its health goes on ...
+        before = (await cloud.call("GET", "/devices/dev_r"))["health"]["uptime_s"]
+
+        async def reporting():
+            d = await cloud.call("GET", "/devices/dev_r")
+            return d if d["online"] and d["health"]["uptime_s"] > before else None
+        health = (await cloud.wait("health after the runaway", reporting, 20))["health"]
+        assert health["loop_errors"] == 0 and health["dropped"] == 0
+
+        # ... and the next execution through the cloud completes
+        small = await publish(cloud, SMALL)
+        exe = await cloud.call("POST", "/executions", {"flow_id": small["id"], "target_devices": ["dev_r"],
+                                                       "timeout": "20s"}, expect=201)
+
+        async def executed():
+            got = await cloud.call("GET", f"/executions/{exe['id']}")
+            return got if got["status"] not in ("pending", "running") and got["targets"][0]["record"] else None
+        exe = await cloud.wait("the next execution", executed, 30)
+        assert exe["status"] == "completed", exe
+        assert [n["id"] for n in exe["targets"][0]["record"]["nodes"]] == ["i", "c"]
+        assert "out of memory" not in sim.log()
+    finally:
+        await loop.run_in_executor(None, sim.kill)
+        await cloud.stop()
+        print(sim.log()[-3000:])  # shown when the test fails
