@@ -186,15 +186,26 @@ def _get(exe_id: str) -> Execution:
 
 
 def _runs(exe_id: str, level: str | None) -> dict[str, dict]:
-    """The run record of each device for this execution, with its node log."""
+    """The run record of each device for this execution, with its node log.
+    A run that went through a `delay` arrives as several records (the part
+    after each delay runs later, as its own run): they are one record here,
+    nodes and logs in run order, failed if any part failed, `run` the last."""
     floor = LOG_LEVELS.index(level) if level in LOG_LEVELS else 0
-    out = {}
-    for r in RunRecord.select().where(RunRecord.exec == exe_id):
-        nodes = nodes_of(r.id)
+    out: dict[str, dict] = {}
+    for r in RunRecord.select().where(RunRecord.exec == exe_id).order_by(RunRecord.device, RunRecord.run):
         logs = [entry for entry in (r.logs or [])
                 if isinstance(entry, list) and entry and entry[0] in LOG_LEVELS and LOG_LEVELS.index(entry[0]) >= floor]
-        out[r.device] = {"run": r.run, "status": r.status, "us": r.us, "trigger": r.trigger, "nodes": nodes,
-                         "logs": logs}
+        rec = out.get(r.device)
+        if rec is None:
+            out[r.device] = {"run": r.run, "status": r.status, "us": r.us, "trigger": r.trigger,
+                             "nodes": nodes_of(r.id), "logs": logs}
+            continue
+        rec["run"] = r.run
+        rec["us"] = (rec["us"] or 0) + (r.us or 0)
+        rec["nodes"] += nodes_of(r.id)
+        rec["logs"] += logs
+        if rec["status"] == "completed":
+            rec["status"] = r.status
     return out
 
 

@@ -94,6 +94,7 @@ class Agent(CommandLog):
         self._status_due = True
         self._warm = False        # cold code may be loaded: _cool it
         self.xfer = None          # a chunked transfer in progress (fleetflow.transfer)
+        self.execs = []           # inline executions whose delays are to come: (interpreter, cmd)
         CommandLog.__init__(self)
 
     def check_sig(self, hdr):
@@ -104,8 +105,9 @@ class Agent(CommandLog):
 
     def _cool(self):
         # Let the cold code go once nothing holds it: a chunked transfer in
-        # progress keeps it (its chunks come one command at a time).
-        if self.xfer is None:
+        # progress keeps it (its chunks come one command at a time), and so
+        # does an execution waiting for its delays (commands.exec_step).
+        if self.xfer is None and not self.execs:
             unload(*_COLD)
             self._warm = False
 
@@ -175,17 +177,17 @@ class Agent(CommandLog):
             _heap_log("boot")
         while True:
             self.safe_step()
+            now = time.ticks_ms()
             try:
-                ms = self._idle_ms(time.ticks_ms())
+                ms = self._idle_ms(now)
             except Exception:  # never a reason to stop the loop: a short nap instead
                 ms = 5
-            self.link.wait(ms)  # a message on the socket ends it early
+            self.link.wait(ms, now)  # or less: the link's own next step; a message ends it early
 
     def _idle_ms(self, now):
         # how long the loop may sleep: until the next due thing
-        link = self.link
-        ms = link.due_ms(now)
-        if link.connected:
+        ms = _MAX_SLEEP_MS
+        if self.link.connected:
             if self._status_due or self.outbox:
                 return 0
             ms = min(ms, time.ticks_diff(self._next_health, now))
@@ -194,13 +196,13 @@ class Agent(CommandLog):
                 return 0
             if n:
                 ms = min(ms, time.ticks_diff(self._last_runs, now) + _RUNS_EVERY_MS)
-        if ms > _MAX_SLEEP_MS:
-            ms = _MAX_SLEEP_MS
         it = self.it
         if it is not None:
             if self.slots.state["trial"] and ms > _TRIAL_MS:
                 ms = _TRIAL_MS
             ms = it.idle_ms(now, ms)
+        for x in self.execs:
+            ms = x[0].idle_ms(now, ms)
         return ms
 
     def safe_step(self):
@@ -243,6 +245,9 @@ class Agent(CommandLog):
                 it.poll(now)
             except Exception as e:
                 self._crash(e)
+        if self.execs:
+            from fleetflow.commands import exec_step  # cold: kept loaded while executions wait
+            exec_step(self, now)
         if self.slots.state["trial"] and self.it is not None:
             self._gate(now)
         self._flush(now)

@@ -169,10 +169,15 @@ def _exec(ag, cmd):
     eid = cmd.get("exec") or cmd["id"]
     ov = cmd.get("overrides")
     if "prog" in cmd:
+        if _waiting(ag, cmd["id"]):  # a repeat while its delays wait: not run again
+            ag.ack(cmd, "received")
+            return
         # an inline program: verified like a stage (seq 0), run once, never stored
         hdr = gate.header_of(cmd)
         gate.check_envelope(hdr, ag.check_sig, 0, ag.board.get("program_max_bytes", 8192), True)
-        prog = cmd["prog"].encode() if type(cmd["prog"]) is str else cmd["prog"]
+        prog = cmd.pop("prog")
+        if type(prog) is str:
+            prog = prog.encode()
         gate.check_sha(prog, hdr)
         from fleetflow.interp import Interpreter
         p = gate.load(prog, ag.board, ag.table)
@@ -180,8 +185,14 @@ def _exec(ag, cmd):
         it = Interpreter(p, ag.hal, ag.records, ag._publish_out, ag.device)
         try:
             rec = it.run_now(ov, eid, compact=True)
-        finally:
+        except BaseException:
             it.stop()
+            raise
+        if rec[-2] is None and it.pending():
+            # delays to come: its interpreter runs on (exec_step), `done` once they ran
+            ag.execs.append((it, cmd))
+            return
+        it.stop()
     else:
         if ag.it is None:
             raise FFError("no active flow to run")
@@ -195,6 +206,27 @@ def _exec(ag, cmd):
     ag.ack(cmd, "done", err, status=status, run=run, exec=eid)
 
 
+def exec_step(ag, now):
+    """Inline executions waiting for their delays (Agent.step): their timers
+    run here; each is `done` once none is left or a run failed."""
+    for x in ag.execs[:]:
+        it, cmd = x
+        it.poll(now)
+        if it.errors or not it.pending():
+            ag.execs.remove(x)
+            it.stop()
+            # its own interpreter: the run count is the last run's number
+            ag.ack(cmd, "done", it.last_error, status="failed" if it.errors else "completed", run=it.runs,
+                   exec=cmd.get("exec") or cmd["id"])
+
+
+def _waiting(ag, target):
+    # the waiting inline execution a command or execution id names
+    for x in ag.execs:
+        if target in (x[1]["id"], x[1].get("exec")):
+            return x
+
+
 def _cancel(ag, cmd):
     target = cmd.get("target")
     n = 0
@@ -203,6 +235,11 @@ def _cancel(ag, cmd):
         n = 1
     if ag.it is not None:
         n += ag.it.cancel(target)
+    x = _waiting(ag, target)
+    if x:
+        ag.execs.remove(x)
+        n += x[0].pending()
+        x[0].stop()
     ag.ack(cmd, "received", cancelled=n)
 
 

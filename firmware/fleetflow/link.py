@@ -10,9 +10,9 @@
 #  - incoming messages are only queued in the callback: nothing is published
 #    from inside it (a QoS 1 publish there would re-enter wait_msg);
 #  - between loop steps the device sleeps in wait(): select.poll on the
-#    socket, so a message from the broker wakes it at once (due_ms() says
-#    when the link itself next needs a step: a ping, the answer deadline,
-#    a reconnect);
+#    socket, so a message from the broker wakes it at once, and no later
+#    than the link itself needs a step (a ping, the answer deadline, a
+#    reconnect);
 #  - a message bigger than the board's `msg_max_bytes` (or than the heap can
 #    hold) is never allocated: read off the socket in small pieces, dropped,
 #    acked all the same, and queued as (reason, first bytes) for the agent to
@@ -187,7 +187,7 @@ class Link:
                 self._cl.subscribe(self.topic("cmd"), qos=1)
                 s = self._cl.sock
                 self._poller = select.poll()
-                self._poller.register(getattr(s, "_s", s), select.POLLIN)  # the real socket under _TimeoutSock
+                self._poller.register(getattr(s, "_s", s), select.POLLIN)  # the socket under _TimeoutSock
                 self._on_connect()
             except Exception as e:
                 self.failures += 1
@@ -215,25 +215,22 @@ class Link:
         except Exception as e:
             self.drop(e)
 
-    def due_ms(self, now):
-        """How long until the link needs poll() again, if nothing arrives:
-        0 with messages waiting, else the next ping, answer deadline or
-        reconnect attempt."""
+    def wait(self, ms, now):
+        """Sleep up to ms, less if the link is due sooner (a ping, the answer
+        deadline, a reconnect); a message from the broker ends it early.
+        Never raises (KeyboardInterrupt passes)."""
         if self.inbox or self._more:
-            return 0
-        if not self.connected:
-            return time.ticks_diff(self._retry_at, now)
-        ka = self.keepalive_s
-        return min(time.ticks_diff(self._last_io, now) + ka * 500,
-                   time.ticks_diff(_SockModule.last_rx, now) + ka * 1500 + 1)
-
-    def wait(self, ms):
-        """Sleep up to ms; a message from the broker ends it early. Never raises
-        (KeyboardInterrupt passes)."""
+            return
+        if self.connected:
+            ka = self.keepalive_s
+            ms = min(ms, time.ticks_diff(self._last_io, now) + ka * 500,
+                     time.ticks_diff(_SockModule.last_rx, now) + ka * 1500 + 1)
+        else:
+            ms = min(ms, time.ticks_diff(self._retry_at, now))
         if ms <= 0:
             return
         p = self._poller
-        if p is not None:
+        if p:
             try:
                 for _ in p.ipoll(ms):  # ipoll: no list made per wake-up
                     break

@@ -196,3 +196,39 @@ def test_oversized_commands_are_dropped_unread_and_the_device_stays_online(tmp_p
         # and it still takes a deploy: the heap was not left in pieces
         r.send(deploy_cmd("v1", good_flow(1), ver=1, seq=1))
         r.ack("v1", "healthy")
+
+
+def _delayed_flow(ms: int) -> dict:
+    return {"steps": [
+        {"node": "inject", "params": {"payload": 5}},
+        {"node": "delay", "params": {"ms": ms}},
+        {"node": "change", "params": {"property": "value", "action": "offset", "value": 1}},
+        {"node": "mqtt_out", "params": {"topic": "late", "qos": 1}},
+    ]}
+
+
+@pytest.mark.broker
+def test_an_execution_with_a_delay_is_done_after_the_nodes_behind_it_ran(tmp_path):
+    # issue 9: the inline program was stopped right after its first run, so
+    # `done` said completed and the nodes after the delay never ran
+    with rig(tmp_path, "mosquitto") as r:
+        r.status(lambda s: s.get("state") == "online")
+        r.send(dict(envelope(_delayed_flow(300), ver=3, seq=0), id="e1", op="exec", exec="x1"))
+        r.ack("e1", "received")
+        done = r.ack("e1", "done")
+        assert done["status"] == "completed" and done["exec"] == "x1" and done["run"] == 2
+        outs = [(t, json.loads(p)) for t, p, _ in r.cloud.messages if t.endswith("/out/late") or t.endswith("/ack")]
+        late = [i for i, (t, m) in enumerate(outs) if t.endswith("/out/late")]
+        done_at = [i for i, (t, m) in enumerate(outs) if m.get("id") == "e1" and m.get("state") == "done"][0]
+        assert [outs[i][1]["value"] for i in late] == [6] and late[0] < done_at  # ran, and before `done`
+        runs = r.cloud.wait_json(f"ff/{DEV}/runs", lambda m: any(x["trigger"].startswith("delay:") for x in m["runs"]))
+        assert [x["exec"] for x in runs["runs"] if x["trigger"].startswith("delay:")] == ["x1"]
+
+        # cancelled while its delay waits: nothing after the delay runs, no `done`
+        r.send(dict(envelope(_delayed_flow(3000), ver=3, seq=0), id="e2", op="exec", exec="x2"))
+        r.ack("e2", "received")
+        r.send({"id": "c2", "op": "cancel", "target": "e2"})
+        assert r.ack("c2", "received")["cancelled"] == 1
+        time.sleep(3.5)
+        assert [a["state"] for a in r.acks("e2")] == ["received"]
+        assert len(r.cloud.json_on(f"ff/{DEV}/out/late")) == 1

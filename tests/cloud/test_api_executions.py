@@ -82,6 +82,25 @@ async def test_results_and_per_node_logs_by_severity(api):
     await api.get(f"/executions/{exe['id']}?level=loud", expect=422)
 
 
+async def test_a_run_through_a_delay_is_one_record_with_the_nodes_after_the_delay(api):
+    # the part after a delay comes as a later run of the same execution
+    flow, _ = await _setup(api, 1)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
+    done(api, "x0", exe["id"], run=2)
+
+    def record(run, trigger, nodes, status="completed"):
+        return {"run": run, "flow": flow["id"], "ver": 1, "exec": exe["id"], "trigger": trigger, "status": status,
+                "t_ms": 5, "us": 100 * len(nodes), "logs": [["info", nodes[-1], f"run {run}"]],
+                "nodes": [{"id": n, "type": "clear_cache", "us": 100, "out": "{}", "port": 0, "err": None}
+                          for n in nodes]}
+    batch = {"dev": "x0", "runs": [record(2, "delay:s1", ["s2", "s3"]), record(1, "exec", ["s1"])], "dropped": 0}
+    api.app[DB].call(ingest, [("x0", batch, 1.0)])
+    got = (await _status(api, exe["id"], "completed"))["targets"][0]["record"]
+    assert [n["id"] for n in got["nodes"]] == ["s1", "s2", "s3"]
+    assert (got["run"], got["trigger"], got["status"], got["us"]) == (2, "exec", "completed", 300)
+    assert got["logs"] == [["info", "s1", "run 1"], ["info", "s3", "run 2"]]
+
+
 async def test_a_failed_device_fails_the_execution_and_retry_reruns_only_it(api):
     flow, _ = await _setup(api)
     exe = await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["x0", "x1"]}, expect=201)
