@@ -142,7 +142,8 @@ class Agent(CommandLog):
             p = load(prog, self.board, self.table)
             del prog
             from fleetflow.interp import Interpreter
-            self._fit_runs(p.n)
+            # with fan-in a record holds up to 32 more rows (fanin.MAX_RUNS)
+            self._fit_runs(p.n + (32 if max(p.indeg) > 1 else 0))
             self.it = Interpreter(p, self.hal, self.records, self._publish_out, self.device)
             self.hdr = hdr
             self.trial_t0 = time.ticks_ms()

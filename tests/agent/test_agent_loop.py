@@ -15,4 +15,4 @@ def test_agent_loop_case(result):
 
 
 def test_every_case_ran():
-    assert len(RESULTS) == 9
+    assert len(RESULTS) == 10

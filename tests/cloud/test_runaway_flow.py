@@ -119,7 +119,7 @@ async def test_runaway_fan_out_is_refused_and_never_knocks_a_device_over(tmp_pat
         # 2. sent anyway: the run fails with the named reason, the device carries on
         ack = await loop.run_in_executor(None, _send_anyway, broker, runaway, "dev_r", creds["hmac_key"],
                                          "exec-runaway")
-        assert ack["state"] == "done" and ack["status"] == "failed"
+        assert ack["state"] == "done" and ack["status"] == "failed", ack
         assert ack["reason"] == "memory budget: s3a: would make 34 fan-in runs, more than 32 in one run"
 
         async def run_failed():

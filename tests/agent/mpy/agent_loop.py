@@ -54,3 +54,63 @@ for name, exc in (("KeyboardInterrupt passes", KeyboardInterrupt()), ("SystemExi
         out(name, False, "swallowed")
     except BaseException as e:
         out(name, type(e) is type(exc) and a.loop_errors == 0, type(e).__name__)
+
+
+# _flush with a record whose JSON the heap can't hold (a runaway flow's): the
+# record is dropped and counted, not retried on every step, and health and
+# the records after it still go out.
+import gc
+from fleetflow.records import RunBuffer
+from fleetflow.runsmsg import MsgBuf
+
+
+class _Link:
+    connected = True
+
+    def __init__(self):
+        self.sent = []
+
+    def publish(self, suffix, payload, qos, retain=False):
+        self.sent.append(suffix)
+        return True
+
+
+class _Flushing:
+    # the agent's state _flush reads
+    def __init__(self):
+        self.link = _Link()
+        self._status_due = False
+        self.outbox = []
+        self.records = RunBuffer(4)
+        self._runs_ship = 1
+        self._last_runs = 0
+        self._next_health = 0
+        self.cfg = {"runs_batch": 4, "health_interval_s": 1, "heap_log": False}
+        self._msgbuf = MsgBuf(2048)
+        self.dev = "d1"
+
+    def health(self):
+        return {"dropped": self.records.dropped}
+
+
+a = _Flushing()
+a.records.append({"run": 1, "status": "failed", "nodes": [{"id": "x", "out": "v" * 30000}]})
+gc.collect()
+ballast = []
+while gc.mem_free() > 40000:      # room for the record, not for its JSON twice
+    ballast.append(bytearray(512))
+steps = 0
+try:
+    for steps in range(1, 4):
+        Agent._flush(a, 0)
+        if "health" in a.link.sent:
+            break
+    ballast = None
+    a.records.append({"run": 2, "status": "completed", "nodes": []})
+    Agent._flush(a, 5000)
+    got = [a.link.sent, a.records.dropped, len(a.records), steps]
+    out("a record too big for the heap is dropped, counted, and health goes on",
+        got == [["health", "runs", "health"], 1, 0, 2], got)
+except BaseException as e:
+    out("a record too big for the heap is dropped, counted, and health goes on", False,
+        "escaped: " + type(e).__name__)
