@@ -318,7 +318,19 @@ class MosquittoBroker(Broker):
         return dynsec.add_admin(name, password) if admin else dynsec.add_device(name, password)
 
     def _control(self, commands: list[dict]) -> None:
-        dynsec_control(self.host, self.port, ADMIN_USER, self.admin_password, commands)
+        # One $CONTROL message must fit the broker's max_packet_size (a larger
+        # one is dropped unanswered): a fleet's accounts (~1 KB each) go in batches.
+        batch: list[dict] = []
+        size = 0
+        for cmd in commands:
+            n = len(json.dumps(cmd)) + 64  # + its correlationData and separators
+            if batch and size + n > MAX_PACKET_BYTES // 2:
+                dynsec_control(self.host, self.port, ADMIN_USER, self.admin_password, batch)
+                batch, size = [], 0
+            batch.append(cmd)
+            size += n
+        if batch:
+            dynsec_control(self.host, self.port, ADMIN_USER, self.admin_password, batch)
 
     def _write_conf(self) -> None:
         self.conf.write_text(mosquitto_config(port=self.port, host=self.host, data_dir=str(self.workdir),

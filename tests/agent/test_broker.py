@@ -62,3 +62,15 @@ def test_wrong_password_refused_and_restart_keeps_users(kind, tmp_path):
         assert broker.port == port
         cloud = Cloud(broker)
         cloud.close()
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_broker_started_with_a_fleet_of_accounts_knows_every_one(kind, tmp_path):
+    # 40 device accounts are ~40 KB of $CONTROL commands, over the broker's
+    # packet limit in one message: Mosquitto dropped it and start_broker failed
+    users = {f"d{i:02d}": f"pw{i}" for i in range(40)}
+    with start_broker(tmp_path / kind, users={"cloud": "cloudpw", **users}, prefer=kind) as broker:
+        for dev in ("d00", "d39"):
+            c = Cloud(broker, user=dev, password=users[dev], subscribe=f"ff/{dev}/cmd", client_id=dev)
+            c.close()

@@ -19,6 +19,10 @@ reports:
   is CPython hosting the MicroPython unix port as an extension module (the
   PyPI `micropython` wrapper), so most of it is CPython's, not the firmware's
   (whose heap is the -X heapsize, tools/simdevice.py HEAP).
+- ping_ms_median: after the window, a `ping` command to each of up to 20
+  idle devices, one at a time, until its `received` ack comes back: an idle
+  device sleeps in select.poll on its socket, so this is how soon a command
+  wakes it (the broker's and this process's latency included).
 `ok` is false unless every device was online at the end.
 """
 
@@ -70,15 +74,30 @@ def run(args) -> dict:
     creds = {d: {"device_id": d, "mqtt_password": secrets.token_urlsafe(12), "key": secrets.token_hex(32)}
              for d in ids}
     status: dict[str, str] = {}
+    acked: dict[str, float] = {}
     lock = threading.Lock()
 
     def on_message(_c, _u, msg):
         try:
-            state = json.loads(msg.payload).get("state")
+            doc = json.loads(msg.payload)
         except ValueError:
             return
         with lock:
-            status[msg.topic.split("/")[1]] = state
+            if msg.topic.endswith("/ack"):
+                acked[doc.get("id")] = time.monotonic()
+            else:
+                status[msg.topic.split("/")[1]] = doc.get("state")
+
+    def ping_ms(dev: str) -> float | None:
+        cid = f"bench-ping-{dev}"
+        t0 = time.monotonic()
+        cloud.publish(f"ff/{dev}/cmd", json.dumps({"id": cid, "op": "ping"}), qos=1)
+        while time.monotonic() - t0 < 10:
+            with lock:
+                if cid in acked:
+                    return (acked[cid] - t0) * 1000
+            time.sleep(0.001)
+        return None
 
     def online() -> int:
         with lock:
@@ -92,7 +111,7 @@ def run(args) -> dict:
         cloud = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-fleet")
         cloud.username_pw_set("cloud", "pw")
         cloud.on_message = on_message
-        cloud.on_connect = lambda c, *a: c.subscribe("ff/+/status", qos=1)
+        cloud.on_connect = lambda c, *a: c.subscribe([("ff/+/status", 1), ("ff/+/ack", 1)])
         cloud.connect(broker.host, broker.port)
         cloud.loop_start()
         fleet = Fleet(Path(tmp) / "fleet", n, mqtt_host=broker.host, mqtt_port=broker.port,
@@ -114,6 +133,7 @@ def run(args) -> dict:
             rss = sum(_mem_bytes(p, "status", "VmRSS:") for p in pids) / len(pids)
             pss = sum(_mem_bytes(p, "smaps_rollup", "Pss:") for p in pids) / len(pids)
             running = len(fleet.running())
+            pings = sorted(p for p in (ping_ms(d) for d in ids[:20]) if p is not None)
             result = {
                 "ok": online() == n and running == n,
                 "devices": n,
@@ -121,6 +141,7 @@ def run(args) -> dict:
                 "idle_cpu_pct_per_device": round(100.0 * (c1 - c0) / _TICKS / (w1 - w0) / n, 4),
                 "rss_bytes_per_device": int(rss),
                 "pss_bytes_per_device": int(pss),
+                "ping_ms_median": round(pings[len(pings) // 2], 1) if pings else None,
                 "idle_window_s": round(w1 - w0, 1),
                 "seconds_to_all_online": round(t_online, 1),
                 "broker": broker.kind,
