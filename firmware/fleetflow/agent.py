@@ -29,14 +29,13 @@ from fleetflow.cold import unload
 from fleetflow.slots import SlotStore
 from fleetflow.link import Link
 from fleetflow.records import RunBuffer
-from fleetflow.runsmsg import MsgBuf, runs_message
+from fleetflow.runsmsg import RunsBody, PIECE
 from fleetflow.health import rule_of, judge, CONFIRM, ROLLBACK
 from fleetflow.cmdlog import CommandLog
 
 _MAX_OUTBOX = const(24)
 _RUNS_EVERY_MS = const(1000)
 _RUNS_MSG_BYTES = const(1024)  # a runs message takes no more records past this size
-_RUNS_MSG_ALLOC = const(2048)  # the buffer it is made in: that and one more record, usually
 _MAX_SLEEP_MS = const(1000)  # the longest sleep between loop steps, whatever is due
 _TRIAL_MS = const(100)       # on trial the health gate is judged this often
 # A run record holds a row per node (its tick and its output message: ~65 B a
@@ -79,7 +78,7 @@ class Agent(CommandLog):
         self.slots = SlotStore(root, self.check_sig)
         self.records = RunBuffer(cfg["runs_buffer"])
         self._runs_ship = cfg["runs_batch"]  # records that make a message (_fit_runs)
-        self._msgbuf = MsgBuf(_RUNS_MSG_ALLOC)  # allocated now, while big blocks are free
+        self._piece = bytearray(PIECE)  # runs messages go through it (fleetflow.runsmsg)
         self.device = Device(self.records)
         self.link = Link(cfg, self._on_connect)
         self.outbox = []
@@ -359,10 +358,10 @@ class Agent(CommandLog):
         if len(recs) and (len(recs) >= self._runs_ship or
                           time.ticks_diff(now, self._last_runs) >= _RUNS_EVERY_MS):
             # The records' JSON is written straight from the compact records
-            # (no dict per node row: ~5 KB for a 20-node record) into the
-            # agent's one message buffer, ~1 KB of records per message.
+            # (no dict per node row) onto the socket, through one 256-byte
+            # buffer: no block the size of a message is ever needed.
             try:
-                body, k = runs_message(recs, self.dev, self._msgbuf, _RUNS_MSG_BYTES, self.cfg["runs_batch"])
+                body = RunsBody(recs, self.dev, self._piece, _RUNS_MSG_BYTES, self.cfg["runs_batch"])
             except MemoryError:
                 # a record too big for the heap left: drop it (counted), or
                 # it would block every message after it
@@ -373,8 +372,8 @@ class Agent(CommandLog):
                 return
             if not link.publish("runs", body, 1):
                 return
+            recs.discard(body.k)
             body = None
-            recs.discard(k)
             self._last_runs = now
         if time.ticks_diff(now, self._next_health) >= 0:
             self._next_health = time.ticks_add(now, self.cfg["health_interval_s"] * 1000)

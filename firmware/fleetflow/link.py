@@ -96,6 +96,27 @@ class _TimeoutSock:
         self._s.close()
 
 
+class _Streaming:
+    # Stands in for the socket during one publish whose payload is written
+    # in pieces (fleetflow.runsmsg.RunsBody: len() and emit(write)):
+    # umqtt.simple sends a payload with one sock.write(msg).
+    def __init__(self, sock, body):
+        self._s = sock
+        self._b = body
+
+    def write(self, buf, n=None):
+        if buf is self._b:
+            buf.emit(self._s.write)
+            return len(buf)
+        return self._s.write(buf) if n is None else self._s.write(buf, n)
+
+    def read(self, n):
+        return self._s.read(n)
+
+    def setblocking(self, flag):
+        self._s.setblocking(flag)
+
+
 class _SockModule:
     # Stands in for `usocket` inside umqtt.simple so its sockets get timeouts.
     timeout_s = 5
@@ -243,8 +264,17 @@ class Link:
         """True when sent; on failure the link drops and False is returned."""
         if not self.connected:
             return False
+        cl = self._cl
         try:
-            self._cl.publish(self.topic(suffix), payload, retain, qos)
+            if hasattr(payload, "emit"):  # written onto the socket in pieces
+                sock = cl.sock
+                cl.sock = _Streaming(sock, payload)
+                try:
+                    cl.publish(self.topic(suffix), payload, retain, qos)
+                finally:
+                    cl.sock = sock
+            else:
+                cl.publish(self.topic(suffix), payload, retain, qos)
             return True
         except Exception as e:
             self.drop(e)

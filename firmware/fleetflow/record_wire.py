@@ -19,7 +19,8 @@ def summary(out):
 
 
 def node_rows(rec):
-    """(index, us, out, port, err) per node run, in execution order.
+    """(index, us, out, port, err) per node run, in execution order, one at
+    a time (a list of them would be a block that grows with the flow).
 
     A node's time runs from the end of the node before it (or the start of
     the run) to its own end, so it includes the hand-over; the first run of a
@@ -29,7 +30,6 @@ def node_rows(rec):
     errs = rec[ERRS] or {}
     prog = rec[PROG]
     mods = prog.mods if prog else ()
-    rows = []
     prev = rec[T0]
     for i in range(len(rec) - H):
         t = rec[i]
@@ -44,11 +44,10 @@ def node_rows(rec):
             out = _routed(rec, i, mods)
         else:
             port = None if out is None or type(out) is str else 0
-        rows.append((i, time.ticks_diff(t, prev), out, port, err))
+        yield i, time.ticks_diff(t, prev), out, port, err
         prev = t
     if rec[EXTRA]:
-        rows.extend(rec[EXTRA])
-    return rows
+        yield from rec[EXTRA]
 
 
 def _hopped(prog, i):

@@ -1,68 +1,89 @@
-# The agent's ff/<dev>/runs messages: run records as JSON, written from the
-# compact records (fleetflow.records) into one buffer the agent allocates at
-# boot. Its own module: the interpreter alone (the firmware bench, the local
-# demo) never ships runs and doesn't pay for this code.
+# The agent's ff/<dev>/runs messages: run records as JSON, written straight
+# from the compact records (fleetflow.records) onto the link, never held
+# whole. A 20-node record is ~2 KB of JSON; a message made in one buffer
+# needs that block contiguous, and on a long-running device's fragmented
+# heap it often isn't there. Instead the message is written twice through
+# one small buffer: once to count its bytes (MQTT wants the length first),
+# once onto the socket. Its own module: the interpreter alone (the firmware
+# bench, the local demo) never ships runs and doesn't pay for this code.
 from micropython import const
 
-
-class _Full(Exception):
-    pass
+PIECE = const(256)  # the buffer the message goes through, piece by piece
 
 
-class MsgBuf:
-    """A message buffer allocated once (at boot, while big blocks are still
-    free) and written again for every message: on a long-running device's
-    fragmented heap a fresh 2 KB block is often not there to be had."""
+class Pieces:
+    """write(str|bytes) into a fixed buffer; each full buffer goes to
+    sink(memoryview) (a long piece goes on its own)."""
 
-    def __init__(self, size):
-        self.buf = bytearray(size)
-        self.mv = memoryview(self.buf)
+    def __init__(self, buf, sink):
+        self.mv = memoryview(buf)
         self.n = 0
+        self.sink = sink
 
     def write(self, s):
         b = s.encode() if type(s) is str else s
         end = self.n + len(b)
-        if end > len(self.buf):
-            raise _Full()
+        if end > len(self.mv):
+            self.flush()
+            end = len(b)
+            if end > len(self.mv):
+                self.sink(b)
+                return
         self.mv[self.n:end] = b
         self.n = end
 
+    def flush(self):
+        if self.n:
+            self.sink(self.mv[:self.n])
+            self.n = 0
 
-_TAIL = const(40)  # room kept for the message's closing `],"dropped":N}`
 
+class RunsBody:
+    """The body of one ff/<dev>/runs message: the k oldest records of `recs`
+    (at least one, at most max_n, no more once the body passes max_bytes).
+    len() is its size in bytes; emit(write) writes it, in pieces, to
+    write(buffer) -- the link hands it the socket's write."""
 
-def runs_message(recs, dev, out, max_bytes, max_n):
-    """(body, k): a ff/<dev>/runs message of the k oldest records (at least
-    one, at most max_n, no more once the body passes max_bytes), written into
-    `out` (a MsgBuf) straight from the compact records. A first record too
-    big for `out` gets a message of its own, made in a growing buffer."""
-    import json
-    w = out.write
-    out.n = 0
-    k = 0
-    n = min(max_n, len(recs))
-    cap = len(out.buf) - _TAIL
-    try:
-        w('{"dev":')
-        w(json.dumps(dev))
-        w(',"runs":[')
-        while k < n and (k == 0 or out.n < max_bytes):
-            mark = out.n
+    def __init__(self, recs, dev, buf, max_bytes, max_n):
+        import json
+        self.recs = recs
+        self.buf = buf
+        self.head = '{"dev":%s,"runs":[' % json.dumps(dev)
+        self.size = 0
+        p = Pieces(buf, self._count)
+        p.write(self.head)
+        n = min(max_n, len(recs))
+        k = 0
+        while k < n and (k == 0 or self.size + p.n < max_bytes):
             if k:
-                w(",")
-            recs.write_one(k, w)
-            if out.n > cap:
-                raise _Full()
+                p.write(",")
+            recs.write_one(k, p.write)
             k += 1
-    except _Full:
-        if k == 0:
-            from io import StringIO
-            big = StringIO()
-            big.write('{"dev":%s,"runs":[' % json.dumps(dev))
-            recs.write_one(0, big.write)
-            big.write('],"dropped":%d}' % recs.dropped)
-            return big.getvalue(), 1
-        out.n = mark
-    w('],"dropped":%d}' % recs.dropped)
-    return out.mv[:out.n], k
+        p.write(self._tail())
+        p.flush()
+        self.k = k
 
+    def _count(self, piece):
+        self.size += len(piece)
+
+    def _tail(self):
+        return '],"dropped":%d}' % self.recs.dropped
+
+    def __len__(self):
+        return self.size
+
+    def emit(self, write):
+        p = Pieces(self.buf, write)
+        p.write(self.head)
+        for k in range(self.k):
+            if k:
+                p.write(",")
+            self.recs.write_one(k, p.write)
+        p.write(self._tail())
+        p.flush()
+
+    def whole(self):
+        """The body as one bytes (tests; a device never needs it)."""
+        out = []
+        self.emit(lambda piece: out.append(bytes(piece)))
+        return b"".join(out)

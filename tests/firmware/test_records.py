@@ -71,23 +71,22 @@ it4, hal4 = interp([("inject", {}), {"id": "n2", "type": "switch", "params": {"p
 it4.run_now(now_ms=2)
 buf3.append({"run": 99, "plain": True})
 OUT["peek_json"] = [json.loads(buf3.peek_json()), buf3.peek(), json.loads(buf3.peek_json(1)) == buf3.peek(1)]
-# runs_message: the agent's ff/<dev>/runs body, written into one reused buffer
-from fleetflow.runsmsg import MsgBuf, runs_message
+# RunsBody: the agent's ff/<dev>/runs body, counted then written through one small buffer
+from fleetflow.runsmsg import RunsBody
 buf8 = RunBuffer(8)
 it8, hal8 = interp([("inject", {"payload": "caf\u00e9"}), ("counter", {})], [(0, 0, 1)], records=buf8)
 for t in range(6):
     it8.run_now(now_ms=t)
 want8 = buf8.peek()
 msg = []
-mb = MsgBuf(2048)
-body, k = runs_message(buf8, "d\u00e9v", mb, 100000, 4)       # max_n caps it
-msg.append([json.loads(bytes(body)), k])
-body, k = runs_message(buf8, "d\u00e9v", mb, 1, 8)            # past max_bytes after the first
-msg.append([json.loads(bytes(body)), k])
-body, k = runs_message(buf8, "d\u00e9v", MsgBuf(64), 100000, 8)  # first record too big for the buffer
-msg.append([json.loads(body), k])
-body, k = runs_message(buf8, "d\u00e9v", MsgBuf(700), 100000, 8)  # as many whole records as fit
-msg.append([json.loads(bytes(body)), k])
+piece = bytearray(256)
+for max_bytes, max_n, b in ((100000, 4, piece),     # max_n caps it
+                            (1, 8, piece),          # past max_bytes after the first
+                            (700, 8, piece),        # records up to ~700 bytes
+                            (100000, 8, bytearray(16))):  # pieces longer than the buffer
+    body = RunsBody(buf8, "d\u00e9v", b, max_bytes, max_n)
+    whole = body.whole()
+    msg.append([json.loads(whole), body.k, len(body) == len(whole)])
 buf8.discard(3)
 OUT["runs_message"] = [want8, msg, [r["run"] for r in buf8.peek()], buf8.dropped]
 '''
@@ -159,14 +158,15 @@ def test_recycled_records_keep_their_own_outputs(out):
     assert counts == list(range(1, 11))
 
 
-def test_runs_message_is_the_records_in_one_reused_buffer(out):
+def test_runs_body_is_the_oldest_records_counted_then_written_in_pieces(out):
     want, msgs, left, dropped = out["runs_message"]
-    capped, first_only, own_buffer, fitted = msgs
+    capped, first_only, fitted, small_buffer = msgs
+    assert all(m[2] for m in msgs)  # len() is the byte count of what emit() writes (UTF-8 included)
     assert capped[0] == {"dev": "d\u00e9v", "runs": want[:4], "dropped": 0} and capped[1] == 4
     assert first_only[0]["runs"] == want[:1] and first_only[1] == 1
-    assert own_buffer[0]["runs"] == want[:1] and own_buffer[1] == 1
     k = fitted[1]
-    assert 1 <= k < 6 and fitted[0]["runs"] == want[:k] and fitted[0]["dropped"] == 0
+    assert 1 < k < 6 and fitted[0]["runs"] == want[:k] and fitted[0]["dropped"] == 0
+    assert small_buffer[0]["runs"] == want and small_buffer[1] == 6
     # shipped records leave without counting as dropped
     assert left == [r["run"] for r in want[3:]] and dropped == 0
 
