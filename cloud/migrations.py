@@ -56,6 +56,18 @@ def _v6_pipelines(db: peewee.Database) -> None:
         pw_migrate.migrate(migrator.add_column("execution", "pipeline_run", models.Execution.pipeline_run))
 
 
+def _v7_big_fleets(db: peewee.Database) -> None:
+    """Targets read in pages (by position), and the deployment's revision."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    ops = []
+    if "rev" not in {c.name for c in db.get_columns("deployment")}:
+        ops.append(migrator.add_column("deployment", "rev", models.Deployment.rev))
+    for table, key in (("target", "deployment"), ("exec_target", "execution")):
+        if f"{table}_{key}_position" not in {ix.name for ix in db.get_indexes(table)}:
+            ops.append(migrator.add_index(table, (key, "position"), False))
+    pw_migrate.migrate(*ops)
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
@@ -63,6 +75,7 @@ STEPS = [
     (4, _v4_executions),
     (5, _v5_webhooks),
     (6, _v6_pipelines),
+    (7, _v7_big_fleets),
 ]
 LATEST = STEPS[-1][0]
 

@@ -98,6 +98,10 @@ class Deployment(BaseModel):
     finished_at = peewee.DoubleField(null=True)
     reason = peewee.TextField(default="")
     created_at = peewee.DoubleField()
+    # A new random value each time a step changes the deployment or its
+    # targets (migration 7): what lets a process trust the targets it keeps
+    # in memory between steps (cloud.store.rollout).
+    rev = peewee.CharField(max_length=16, default="")
 
 
 class Target(BaseModel):
@@ -116,7 +120,7 @@ class Target(BaseModel):
     updated_at = peewee.DoubleField(null=True)
 
     class Meta:
-        indexes = ((("deployment", "device"), True), (("device",), False))
+        indexes = ((("deployment", "device"), True), (("device",), False), (("deployment", "position"), False))
 
 
 class Program(BaseModel):
@@ -221,7 +225,7 @@ class ExecTarget(BaseModel):
     finished_at = peewee.DoubleField(null=True)
 
     class Meta:
-        indexes = ((("execution", "device"), True),)
+        indexes = ((("execution", "device"), True), (("execution", "position"), False))
 
 
 class Webhook(BaseModel):

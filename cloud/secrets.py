@@ -43,17 +43,17 @@ class SecretBox:
         self._mac = hmac.new(server_secret, b"fleetflow mac v1", hashlib.sha256).digest()
 
     def _keystream(self, nonce: bytes, length: int) -> bytes:
-        out = bytearray()
-        counter = 0
-        while len(out) < length:
-            out += hmac.new(self._enc, nonce + counter.to_bytes(8, "big"), hashlib.sha256).digest()
-            counter += 1
-        return bytes(out[:length])
+        blocks = (length + 31) // 32
+        return b"".join(hmac.digest(self._enc, nonce + n.to_bytes(8, "big"), "sha256") for n in range(blocks))[:length]
+
+    @staticmethod
+    def _xor(data: bytes, stream: bytes) -> bytes:
+        return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
 
     def seal(self, plain: bytes) -> str:
         nonce = os.urandom(self.NONCE)
-        cipher = bytes(a ^ b for a, b in zip(plain, self._keystream(nonce, len(plain))))
-        tag = hmac.new(self._mac, nonce + cipher, hashlib.sha256).digest()
+        cipher = self._xor(plain, self._keystream(nonce, len(plain)))
+        tag = hmac.digest(self._mac, nonce + cipher, "sha256")
         return "v1:" + base64.urlsafe_b64encode(nonce + cipher + tag).decode()
 
     def open(self, sealed: str) -> bytes:
@@ -61,9 +61,9 @@ class SecretBox:
             raise SecretError("unknown sealed format")
         raw = base64.urlsafe_b64decode(sealed[3:])
         nonce, cipher, tag = raw[:self.NONCE], raw[self.NONCE:-self.TAG], raw[-self.TAG:]
-        if not hmac.compare_digest(tag, hmac.new(self._mac, nonce + cipher, hashlib.sha256).digest()):
+        if not hmac.compare_digest(tag, hmac.digest(self._mac, nonce + cipher, "sha256")):
             raise SecretError("sealed secret does not match the server secret")
-        return bytes(a ^ b for a, b in zip(cipher, self._keystream(nonce, len(cipher))))
+        return self._xor(cipher, self._keystream(nonce, len(cipher)))
 
 
 def load_server_secret(path: str) -> bytes:

@@ -125,13 +125,23 @@ class Client:
     def get(self, path, **params):
         return self.request("GET", path, params=params or None)
 
+    def get_all(self, path: str, key: str, **params) -> list:
+        """Every item of a paged list: follows each page's `next` link
+        (`/api/v1/...?cursor=...`) until it is null."""
+        body = self.get(path, **params)
+        items = list(body[key])
+        while body.get("next"):
+            body = self.request("GET", body["next"].removeprefix("/api/v1"))
+            items += body[key]
+        return items
+
     def post(self, path, body=None):
         return self.request("POST", path, {} if body is None else body)
 
     # -- flows -----------------------------------------------------------------------
 
     def list_flows(self, **params) -> list[dict]:
-        return _items(self.get("/flows", **params), "flows")
+        return self.get_all("/flows", "flows", **params)
 
     def create_flow(self, flow: dict) -> dict:
         return self.post("/flows", flow)
@@ -154,7 +164,7 @@ class Client:
     # -- devices ---------------------------------------------------------------------
 
     def list_devices(self, **params) -> list[dict]:
-        return _items(self.get("/devices", **params), "devices")
+        return self.get_all("/devices", "devices", **params)
 
     def get_device(self, device_id: str) -> dict:
         return self.get(f"/devices/{device_id}")
@@ -174,11 +184,14 @@ class Client:
     def deployment(self, dep_id: str) -> dict:
         return self.get(f"/deployments/{dep_id}")
 
+    def deployment_targets(self, dep_id: str, **params) -> list[dict]:
+        return self.get_all(f"/deployments/{dep_id}/targets", "targets", **params)
+
     def deployment_events(self, dep_id: str) -> list[dict]:
         return _items(self.get(f"/deployments/{dep_id}/events"), "events")
 
     def list_deployments(self, **params) -> list[dict]:
-        return _items(self.get("/deployments", **params), "deployments")
+        return self.get_all("/deployments", "deployments", **params)
 
     def deployment_action(self, dep_id: str, action: str) -> dict:
         if action not in ("start", "pause", "resume", "rollback", "cancel"):

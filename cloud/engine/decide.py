@@ -85,10 +85,18 @@ def decide(deployment: Deployment, targets: list[Target], events, now: float) ->
     return core.actions
 
 
+def _clone(state):
+    """A shallow copy of a state dataclass; copy.copy's generic path costs
+    several times more, and a big rollout copies 100,000 targets a step."""
+    twin = object.__new__(type(state))
+    twin.__dict__.update(state.__dict__)
+    return twin
+
+
 class _Core:
     def __init__(self, deployment: Deployment, targets: list[Target], now: float):
-        self.dep = copy.copy(deployment)
-        self.targets = [copy.copy(t) for t in targets]
+        self.dep = _clone(deployment)
+        self.targets = [_clone(t) for t in targets]
         self.by_id = {t.device_id: t for t in self.targets}
         self.s = deployment.settings
         self.now = now

@@ -12,9 +12,12 @@ from cloud import schemas
 from cloud.engine import settings as engine_settings
 from cloud.engine.decide import plan_batches
 from cloud.engine.state import TARGET_STATUSES
-from cloud.db import get_or_404
+from peewee import fn
+
+from cloud.db import chunks, get_or_404, insert_rows
 from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Deployment, DeploymentEvent, Device, Flow, FlowVersion, Program, Target
+from cloud.store import paging
 from cloud.store.devices import node_types
 from cloud.timefmt import iso
 
@@ -127,9 +130,9 @@ def create_deployment(body: dict) -> dict:
     for board, prog in programs.items():
         Program.create(deployment=dep.id, board=board, data=prog.text, sha256=prog.sha256, size=prog.size)
     batches = plan_batches(req.strategy, settings, len(devices))
-    Target.insert_many([
-        {"deployment": dep.id, "device": d.id, "position": i, "board": d.board, "batch": batches[i], "updated_at": now}
-        for i, d in enumerate(devices)]).execute()
+    rows = [{"deployment": dep.id, "device": d.id, "position": i, "board": d.board, "batch": batches[i],
+             "updated_at": now} for i, d in enumerate(devices)]
+    insert_rows(Target, rows)
     DeploymentEvent.create(deployment=dep.id, at=now, kind="created",
                            detail={"targets": len(devices), "strategy": req.strategy})
     return get_deployment(dep.id)
@@ -139,16 +142,17 @@ def _get(dep_id: str) -> Deployment:
     return get_or_404(Deployment, dep_id, "deployment")
 
 
+# A deployment document embeds its targets up to this many; a bigger one
+# has `targets_url` instead (GET /deployments/{id}/targets, paged).
+EMBED_TARGETS_MAX = 1000
+
+
 def target_doc(t: Target) -> dict:
     return {"device_id": t.device, "status": t.status, "batch": t.batch, "board": t.board, "step": t.step or None,
             "ack": t.ack or None, "seq": t.seq, "reason": t.reason or None, "updated_at": iso(t.updated_at)}
 
 
-def deployment_doc(dep: Deployment, targets: list[Target] | None, counts: dict | None = None) -> dict:
-    if counts is None:
-        counts = dict.fromkeys(TARGET_STATUSES, 0)
-        for t in targets or []:
-            counts[t.status] += 1
+def deployment_doc(dep: Deployment, counts: dict, targets: list[Target] | None = None) -> dict:
     doc = {
         "id": dep.id, "flow_id": dep.flow, "version": dep.version, "strategy": dep.strategy, "status": dep.status,
         "phase": dep.phase or None, "batch": dep.batch, "config": dep.config, "settings": dep.settings,
@@ -156,33 +160,57 @@ def deployment_doc(dep: Deployment, targets: list[Target] | None, counts: dict |
         "total_targets": sum(counts.values()), "completed_targets": counts["success"],
         "failed_targets": counts["failed"], "counts": counts, "reason": dep.reason or None,
         "created_at": iso(dep.created_at), "started_at": iso(dep.started_at), "finished_at": iso(dep.finished_at),
+        "targets_url": f"/api/v1/deployments/{dep.id}/targets",
     }
     if targets is not None:
         doc["targets"] = [target_doc(t) for t in targets]
     return doc
 
 
+def target_counts(dep_ids: list[str]) -> dict[str, dict]:
+    """Targets per status of each deployment (one GROUP BY per chunk of ids)."""
+    counts = {d: dict.fromkeys(TARGET_STATUSES, 0) for d in dep_ids}
+    for chunk in chunks(dep_ids):
+        rows = (Target.select(Target.deployment, Target.status, fn.COUNT(Target.id))
+                .where(Target.deployment.in_(chunk)).group_by(Target.deployment, Target.status).tuples())
+        for dep_id, status, n in rows:
+            counts[dep_id][status] = n
+    return counts
+
+
 def get_deployment(dep_id: str) -> dict:
+    """The document with counts; the targets embedded when there are at
+    most EMBED_TARGETS_MAX of them."""
     dep = _get(dep_id)
-    targets = list(Target.select().where(Target.deployment == dep_id).order_by(Target.position))
-    return deployment_doc(dep, targets)
+    counts = target_counts([dep_id])[dep_id]
+    targets = None
+    if sum(counts.values()) <= EMBED_TARGETS_MAX:
+        targets = list(Target.select().where(Target.deployment == dep_id).order_by(Target.position))
+    return deployment_doc(dep, counts, targets)
 
 
-def list_deployments(status: str | None = None, flow_id: str | None = None) -> list[dict]:
-    query = Deployment.select().order_by(Deployment.created_at.desc(), Deployment.id)
+def list_targets(dep_id: str, status: str | None = None, limit: int = paging.DEFAULT_LIMIT,
+                 cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a deployment's targets in their order."""
+    _get(dep_id)
+    query = Target.select().where(Target.deployment == dep_id)
+    if status:
+        query = query.where(Target.status == status)
+    got = paging.page(query, "targets", (Target.position,), limit, cursor)
+    return [target_doc(t) for t in got.rows], got.cursor
+
+
+def list_deployments(status: str | None = None, flow_id: str | None = None, limit: int = paging.DEFAULT_LIMIT,
+                     cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of deployments, newest first, with their counts."""
+    query = Deployment.select()
     if status:
         query = query.where(Deployment.status == status)
     if flow_id:
         query = query.where(Deployment.flow == flow_id)
-    deps = list(query)
-    counts: dict[str, dict] = {d.id: dict.fromkeys(TARGET_STATUSES, 0) for d in deps}
-    if deps:
-        from peewee import fn
-        rows = (Target.select(Target.deployment, Target.status, fn.COUNT(Target.id).alias("n"))
-                .where(Target.deployment.in_(list(counts))).group_by(Target.deployment, Target.status))
-        for row in rows:
-            counts[row.deployment][row.status] = row.n
-    return [deployment_doc(d, None, counts[d.id]) for d in deps]
+    got = paging.page(query, "deployments", (Deployment.created_at, Deployment.id), limit, cursor, descending=True)
+    counts = target_counts([d.id for d in got.rows])
+    return [deployment_doc(d, counts[d.id]) for d in got.rows], got.cursor
 
 
 def events(dep_id: str) -> list[dict]:

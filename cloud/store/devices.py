@@ -11,9 +11,10 @@ from shared_schema.boards import board_names
 from shared_schema.catalog import board_types
 
 from cloud import dynsec, schemas, secrets
-from cloud.db import get_or_404
+from cloud.db import get_or_404, tag_match
 from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Deployment, Device, Target
+from cloud.store import paging
 from cloud.timefmt import iso
 
 ACTIVE_DEPLOYMENTS = ("pending", "running", "paused")
@@ -69,15 +70,20 @@ def provision(body: dict, box: secrets.SecretBox, broker: tuple[str, int], prefi
 
 
 def list_devices(tag: str | None = None, environment: str | None = None, board: str | None = None,
-                 online: bool | None = None) -> list[dict]:
-    query = Device.select().order_by(Device.id)
+                 online: bool | None = None, limit: int = paging.DEFAULT_LIMIT,
+                 cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of devices by id; returns (documents, cursor of the next page)."""
+    query = Device.select()
+    if tag:
+        query = query.where(tag_match(Device.tags, tag))
     if environment:
         query = query.where(Device.environment == environment)
     if board:
         query = query.where(Device.board == board)
     if online is not None:
         query = query.where(Device.online == online)
-    return [device_doc(d) for d in query if not tag or tag in d.tags]
+    got = paging.page(query, "devices", (Device.id,), limit, cursor)
+    return [device_doc(d) for d in got.rows if not tag or tag in d.tags], got.cursor
 
 
 def get_device(device_id: str) -> dict:

@@ -17,17 +17,22 @@ from shared_schema.envelope import make_envelope, needs_chunks
 from shared_schema.overrides import normalized, override_problems
 
 from cloud import schemas
-from cloud.db import get_by_pk, get_or_404
+from peewee import fn
+
+from cloud.db import chunks, get_by_pk, get_or_404, insert_rows
 from cloud.engine.settings import parse_duration
 from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Command, Device, Execution, ExecTarget, Flow, FlowVersion, RunRecord
 from cloud.secrets import SecretBox
-from cloud.store.deployments import check_types, compile_for, published_version, resolve_targets
-from cloud.store import webhooks
+from cloud.store.deployments import (
+    EMBED_TARGETS_MAX, check_types, compile_for, published_version, resolve_targets,
+)
+from cloud.store import paging, webhooks
 from cloud.store.runs import nodes_of
 from cloud.timefmt import iso
 
 FINISHED = ("completed", "failed", "cancelled", "timed_out")
+TARGET_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "timed_out")
 _TARGET_DONE = ("completed", "failed", "cancelled", "timed_out")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -73,17 +78,17 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
     exe = Execution.create(id="exe_" + _random.token_hex(6), flow=fv.flow, version=fv.version,
                            overrides=overrides, selector=body, timeout=timeout,
                            retry_of=retry_of, pipeline_run=pipeline_run, created_at=now)
-    outgoing, rows = [], []
+    outgoing, rows, targets = [], [], []
     for i, dev in enumerate(devices):
         cmd_id = exec_command_id(exe.id, dev.id)
         envelope = make_envelope(programs[dev.board], dev.id, box.open(dev.key_sealed), 0)
         messages = [{"id": cmd_id, "op": "exec", "exec": exe.id, "overrides": overrides, **envelope}]
         rows.append({"id": cmd_id, "deployment": exe.id, "device": dev.id, "step": "exec", "payload": messages,
                      "created_at": now})
-        ExecTarget.create(execution=exe.id, device=dev.id, position=i)
+        targets.append({"execution": exe.id, "device": dev.id, "position": i})
         outgoing.append((dev.id, messages))
-    for i in range(0, len(rows), 100):
-        Command.insert_many(rows[i:i + 100]).execute()
+    insert_rows(ExecTarget, targets)
+    insert_rows(Command, rows)
     return get_execution(exe.id), outgoing
 
 
@@ -155,7 +160,7 @@ def cancel(exe_id: str, now: float, box: SecretBox | None = None,
     outgoing = [(t.device, [{"id": f"{exe_id}.{t.device}.cancel", "op": "cancel",
                              "target": exec_command_id(exe_id, t.device)}]) for t in open_targets]
     ExecTarget.update(status="cancelled", finished_at=now).where(
-        ExecTarget.id.in_([t.id for t in open_targets])).execute()
+        (ExecTarget.execution == exe_id) & (ExecTarget.status.in_(("pending", "running")))).execute()
     Command.update(done=True).where(Command.deployment == exe_id).execute()
     exe.status, exe.finished_at = "cancelled", now
     exe.save()
@@ -185,52 +190,82 @@ def _get(exe_id: str) -> Execution:
     return get_or_404(Execution, exe_id, "execution")
 
 
-def _runs(exe_id: str, level: str | None) -> dict[str, dict]:
-    """The run record of each device for this execution, with its node log.
+def _runs(exe_id: str, level: str | None, devices: list[str]) -> dict[str, dict]:
+    """The run record of each of `devices` for this execution, with its node log.
     A run that went through a `delay` arrives as several records (the part
     after each delay runs later, as its own run): they are one record here,
     nodes and logs in run order, failed if any part failed, `run` the last."""
     floor = LOG_LEVELS.index(level) if level in LOG_LEVELS else 0
     out: dict[str, dict] = {}
-    for r in RunRecord.select().where(RunRecord.exec == exe_id).order_by(RunRecord.device, RunRecord.run):
-        logs = [entry for entry in (r.logs or [])
-                if isinstance(entry, list) and entry and entry[0] in LOG_LEVELS and LOG_LEVELS.index(entry[0]) >= floor]
-        rec = out.get(r.device)
-        if rec is None:
-            out[r.device] = {"run": r.run, "status": r.status, "us": r.us, "trigger": r.trigger,
-                             "nodes": nodes_of(r.id), "logs": logs}
-            continue
-        rec["run"] = r.run
-        rec["us"] = (rec["us"] or 0) + (r.us or 0)
-        rec["nodes"] += nodes_of(r.id)
-        rec["logs"] += logs
-        if rec["status"] == "completed":
-            rec["status"] = r.status
+    for chunk in chunks(devices):
+        for r in (RunRecord.select().where((RunRecord.exec == exe_id) & (RunRecord.device.in_(chunk)))
+                  .order_by(RunRecord.device, RunRecord.run)):
+            logs = [entry for entry in (r.logs or []) if isinstance(entry, list) and entry
+                    and entry[0] in LOG_LEVELS and LOG_LEVELS.index(entry[0]) >= floor]
+            rec = out.get(r.device)
+            if rec is None:
+                out[r.device] = {"run": r.run, "status": r.status, "us": r.us, "trigger": r.trigger,
+                                 "nodes": nodes_of(r.id), "logs": logs}
+                continue
+            rec["run"] = r.run
+            rec["us"] = (rec["us"] or 0) + (r.us or 0)
+            rec["nodes"] += nodes_of(r.id)
+            rec["logs"] += logs
+            if rec["status"] == "completed":
+                rec["status"] = r.status
     return out
 
 
-def execution_doc(exe: Execution, targets: list[ExecTarget] | None = None, level: str | None = None) -> dict:
+def _target_docs(exe_id: str, targets: list[ExecTarget], level: str | None) -> list[dict]:
+    runs = _runs(exe_id, level, [t.device for t in targets])
+    return [{"device_id": t.device, "status": t.status, "run": t.run, "reason": t.reason or None,
+             "finished_at": iso(t.finished_at), "record": runs.get(t.device)} for t in targets]
+
+
+def execution_doc(exe: Execution, counts: dict | None = None, targets: list[ExecTarget] | None = None,
+                  level: str | None = None) -> dict:
     doc = {"id": exe.id, "flow_id": exe.flow, "version": exe.version, "status": exe.status,
            "pipeline_run": exe.pipeline_run,
            "overrides": exe.overrides, "timeout": exe.timeout, "retry_of": exe.retry_of,
-           "created_at": iso(exe.created_at), "started_at": iso(exe.started_at), "finished_at": iso(exe.finished_at)}
+           "created_at": iso(exe.created_at), "started_at": iso(exe.started_at), "finished_at": iso(exe.finished_at),
+           "targets_url": f"/api/v1/executions/{exe.id}/targets"}
+    if counts is not None:
+        doc["total_targets"], doc["counts"] = sum(counts.values()), counts
     if targets is not None:
-        runs = _runs(exe.id, level)
-        doc["targets"] = [{"device_id": t.device, "status": t.status, "run": t.run, "reason": t.reason or None,
-                           "finished_at": iso(t.finished_at), "record": runs.get(t.device)} for t in targets]
+        doc["targets"] = _target_docs(exe.id, targets, level)
     return doc
 
 
 def get_execution(exe_id: str, level: str | None = None) -> dict:
+    """The document with counts per target status; the targets, each with
+    its run record, embedded when there are at most EMBED_TARGETS_MAX."""
     exe = _get(exe_id)
-    targets = list(ExecTarget.select().where(ExecTarget.execution == exe_id).order_by(ExecTarget.position))
-    return execution_doc(exe, targets, level)
+    counts = dict.fromkeys(TARGET_STATUSES, 0)
+    for status, n in (ExecTarget.select(ExecTarget.status, fn.COUNT(ExecTarget.id))
+                      .where(ExecTarget.execution == exe_id).group_by(ExecTarget.status).tuples()):
+        counts[status] = n
+    targets = None
+    if sum(counts.values()) <= EMBED_TARGETS_MAX:
+        targets = list(ExecTarget.select().where(ExecTarget.execution == exe_id).order_by(ExecTarget.position))
+    return execution_doc(exe, counts, targets, level)
 
 
-def list_executions(flow_id: str | None = None, status: str | None = None) -> list[dict]:
-    query = Execution.select().order_by(Execution.created_at.desc())
+def list_targets(exe_id: str, level: str | None = None, limit: int = paging.DEFAULT_LIMIT,
+                 cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of an execution's targets in their order, with their run records."""
+    _get(exe_id)
+    got = paging.page(ExecTarget.select().where(ExecTarget.execution == exe_id), "exec_targets",
+                      (ExecTarget.position,), limit, cursor)
+    return _target_docs(exe_id, got.rows, level), got.cursor
+
+
+def list_executions(flow_id: str | None = None, status: str | None = None, limit: int = paging.DEFAULT_LIMIT,
+                    cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of executions, newest first."""
+    query = Execution.select()
     if flow_id:
         query = query.where(Execution.flow == flow_id)
     if status:
         query = query.where(Execution.status == status)
-    return [execution_doc(e) for e in query]
+    got = paging.page(query, "executions", (Execution.created_at, Execution.id), limit, cursor, descending=True)
+    return [execution_doc(e) for e in got.rows], got.cursor

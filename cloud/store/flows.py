@@ -20,9 +20,10 @@ from shared_schema.models import draft_problems, normalize_type
 from shared_schema.validate import validate_flow
 
 from cloud import schemas
-from cloud.db import get_or_404
+from cloud.db import get_or_404, tag_match
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Deployment, Flow, FlowVersion
+from cloud.store import paging
 from cloud.timefmt import iso
 
 CONTENT_KEYS = ("definition", "steps", "variables")
@@ -107,14 +108,19 @@ def create_flow(body: dict) -> dict:
     return flow_doc(flow)
 
 
-def list_flows(status: str | None = None, tag: str | None = None) -> list[dict]:
-    query = Flow.select().order_by(Flow.created_at, Flow.id)
+def list_flows(status: str | None = None, tag: str | None = None, limit: int = paging.DEFAULT_LIMIT,
+               cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of flows, oldest first; returns (documents, next cursor)."""
+    query = Flow.select()
     if status:
         query = query.where(Flow.status == status)
     else:
         query = query.where(Flow.status != "archived")  # archived flows are hidden from default views
-    docs = [flow_doc(f) for f in query]
-    return [d for d in docs if not tag or tag in d["tags"]]
+    if tag:
+        query = query.where(tag_match(Flow.tags, tag))
+    got = paging.page(query, "flows", (Flow.created_at, Flow.id), limit, cursor)
+    docs = [flow_doc(f) for f in got.rows]
+    return [d for d in docs if not tag or tag in d["tags"]], got.cursor
 
 
 def get_flow(flow_id: str) -> dict:

@@ -14,7 +14,7 @@ from cloud.db import get_by_pk, get_or_404
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Execution, Flow, Pipeline, PipelineRun
 from cloud.secrets import SecretBox
-from cloud.store import webhooks
+from cloud.store import paging, webhooks
 from cloud.timefmt import iso
 
 RUN_FINISHED = ("completed", "failed", "cancelled")
@@ -60,8 +60,10 @@ def get_pipeline(pipeline_id: str) -> dict:
     return pipeline_doc(_get(pipeline_id), _counts(pipeline_id))
 
 
-def list_pipelines() -> list[dict]:
-    return [pipeline_doc(p, _counts(p.id)) for p in Pipeline.select().order_by(Pipeline.created_at)]
+def list_pipelines(limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of pipelines, oldest first, with their run counters."""
+    got = paging.page(Pipeline.select(), "pipelines", (Pipeline.created_at, Pipeline.id), limit, cursor)
+    return [pipeline_doc(p, _counts(p.id)) for p in got.rows], got.cursor
 
 
 def delete_pipeline(pipeline_id: str) -> None:
@@ -184,7 +186,9 @@ def get_run(pipeline_id: str, run_id: str) -> dict:
     return run_doc(get_run_row(pipeline_id, run_id))
 
 
-def list_runs(pipeline_id: str, limit: int = 50) -> list[dict]:
+def list_runs(pipeline_id: str, limit: int = 50, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a pipeline's runs, newest first."""
     _get(pipeline_id)
-    return [run_doc(r) for r in PipelineRun.select().where(PipelineRun.pipeline == pipeline_id)
-            .order_by(PipelineRun.created_at.desc()).limit(limit)]
+    got = paging.page(PipelineRun.select().where(PipelineRun.pipeline == pipeline_id), "pipeline_runs",
+                      (PipelineRun.created_at, PipelineRun.id), limit, cursor, descending=True)
+    return [run_doc(r) for r in got.rows], got.cursor

@@ -17,8 +17,10 @@ from shared_schema.envelope import chunked, make_envelope, needs_chunks
 
 from cloud.engine.decide import decide
 from cloud.engine.state import (
-    Ack, Deployment as DepState, Send, Target as TargetState, UpdateDeployment, UpdateTarget, command_id,
+    TARGET_STATUSES, Ack, Deployment as DepState, Send, Target as TargetState, UpdateDeployment, UpdateTarget,
+    command_id,
 )
+from cloud.db import chunks, insert_rows, update_in
 from cloud.errors import NotFound
 from cloud.models import Command, Deployment, DeploymentEvent, Device, Program, Target
 from cloud.secrets import SecretBox
@@ -38,14 +40,6 @@ _FINAL = {
 ACTIVE = ("running", "paused")
 
 
-_BULK = 400  # ids per IN (...) list: well under SQLite's bound-variable limit
-
-
-def _chunks(items: list, n: int = _BULK):
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
-
-
 class StepResult(NamedTuple):
     outgoing: list[tuple[str, list[dict]]]  # (device_id, messages) to publish
     update: dict | None  # what changed, for live streams: {"deployment": {...}, "targets": [...]}
@@ -63,12 +57,14 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
         raise NotFound(f"no deployment {dep_id!r}")
     ds = DepState(id=dep.id, strategy=dep.strategy, settings=dep.settings,
                   **{k: getattr(dep, k) for k in _DEP_FIELDS})
-    rows = (Target.select(Target.id, Target.device, Target.board, Target.seq,
-                          *[getattr(Target, k) for k in _TARGET_FIELDS])
-            .where(Target.deployment == dep_id).order_by(Target.position).tuples())
+    # Raw rows, not peewee's per-value conversion: this runs on every step
+    # and reads every target (100,000 of them in a big rollout).
+    sql, params = (Target.select(Target.id, Target.device, Target.board, Target.seq,
+                                 *[getattr(Target, k) for k in _TARGET_FIELDS])
+                   .where(Target.deployment == dep_id).order_by(Target.position).sql())
     ts, meta = [], {}
-    for row in rows:
-        ts.append(TargetState(row[1], *row[4:]))
+    for row in Target._meta.database.execute_sql(sql, params).fetchall():
+        ts.append(TargetState(row[1], row[4], row[5], row[6], row[7], row[8], bool(row[9]), row[10]))
         meta[row[1]] = {"id": row[0], "board": row[2], "seq": row[3]}
     before = {t.device_id: t.step for t in ts}
     actions = decide(ds, ts, events, now)
@@ -108,18 +104,26 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
     for device_id, fields in target_changes.items():
         groups.setdefault(tuple(sorted(fields.items())), []).append(meta[device_id]["id"])
     for fields, ids in groups.items():
-        for chunk in _chunks(ids):
-            Target.update(**dict(fields)).where(Target.id.in_(chunk)).execute()
-    done = [command_id(dep_id, a.device_id, a.step) for a in events if isinstance(a, Ack) and (
-        a.state in _FINAL.get(a.step, ()) or (a.step in ("deploy", "activate") and a.state == "applied"
-                                              and not dep.settings["health_check"]))]
-    for chunk in _chunks(done):
-        Command.update(done=True).where(Command.id.in_(chunk)).execute()
-    for chunk in _chunks(log, 200):
-        DeploymentEvent.insert_many(chunk).execute()
+        update_in(Target, dict(fields), ids)
+    done, heard = [], []
+    for a in events:
+        if isinstance(a, Ack):
+            final = a.state in _FINAL.get(a.step, ()) or (
+                a.step in ("deploy", "activate") and a.state == "applied" and not dep.settings["health_check"])
+            (done if final else heard).append(command_id(dep_id, a.device_id, a.step))
+    update_in(Command, {"done": True}, done)
+    # The device has the command (it acked it on the way): not a message
+    # lost in transit, so the re-send timer starts again from now.
+    update_in(Command, {"last_sent_at": now}, heard)
+    insert_rows(DeploymentEvent, log)
     update = None
     if dep_changes or target_changes:
         public = {k: (iso(v) if k.endswith("_at") else v) for k, v in dep_changes.items() if k != "phase_since"}
+        counts = dict.fromkeys(TARGET_STATUSES, 0)
+        for t in ts:  # after this step: a watcher of a big deployment keeps its counts without the targets
+            counts[target_changes[t.device_id].get("status", t.status) if t.device_id in target_changes
+                   else t.status] += 1
+        public["counts"] = counts
         update = {"id": dep_id, "deployment": public, "targets": [
             {"device_id": d, **{k: (iso(v) if k == "updated_at" else v) for k, v in f.items()
                                 if k in ("status", "step", "ack", "seq", "reason", "updated_at")}}
@@ -148,13 +152,13 @@ def _commands(dep: Deployment, sends: list[Send], meta: dict, before: dict, reas
         return []
     ids = [command_id(dep.id, s.device_id, s.step) for s in sends]
     existing = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         existing.update(Command.select(Command.id, Command.payload).where(Command.id.in_(chunk)).tuples())
     fresh = [s for s, cid in zip(sends, ids) if cid not in existing]
     devices = {}
     programs = {}
     need = [s.device_id for s in fresh if s.step in ("deploy", "stage")]
-    for chunk in _chunks(need):
+    for chunk in chunks(need):
         devices.update((d[0], [d[1], d[2]]) for d in Device.select(Device.id, Device.seq, Device.key_sealed)
                        .where(Device.id.in_(chunk)).tuples())
     for board in {meta[d]["board"] for d in need}:
@@ -175,13 +179,13 @@ def _commands(dep: Deployment, sends: list[Send], meta: dict, before: dict, reas
             program = programs[info["board"]]
             key = box.open(dev[1])
             if needs_chunks(program):
-                envelope, chunks = chunked(program, device_id, key, dev[0], cmd_id)
+                envelope, parts = chunked(program, device_id, key, dev[0], cmd_id)
             else:
-                envelope, chunks = make_envelope(program, device_id, key, dev[0]), []
+                envelope, parts = make_envelope(program, device_id, key, dev[0]), []
             head = {"id": cmd_id, "op": send.step, **envelope}
             if send.step == "deploy":
                 head["health"] = _health(dep.settings)
-            messages = [head, *chunks]
+            messages = [head, *parts]
         elif send.step == "activate":
             messages = [{"id": cmd_id, "op": "activate", "seq": info["seq"], "health": _health(dep.settings)}]
         elif send.step == "rollback":
@@ -199,14 +203,12 @@ def _commands(dep: Deployment, sends: list[Send], meta: dict, before: dict, reas
     for device_id, seq in seqs.items():
         by_seq.setdefault(seq, []).append(device_id)
     for seq, device_ids in by_seq.items():
-        for chunk in _chunks(device_ids):
-            Device.update(seq=seq).where(Device.id.in_(chunk)).execute()
+        update_in(Device, {"seq": seq}, device_ids)
     # A rollback or cancel replaces whatever was still to be delivered.
-    for chunk in _chunks(superseded):
+    for chunk in chunks(superseded):
         Command.update(done=True).where((Command.deployment == dep.id) & (Command.device.in_(chunk))
                                         & (Command.step.in_(("deploy", "stage", "activate")))).execute()
-    for chunk in _chunks(new_rows, 100):
-        Command.insert_many(chunk).execute()
+    insert_rows(Command, new_rows)
     return out
 
 
@@ -228,8 +230,8 @@ def stale_commands(now: float, older_than_s: float) -> list[tuple[str, list[dict
 
 
 def mark_sent(ids: list[str], now: float) -> None:
-    if ids:
-        Command.update(sent_count=Command.sent_count + 1, last_sent_at=now).where(Command.id.in_(ids)).execute()
+    for chunk in chunks(ids):
+        Command.update(sent_count=Command.sent_count + 1, last_sent_at=now).where(Command.id.in_(chunk)).execute()
 
 
 def active_deployments() -> list[str]:

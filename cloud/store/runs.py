@@ -9,6 +9,7 @@ from peewee import SqliteDatabase
 from cloud.db import get_by_pk
 from cloud.errors import NotFound
 from cloud.models import Device, NodeRecord, RunRecord
+from cloud.store import paging
 from cloud.timefmt import iso
 
 _RUN_COLUMNS = ("device", "run", "flow", "ver", "exec", "trigger", "status", "t_ms", "us", "logs", "received_at")
@@ -77,15 +78,17 @@ def nodes_of(record_id: int) -> list[dict]:
             for n in NodeRecord.select().where(NodeRecord.record == record_id).order_by(NodeRecord.id)]
 
 
-def recent_runs(device_id: str, limit: int = 20) -> list[dict]:
+def recent_runs(device_id: str, limit: int = 20, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a device's run records, newest first (as received; in a
+    batch, the later run first)."""
     if get_by_pk(Device, device_id) is None:
         raise NotFound(f"no device {device_id!r}")
-    rows = list(RunRecord.select().where(RunRecord.device == device_id)
-                .order_by(RunRecord.received_at.desc(), RunRecord.run.desc()).limit(limit))
+    got = paging.page(RunRecord.select().where(RunRecord.device == device_id), "runs",
+                      (RunRecord.received_at, RunRecord.id), limit, cursor, descending=True)
     out = []
-    for r in rows:
+    for r in got.rows:
         nodes = nodes_of(r.id)
         out.append({"run": r.run, "flow": r.flow, "ver": r.ver, "exec": r.exec, "trigger": r.trigger,
                     "status": r.status, "t_ms": r.t_ms, "us": r.us, "logs": r.logs, "nodes": nodes,
                     "received_at": iso(r.received_at)})
-    return out
+    return out, got.cursor

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from cloud.errors import Invalid, Problem
 from cloud.schemas import MAX_NUMBER
+from cloud.store import paging
 
 
 def ok(body, status: int = 200) -> web.Response:
@@ -53,3 +54,18 @@ def choice_param(request: web.Request, name: str, choices) -> str | None:
 def admin_only(handler):
     handler.min_role = "admin"
     return handler
+
+
+def page_params(request: web.Request, default: int = paging.DEFAULT_LIMIT,
+                maximum: int = paging.MAX_LIMIT) -> tuple[int, str | None]:
+    """`?limit=` (1 to `maximum`, else a 422 naming it) and `?cursor=` of a
+    list; the cursor itself is checked by the store (cloud.store.paging)."""
+    return int_param(request, "limit", default=default, high=maximum), request.query.get("cursor") or None
+
+
+def paged(request: web.Request, name: str, page: tuple[list, str | None], **extra) -> web.Response:
+    """A list page: `{name: [...], "next": link or null, **extra}`; the
+    link is this request's with the next cursor (filters and limit kept)."""
+    items, cursor = page
+    link = str(request.rel_url.update_query(cursor=cursor)) if cursor else None
+    return ok({**extra, name: items, "next": link})

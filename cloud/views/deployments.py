@@ -6,11 +6,11 @@ from aiohttp import web
 
 from cloud import schemas
 from cloud.appkeys import DB, DRIVER, STREAMS
-from cloud.engine.state import DEPLOYMENT_STATUSES, FINISHED, Cancel, Pause, Resume, Rollback, Start
+from cloud.engine.state import DEPLOYMENT_STATUSES, FINISHED, TARGET_STATUSES, Cancel, Pause, Resume, Rollback, Start
 from cloud.middleware import json_body
 from cloud.store import deployments as store
 from cloud.streams import frame
-from cloud.views.common import choice_param, ok
+from cloud.views.common import choice_param, ok, page_params, paged
 
 
 async def create(request: web.Request):
@@ -20,7 +20,17 @@ async def create(request: web.Request):
 
 async def list_(request: web.Request):
     status = choice_param(request, "status", DEPLOYMENT_STATUSES)
-    return ok({"deployments": await request.app[DB].run(store.list_deployments, status, request.query.get("flow_id"))})
+    limit, cursor = page_params(request)
+    return paged(request, "deployments", await request.app[DB].run(
+        store.list_deployments, status, request.query.get("flow_id"), limit, cursor))
+
+
+async def targets(request: web.Request):
+    dep_id = request.match_info["deployment_id"]
+    status = choice_param(request, "status", TARGET_STATUSES)
+    limit, cursor = page_params(request)
+    return paged(request, "targets", await request.app[DB].run(store.list_targets, dep_id, status, limit, cursor),
+                 deployment_id=dep_id)
 
 
 async def get(request: web.Request):

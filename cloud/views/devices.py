@@ -10,7 +10,7 @@ from cloud.errors import BadGateway, Invalid, Problem
 from cloud.middleware import json_body
 from cloud.store import devices as store
 from cloud.store import runs as run_store
-from cloud.views.common import int_param, ok
+from cloud.views.common import ok, page_params, paged
 
 log = logging.getLogger("fleetflow.api")
 
@@ -61,9 +61,10 @@ def _bool(request: web.Request, name: str):
 
 async def list_(request: web.Request):
     q = request.query
-    docs = await request.app[DB].run(store.list_devices, q.get("tag"), q.get("environment"), q.get("board"),
-                                     _bool(request, "online"))
-    return ok({"devices": [_live(request, d) for d in docs]})
+    limit, cursor = page_params(request)
+    docs, cursor = await request.app[DB].run(store.list_devices, q.get("tag"), q.get("environment"), q.get("board"),
+                                             _bool(request, "online"), limit, cursor)
+    return paged(request, "devices", ([_live(request, d) for d in docs], cursor))
 
 
 async def get(request: web.Request):
@@ -91,6 +92,7 @@ async def delete(request: web.Request):
 
 
 async def runs(request: web.Request):
-    limit = int_param(request, "limit", default=20, high=500)
+    limit, cursor = page_params(request, default=20, maximum=500)
     device_id = request.match_info["device_id"]
-    return ok({"device_id": device_id, "runs": await request.app[DB].run(run_store.recent_runs, device_id, limit)})
+    page = await request.app[DB].run(run_store.recent_runs, device_id, limit, cursor)
+    return paged(request, "runs", page, device_id=device_id)

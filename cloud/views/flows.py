@@ -5,7 +5,7 @@ from aiohttp import web
 from cloud.appkeys import DB
 from cloud.middleware import json_body
 from cloud.store import flows as store
-from cloud.views.common import choice_param, int_param, ok
+from cloud.views.common import choice_param, int_param, ok, page_params, paged
 
 FLOW_STATUSES = ("draft", "published", "archived")
 
@@ -17,7 +17,9 @@ async def create(request: web.Request):
 
 async def list_(request: web.Request):
     status = choice_param(request, "status", FLOW_STATUSES)
-    return ok({"flows": await request.app[DB].run(store.list_flows, status, request.query.get("tag"))})
+    limit, cursor = page_params(request)
+    return paged(request, "flows", await request.app[DB].run(store.list_flows, status, request.query.get("tag"),
+                                                              limit, cursor))
 
 
 async def get(request: web.Request):

@@ -5,7 +5,7 @@ from aiohttp import web
 from cloud.appkeys import BOX, DB, DRIVER
 from cloud.middleware import ROLE, json_body
 from cloud.store import pipelines as store
-from cloud.views.common import ok
+from cloud.views.common import ok, page_params, paged
 
 
 async def create(request: web.Request):
@@ -13,7 +13,8 @@ async def create(request: web.Request):
 
 
 async def list_(request: web.Request):
-    return ok({"pipelines": await request.app[DB].run(store.list_pipelines)})
+    limit, cursor = page_params(request)
+    return paged(request, "pipelines", await request.app[DB].run(store.list_pipelines, limit, cursor))
 
 
 async def get(request: web.Request):
@@ -34,7 +35,9 @@ async def start(request: web.Request):
 
 async def runs(request: web.Request):
     pipeline_id = request.match_info["pipeline_id"]
-    return ok({"pipeline_id": pipeline_id, "runs": await request.app[DB].run(store.list_runs, pipeline_id)})
+    limit, cursor = page_params(request, default=50)
+    return paged(request, "runs", await request.app[DB].run(store.list_runs, pipeline_id, limit, cursor),
+                 pipeline_id=pipeline_id)
 
 
 async def run(request: web.Request):

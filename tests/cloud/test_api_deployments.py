@@ -229,6 +229,8 @@ async def test_a_deployment_streams_metadata_updates_and_complete(api):
     events = await _sse_events(resp, "complete")
     updates = [data for name, data in events if name == "update"]
     assert updates[0]["deployment"]["status"] == "running"
+    assert updates[0]["deployment"]["counts"]["deploying"] == 3  # a big deployment's watcher needs no targets
+    assert updates[-1]["deployment"]["counts"]["success"] == 3
     statuses = {t["device_id"]: t["status"] for u in updates for t in u["targets"] if "status" in t}
     assert statuses == {"dev_001": "success", "dev_002": "success", "dev_003": "success"}
     assert events[-1] == ("complete", {"id": dep["id"], "status": "completed"})

@@ -131,7 +131,7 @@ async def _measure(args, workdir: Path) -> dict:
             await call("POST", f"/deployments/{dep['id']}/start")
             while True:
                 await asyncio.sleep(0.5)
-                got = [d for d in (await call("GET", "/deployments"))["deployments"] if d["id"] == dep["id"]][0]
+                got = await call("GET", f"/deployments/{dep['id']}")  # counts; targets only when small
                 if args.trace:
                     print(round(time.perf_counter() - t0, 1), got["counts"], flush=True)
                 if got["status"] not in ("running", "paused"):
