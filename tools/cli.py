@@ -20,6 +20,7 @@ COMMANDS = (
     ("devices", "tools.cmd_devices"),
     ("keys", "tools.cmd_keys"),
     ("flash", "tools.cmd_flash"),
+    ("board-check", "tools.cmd_board_check"),
     ("bench", "tools.cmd_bench"),
     ("powercut", "tools.cmd_powercut"),
     ("catalog", "tools.cmd_catalog"),
