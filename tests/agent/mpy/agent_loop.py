@@ -61,7 +61,7 @@ for name, exc in (("KeyboardInterrupt passes", KeyboardInterrupt()), ("SystemExi
 # the records after it still go out.
 import gc
 from fleetflow.records import RunBuffer
-from fleetflow.runsmsg import MsgBuf
+from fleetflow.runsmsg import PIECE
 
 
 class _Link:
@@ -86,7 +86,7 @@ class _Flushing:
         self._last_runs = 0
         self._next_health = 0
         self.cfg = {"runs_batch": 4, "health_interval_s": 1, "heap_log": False}
-        self._msgbuf = MsgBuf(2048)
+        self._piece = bytearray(PIECE)
         self.dev = "d1"
 
     def health(self):
