@@ -20,29 +20,10 @@ import threading
 import pytest
 
 from cloud.config import Config
-from shared_schema.boards import load_board
+from tools.bench.runaway import ladder, unchecked_program
 from test_integration_fleet import CLOUD_PW, Cloud, broker, publish  # noqa: F401 (broker: a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
-
-
-def ladder(stages: int) -> dict:
-    """inject, then per stage a node (x) feeding two switches whose two ports
-    both lead into the next stage's node: that node gets two messages for
-    each one x got, so the messages double at every stage."""
-    nodes = [{"id": "n1", "type": "inject", "config": {}}]
-    conns = []
-    prev = "n1"
-    for k in range(stages):
-        a, b, x = f"s{k}a", f"s{k}b", f"x{k + 1}"
-        nodes += [{"id": a, "type": "switch", "config": {"op": "ge", "value": 0}},
-                  {"id": b, "type": "switch", "config": {"op": "ge", "value": 0}},
-                  {"id": x, "type": "counter", "config": {}}]
-        conns += [{"source": prev, "target": a}, {"source": prev, "target": b}]
-        for s in (a, b):
-            conns += [{"source": s, "target": x, "port": 0}, {"source": s, "target": x, "port": 1}]
-        prev = x
-    return {"name": f"ladder {stages}", "definition": {"nodes": nodes, "connections": conns}}
 
 
 SMALL = {"name": "small", "definition": {
@@ -56,13 +37,10 @@ def _send_anyway(broker, flow: dict, dev: str, key_hex: str, cmd_id: str) -> dic
     Returns the device's `done` ack."""
     import paho.mqtt.client as mqtt
 
-    from shared_schema.compiler import CompiledProgram, build_program, encode
+    from shared_schema.compiler import CompiledProgram
     from shared_schema.envelope import make_envelope
-    from shared_schema.validate import analyse
 
-    a = analyse(flow, "unix-sim")
-    assert a.problems == []
-    data = encode(build_program(a, load_board("unix-sim"), "flow_runaway", 1))
+    data = unchecked_program(flow)
     program = CompiledProgram(data, hashlib.sha256(data).hexdigest(), len(data), "flow_runaway", 1, "unix-sim")
     cmd = dict(make_envelope(program, dev, bytes.fromhex(key_hex), 0), id=cmd_id, op="exec", exec=cmd_id)
     done, subscribed = queue.Queue(), threading.Event()

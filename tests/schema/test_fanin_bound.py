@@ -14,28 +14,12 @@ from shared_schema import graph
 from shared_schema.boards import load_board
 from shared_schema.compiler import FANIN_MAX, CompileError, compile_program, fanin_limit
 from shared_schema.validate import validate_flow
+from tools.bench.runaway import ladder
 
 from .test_validate_table import BASE, STEPS
 
 REPO = Path(__file__).resolve().parents[2]
 UNIX = load_board("unix-sim")
-
-
-def ladder(stages: int) -> dict:
-    """inject, then per stage two switches whose two ports both lead into the
-    stage's counter, which feeds the next stage's two switches."""
-    nodes = [{"id": "n1", "type": "inject", "config": {}}]
-    conns = []
-    prev = "n1"
-    for k in range(stages):
-        a, b, x = f"s{k}a", f"s{k}b", f"x{k + 1}"
-        nodes += [{"id": a, "type": "switch", "config": {}}, {"id": b, "type": "switch", "config": {}},
-                  {"id": x, "type": "counter", "config": {}}]
-        conns += [{"source": prev, "target": a}, {"source": prev, "target": b}]
-        for s in (a, b):
-            conns += [{"source": s, "target": x, "port": 0}, {"source": s, "target": x, "port": 1}]
-        prev = x
-    return {"name": f"ladder {stages}", "definition": {"nodes": nodes, "connections": conns}}
 
 
 def merge(roots: int) -> dict:
