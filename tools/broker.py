@@ -524,6 +524,11 @@ class AmqttBroker(Broker):
     async def _kick(self, name: str) -> None:
         for client_id, (session, handler) in list(self._broker.sessions.items()):
             if session.username == name:
+                # Close the socket itself: amqtt's disconnect waiter does not
+                # exist yet in the moment between its CONNACK and its message
+                # loop, so only telling the handler could miss a fresh session.
+                if handler is not None and handler.writer is not None:
+                    await handler.writer.close()
                 if handler is not None:
                     await handler.handle_connection_closed()
                 await self._broker._delete_session(client_id)
