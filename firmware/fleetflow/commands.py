@@ -172,6 +172,10 @@ def _exec(ag, cmd):
         if _waiting(ag, cmd["id"]):  # a repeat while its delays wait: not run again
             ag.ack(cmd, "received")
             return
+        # the memory budget of waiting executions: each keeps its program and
+        # interpreter (~9 KB for 20 nodes) until its delays have run
+        if len(ag.execs) >= 2:
+            raise FFError("memory budget: 2 inline executions wait for their delays")
         # an inline program: verified like a stage (seq 0), run once, never stored
         hdr = gate.header_of(cmd)
         gate.check_envelope(hdr, ag.check_sig, 0, ag.board.get("program_max_bytes", 8192), True)

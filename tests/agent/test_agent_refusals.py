@@ -232,3 +232,21 @@ def test_an_execution_with_a_delay_is_done_after_the_nodes_behind_it_ran(tmp_pat
         time.sleep(3.5)
         assert [a["state"] for a in r.acks("e2")] == ["received"]
         assert len(r.cloud.json_on(f"ff/{DEV}/out/late")) == 1
+
+
+@pytest.mark.broker
+def test_at_most_two_inline_executions_wait_for_their_delays(tmp_path):
+    # each waiting execution keeps its program and interpreter on the heap:
+    # a third is refused (memory budget) instead of piling them up
+    with rig(tmp_path, "mosquitto") as r:
+        r.status(lambda s: s.get("state") == "online")
+        for k in (1, 2):
+            r.send(dict(envelope(_delayed_flow(60000), ver=3, seq=0), id=f"w{k}", op="exec", exec=f"y{k}"))
+            r.ack(f"w{k}", "received")
+        r.send(dict(envelope(_delayed_flow(60000), ver=3, seq=0), id="w3", op="exec", exec="y3"))
+        rej = r.ack("w3", "rejected")
+        assert rej["reason"] == "memory budget: 2 inline executions wait for their delays"
+        r.send({"id": "c1", "op": "cancel", "target": "w1"})
+        r.ack("c1", "received")
+        r.send(dict(envelope(_delayed_flow(60000), ver=3, seq=0), id="w4", op="exec", exec="y4"))
+        r.ack("w4", "received")     # one place freed, one taken
