@@ -13,6 +13,7 @@ import sys
 
 COMMANDS = (
     ("serve", "tools.cmd_serve"),
+    ("broker", "tools.cmd_broker"),
     ("sim", "tools.cmd_sim"),
     ("demo", "tools.cmd_demo"),
     ("flow", "tools.cmd_flow"),

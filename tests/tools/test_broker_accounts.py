@@ -187,3 +187,46 @@ def test_every_board_reads_the_largest_packet_the_broker_lets_through():
 
     assert {b: load_board(b).msg_max_bytes >= MAX_PACKET_BYTES for b in board_names()} == {
         b: True for b in board_names()}
+
+
+@pytest.mark.skipif(not mosquitto_path(), reason="mosquitto not installed")
+async def test_the_readme_set_up_gives_a_broker_serve_provisions_on(tmp_path, capsys, monkeypatch):
+    """README step 1 and 2 in small: `broker init` and `broker config`, then
+    `serve`'s hooks make an account a device can use, and delete it."""
+    import argparse
+    import asyncio
+    import os
+    import subprocess
+
+    from tools.broker import _wait_port, dynsec_plugin_path, free_port, mosquitto_config
+    from tools.cli import main
+    from tools.cmd_serve import build_config
+    from tools.proc import owned_popen
+
+    port = free_port()
+    assert main(["broker", "init", "--dir", str(tmp_path), "--port", str(port)]) == 0
+    env_line = capsys.readouterr().out.strip()
+    assert env_line.startswith("FLEETFLOW_MQTT_URL=mqtt://cloud:") and env_line.endswith(f"@127.0.0.1:{port}")
+    assert (tmp_path / "dynamic-security.json").stat().st_mode & 0o777 == 0o600
+    assert main(["broker", "init", "--dir", str(tmp_path)]) == 1  # never over the broker's accounts
+    assert main(["broker", "config", "--dir", "/var/lib/mosquitto"]) == 0
+    assert capsys.readouterr().out == mosquitto_config()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(mosquitto_config(port=port, host="127.0.0.1", data_dir=str(tmp_path), plugin=dynsec_plugin_path(),
+                                     log_file=str(tmp_path / "m.log"), run_as_root=os.geteuid() == 0))
+    proc = owned_popen([mosquitto_path(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       umask=0o077)
+    try:
+        _wait_port("127.0.0.1", port, 10, alive=lambda: proc.poll() is None)
+        monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
+        config = build_config(argparse.Namespace(db=f"sqlite:///{tmp_path / 'c.db'}", mqtt=env_line.split("=", 1)[1],
+                                                 prefix="ff", tick=1.0, broker_accounts="dynsec"))
+        broker = argparse.Namespace(host="127.0.0.1", port=port)
+        await config.on_provision("kitchen-1", "pw-1")
+        assert await asyncio.to_thread(connect_rc, broker, "kitchen-1", "pw-1", "kitchen-1") == 0
+        await config.on_delete("kitchen-1")
+        assert await asyncio.to_thread(connect_rc, broker, "kitchen-1", "pw-1", "kitchen-1") not in (0, -1)
+        assert (tmp_path / "dynamic-security.json").stat().st_mode & 0o777 == 0o600  # re-saved by Mosquitto
+    finally:
+        proc.terminate()
+        proc.wait(5)
