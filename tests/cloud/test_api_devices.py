@@ -49,7 +49,7 @@ async def test_a_failing_provision_hook_keeps_nothing_so_a_retry_works(aiohttp_c
     def on_provision(device_id, password):
         calls.append(device_id)
         if len(calls) == 1:
-            raise OSError("Permission denied: /etc/mosquitto/fleetflow.passwd")
+            raise OSError("Permission denied: the broker refused")
 
     cloud_config.on_provision = on_provision
     app = init_app(cloud_config)
@@ -62,6 +62,40 @@ async def test_a_failing_provision_hook_keeps_nothing_so_a_retry_works(aiohttp_c
     resp = await client.post("/api/v1/devices", json={"id": "k1", "board": "unix-sim"}, headers=headers)
     assert resp.status == 201 and (await resp.json())["credentials"]["mqtt"]["password"]
     assert calls == ["k1", "k1"]
+
+
+async def test_the_cloud_s_own_broker_names_are_refused_as_device_ids(aiohttp_client, cloud_config):
+    from cloud.app import init_app
+    from cloud.store import keys as key_store
+
+    cloud_config.mqtt_client_id = "plant-cloud"
+    cloud_config.mqtt_url = "mqtt://plant-bridge:pw@127.0.0.1:1"
+    app = init_app(cloud_config)
+    headers = {"x-api-key": app[DB].call(key_store.create_key, "admin")["key"]}
+    client = await aiohttp_client(app)
+    for device_id in ("cloud", "ADMIN", "fleetflow-x", "plant-cloud", "Plant-Bridge"):
+        resp = await client.post("/api/v1/devices", json={"id": device_id, "board": "unix-sim"}, headers=headers)
+        problem = await resp.json()
+        assert resp.status == 422 and problem["errors"][0]["pointer"] == "/id", (device_id, problem)
+    assert app[DB].call(lambda: Device.select().count()) == 0
+
+
+async def test_a_broker_that_does_not_delete_the_account_keeps_the_device(aiohttp_client, cloud_config):
+    from cloud.app import init_app
+    from cloud.store import keys as key_store
+
+    def on_delete(device_id):
+        raise OSError("broker away")
+
+    cloud_config.on_delete = on_delete
+    app = init_app(cloud_config)
+    headers = {"x-api-key": app[DB].call(key_store.create_key, "admin")["key"]}
+    client = await aiohttp_client(app)
+    assert (await client.post("/api/v1/devices", json={"id": "k2", "board": "unix-sim"}, headers=headers)).status == 201
+    resp = await client.delete("/api/v1/devices/k2", headers=headers)
+    assert resp.status == 502 and "broker away" in (await resp.json())["detail"]
+    assert (await client.get("/api/v1/devices/k2", headers=headers)).status == 200
+    assert (await client.delete("/api/v1/devices/nope", headers=headers)).status == 404
 
 
 async def test_duplicate_ids_conflict_and_bad_bodies_point_at_fields(api):
