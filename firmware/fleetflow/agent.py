@@ -93,6 +93,7 @@ class Agent(CommandLog):
         self._status_due = True
         self._warm = False        # cold code may be loaded: _cool it
         self.xfer = None          # a chunked transfer in progress (fleetflow.transfer)
+        self.staging = None       # (command, header) of a staged program to check
         self.execs = []           # inline executions whose delays are to come: (interpreter, cmd)
         CommandLog.__init__(self)
 
@@ -124,8 +125,23 @@ class Agent(CommandLog):
             self._run_slot(booted)
         self._cool()
 
-    def _run_slot(self, booted):
-        """Start the program of (slot, header, bytes); roll back if it can't."""
+    def _check_staged(self):
+        # A stage/deploy whose bytes are all in: its program is parsed and
+        # checked here, after the command returned and the command code was
+        # let go -- that parse is a deploy's heap peak, next to the running
+        # flow -- then the command code finishes it (acks, activation).
+        cmd, hdr = self.staging
+        self.staging = None
+        self._cool()
+        from fleetflow.gate import check_staged
+        self._warm = True
+        p, err = check_staged(self.slots, hdr, self.board, self.table)
+        from fleetflow.commands import staged
+        staged(self, cmd, p, err)
+
+    def _run_slot(self, booted, p=None):
+        """Start the program of (slot, header, bytes) -- or p, its Program,
+        when it was just checked; roll back if it can't."""
         if self.it is not None:
             self.it.stop()
             self.it = None
@@ -136,9 +152,10 @@ class Agent(CommandLog):
             return
         slot, hdr, prog = booted
         try:
-            from fleetflow.gate import load
-            self._warm = True
-            p = load(prog, self.board, self.table)
+            if p is None:
+                from fleetflow.gate import load
+                self._warm = True
+                p = load(prog, self.board, self.table)
             del prog
             from fleetflow.interp import Interpreter
             # with fan-in a record holds up to 32 more rows (fanin.MAX_RUNS)
@@ -237,6 +254,8 @@ class Agent(CommandLog):
         if self.link.inbox:
             while self.link.inbox:
                 self.command(self.link.inbox.pop(0)[1])
+                if self.staging is not None:
+                    self._check_staged()
             if self.cfg["heap_log"]:
                 _heap_log("cmd")
         it = self.it

@@ -38,8 +38,13 @@ def handle(ag, cmd):
     if cid is None or fn is None:
         ag.ack(cmd, "rejected", "bad command: needs an id and a known op")
         return
+    _guarded(ag, cmd, fn)
+
+
+def _guarded(ag, cmd, fn, *args):
+    # fn(ag, cmd, *args), every failure acked as the command's refusal
     try:
-        fn(ag, cmd)
+        fn(ag, cmd, *args)
     except FFError as e:
         ag.ack(cmd, "rejected", e.args[0], **_next_of(ag, cmd))
     except MemoryError:
@@ -60,20 +65,6 @@ def _next_of(ag, cmd):
 # -- ops --
 def _ping(ag, cmd):
     ag.ack(cmd, "received")
-
-
-def _validator(ag, hdr):
-    def validate(prog):
-        # The signature and digests are checked by now: let their code go
-        # before the loader comes in (the peak of a deploy is this moment),
-        # and the run records' wire code too (the next flush reloads it).
-        unload("verify", "hmac256", "record_wire")
-        gc.collect()
-        p = gate.load(prog, ag.board, ag.table)
-        if p.flow != hdr["flow"] or p.ver != hdr["ver"]:
-            raise FFError("corrupted: program is %s v%s, envelope says %s v%s" % (
-                p.flow, p.ver, hdr["flow"], hdr["ver"]))
-    return validate
 
 
 def _stage(ag, cmd):
@@ -111,11 +102,21 @@ def _stage(ag, cmd):
 
 
 def _staged(ag, cmd, hdr):
-    ag.slots.stage_finish(_validator(ag, hdr))
-    a = ag.ack(cmd, "staged")
+    # All the bytes are in: the agent checks the program as soon as this
+    # command returns and its code is let go (Agent._check_staged), since
+    # parsing the program is a deploy's heap peak; then staged() below.
+    ag.staging = (cmd, hdr)
+
+
+def staged(ag, cmd, p, err):
+    """The end of a stage/deploy once the agent checked the staged program
+    (fleetflow.gate.check_staged): p the Program, or err why it is refused."""
+    if err is not None:
+        ag.ack(cmd, "rejected", err)
+        return
+    ag.ack(cmd, "staged")
     if cmd["op"] == "deploy":
-        _activate(ag, cmd)
-    return a
+        _guarded(ag, cmd, _activate, p)
 
 
 def _abort_xfer(ag):
@@ -138,13 +139,12 @@ def _chunk(ag, cmd):
     ag.ack(cmd, "received", next=x.next)
     if done:
         ag.xfer = None
-        try:
-            _staged(ag, x.cmd, x.hdr)
-        except FFError as e:
-            ag.ack(x.cmd, "rejected", e.args[0])
+        _staged(ag, x.cmd, x.hdr)
 
 
-def _activate(ag, cmd):
+def _activate(ag, cmd, p=None):
+    # p: the staged slot's Program when a deploy checked it a moment ago
+    # (not read and parsed again)
     st = ag.slots.state
     staged = st["staged"]
     if staged is None:
@@ -154,9 +154,12 @@ def _activate(ag, cmd):
     if cmd["op"] == "activate" and want is not None and hdr and hdr["seq"] != want:
         raise FFError("staged seq is %s, not %s" % (hdr["seq"], want))
     ag.slots.activate({"rule": cmd.get("health"), "cmd": cmd["id"], "op": cmd["op"]})
-    hdr, prog = ag.slots.read_slot(staged)
+    if p is None:
+        hdr, prog = ag.slots.read_slot(staged)
+    else:
+        hdr, prog = ag.slots.header(staged), None
     ag.ack(cmd, "applied", seq=hdr["seq"], slot=staged)
-    ag._run_slot((staged, hdr, prog))
+    ag._run_slot((staged, hdr, prog), p)
 
 
 def _rollback_cmd(ag, cmd):

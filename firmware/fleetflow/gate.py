@@ -9,8 +9,10 @@
 # Cold code: the agent imports it for a command or a slot switch, then lets
 # it go (fleetflow.cold); the signature code (fleetflow.verify) is
 # imported only by the checks that use it.
+import gc
 import hashlib
 from binascii import unhexlify
+from fleetflow.cold import unload
 from fleetflow.errors import FFError
 
 _HDR_KEYS = ("flow", "ver", "seq", "size", "sha", "sig")
@@ -65,6 +67,37 @@ def load(prog, board, table):
         raise
     except Exception as e:  # a bad program must never crash the device
         raise FFError("bad program: %s: %s" % (type(e).__name__, e))
+
+
+def check_staged(slots, hdr, board, table):
+    """Finish the stage in progress (SlotStore.stage_finish): (Program, None)
+    once its digest and its program check out and the slot is committed,
+    else (None, the reason); the stage is aborted then."""
+    box = []
+
+    def validate(prog):
+        # The signature and digests are checked by now: let their code go
+        # before the loader comes in (this is a deploy's heap peak), and the
+        # run records' wire code too (the next flush reloads it).
+        unload("verify", "hmac256", "record_wire")
+        gc.collect()
+        p = load(prog, board, table)
+        if p.flow != hdr["flow"] or p.ver != hdr["ver"]:
+            raise FFError("corrupted: program is %s v%s, envelope says %s v%s" % (
+                p.flow, p.ver, hdr["flow"], hdr["ver"]))
+        box.append(p)
+
+    try:
+        slots.stage_finish(validate)
+        return box[0], None
+    except FFError as e:
+        return None, e.args[0]
+    except MemoryError:
+        box = None
+        gc.collect()
+        return None, "out of memory checking the program"
+    except Exception as e:  # a bad program must never crash the device
+        return None, "error: %s: %s" % (type(e).__name__, e)
 
 
 def make_runner(board, sim_config=None):
