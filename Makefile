@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MPYLIB := build/mpy-lib
+WASM   := tools/bench/wasm
 
 .PHONY: all setup system demo test bench clean
 
@@ -19,12 +20,20 @@ $(BIN)/.installed: pyproject.toml
 $(MPYLIB)/umqtt/simple.py: tools/fetch_umqtt.py | $(BIN)/.installed
 	$(BIN)/python tools/fetch_umqtt.py $(MPYLIB)
 
+# MicroPython's WebAssembly port (32-bit) for `fleetflow bench heap32`, from
+# the lockfile; best effort (no node/npm, or offline: that bench says so).
+$(WASM)/node_modules/.installed: $(WASM)/package.json $(WASM)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd $(WASM) && npm ci --no-audit --no-fund --loglevel=error) && touch $@ \
+		|| echo "WARNING: npm ci in $(WASM) failed: fleetflow bench heap32 won't run"; \
+	else echo "WARNING: npm not found: fleetflow bench heap32 (32-bit heap figures) won't run"; fi
+
 # Debian packages the tests and demo use (mosquitto, socat); best effort
 # when not root, and the tests say loudly what they fell back to.
 system:
 	@bash tools/setup_system.sh
 
-setup: $(BIN)/.installed $(MPYLIB)/umqtt/simple.py system
+setup: $(BIN)/.installed $(MPYLIB)/umqtt/simple.py $(WASM)/node_modules/.installed system
 
 demo: setup
 	$(BIN)/fleetflow demo
@@ -36,4 +45,4 @@ bench: setup
 	$(BIN)/fleetflow bench
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis var
+	rm -rf $(VENV) build .pytest_cache .hypothesis var $(WASM)/node_modules
