@@ -68,6 +68,13 @@ def _v7_big_fleets(db: peewee.Database) -> None:
     pw_migrate.migrate(*ops)
 
 
+def _v8_run_err(db: peewee.Database) -> None:
+    """Why a run failed (the run record's `err`: a budget, the failing node)."""
+    if "err" not in {c.name for c in db.get_columns("run_record")}:
+        migrator = pw_migrate.SchemaMigrator.from_database(db)
+        pw_migrate.migrate(migrator.add_column("run_record", "err", models.RunRecord.err))
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
@@ -76,6 +83,7 @@ STEPS = [
     (5, _v5_webhooks),
     (6, _v6_pipelines),
     (7, _v7_big_fleets),
+    (8, _v8_run_err),
 ]
 LATEST = STEPS[-1][0]
 

@@ -179,6 +179,7 @@ class RunRecord(BaseModel):
     us = peewee.IntegerField(default=0)
     logs = JSONField(null=True)
     received_at = peewee.DoubleField()
+    err = peewee.TextField(null=True)  # why the run failed, as the device said
 
     class Meta:
         indexes = ((("device", "received_at"), False),)

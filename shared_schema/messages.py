@@ -105,6 +105,7 @@ class RunRecord(_Msg):
     us: int = 0
     nodes: list[NodeRecord] = Field(default_factory=list)
     logs: list[list[Any]] = Field(default_factory=list)  # [severity, node id, text]
+    err: str | None = None  # why the run failed (a budget, the failing node, bad overrides)
 
 
 class RunsBatch(_Msg):

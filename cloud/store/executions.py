@@ -204,7 +204,7 @@ def _runs(exe_id: str, level: str | None, devices: list[str]) -> dict[str, dict]
                     and entry[0] in LOG_LEVELS and LOG_LEVELS.index(entry[0]) >= floor]
             rec = out.get(r.device)
             if rec is None:
-                out[r.device] = {"run": r.run, "status": r.status, "us": r.us, "trigger": r.trigger,
+                out[r.device] = {"run": r.run, "status": r.status, "err": r.err, "us": r.us, "trigger": r.trigger,
                                  "nodes": nodes_of(r.id), "logs": logs}
                 continue
             rec["run"] = r.run
@@ -213,6 +213,7 @@ def _runs(exe_id: str, level: str | None, devices: list[str]) -> dict[str, dict]
             rec["logs"] += logs
             if rec["status"] == "completed":
                 rec["status"] = r.status
+                rec["err"] = r.err
     return out
 
 

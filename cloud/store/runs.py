@@ -12,10 +12,11 @@ from cloud.models import Device, NodeRecord, RunRecord
 from cloud.store import paging
 from cloud.timefmt import iso
 
-_RUN_COLUMNS = ("device", "run", "flow", "ver", "exec", "trigger", "status", "t_ms", "us", "logs", "received_at")
+_RUN_COLUMNS = ("device", "run", "flow", "ver", "exec", "trigger", "status", "t_ms", "us", "logs", "received_at", "err")
 _NODE_COLUMNS = ("record", "device", "run", "node", "type", "us", "port", "out", "err")
 _SQL: dict = {}
 OUT_MAX = 200  # characters of a node's output summary kept
+ERR_MAX = 500  # characters of a run's error kept
 
 
 def _sql(model, columns) -> str:
@@ -57,7 +58,8 @@ def ingest(batches: list[tuple[str, dict, float]]) -> int:
     for device_id, batch, now in batches:
         for rec in batch.get("runs") or ():
             runs.append((device_id, rec["run"], rec.get("flow"), rec.get("ver"), rec.get("exec"), rec.get("trigger"),
-                         rec["status"], rec.get("t_ms"), rec.get("us") or 0, rec.get("logs") or None, now))
+                         rec["status"], rec.get("t_ms"), rec.get("us") or 0, rec.get("logs") or None, now,
+                         _text(rec.get("err"), ERR_MAX)))
             node_lists.append(rec.get("nodes") or ())
     if not runs:
         return 0
@@ -71,6 +73,10 @@ def ingest(batches: list[tuple[str, dict, float]]) -> int:
     if nodes:
         NodeRecord._meta.database.cursor().executemany(_sql(NodeRecord, _NODE_COLUMNS), nodes)
     return len(nodes)
+
+
+def _text(value, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
 
 
 def nodes_of(record_id: int) -> list[dict]:
@@ -89,6 +95,6 @@ def recent_runs(device_id: str, limit: int = 20, cursor: str | None = None) -> t
     for r in got.rows:
         nodes = nodes_of(r.id)
         out.append({"run": r.run, "flow": r.flow, "ver": r.ver, "exec": r.exec, "trigger": r.trigger,
-                    "status": r.status, "t_ms": r.t_ms, "us": r.us, "logs": r.logs, "nodes": nodes,
-                    "received_at": iso(r.received_at)})
+                    "status": r.status, "err": r.err, "t_ms": r.t_ms, "us": r.us, "logs": r.logs,
+                    "nodes": nodes, "received_at": iso(r.received_at)})
     return out, got.cursor

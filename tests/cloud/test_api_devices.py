@@ -141,11 +141,12 @@ async def test_run_reports_are_stored_and_listed_per_node(api):
     assert runs[0]["logs"] == [["warning", "n1", "read failed, retry 1/2"]]
     # a device's run counter restarts (a reboot, an inline run): records stay apart
     again = {"dev": "r1", "dropped": 0, "runs": [
-        {"run": 1, "flow": "flow_y", "ver": 1, "status": "failed", "us": 5,
+        {"run": 1, "flow": "flow_y", "ver": 1, "status": "failed", "us": 5, "err": "m1: TypeError",
          "nodes": [{"id": "m1", "type": "adc", "us": 5, "out": None, "port": None, "err": "TypeError"}]}]}
     api.app[DB].call(ingest, [("r1", again, 11.0)])
     runs = (await api.get("/devices/r1/runs?limit=3"))["runs"]
     assert [(r["run"], r["flow"], [n["id"] for n in r["nodes"]]) for r in runs] == [
         (1, "flow_y", ["m1"]), (2, "flow_x", ["n1", "n2"]), (1, "flow_x", ["n1", "n2"])]
+    assert [r["err"] for r in runs] == ["m1: TypeError", None, None]  # why a run failed is kept
     await api.get("/devices/r1/runs?limit=0", expect=422)
     await api.get("/devices/ghost/runs", expect=404)

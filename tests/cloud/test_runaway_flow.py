@@ -104,7 +104,7 @@ async def test_runaway_fan_out_is_refused_and_never_knocks_a_device_over(tmp_pat
             runs = (await cloud.call("GET", "/devices/dev_r/runs?limit=5"))["runs"]
             return [r for r in runs if r["exec"] == "exec-runaway"]
         [run] = await cloud.wait("the runaway's run record", run_failed, 30)
-        assert run["status"] == "failed" and len(run["nodes"]) <= 25 + 32
+        assert run["status"] == "failed" and run["err"] == ack["reason"] and len(run["nodes"]) <= 25 + 32
 
         # still reporting: its health goes on ...
         before = (await cloud.call("GET", "/devices/dev_r"))["health"]["uptime_s"]
