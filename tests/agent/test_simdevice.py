@@ -69,3 +69,36 @@ def test_bundle_board_carries_the_hash_the_device_would_compute():
                           env=simdevice.mpy_env(bundle / "lib"), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == board["nt_hash"]
+
+
+@pytest.mark.broker
+def test_a_new_broker_port_is_written_into_the_image_and_its_flow_kept(tmp_path):
+    # a restarted simulator's broker listens elsewhere (issue 9: the image
+    # kept the old port and the device stayed offline); here the new port is
+    # a relay to the same broker
+    from agent_flows import KEY, deploy_cmd, good_flow
+    from tools.netfault import FlakyLink
+    from tools.simdevice import SimDevice
+
+    with rig(tmp_path, "mosquitto") as r:
+        r.status(lambda s: s.get("state") == "online")
+        r.send(deploy_cmd("d1", good_flow(1), ver=1, seq=1))
+        r.ack("d1", "healthy")
+        r.device.stop()
+        stamp = r.device.stamp_path.read_text()
+        relay = FlakyLink(r.broker.host, r.broker.port, up_s=3600, down_s=0).start()
+        try:
+            same = ("health_interval_s", "keepalive_s", "socket_timeout_s", "backoff_min_ms", "backoff_max_ms")
+            moved = SimDevice(tmp_path / "dev", DEV, KEY, relay.host, relay.port, "devpw",
+                              settings={k: r.device.config[k] for k in same})
+            assert relay.port != r.broker.port
+            n = r.n_status()
+            moved.start()
+            try:
+                st = r.online_since(n)
+                assert (st["ver"], st["slot"], st["trial"]) == (1, "a", False)  # its flow, from its flash
+                assert moved.stamp_path.read_text() != stamp
+            finally:
+                moved.kill()
+        finally:
+            relay.stop()
