@@ -7,9 +7,8 @@
 #   interpreter    runs what is due; an escaping exception on trial rolls back
 #   health gate    on trial: confirm or roll back (fleetflow.health)
 #   flush          acks/status/out (QoS 1) then run batches, heartbeat (QoS 0)
-# then sleeps until the next due thing (Agent._idle_ms): a timer or polled
-# source of the flow, a ping or reconnect, a run batch or heartbeat -- or a
-# message on the socket, which wakes it at once (Link.wait: select.poll).
+# then sleeps until the flow's next timer or polled source, at most 1 s, or
+# until a message on the socket wakes it (Link.wait: select.poll).
 # Nothing escapes step(): the device keeps running its flow without the
 # cloud, and buffers what it has to say (bounded, drops counted).
 #
@@ -36,8 +35,7 @@ from fleetflow.cmdlog import CommandLog
 _MAX_OUTBOX = const(24)
 _RUNS_EVERY_MS = const(1000)
 _RUNS_MSG_BYTES = const(1024)  # a runs message takes no more records past this size
-_MAX_SLEEP_MS = const(1000)  # the longest sleep between loop steps, whatever is due
-_TRIAL_MS = const(100)       # on trial the health gate is judged this often
+_MAX_SLEEP_MS = const(1000)  # the longest sleep between loop steps
 # A run record holds a row per node (its tick and its output message: ~65 B a
 # row on a 64-bit port, ~40 B on a 32-bit board) until it is shipped, and a
 # row is ~80 B of JSON: records wait for a message-full of rows, not for a
@@ -194,33 +192,20 @@ class Agent(CommandLog):
             _heap_log("boot")
         while True:
             self.safe_step()
-            now = time.ticks_ms()
+            # Sleep until the flow's next timer or poll, at most 1 s: what the
+            # agent and the link do on their own (pings, reconnects, run
+            # batches, heartbeats) is a second or more apart, so due at most
+            # that late. A message on the socket ends the sleep at once.
+            ms = _MAX_SLEEP_MS
             try:
-                ms = self._idle_ms(now)
+                now = time.ticks_ms()
+                if self.it is not None:
+                    ms = self.it.idle_ms(now, ms)
+                for x in self.execs:
+                    ms = x[0].idle_ms(now, ms)
             except Exception:  # never a reason to stop the loop: a short nap instead
                 ms = 5
-            self.link.wait(ms, now)  # or less: the link's own next step; a message ends it early
-
-    def _idle_ms(self, now):
-        # how long the loop may sleep: until the next due thing
-        ms = _MAX_SLEEP_MS
-        if self.link.connected:
-            if self._status_due or self.outbox:
-                return 0
-            ms = min(ms, time.ticks_diff(self._next_health, now))
-            n = len(self.records)
-            if n >= self._runs_ship:
-                return 0
-            if n:
-                ms = min(ms, time.ticks_diff(self._last_runs, now) + _RUNS_EVERY_MS)
-        it = self.it
-        if it is not None:
-            if self.slots.state["trial"] and ms > _TRIAL_MS:
-                ms = _TRIAL_MS
-            ms = it.idle_ms(now, ms)
-        for x in self.execs:
-            ms = x[0].idle_ms(now, ms)
-        return ms
+            self.link.wait(ms)
 
     def safe_step(self):
         """step(), with any Exception caught, counted (health: loop_errors) and

@@ -10,9 +10,7 @@
 #  - incoming messages are only queued in the callback: nothing is published
 #    from inside it (a QoS 1 publish there would re-enter wait_msg);
 #  - between loop steps the device sleeps in wait(): select.poll on the
-#    socket, so a message from the broker wakes it at once, and no later
-#    than the link itself needs a step (a ping, the answer deadline, a
-#    reconnect);
+#    socket, so a message from the broker wakes it at once;
 #  - a message bigger than the board's `msg_max_bytes` (or than the heap can
 #    hold) is never allocated: read off the socket in small pieces, dropped,
 #    acked all the same, and queued as (reason, first bytes) for the agent to
@@ -236,20 +234,16 @@ class Link:
         except Exception as e:
             self.drop(e)
 
-    def wait(self, ms, now):
-        """Sleep up to ms, less if the link is due sooner (a ping, the answer
-        deadline, a reconnect); a message from the broker ends it early.
-        Never raises (KeyboardInterrupt passes)."""
+    def wait(self, ms):
+        """Sleep up to ms, or until the next reconnect attempt while down; a
+        message from the broker ends it early. Never raises (KeyboardInterrupt
+        passes)."""
         if self.inbox or self._more:
             return
-        if self.connected:
-            ka = self.keepalive_s
-            ms = min(ms, time.ticks_diff(self._last_io, now) + ka * 500,
-                     time.ticks_diff(_SockModule.last_rx, now) + ka * 1500 + 1)
-        else:
-            ms = min(ms, time.ticks_diff(self._retry_at, now))
+        if not self.connected:
+            ms = min(ms, time.ticks_diff(self._retry_at, time.ticks_ms()))
         if ms <= 0:
-            return
+            return  # (a negative timeout would be no timeout at all)
         p = self._poller
         if p:
             try:
