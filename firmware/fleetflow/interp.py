@@ -44,8 +44,6 @@ def _print_publish(topic, payload, qos, retain):
 def _err_text(e):
     if isinstance(e, OSError) and e.args and e.args[0] == 110:
         return "OSError: ETIMEDOUT"
-    if isinstance(e, FFError):      # already a named reason
-        return e.args[0]
     return "%s: %s" % (type(e).__name__, e)
 
 
