@@ -48,14 +48,14 @@ async def _engine(app: web.Application):
         tasks.append(asyncio.create_task(bridge.flush_health(), name="fleetflow-health"))
         tasks.append(asyncio.create_task(bridge.flush_runs(), name="fleetflow-runs"))
     yield
+    if bridge is not None:
+        await bridge.store_runs()  # what was heard is stored, and acked while the link is still up
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await driver.close()
-    if bridge is not None:
-        await bridge.store_runs()  # what was heard is kept
 
 
 def init_app(config: Config) -> web.Application:

@@ -5,6 +5,23 @@ It keeps the last reported state of each device in memory (`live`) and in
 the database (status at once, health batched), and hands acks to the
 rollout driver. It uses a persistent session (clean_session off, fixed
 client id), so acks published while the cloud is down wait in the broker.
+
+Nothing acknowledged is lost (docs/decisions.md, "Acknowledged data";
+the bookkeeping is cloud/inbox.py's, with its rules):
+- QoS 1 messages are acked by hand (paho's manual_ack), in the order they
+  came, once handled: a run report once its transaction has committed,
+  anything else once dispatched. Until then the broker holds the message
+  for our session and sends it again when we reconnect (after a crash too).
+- Run reports are stored as soon as no other message waits (a group commit:
+  a burst is one transaction, a lone report is not held back), or when
+  RUNS_FLUSH_MESSAGES or RUNS_FLUSH_NODES wait, or after RUNS_FLUSH_S.
+- A database that can't be reached keeps the reports unacked and retried; a
+  report the database refuses on its own (its text or numbers) is logged
+  and acked, so it is not redelivered forever.
+- Commands waiting for an answer are sent again at once when the cloud
+  reconnects (`on_connect`), and to a device when it comes back: a status
+  heard live (not a retained copy) for the first time on this link, or a
+  device that was offline (`on_online`).
 """
 
 from __future__ import annotations
@@ -14,12 +31,14 @@ import json
 import logging
 
 import aiomqtt
+import peewee
 from pydantic import ValidationError
 from shared_schema.messages import Ack, Health, RunsBatch, Status
 from shared_schema.topics import Topics, TopicError
 
 from cloud.config import Config
 from cloud.db import Database
+from cloud.inbox import Inbox, Report, digest
 from cloud.store import devices as device_store
 from cloud.store import runs as run_store
 
@@ -29,8 +48,15 @@ log = logging.getLogger("fleetflow.bridge")
 mqtt_log = logging.getLogger("fleetflow.bridge.mqtt")
 mqtt_log.setLevel(logging.ERROR)
 HEALTH_FLUSH_S = 2.0
-RUNS_FLUSH_S = 0.5
+RUNS_FLUSH_S = 0.5  # the longest a run report waits for its transaction
 RUNS_FLUSH_NODES = 5000  # flush sooner when this many node records wait
+# ... or this many messages: well under the broker's in-flight window
+# (Mosquitto's max_inflight_messages, 100 in tools/broker.py), which stops
+# sending to a client that holds that many unacked.
+RUNS_FLUSH_MESSAGES = 50
+# Errors that say the database could not be reached or had to give up (the
+# report may be stored on a later try), as opposed to one refusing the data.
+DB_UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError)
 MAX_BACKOFF_S = 30.0
 INFLIGHT = 512  # QoS 1 messages in flight at once: a big batch is not sent one round trip at a time
 
@@ -47,10 +73,11 @@ class Bridge:
         self.on_connect = None  # async callable(): (re)connected to the broker
         self._client: aiomqtt.Client | None = None
         self._health: dict[str, tuple[dict, float]] = {}
-        self._runs: list[tuple[str, dict, float]] = []
-        self._runs_nodes = 0
+        self.inbox = Inbox()  # acks owed and run reports waiting
         self._runs_due = asyncio.Event()
+        self._heard_live: set[str] = set()  # devices heard saying online on this link
         self.received = 0
+        self.refused_runs = 0  # run reports the database refused (logged, acked, not stored)
 
     async def run(self) -> None:
         """Connect, listen, and reconnect with backoff, until cancelled."""
@@ -58,10 +85,13 @@ class Bridge:
         backoff = self.config.mqtt_reconnect_s
         while True:
             try:
-                async with aiomqtt.Client(parts["host"], parts["port"], username=parts["username"],
-                                          password=parts["password"], identifier=self.config.mqtt_client_id,
-                                          clean_session=False, keepalive=30,
-                                          max_inflight_messages=INFLIGHT, logger=mqtt_log) as client:
+                client = aiomqtt.Client(parts["host"], parts["port"], username=parts["username"],
+                                        password=parts["password"], identifier=self.config.mqtt_client_id,
+                                        clean_session=False, keepalive=30,
+                                        max_inflight_messages=INFLIGHT, logger=mqtt_log)
+                _manual_acks(client)
+                async with client:
+                    self._new_link()
                     for topic, qos in self.topics.cloud_subscriptions():
                         await client.subscribe(topic, qos=qos)
                     self._client = client
@@ -71,12 +101,16 @@ class Bridge:
                     if self.on_connect:
                         asyncio.get_running_loop().create_task(self.on_connect())
                     async for message in client.messages:
-                        await self._dispatch(str(message.topic), message.payload)
+                        token = self.inbox.hold(message.mid, message.qos)
+                        await self._dispatch(str(message.topic), message.payload, token, message.retain)
+                        if len(self.inbox) and len(client.messages) == 0:
+                            self._runs_due.set()  # nothing else waits: store (and ack) now
             except aiomqtt.MqttError as exc:
                 log.warning("MQTT link lost or refused (%s); retrying in %.1fs", exc, backoff)
             finally:
                 self._client = None
                 self.connected.clear()
+                self._new_link()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
@@ -102,13 +136,45 @@ class Bridge:
             await self.store_runs()
 
     async def store_runs(self) -> None:
-        if not self._runs:
+        """Store the run reports heard, then ack them."""
+        reports = self.inbox.take()
+        if not reports:
             return
-        batch, self._runs, self._runs_nodes = self._runs, [], 0
         try:
-            await self.db.run(run_store.ingest, batch)
-        except Exception:  # a failed write must not stop the bridge
-            log.exception("could not store %d run batches", len(batch))
+            await self.db.run(run_store.ingest, [(r.device, r.batch, r.received) for r in reports])
+        except DB_UNAVAILABLE:
+            log.exception("could not store %d run reports; kept unacked, trying again", len(reports))
+            self._ack(self.inbox.put_back(reports))
+            return
+        except Exception:  # one report the database refuses spoils the transaction: find it
+            log.warning("a batch of %d run reports was refused; storing them one by one", len(reports))
+            for i, r in enumerate(reports):
+                try:
+                    await self.db.run(run_store.ingest, [(r.device, r.batch, r.received)])
+                except DB_UNAVAILABLE:
+                    log.exception("could not store run reports; kept unacked, trying again")
+                    self._ack(self.inbox.put_back(reports[i:]))
+                    return
+                except Exception:
+                    self.refused_runs += 1
+                    log.exception("the database refused a run report of %s: dropped", r.device)
+                self._ack(self.inbox.stored([r]))
+            return
+        self._ack(self.inbox.stored(reports))
+
+    def _new_link(self) -> None:
+        self.inbox.new_link()
+        self._heard_live.clear()
+
+    def _ack(self, mids: list[int]) -> None:
+        """Send the PUBACKs now due (on a link since lost there is nothing to send)."""
+        if mids and self._client is not None:
+            paho = _paho(self._client)
+            for mid in mids:
+                paho.ack(mid, 1)
+
+    def _release(self, token: list | None) -> None:
+        self._ack(self.inbox.handled(token))
 
     async def publish(self, device_id: str, messages: list[dict]) -> bool:
         """Send a command (and its chunks); False when not connected."""
@@ -124,13 +190,16 @@ class Bridge:
             return False
         return True
 
-    async def _dispatch(self, topic: str, payload) -> None:
+    async def _dispatch(self, topic: str, payload, token: list | None = None, retained: bool = False) -> None:
+        """Handle one message; its ack is released here, or by store_runs for
+        a run report (what is malformed is acked too: resending won't mend it)."""
         self.received += 1
         try:
             device_id, kind, _ = self.topics.parse(topic)
             body = json.loads(payload)
         except (TopicError, ValueError) as exc:
             log.debug("ignored message on %s: %s", topic, exc)
+            self._release(token)
             return
         now = self.config.clock()
         try:
@@ -139,7 +208,12 @@ class Bridge:
                 doc = status.model_dump(mode="json")
                 self.live.setdefault(device_id, {})["status"] = doc
                 came_online = await self.db.run(device_store.record_status, device_id, doc, now)
-                if came_online and self.on_online:
+                # A live "online" is a device that (re)connected: a broker
+                # that restarted may have lost what we sent it (rule 5).
+                back = status.state == "online" and not retained and device_id not in self._heard_live
+                if back:
+                    self._heard_live.add(device_id)
+                if (came_online or back) and self.on_online:
                     await self.on_online(device_id)
             elif kind == "ack":
                 ack = Ack.model_validate(body)
@@ -147,9 +221,10 @@ class Bridge:
                     self.on_ack(device_id, ack)
             elif kind == "runs":
                 batch = RunsBatch.model_validate(body).model_dump(mode="json")
-                self._runs.append((device_id, batch, now))
-                self._runs_nodes += sum(len(r["nodes"]) for r in batch["runs"])
-                if self._runs_nodes >= RUNS_FLUSH_NODES:
+                nodes = sum(len(r["nodes"]) for r in batch["runs"])
+                self._ack(self.inbox.add(Report(device_id, batch, now, token, digest(topic, payload), nodes)))
+                token = None  # acked by store_runs once stored (or by add, as a copy)
+                if self.inbox.nodes >= RUNS_FLUSH_NODES or len(self.inbox) >= RUNS_FLUSH_MESSAGES:
                     self._runs_due.set()
             elif kind == "health":
                 health = Health.model_validate(body).model_dump(mode="json")
@@ -159,3 +234,17 @@ class Bridge:
             log.info("malformed %s from %s: %s", kind, device_id, exc.errors()[:1])
         except Exception:  # one bad message must not take the bridge down
             log.exception("failed to handle %s from %s", kind, device_id)
+        finally:
+            self._release(token)
+
+
+def _paho(client: aiomqtt.Client):
+    # aiomqtt (2.5) has no manual-ack API of its own; the paho client it
+    # wraps has (manual_ack_set, ack), and aiomqtt runs paho's reads and
+    # writes on this event loop, so calling it from here is safe.
+    return client._client  # noqa: SLF001
+
+
+def _manual_acks(client: aiomqtt.Client) -> None:
+    """QoS 1 messages are acked by Bridge._release, not on arrival (rule 1)."""
+    _paho(client).manual_ack_set(True)

@@ -73,3 +73,101 @@ async def test_the_bridge_hears_devices_and_reconnects_after_a_broker_restart(db
     await _say(broker, made["credentials"], {"state": "online", "board": "unix-sim", "heap": 2000})
     doc = await _eventually(lambda: device_state(2000))
     assert doc["state"] == "online" and app[BRIDGE].connected.is_set()
+
+
+async def test_a_device_that_comes_back_is_sent_what_it_has_not_answered_at_once(db_url, aiohttp_client, broker):
+    """A broker that restarted may have lost a command, or the device's ack
+    (issue 10, item 6: recovery waited for the 30 s resend). The device was
+    never seen offline, so only its live "online" tells the cloud it came back."""
+    loop = asyncio.get_running_loop()
+    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:cloud-pw@{broker.host}:{broker.port}",
+                    secret=b"r" * 32, engine_tick_s=0.1, mqtt_reconnect_s=0.2, resend_after_s=30,
+                    on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
+    app = init_app(config)
+    key = app[DB].call(key_store.create_key, "admin")["key"]
+    client = await aiohttp_client(app)
+    headers = {"x-api-key": key}
+
+    async def api(method, path, body=None):
+        resp = await client.request(method, "/api/v1" + path, json=body, headers=headers)
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+
+    await _eventually(lambda: asyncio.sleep(0, app[BRIDGE].connected.is_set()))
+    mqtt = (await api("POST", "/devices", {"id": "rs1", "board": "unix-sim"}))["credentials"]["mqtt"]
+    flow = await api("POST", "/flows", {"name": "one", "definition": {
+        "nodes": [{"id": "a1", "type": "adc", "config": {"pin": 34, "every": "1s"}}], "connections": []}})
+    await api("POST", f"/flows/{flow['id']}/publish")
+    online = json.dumps({"state": "online", "board": "unix-sim"})
+
+    async def device_session(clean: bool):
+        dev = aiomqtt.Client(broker.host, broker.port, username=mqtt["username"], password=mqtt["password"],
+                             identifier=mqtt["client_id"], clean_session=clean)
+        await dev.__aenter__()
+        await dev.subscribe("ff/rs1/cmd", qos=1)
+        await dev.publish("ff/rs1/status", online, qos=1, retain=True)
+        return dev
+
+    async def next_command(dev, timeout_s):
+        async with asyncio.timeout(timeout_s):
+            async for message in dev.messages:
+                return json.loads(message.payload)
+
+    dev = await device_session(clean=False)
+
+    async def is_online():
+        return (await api("GET", "/devices/rs1"))["online"]
+    await _eventually(is_online)
+    dep = await api("POST", "/deployments", {"flow_id": flow["id"], "strategy": "all_at_once",
+                                             "target_devices": ["rs1"]})
+    await api("POST", f"/deployments/{dep['id']}/start")
+    first = await next_command(dev, 10)
+    assert first["op"] == "deploy"
+    # The device never answers and goes away; the broker restarts; the cloud
+    # is back first and sends again what it can, to a device not there, whose
+    # session (and with it the command) is then lost, as a kill -9 of the
+    # broker within its autosave interval loses it; the device comes back.
+    await dev.__aexit__(None, None, None)
+    await loop.run_in_executor(None, broker.restart)
+    await _eventually(lambda: asyncio.sleep(0, app[BRIDGE].connected.is_set()))
+    await asyncio.sleep(1.0)
+    dev = await device_session(clean=True)
+    try:
+        again = await next_command(dev, 5)  # not after resend_after_s (30 s)
+        assert again["id"] == first["id"] and again["op"] == "deploy"
+    finally:
+        await dev.__aexit__(None, None, None)
+
+
+async def test_a_run_report_the_database_refuses_is_dropped_without_holding_the_others(db_url, aiohttp_client,
+                                                                                        broker):
+    """Text no database stores (a lone surrogate; NUL on PostgreSQL) in a
+    device's report spoils its transaction: the bridge finds it, logs and
+    acks it (a resend would be refused again), and stores the rest."""
+    loop = asyncio.get_running_loop()
+    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:cloud-pw@{broker.host}:{broker.port}",
+                    secret=b"r" * 32, engine_tick_s=0.1, mqtt_reconnect_s=0.2,
+                    on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
+    app = init_app(config)
+    key = app[DB].call(key_store.create_key, "admin")["key"]
+    client = await aiohttp_client(app)
+    headers = {"x-api-key": key}
+    made = await (await client.post("/api/v1/devices", json={"id": "bad1", "board": "unix-sim"},
+                                    headers=headers)).json()
+    await _eventually(lambda: asyncio.sleep(0, app[BRIDGE].connected.is_set()))
+    mqtt = made["credentials"]["mqtt"]
+
+    def report(run: int, flow: str) -> str:
+        return json.dumps({"dev": "bad1", "dropped": 0, "runs": [{"run": run, "flow": flow, "status": "completed"}]})
+
+    async with aiomqtt.Client(broker.host, broker.port, username=mqtt["username"], password=mqtt["password"],
+                              identifier=mqtt["client_id"]) as device:
+        for run, flow in [(1, "good"), (2, "bad\ud800"), (3, "good")]:
+            await device.publish("ff/bad1/runs", report(run, flow), qos=1)
+
+    async def stored():
+        resp = await client.get("/api/v1/devices/bad1/runs", headers=headers)
+        runs = (await resp.json())["runs"]
+        return sorted(r["run"] for r in runs) if len(runs) >= 2 else None
+    assert await _eventually(stored) == [1, 3]
+    assert app[BRIDGE].refused_runs == 1
