@@ -369,10 +369,8 @@ class Agent(CommandLog):
             except MemoryError:
                 # a record too big for the heap left: drop it (counted), or
                 # it would block every message after it
-                body = None
                 recs.discard(1)
                 recs.dropped += 1
-                gc.collect()
                 return
             if not link.publish("runs", body, 1):
                 return

@@ -205,12 +205,11 @@ def _exec(ag, cmd):
             raise FFError("no active flow to run")
         ag.ack(cmd, "received")
         rec = ag.it.run_now(ov, eid, compact=True)
-    err = rec[-2]   # the compact record's ERR, STATUS, RUN (fleetflow.records)
-    status = rec[-11] or ("failed" if err is not None else "completed")
+    err = rec[-2]   # the compact record's ERR and RUN (fleetflow.records): failed when ERR is set
     run = rec[-14]
     it = p = rec = None
     gc.collect()    # what the run left (its messages) goes before the agent needs heap again
-    ag.ack(cmd, "done", err, status=status, run=run, exec=eid)
+    ag.ack(cmd, "done", err, status="failed" if err else "completed", run=run, exec=eid)
 
 
 def exec_step(ag, now):

@@ -27,24 +27,26 @@ _ticks_us = time.ticks_us
 _diff = time.ticks_diff
 
 
-def _low_heap():
-    # the bytes free when under the floor even after a collect, else None
-    if gc.mem_free() < HEAP_FLOOR:
-        gc.collect()
-        f = gc.mem_free()
-        if f < HEAP_FLOOR:
-            return f
-
-
 def run(it, i, q, calls, extra, t_run, steps_left):
     """Run node i once per queued message (several inputs delivered);
     rows go to `extra`. Returns (run error or None, steps left)."""
     p = it.prog
-    if len(extra) + len(q) > MAX_RUNS:
-        return _over(it, "%s: would make %d fan-in runs, more than %d in one run" % (p.ids[i], len(extra) + len(q), MAX_RUNS)), 0
-    free = _low_heap()
-    if free is not None:
-        return _over(it, "%s: heap down to %d bytes free" % (p.ids[i], free)), 0
+    err = None
+    k = len(extra) + len(q)
+    if k > MAX_RUNS:
+        err = "would make %d fan-in runs, more than %d in one run" % (k, MAX_RUNS)
+    elif gc.mem_free() < HEAP_FLOOR:
+        gc.collect()
+        k = gc.mem_free()
+        if k < HEAP_FLOOR:
+            err = "heap down to %d bytes free" % k
+    if err:
+        # the run ends here: its queued messages go now, not with the record
+        inbox = it._inbox
+        for k in range(len(inbox)):
+            inbox[k] = None
+        gc.collect()
+        return "memory budget: %s: %s" % (p.ids[i], err), 0
     ctx = it.ctx
     fn, cfg, mem, _ = calls[i]
     router = p.mods[i].PORTS > 1
@@ -75,11 +77,3 @@ def run(it, i, q, calls, extra, t_run, steps_left):
             return "time budget: run passed %d ms" % p.run_ms, steps_left
     return None, steps_left
 
-
-def _over(it, what):
-    # the run ends here: its queued messages go now, not when the record does
-    inbox = it._inbox
-    for k in range(len(inbox)):
-        inbox[k] = None
-    gc.collect()
-    return "memory budget: " + what

@@ -182,7 +182,7 @@ def test_memory_budget_keeps_a_heap_floor(out):
 def test_pending_timers_are_bounded(out):
     completed, last, err, pending = out["timers"]
     assert completed == 32 and last == "failed" and pending == 32
-    assert err == "n2: FFError: memory budget: 32 timers pending"
+    assert err == "n2: MemoryError: memory budget: 32 timers pending"
 
 
 def test_fan_in_runs_a_node_once_per_message(out):

@@ -1,13 +1,9 @@
 # delay: passes the message on after `ms`, as a continuation run the
 # interpreter starts from poll(): the device loop (and MQTT) keeps going.
 # Memory budget: a fast trigger in front of a long delay would queue
-# continuations without end; past MAX_PENDING timers the node fails (the
-# check lives here, not in the interpreter: only flows with timers pay for it).
-from micropython import const
-
-from fleetflow.errors import FFError
-
-MAX_PENDING = const(32)
+# continuations without end; with 32 timers pending the node fails (the check
+# lives here, not in the interpreter: only flows with timers pay for it; a
+# MemoryError by name, so no import).
 TYPE = "delay"
 KIND = "logic"
 TRIGGER = None
@@ -24,7 +20,7 @@ def setup(cfg, hal, idx):
 
 
 def run(cfg, idx, msg, ctx):
-    if ctx.pending() >= MAX_PENDING:
-        raise FFError("memory budget: %d timers pending" % MAX_PENDING)
+    if ctx.pending() >= 32:
+        raise MemoryError("memory budget: 32 timers pending")
     ctx.resume(cfg["ms"], idx, msg)
     return None

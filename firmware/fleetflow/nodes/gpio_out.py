@@ -2,12 +2,7 @@
 # `pulse` sets the pin, then a timer puts it back after pulse_ms: the device
 # loop is never held for the pulse. `follow` sets the pin from the
 # message's value (truthy -> 1).
-from micropython import const
-
-from fleetflow.errors import FFError
 from fleetflow.nodes import REQ
-
-_MAX_PENDING = const(32)    # the memory budget of timers: delay.MAX_PENDING
 
 TYPE = "gpio_out"
 KIND = "sink"
@@ -47,8 +42,8 @@ def run(cfg, pin, msg, ctx):
     elif mode == 1:
         pin.value(1 - pin.value())
     elif mode == 2:
-        if ctx.pending() >= _MAX_PENDING:
-            raise FFError("memory budget: %d timers pending" % _MAX_PENDING)
+        if ctx.pending() >= 32:     # the memory budget of timers, as delay's
+            raise MemoryError("memory budget: 32 timers pending")
         pin.value(cfg[2])
         ctx.later(cfg[3], _restore, (pin, 1 - cfg[2]))
     else:
