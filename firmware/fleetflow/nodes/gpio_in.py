@@ -1,7 +1,8 @@
 # gpio_in: emits the input level on an edge.
 # Edges are found by sampling the pin on every poll() of the device loop
 # (the same on the real and simulated boards, and no IRQ handler that
-# could allocate); a change counts only once debounce_ms has passed since
+# could allocate; while a program has one the loop wakes every 5 ms,
+# Interpreter.idle_ms); a change counts only once debounce_ms has passed since
 # the last accepted one, which swallows contact bounce.
 from fleetflow.nodes import REQ
 
