@@ -8,6 +8,16 @@ device-side check is firmware/fleetflow/verify.py.
 A program that does not fit one MQTT message travels in chunks: the envelope
 then carries `chunks` and `chunk_size` instead of `prog`, and `chunk`
 commands `{id, op: "chunk", xfer, i, data}` (data base64) follow.
+
+The other commands that change a device's state -- `activate`, `rollback`,
+`exec`, `cancel` -- are signed too (`signed_command`): their arguments travel
+as canonical JSON text in `args`, and
+`csig = HMAC-SHA256(device_key, "ff2|<dev>|<cseq>|<id>|<op>|<args>")`, so the
+device checks the very bytes that were signed (no re-encoding of floats on a
+board) and every field is bound to one device, one command id and one fresh
+`cseq` from the device's sequence counter, which the device accepts once
+(docs/device-protocol.md, "Signed commands"). An `exec` with an inline
+program signs that program's envelope with the same number as its `cseq`.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 
 from shared_schema.compiler import CompiledProgram
 
@@ -31,6 +42,10 @@ MAX_INLINE_BYTES = 4096  # a bigger program travels in chunks
 # board at or above it), so whatever the broker lets through fits a device,
 # and the 200 KB message that wedged one (issue 10, item 3) stops at the broker.
 MAX_PACKET_BYTES = 12288
+
+
+CMD_SIG_VERSION = "ff2"
+SIGNED_OPS = ("activate", "rollback", "exec", "cancel")
 
 
 def signing_string(device_id: str, seq: int, flow: str, ver: int, sha: str) -> bytes:
@@ -51,6 +66,38 @@ def verify(envelope: dict, key: bytes, device_id: str) -> bool:
         return False
 
 
+def command_signing_string(device_id: str, cseq: int, cmd_id: str, op: str, args: str) -> bytes:
+    return f"{CMD_SIG_VERSION}|{device_id}|{cseq}|{cmd_id}|{op}|{args}".encode()
+
+
+def signed_command(cmd_id: str, op: str, args: dict, device_id: str, key: bytes, cseq: int) -> dict:
+    """A state-changing command (`SIGNED_OPS`) signed for one device:
+    `{id, op, cseq, args, csig}`, `args` the canonical JSON text of the
+    command's arguments. `cseq` must be fresh: a number from the device's
+    counter that no other command to it carried."""
+    if op not in SIGNED_OPS:
+        raise ValueError(f"{op!r} is not a signed command: {', '.join(SIGNED_OPS)}")
+    if isinstance(cseq, bool) or not isinstance(cseq, int) or cseq < 1:
+        raise ValueError(f"cseq must be an integer >= 1, got {cseq!r}")
+    text = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    csig = hmac.new(key, command_signing_string(device_id, cseq, cmd_id, op, text), hashlib.sha256).hexdigest()
+    return {"id": cmd_id, "op": op, "cseq": cseq, "args": text, "csig": csig}
+
+
+def verify_command(cmd: dict, key: bytes, device_id: str) -> bool:
+    """Host-side check of a signed command's `csig` (the device has its own)."""
+    try:
+        text = command_signing_string(device_id, cmd["cseq"], cmd["id"], cmd["op"], cmd["args"])
+        return hmac.compare_digest(hmac.new(key, text, hashlib.sha256).hexdigest(), str(cmd["csig"]))
+    except (KeyError, TypeError):
+        return False
+
+
+def command_args(cmd: dict) -> dict:
+    """The arguments of a signed command (its `args` parsed)."""
+    return json.loads(cmd["args"])
+
+
 def _head(program: CompiledProgram, device_id: str, key: bytes, seq: int) -> dict:
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise ValueError(f"seq must be an integer >= 0, got {seq!r}")
@@ -65,7 +112,8 @@ def _head(program: CompiledProgram, device_id: str, key: bytes, seq: int) -> dic
 
 
 def make_envelope(program: CompiledProgram, device_id: str, key: bytes, seq: int) -> dict:
-    """An envelope with the program inline (`prog`). Use seq 0 for an inline `exec`."""
+    """An envelope with the program inline (`prog`). For an inline `exec`,
+    seq is the command's `cseq`."""
     env = _head(program, device_id, key, seq)
     env["prog"] = program.text
     return env

@@ -1,8 +1,9 @@
 """Executions: one flow version run once, on demand, on some devices, with
 overrides (seeds 000 and 004), recorded against that version.
 
-Each device gets an `exec` command carrying the program inline (signed with
-seq 0: run once, never stored in a slot); it acks `received`, then `done`
+Each device gets a signed `exec` command carrying the program inline (its
+envelope signed with the command's fresh cseq: run once, never stored in a
+slot, and a recording of it is refused as a replay); it acks `received`, then `done`
 with the run's status and id, and the run record itself arrives on
 ff/<dev>/runs with `exec` set (cloud.store.runs). Status: pending -> running
 -> completed | failed | cancelled | timed_out.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import secrets as _random
 import time
 
-from shared_schema.envelope import make_envelope, needs_chunks
+from shared_schema.envelope import make_envelope, needs_chunks, signed_command
 from shared_schema.overrides import normalized, override_problems
 
 from cloud import schemas
@@ -28,6 +29,7 @@ from cloud.store.deployments import (
     EMBED_TARGETS_MAX, check_types, compile_for, published_version, resolve_targets,
 )
 from cloud.store import paging, webhooks
+from cloud.store.rollout import take_seqs
 from cloud.store.runs import nodes_of
 from cloud.timefmt import iso
 
@@ -79,10 +81,13 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
                            overrides=overrides, selector=body, timeout=timeout,
                            retry_of=retry_of, pipeline_run=pipeline_run, created_at=now)
     outgoing, rows, targets = [], [], []
+    taken = take_seqs({dev.id: 1 for dev in devices})
     for i, dev in enumerate(devices):
         cmd_id = exec_command_id(exe.id, dev.id)
-        envelope = make_envelope(programs[dev.board], dev.id, box.open(dev.key_sealed), 0)
-        messages = [{"id": cmd_id, "op": "exec", "exec": exe.id, "overrides": overrides, **envelope}]
+        cseq, sealed = taken[dev.id]
+        key = box.open(sealed)
+        messages = [{**signed_command(cmd_id, "exec", {"exec": exe.id, "overrides": overrides}, dev.id, key, cseq),
+                     **make_envelope(programs[dev.board], dev.id, key, cseq)}]
         rows.append({"id": cmd_id, "deployment": exe.id, "device": dev.id, "step": "exec", "payload": messages,
                      "created_at": now})
         targets.append({"execution": exe.id, "device": dev.id, "position": i})
@@ -150,15 +155,18 @@ def tick(now: float, box: SecretBox) -> list:
     return outgoing
 
 
-def cancel(exe_id: str, now: float, box: SecretBox | None = None,
+def cancel(exe_id: str, now: float, box: SecretBox,
            from_pipeline: bool = False) -> tuple[dict, list[tuple[str, list[dict]]]]:
     exe = _get(exe_id)
     if exe.status in FINISHED:
         raise Conflict(f"execution {exe_id} is {exe.status}", current_status=exe.status)
     open_targets = list(ExecTarget.select().where((ExecTarget.execution == exe_id)
                                                   & (ExecTarget.status.in_(("pending", "running")))))
-    outgoing = [(t.device, [{"id": f"{exe_id}.{t.device}.cancel", "op": "cancel",
-                             "target": exec_command_id(exe_id, t.device)}]) for t in open_targets]
+    taken = take_seqs({t.device: 1 for t in open_targets})
+    outgoing = [(t.device, [signed_command(f"{exe_id}.{t.device}.cancel", "cancel",
+                                           {"target": exec_command_id(exe_id, t.device)}, t.device,
+                                           box.open(taken[t.device][1]), taken[t.device][0])])
+                for t in open_targets if t.device in taken]
     ExecTarget.update(status="cancelled", finished_at=now).where(
         (ExecTarget.execution == exe_id) & (ExecTarget.status.in_(("pending", "running")))).execute()
     Command.update(done=True).where(Command.deployment == exe_id).execute()
@@ -166,7 +174,7 @@ def cancel(exe_id: str, now: float, box: SecretBox | None = None,
     exe.save()
     webhooks.emit("execution.cancelled", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
                                           "status": "cancelled"}, now)
-    if exe.pipeline_run and not from_pipeline and box is not None:
+    if exe.pipeline_run and not from_pipeline:
         from cloud.store.pipelines import on_execution_finished
 
         outgoing += on_execution_finished(exe, box, now)

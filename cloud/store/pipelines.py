@@ -153,7 +153,7 @@ def on_execution_finished(exe: Execution, box: SecretBox, now: float) -> list:
     return _after_step(run, p, index, box, now)
 
 
-def cancel_run(pipeline_id: str, run_id: str) -> tuple[dict, list]:
+def cancel_run(pipeline_id: str, run_id: str, box: SecretBox) -> tuple[dict, list]:
     from cloud.store.executions import cancel as cancel_execution
 
     run = get_run_row(pipeline_id, run_id)
@@ -164,7 +164,7 @@ def cancel_run(pipeline_id: str, run_id: str) -> tuple[dict, list]:
     for step in snap:
         if step["status"] == "running" and step.get("execution_id"):
             try:
-                _doc, outgoing = cancel_execution(step["execution_id"], now, from_pipeline=True)
+                _doc, outgoing = cancel_execution(step["execution_id"], now, box, from_pipeline=True)
             except Conflict:
                 pass
             step.update(status="failed", completed_at=iso(now), error="cancelled")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from shared_schema.compiler import CompiledProgram
-from shared_schema.envelope import chunked, make_envelope, needs_chunks
+from shared_schema.envelope import chunked, make_envelope, needs_chunks, signed_command
 
 from cloud.engine.decide import decide
 from cloud.engine.state import (
@@ -155,60 +155,82 @@ def _commands(dep: Deployment, sends: list[Send], meta: dict, before: dict, reas
     for chunk in chunks(ids):
         existing.update(Command.select(Command.id, Command.payload).where(Command.id.in_(chunk)).tuples())
     fresh = [s for s, cid in zip(sends, ids) if cid not in existing]
-    devices = {}
+    # Every fresh command is signed with a number of its own from the
+    # device's counter: a deploy/stage as its envelope's seq, the others as
+    # their cseq (shared_schema.envelope.signed_command).
+    counts: dict[str, int] = {}
+    for s in fresh:
+        counts[s.device_id] = counts.get(s.device_id, 0) + 1
+    taken = take_seqs(counts)
+    next_seq = {d: last - counts[d] for d, (last, _sealed) in taken.items()}
+    keys: dict[str, bytes] = {}
     programs = {}
-    need = [s.device_id for s in fresh if s.step in ("deploy", "stage")]
-    for chunk in chunks(need):
-        devices.update((d[0], [d[1], d[2]]) for d in Device.select(Device.id, Device.seq, Device.key_sealed)
-                       .where(Device.id.in_(chunk)).tuples())
-    for board in {meta[d]["board"] for d in need}:
+    for board in {meta[s.device_id]["board"] for s in fresh if s.step in ("deploy", "stage")}:
         row = Program.get((Program.deployment == dep.id) & (Program.board == board))
         programs[board] = CompiledProgram(row.data.encode("ascii"), row.sha256, row.size, dep.flow, dep.version,
                                           board)
-    new_rows, seqs, superseded = [], {}, []
+    new_rows, superseded = [], []
     out = []
     for send, cmd_id in zip(sends, ids):
         if cmd_id in existing:
             out.append((send.device_id, existing[cmd_id]))
             continue
         device_id, info = send.device_id, meta[send.device_id]
+        next_seq[device_id] += 1
+        seq = next_seq[device_id]
+        key = keys.get(device_id)
+        if key is None:
+            key = keys[device_id] = box.open(taken[device_id][1])
         if send.step in ("deploy", "stage"):
-            dev = devices[device_id]
-            dev[0] += 1
-            info["seq"] = seqs[device_id] = dev[0]
+            info["seq"] = seq
             program = programs[info["board"]]
-            key = box.open(dev[1])
             if needs_chunks(program):
-                envelope, parts = chunked(program, device_id, key, dev[0], cmd_id)
+                envelope, parts = chunked(program, device_id, key, seq, cmd_id)
             else:
-                envelope, parts = make_envelope(program, device_id, key, dev[0]), []
+                envelope, parts = make_envelope(program, device_id, key, seq), []
             head = {"id": cmd_id, "op": send.step, **envelope}
             if send.step == "deploy":
                 head["health"] = _health(dep.settings)
             messages = [head, *parts]
         elif send.step == "activate":
-            messages = [{"id": cmd_id, "op": "activate", "seq": info["seq"], "health": _health(dep.settings)}]
+            args = {"seq": info["seq"], "health": _health(dep.settings)}
+            messages = [signed_command(cmd_id, "activate", args, device_id, key, seq)]
         elif send.step == "rollback":
-            messages = [{"id": cmd_id, "op": "rollback", "reason": reasons.get(device_id) or "rolled back"}]
+            args = {"reason": reasons.get(device_id) or "rolled back"}
+            messages = [signed_command(cmd_id, "rollback", args, device_id, key, seq)]
             superseded.append(device_id)
         else:  # cancel whatever this deployment had in flight on the device
             prev = before.get(device_id)
             target = command_id(dep.id, device_id, prev) if prev in ("deploy", "stage", "activate") else None
-            messages = [{"id": cmd_id, "op": "cancel", "target": target}]
+            messages = [signed_command(cmd_id, "cancel", {"target": target}, device_id, key, seq)]
             superseded.append(device_id)
         new_rows.append({"id": cmd_id, "deployment": dep.id, "device": device_id, "step": send.step,
                          "payload": messages, "created_at": now})
         out.append((device_id, messages))
-    by_seq: dict[int, list[str]] = {}
-    for device_id, seq in seqs.items():
-        by_seq.setdefault(seq, []).append(device_id)
-    for seq, device_ids in by_seq.items():
-        update_in(Device, {"seq": seq}, device_ids)
     # A rollback or cancel replaces whatever was still to be delivered.
     for chunk in chunks(superseded):
         Command.update(done=True).where((Command.deployment == dep.id) & (Command.device.in_(chunk))
                                         & (Command.step.in_(("deploy", "stage", "activate")))).execute()
     insert_rows(Command, new_rows)
+    return out
+
+
+def take_seqs(counts: dict[str, int]) -> dict[str, tuple[int, str]]:
+    """Take `n` fresh numbers from each device's sequence counter (`counts`:
+    device -> n); returns device -> (the last one taken, its sealed key): the
+    numbers are last-n+1 .. last. The counter is raised in SQL (seq = seq +
+    n) inside the caller's transaction, so two writers (replicas on one
+    PostgreSQL) never take the same number; a device that is gone is left out."""
+    by_n: dict[int, list[str]] = {}
+    for device_id, n in counts.items():
+        by_n.setdefault(n, []).append(device_id)
+    for n, device_ids in by_n.items():
+        for chunk in chunks(device_ids):
+            Device.update(seq=Device.seq + n).where(Device.id.in_(chunk)).execute()
+    out: dict[str, tuple[int, str]] = {}
+    for chunk in chunks(list(counts)):
+        out.update((d, (seq, sealed)) for d, seq, sealed in Device.select(Device.id, Device.seq, Device.key_sealed)
+                   .where(Device.id.in_(chunk)).tuples())
     return out
 
 

@@ -47,6 +47,6 @@ async def run(request: web.Request):
 
 async def cancel(request: web.Request):
     m = request.match_info
-    doc, out = await request.app[DB].run(store.cancel_run, m["pipeline_id"], m["run_id"])
+    doc, out = await request.app[DB].run(store.cancel_run, m["pipeline_id"], m["run_id"], request.app[BOX])
     request.app[DRIVER].send(out)
     return ok(doc)

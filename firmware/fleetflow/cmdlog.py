@@ -72,7 +72,7 @@ class CommandLog:
         if cmd.get("op") in _PERSIST and a["state"] != "received":
             keep = [self.done[i] for i in self._done_order if self.done[i].get("op") in _PERSIST]
             try:
-                self.slots._write_atomic("cmds.json", json.dumps(keep))
+                self.slots.write_atomic("cmds.json", json.dumps(keep))
             except OSError as e:
                 print("agent: can't persist command ids:", e)
 

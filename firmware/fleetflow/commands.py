@@ -9,6 +9,10 @@
 #  - a stage/deploy envelope is checked in the order signature, seq, size,
 #    then the bytes (sha, then the program against board and node table)
 #    before the slot is committed;
+#  - activate, rollback, exec and cancel are signed commands: signature, then
+#    their cseq (used once), before anything else (fleetflow.cmdsig); an
+#    unsigned, altered or replayed one is `rejected` and changes nothing. An
+#    inline exec's program is signed with the command's cseq;
 #  - chunk commands are deduplicated by the transfer (fleetflow.transfer),
 #    not by id: a re-sent chunk is refused with the `next` wanted.
 #
@@ -38,6 +42,12 @@ def handle(ag, cmd):
     if cid is None or fn is None:
         ag.ack(cmd, "rejected", "bad command: needs an id and a known op")
         return
+    if cmd["op"] in _SIGNED:
+        if cmd["op"] == "exec" and _waiting(ag, cid):
+            # a repeat while its delays wait (its cseq is taken): not run again
+            ag.ack(cmd, "received")
+            return
+        fn = _signed
     _guarded(ag, cmd, fn)
 
 
@@ -53,6 +63,17 @@ def _guarded(ag, cmd, fn, *args):
         ag.ack(cmd, "rejected", "out of memory handling %s" % cmd.get("op"))
     except Exception as e:  # a bad command must never crash the device
         ag.ack(cmd, "rejected", "error: %s: %s" % (type(e).__name__, e))
+
+
+def _signed(ag, cmd):
+    # fleetflow.cmdsig lets it in, and is gone again before the command runs
+    from fleetflow import cmdsig
+    try:
+        cmdsig.open_command(cmd, ag._key, ag.dev, ag.slots)
+    finally:
+        unload("cmdsig")
+    cmdsig = None
+    _OPS[cmd["op"]](ag, cmd)
 
 
 def _next_of(ag, cmd):
@@ -172,16 +193,17 @@ def _exec(ag, cmd):
     eid = cmd.get("exec") or cmd["id"]
     ov = cmd.get("overrides")
     if "prog" in cmd:
-        if _waiting(ag, cmd["id"]):  # a repeat while its delays wait: not run again
-            ag.ack(cmd, "received")
-            return
         # the memory budget of waiting executions: each keeps its program and
         # interpreter (~9 KB for 20 nodes) until its delays have run
         if len(ag.execs) >= 2:
             raise FFError("memory budget: 2 inline executions wait for their delays")
-        # an inline program: verified like a stage (seq 0), run once, never stored
+        # an inline program: verified like a stage, run once, never stored;
+        # signed with this command's cseq, so no other signed program (an
+        # older exec's) can be put in its place
         hdr = gate.header_of(cmd)
         gate.check_envelope(hdr, ag.check_sig, 0, ag.board.get("program_max_bytes", 8192), True)
+        if hdr["seq"] != cmd["cseq"]:
+            raise FFError("replayed: program of seq %d in cseq %d" % (hdr["seq"], cmd["cseq"]))
         prog = cmd.pop("prog")
         if type(prog) is str:
             prog = prog.encode()
@@ -249,6 +271,7 @@ def _cancel(ag, cmd):
     ag.ack(cmd, "received", cancelled=n)
 
 
+_SIGNED = ("activate", "rollback", "exec", "cancel")  # and stage/deploy: their envelope
 _OPS = {
     "ping": _ping,
     "stage": _stage,

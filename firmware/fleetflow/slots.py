@@ -158,7 +158,7 @@ class SlotStore:
             pass
         return initial_state()
 
-    def _write_atomic(self, name, data):
+    def write_atomic(self, name, data):
         tmp = self.path(name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(data)
@@ -167,7 +167,7 @@ class SlotStore:
     def _apply(self, event, arg=None):
         new = transition(self.state, event, arg)
         if new != self.state:
-            self._write_atomic("state.json", json.dumps(new))
+            self.write_atomic("state.json", json.dumps(new))
             self.state = new
         return new
 

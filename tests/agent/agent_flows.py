@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from mqtt_cloud import Cloud
 from shared_schema.compiler import compile_program
-from shared_schema.envelope import chunked, make_envelope
+from shared_schema.envelope import chunked, make_envelope, signed_command
 from tools.broker import mosquitto_path, start_broker
 from tools.simdevice import SimDevice
 
@@ -50,6 +50,11 @@ def deploy_cmd(cid: str, body: dict, ver: int, seq: int, health=QUICK, op: str =
 def chunked_cmds(cid: str, body: dict, ver: int, seq: int, chunk_size: int = 96, health=QUICK):
     env, chunks = chunked(compiled(body, ver), DEV, bytes.fromhex(KEY), seq, cid, chunk_size)
     return dict(env, id=cid, op="deploy", health=health), chunks
+
+
+def signed(cid: str, op: str, cseq: int, **args) -> dict:
+    """A signed activate/rollback/exec/cancel, as the cloud makes them."""
+    return signed_command(cid, op, args, DEV, bytes.fromhex(KEY), cseq)
 
 
 def sign_raw(prog: bytes, flow: str, ver: int, seq: int, key_hex: str = KEY) -> dict:

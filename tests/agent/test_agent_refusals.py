@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from agent_flows import DEV, chunked_cmds, compiled, deploy_cmd, envelope, good_flow, rig, sign_raw
+from agent_flows import DEV, chunked_cmds, compiled, deploy_cmd, envelope, good_flow, rig, sign_raw, signed
 
 V1_SEQ = 5
 
@@ -94,7 +94,7 @@ def test_refusal_matrix(tmp_path):
         assert "want chunk 1, got 2" in reordered["reason"] and reordered["next"] == 1
         missing = r.ack("cx.3", "rejected")
         assert "want chunk 2, got 3" in missing["reason"] and missing["next"] == 2
-        r.send({"id": "cancel-cx", "op": "cancel", "target": "cx"})
+        r.send(signed("cancel-cx", "cancel", 1, target="cx"))
         assert r.ack("cancel-cx", "received")["cancelled"] == 1
 
         # the old flow still runs, from the untouched active slot
@@ -116,32 +116,39 @@ def test_refusal_matrix(tmp_path):
 def test_exec_ping_and_repeats(tmp_path):
     with rig(tmp_path, "mosquitto") as r:
         r.status(lambda s: s.get("state") == "online")
-        r.send({"id": "e0", "op": "exec", "exec": "x0"})
+        r.send(signed("e0", "exec", 1, exec="x0"))
         assert "no active flow" in r.ack("e0", "rejected")["reason"]
         r.send(deploy_cmd("v1", good_flow(1, every="60s"), ver=1, seq=1))
         r.ack("v1", "applied")
 
         # exec the active flow with overrides: the record says which execution
-        r.send({"id": "e1", "op": "exec", "exec": "x1", "overrides": {"params": {"s2": {"value": 10}}}})
+        e1 = signed("e1", "exec", 2, exec="x1", overrides={"params": {"s2": {"value": 10}}})
+        r.send(e1)
         done = r.ack("e1", "done")
         assert done["status"] == "completed" and done["exec"] == "x1"
         rec = r.cloud.wait_json(f"ff/{DEV}/runs", lambda m: any(x["exec"] == "x1" for x in m["runs"]))
         assert any(x["exec"] == "x1" for x in rec["runs"])
         assert r.cloud.wait_json(f"ff/{DEV}/out/tick", lambda m: m["value"] == 11)
 
-        # an inline program (seq 0) runs once and is never stored
-        inline = dict(envelope(good_flow(40), ver=9, seq=0), id="e2", op="exec", exec="x2")
-        r.send(inline)
+        # an inline program, signed with the command's cseq, runs once and is never stored
+        e2 = dict(envelope(good_flow(40), ver=9, seq=3), **signed("e2", "exec", 3, exec="x2"))
+        r.send(e2)
         assert r.ack("e2", "done")["status"] == "completed"
         assert r.cloud.wait_json(f"ff/{DEV}/out/tick", lambda m: m["value"] == 41)
         assert r.status()["ver"] == 1
 
         # a repeated command id is acked again, not run again
-        r.send({"id": "e1", "op": "exec", "exec": "x1"})
+        r.send(e1)
         again = r.cloud.wait_json(f"ff/{DEV}/ack", lambda a: a.get("id") == "e1" and a.get("repeat"))
         assert again["state"] == "done"
-        x1_runs = [x for m in r.cloud.json_on(f"ff/{DEV}/runs") for x in m["runs"] if x["exec"] == "x1"]
-        assert len(x1_runs) == 1
+        # what a recording of those commands can't do (issue 10 item 5): run
+        # unsigned, under another id, or with e2's program in a fresh command
+        r.send({"id": "e9", "op": "exec", "exec": "x9"})
+        assert r.ack("e9", "rejected")["reason"] == "unsigned: exec needs cseq, args and csig"
+        r.send(dict(e1, id="e1-again"))
+        assert r.ack("e1-again", "rejected")["reason"].startswith("bad signature")
+        r.send(dict(envelope(good_flow(40), ver=9, seq=3), **signed("e4", "exec", 4, exec="x4")))
+        assert r.ack("e4", "rejected")["reason"] == "replayed: program of seq 3 in cseq 4"
         # bad JSON and unknown ops are refused, never crash the device
         r.cloud.publish(f"ff/{DEV}/cmd", b"{not json")
         r.send({"id": "u1", "op": "selfdestruct"})
@@ -158,6 +165,13 @@ def test_exec_ping_and_repeats(tmp_path):
         again = r.cloud.wait_json(f"ff/{DEV}/ack", lambda a: a.get("id") == "v1" and a.get("repeat"))
         assert again["state"] == "healthy"
         assert len([a for a in r.acks("v1") if a["state"] == "applied"]) == 1
+        # an exec's id is forgotten in a reboot, its cseq is not: replayed, not run again
+        r.send(e1)
+        assert r.ack("e1", "rejected")["reason"] == "replayed: cseq 2 was used"
+        r.send(signed("e5", "exec", 5, exec="x5"))
+        assert r.ack("e5", "done")["status"] == "completed"
+        x1_runs = [x for m in r.cloud.json_on(f"ff/{DEV}/runs") for x in m["runs"] if x["exec"] == "x1"]
+        assert len(x1_runs) == 1
 
 
 def _big_command(cid: str, size: int) -> bytes:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from agent_flows import DEV, QUICK, chunked_cmds, deploy_cmd, failing_flow, good_flow, rig
+from agent_flows import DEV, QUICK, chunked_cmds, deploy_cmd, failing_flow, good_flow, rig, signed
 
 KINDS = ["mosquitto", "amqtt"]
 
@@ -120,7 +120,7 @@ def test_stage_then_activate_and_commanded_rollback(tmp_path):
     # blue-green's shape: stage everywhere, then switch; rollback is one switch back
     with rig(tmp_path, "mosquitto") as r:
         r.status(lambda s: s.get("state") == "online")
-        r.send({"id": "a0", "op": "activate", "seq": 1})
+        r.send(signed("a0", "activate", 1, seq=1))
         assert r.ack("a0", "rejected")["reason"] == "nothing staged"
         r.send(deploy_cmd("d1", good_flow(1), ver=1, seq=1))
         r.ack("d1", "healthy")
@@ -130,35 +130,37 @@ def test_stage_then_activate_and_commanded_rollback(tmp_path):
         assert staged["slot"] == "a"  # still running v1 from slot a
         time.sleep(0.5)
         assert r.status()["ver"] == 1
-        r.send({"id": "a2", "op": "activate", "seq": 3})
+        r.send(signed("a2", "activate", 2, seq=3))
         assert "staged seq is 2" in r.ack("a2", "rejected")["reason"]
-        r.send({"id": "a2b", "op": "activate", "seq": 2, "health": QUICK})
+        # unsigned, or with a field changed after signing: refused, nothing switches
+        r.send({"id": "a2x", "op": "activate", "seq": 2, "health": QUICK})
+        assert r.ack("a2x", "rejected")["reason"] == "unsigned: activate needs cseq, args and csig"
+        tampered = signed("a2y", "activate", 3, seq=2, health=QUICK)
+        tampered["args"] = tampered["args"].replace('"runs":2', '"runs":0')
+        assert '"runs":0' in tampered["args"]
+        r.send(tampered)
+        assert r.ack("a2y", "rejected")["reason"].startswith("bad signature")
+        time.sleep(0.3)
+        assert r.status()["ver"] == 1 and r.status()["slot"] == "a"
+        r.send(signed("a2b", "activate", 4, seq=2, health=QUICK))
         assert r.ack("a2b", "applied")["slot"] == "b"
         r.ack("a2b", "healthy")
         assert r.status(lambda s: s.get("ver") == 2 and not s["trial"])["seq"] == 2
 
-        r.send({"id": "rb", "op": "rollback", "reason": "operator"})
+        # issue 10 item 5: an unsigned rollback took a device from v2 to v1
+        r.send({"id": "rb0", "op": "rollback", "reason": "operator"})
+        assert r.ack("rb0", "rejected")["reason"] == "unsigned: rollback needs cseq, args and csig"
+        time.sleep(0.3)
+        st = r.status()
+        assert st["ver"] == 2 and st["slot"] == "b" and not [a for a in r.acks("rb0") if a["state"] != "rejected"]
+
+        r.send(signed("rb", "rollback", 5, reason="operator"))
         rb = r.ack("rb", "rolled_back")
         assert rb["reason"] == "command: operator" and rb["slot"] == "a"
         st = r.status(lambda s: s.get("ver") == 1)
         assert st["slot"] == "a" and st["seq"] == 2  # the accepted seq never goes down
-        r.send({"id": "rb2", "op": "rollback"})
+        r.send(signed("rb2", "rollback", 6))
         assert r.ack("rb2", "rejected")["reason"] == "nothing to roll back to"
         # an older seq is still refused after the rollback
         r.send(deploy_cmd("d1b", good_flow(1), ver=1, seq=2))
         assert "seq" in r.ack("d1b", "rejected")["reason"]
-
-
-@pytest.mark.broker
-def test_a_failed_first_flow_leaves_no_flow_on_trial(tmp_path):
-    # issue 9: with no flow before it, the rolled-back flow stayed in the
-    # retained status (trial, its version) because no new status went out
-    with rig(tmp_path, "mosquitto") as r:
-        r.status(lambda s: s.get("state") == "online")
-        r.send(deploy_cmd("d1", failing_flow(), ver=1, seq=1))
-        r.ack("d1", "applied")
-        assert r.status(lambda s: s.get("trial"))["ver"] == 1
-        assert r.ack("d1", "rolled_back")["reason"].startswith("error_rate")
-        st = r.status(lambda s: s.get("failed") is not None)
-        assert st["trial"] is False and st["slot"] is None and st["ver"] is None and st["flow"] is None
-        assert st["failed"]["slot"] == "a"

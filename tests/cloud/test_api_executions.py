@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared_schema.envelope import verify
+from shared_schema.envelope import command_args, verify, verify_command
 from shared_schema.messages import Ack
 
 from cloud.appkeys import DB, DRIVER
@@ -42,8 +42,16 @@ async def test_an_execution_sends_a_signed_inline_program_with_overrides(api):
                          expect=201)
     assert exe["status"] == "pending" and exe["version"] == 1 and len(exe["targets"]) == 2
     cmd = api.app[DB].call(Command.get_by_id, f"{exe['id']}.x0.exec").payload[0]
-    assert (cmd["op"], cmd["exec"], cmd["seq"], cmd["overrides"]) == ("exec", exe["id"], 0, overrides)
-    assert verify(cmd, bytes.fromhex(devices[0]["credentials"]["hmac_key"]), "x0")
+    args = command_args(cmd)
+    assert (cmd["op"], args["exec"], args["overrides"]) == ("exec", exe["id"], overrides)
+    key = bytes.fromhex(devices[0]["credentials"]["hmac_key"])
+    # the command and its program are signed for x0 with one fresh number
+    assert verify_command(cmd, key, "x0") and verify(cmd, key, "x0") and cmd["seq"] == cmd["cseq"] >= 1
+    assert not verify_command(dict(cmd, args=cmd["args"].replace("error", "debug")), key, "x0")
+    assert not verify_command(cmd, bytes.fromhex(devices[1]["credentials"]["hmac_key"]), "x1")
+    again = await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["x0"]}, expect=201)
+    cmd2 = api.app[DB].call(Command.get_by_id, f"{again['id']}.x0.exec").payload[0]
+    assert cmd2["cseq"] > cmd["cseq"]  # never the same number twice: the device takes each once
 
 
 async def test_overrides_that_do_not_fit_the_flow_are_refused_before_any_device_gets_them(api, seed_flow):
@@ -62,7 +70,7 @@ async def test_overrides_that_do_not_fit_the_flow_are_refused_before_any_device_
     assert (await api.get("/executions"))["executions"] == []
     exe = await api.post("/executions", dict(body, overrides={"vars": {"threshold": "25"}}), expect=201)
     cmd = api.app[DB].call(Command.get_by_id, f"{exe['id']}.g0.exec").payload[0]
-    assert cmd["overrides"] == {"vars": {"threshold": 25}, "params": {}}  # as the device takes it: a number
+    assert command_args(cmd)["overrides"] == {"vars": {"threshold": 25}, "params": {}}  # as the device takes it
 
 
 async def test_results_and_per_node_logs_by_severity(api):

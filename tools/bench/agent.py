@@ -183,7 +183,9 @@ def scenario(broker, heap: str, run_s: float, workdir: Path) -> dict:
         time.sleep(run_s)
         t1 = time.monotonic()
         stage = "exec with overrides"
-        cloud.send({"id": "e1", "op": "exec", "exec": "x1", "overrides": {"params": {"s2": {"value": 10}}}})
+        from shared_schema.envelope import signed_command
+        cloud.send(signed_command("e1", "exec", {"exec": "x1", "overrides": {"params": {"s2": {"value": 10}}}},
+                                  dev_id, bytes.fromhex(KEY), 3))
         done = cloud.wait("ack", lambda a: a.get("id") == "e1" and a.get("state") in ("done", "rejected"), stage)
         if done.get("state") != "done" or done.get("status") != "completed":
             raise RuntimeError(f"exec: {done}")
