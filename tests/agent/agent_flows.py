@@ -57,6 +57,11 @@ def signed(cid: str, op: str, cseq: int, **args) -> dict:
     return signed_command(cid, op, args, DEV, bytes.fromhex(KEY), cseq)
 
 
+def inline_exec(cid: str, body: dict, ver: int, cseq: int, exec_id: str, **args) -> dict:
+    """A signed exec carrying its program inline, signed with the same cseq."""
+    return dict(envelope(body, ver, seq=cseq), **signed(cid, "exec", cseq, exec=exec_id, **args))
+
+
 def sign_raw(prog: bytes, flow: str, ver: int, seq: int, key_hex: str = KEY) -> dict:
     """An envelope around arbitrary bytes (for the refusal matrix)."""
     sha = hashlib.sha256(prog).hexdigest()

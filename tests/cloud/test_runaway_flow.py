@@ -19,7 +19,9 @@ import threading
 
 import pytest
 
+from cloud.appkeys import DB
 from cloud.config import Config
+from cloud.store.rollout import take_seqs
 from tools.bench.runaway import ladder, unchecked_program
 from test_integration_fleet import CLOUD_PW, Cloud, broker, publish  # noqa: F401 (broker: a fixture)
 
@@ -31,19 +33,22 @@ SMALL = {"name": "small", "definition": {
     "connections": [{"source": "i", "target": "c"}]}}
 
 
-def _send_anyway(broker, flow: dict, dev: str, key_hex: str, cmd_id: str) -> dict:
+def _send_anyway(broker, flow: dict, dev: str, key_hex: str, cmd_id: str, cseq: int) -> dict:
     """The refused flow, compiled without the bound and signed with the
-    device's key, sent as an inline exec: what an older cloud would send.
-    Returns the device's `done` ack."""
+    device's key, sent as an inline exec: what an older cloud would send
+    (`cseq` a fresh number from the device's counter). Returns the device's
+    `done` ack."""
     import paho.mqtt.client as mqtt
 
     from shared_schema.compiler import CompiledProgram
-    from shared_schema.envelope import make_envelope
+    from shared_schema.envelope import make_envelope, signed_command
 
     data = unchecked_program(flow)
     program = CompiledProgram(data, hashlib.sha256(data).hexdigest(), len(data), "flow_runaway", 1, "unix-sim")
-    cmd = {"id": cmd_id, "op": "exec", "exec": cmd_id}   # first: a device short of heap reads only the head
-    cmd.update(make_envelope(program, dev, bytes.fromhex(key_hex), 0))
+    key = bytes.fromhex(key_hex)
+    # id and op first: a device short of heap reads only the head
+    cmd = signed_command(cmd_id, "exec", {"exec": cmd_id}, dev, key, cseq)
+    cmd.update(make_envelope(program, dev, key, cseq))
     done, subscribed = queue.Queue(), threading.Event()
 
     def on_message(client, userdata, msg):
@@ -96,8 +101,9 @@ async def test_runaway_fan_out_is_refused_and_never_knocks_a_device_over(tmp_pat
         assert problem["message"].startswith("memory budget: ") and "makes 34 fan-in runs" in problem["message"]
 
         # 2. sent anyway: the run fails with the named reason, the device carries on
+        [(cseq, _sealed)] = cloud.client.server.app[DB].call(take_seqs, {"dev_r": 1}).values()
         ack = await loop.run_in_executor(None, _send_anyway, broker, runaway, "dev_r", creds["hmac_key"],
-                                         "exec-runaway")
+                                         "exec-runaway", cseq)
         assert ack["state"] == "done" and ack["status"] == "failed", ack
         assert ack["reason"] == "memory budget: s3a: would make 34 fan-in runs, more than 32 in one run"
 
