@@ -30,7 +30,11 @@ import json
 from shared_schema.compiler import CompiledProgram
 
 SIG_VERSION = "ff1"
-DEFAULT_CHUNK_BYTES = 1024  # base64 makes it ~1.4 KB: small next to umqtt's buffers and a 64 KB heap
+# base64 makes a chunk command ~700 bytes. A device's heap after a few deploys
+# has plenty free but in pieces: the command's bytes, its parsed base64 text
+# and the decoded chunk are three blocks alive at once, and at 1 KB chunks
+# (1.4 KB blocks) a device with 25 KB free could not parse one (bench agent).
+DEFAULT_CHUNK_BYTES = 512
 MAX_INLINE_BYTES = 4096  # a bigger program travels in chunks
 # The largest MQTT packet anyone may send (the broker's max_packet_size,
 # tools/broker.py): the biggest legitimate message is a command with a

