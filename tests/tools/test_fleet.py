@@ -172,3 +172,17 @@ def test_sim_provisions_through_a_running_cloud(tmp_path, procs_mentioning):
     assert procs_mentioning(str(workdir)) == []
     # the credentials the cloud showed once are kept for the next run
     assert set(json.loads((workdir / "credentials.json").read_text())) == {"lab-001", "lab-002"}
+
+
+@pytest.mark.broker
+def test_the_idle_fleet_bench_brings_every_device_online_and_reads_proc():
+    # tiny sizes: the figures are the bench's to print, not this test's to time
+    import argparse
+
+    from tools.bench import fleet as fleet_bench
+
+    result = fleet_bench.run(argparse.Namespace(devices=2, idle_s=1.0, online_timeout_s=None))
+    assert result["ok"] and result["devices_online"] == 2, result
+    assert result["idle_cpu_pct_per_device"] >= 0 and result["rss_bytes_per_device"] > result["pss_bytes_per_device"] > 0
+    assert result["ping_ms_median"] > 0
+    assert fleet_bench.run(argparse.Namespace(devices=0, idle_s=1.0, online_timeout_s=None))["ok"] is False
