@@ -1,6 +1,6 @@
 """The MQTT bridge against a real Mosquitto: it hears a device (with the
 device's own credentials, under the broker's ACL), and reconnects by itself
-when the broker goes away and comes back."""
+when the broker goes away and comes back. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ from cloud.config import Config
 from cloud.store import keys as key_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path, empty_postgres):
+    if request.param == "sqlite":
+        return str(tmp_path / "cloud.db")
+    return empty_postgres(request.getfixturevalue("postgres"))
 
 
 @pytest.fixture
@@ -141,7 +148,7 @@ async def test_a_device_that_comes_back_is_sent_what_it_has_not_answered_at_once
 
 async def test_a_run_report_the_database_refuses_is_dropped_without_holding_the_others(db_url, aiohttp_client,
                                                                                         broker):
-    """Text no database stores (a lone surrogate; NUL on PostgreSQL) in a
+    """Text a database refuses (a lone surrogate; NUL on PostgreSQL) in a
     device's report spoils its transaction: the bridge finds it, logs and
     acks it (a resend would be refused again), and stores the rest."""
     loop = asyncio.get_running_loop()
@@ -162,12 +169,14 @@ async def test_a_run_report_the_database_refuses_is_dropped_without_holding_the_
 
     async with aiomqtt.Client(broker.host, broker.port, username=mqtt["username"], password=mqtt["password"],
                               identifier=mqtt["client_id"]) as device:
-        for run, flow in [(1, "good"), (2, "bad\ud800"), (3, "good")]:
+        for run, flow in [(1, "good"), (2, "bad\ud800"), (3, "nul\x00"), (4, "good")]:
             await device.publish("ff/bad1/runs", report(run, flow), qos=1)
+    # SQLite stores a NUL; PostgreSQL refuses it
+    expected = [1, 4] if db_url.startswith("postgresql") else [1, 3, 4]
 
     async def stored():
         resp = await client.get("/api/v1/devices/bad1/runs", headers=headers)
-        runs = (await resp.json())["runs"]
-        return sorted(r["run"] for r in runs) if len(runs) >= 2 else None
-    assert await _eventually(stored) == [1, 3]
-    assert app[BRIDGE].refused_runs == 1
+        runs = sorted(r["run"] for r in (await resp.json())["runs"])
+        return runs if len(runs) >= len(expected) else None
+    assert await _eventually(stored) == expected
+    assert app[BRIDGE].refused_runs == 4 - len(expected)
