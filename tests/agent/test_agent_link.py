@@ -141,3 +141,24 @@ def test_half_open_link_is_noticed_by_keepalive(tmp_path):
             dev.kill()
             cloud.close()
             proxy.close()
+
+
+def test_a_message_too_big_is_read_off_in_pieces_acked_and_handed_on_as_a_reason():
+    # issue 10 item 3, below the broker: umqtt.simple's unchanged wait_msg
+    # over fleetflow.link's socket (tests/agent/mpy/link_drop.py)
+    from agent_helpers import run_mpy
+
+    cases = {c["case"]: c for c in run_mpy("link_drop.py")}
+    puback = ["40021234", "40020007"]  # PUBACK of pid 0x1234, then of the next packet's pid 7
+    big = cases["over the budget"]
+    head = '{"id":"big1","op":"deploy","prog":"'
+    assert big["first"][0] == f"oversized: {len(head) + 13000 + 2}-byte message > 12288 bytes"
+    assert big["first"][1] == head + "A" * (128 - len(head))  # the first piece: the id is in it
+    assert big["second"] == '{"id":"next"}' and big["pubacks"] == puback
+    short = cases["no memory for it"]
+    head = '{"id":"m1","op":"exec"}'
+    assert short["first"] == [f"oversized: no memory for a {len(head) + 5000}-byte message",
+                              head + " " * (128 - len(head))]
+    assert short["second"] == '{"id":"next"}' and short["pubacks"] == puback
+    fits = cases["fits"]
+    assert fits["first"] == '{"id":"ok1","op":"ping"}' and fits["pubacks"] == puback
