@@ -164,3 +164,12 @@ async def api(aiohttp_client, cloud_config) -> Api:
     app = init_app(cloud_config)
     keys = {role: app[DB].call(key_store.create_key, role)["key"] for role in key_store.ROLES}
     return Api(await aiohttp_client(app), keys)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sqlite_then_postgres(request, tmp_path) -> str:
+    """A fresh database of each kind in turn: a module that must hold on both
+    (bad input, the bridge) returns it as its own `db_url`."""
+    if request.param == "sqlite":
+        return str(tmp_path / "cloud.db")
+    return _fresh_postgres(request.getfixturevalue("postgres"))

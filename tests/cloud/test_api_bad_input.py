@@ -19,11 +19,9 @@ WEIRD = [None, 0, -1, 1.5, 10**23, True, "", "x" * 300, "$nope", NUL, SURROGATE,
          {"a": {"b": []}}, {"k": NUL}]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path, empty_postgres):
-    if request.param == "sqlite":
-        return str(tmp_path / "cloud.db")
-    return empty_postgres(request.getfixturevalue("postgres"))
+@pytest.fixture
+def db_url(sqlite_then_postgres):
+    return sqlite_then_postgres
 
 
 def _bodies(route):

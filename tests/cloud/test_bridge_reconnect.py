@@ -18,11 +18,9 @@ from cloud.store import keys as key_store
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path, empty_postgres):
-    if request.param == "sqlite":
-        return str(tmp_path / "cloud.db")
-    return empty_postgres(request.getfixturevalue("postgres"))
+@pytest.fixture
+def db_url(sqlite_then_postgres):
+    return sqlite_then_postgres
 
 
 @pytest.fixture
