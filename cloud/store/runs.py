@@ -1,6 +1,7 @@
-"""Run reports from the devices, stored in bulk: the bridge collects the
-batches it hears and hands them over every half second (or sooner when
-many arrive), one transaction per hand-over."""
+"""Run reports from the devices, stored in bulk: the bridge hands over the
+batches it heard as soon as no other message waits (at the latest after
+half a second), one transaction per hand-over, and acks them once it has
+committed (cloud/bridge.py)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The path a run report takes in the cloud after the broker: the JSON payload
 of ff/<dev>/runs parsed, checked against shared_schema.messages.RunsBatch,
 collected, and stored by cloud.store.runs.ingest in one transaction per
-hand-over (as the MQTT bridge does every half second). Device batches
+hand-over (the MQTT bridge hands over what it heard as soon as no other
+message waits, so under load a hand-over holds many reports). Device batches
 carry 8 runs of 5 nodes, like the firmware's default runs_batch.
 """
 
