@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import operator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
@@ -74,8 +75,19 @@ def insert_rows(model, rows: list[dict]) -> None:
     defaults = [(f, f.default) for f in model._meta.sorted_fields if f.name not in rows[0] and f.default is not None]
     fields = given + [f for f, _ in defaults]
     extra = tuple(f.db_value(d() if callable(d) else d) for f, d in defaults)
-    convert = [f.db_value if isinstance(f, (JSONField, peewee.BooleanField)) else None for f in given]
-    values = [tuple(c(r[f.name]) if c else r[f.name] for f, c in zip(given, convert)) + extra for r in rows]
+    row_of = operator.itemgetter(*[f.name for f in given])  # a tuple per row, in C
+    if len(given) == 1:
+        values = [(row_of(r),) + extra for r in rows]
+    else:
+        values = [row_of(r) + extra for r in rows]
+    convert = [(i, f.db_value) for i, f in enumerate(given) if isinstance(f, (JSONField, peewee.BooleanField))]
+    if convert:
+        values = [tuple(row) for row in values]
+        for n, row in enumerate(values):
+            row = list(row)
+            for i, to_db in convert:
+                row[i] = to_db(row[i])
+            values[n] = tuple(row)
     names = ", ".join(_quoted(db, f.column_name) for f in fields)
     head = f"INSERT INTO {_quoted(db, model._meta.table_name)} ({names}) VALUES "
     if isinstance(db, peewee.SqliteDatabase):
@@ -84,6 +96,22 @@ def insert_rows(model, rows: list[dict]) -> None:
         from psycopg2.extras import execute_values
 
         execute_values(db.cursor(), head + "%s", values, page_size=500)
+
+
+def select_in(model, columns: list, ids: list):
+    """Rows (tuples of `columns`, JSON columns decoded) whose primary key is
+    in `ids`, read in chunks of IN_IDS with SQL text made once per chunk size."""
+    db = _real(model)
+    head = (f"SELECT {', '.join(_quoted(db, c.column_name) for c in columns)} "
+            f"FROM {_quoted(db, model._meta.table_name)} WHERE {_quoted(db, model._meta.primary_key.column_name)} IN (")
+    decode = [(i, c.python_value) for i, c in enumerate(columns) if isinstance(c, JSONField)]
+    for chunk in chunks(ids):
+        for row in db.execute_sql(head + ", ".join([db.param] * len(chunk)) + ")", tuple(chunk)).fetchall():
+            if decode:
+                row = list(row)
+                for i, from_db in decode:
+                    row[i] = from_db(row[i])
+            yield tuple(row)
 
 
 def update_in(model, fields: dict, ids: list) -> None:

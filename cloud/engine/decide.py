@@ -75,10 +75,15 @@ def plan_batches(strategy: str, settings: dict, count: int) -> list[int]:
     return [0] * count
 
 
-def decide(deployment: Deployment, targets: list[Target], events, now: float) -> list:
+def decide(deployment: Deployment, targets: list[Target], events, now: float, in_place: bool = False) -> list:
     """The actions that follow from `events` at time `now`. The inputs are
-    not modified; `state.apply` applies the returned actions."""
-    core = _Core(deployment, targets, now)
+    not modified; `state.apply` applies the returned actions.
+
+    `in_place=True` is for a caller that would apply the actions to its own
+    `targets` anyway (the storage shell's kept copy): they are changed as
+    the actions say, instead of copying 100,000 of them every step. If
+    this raises, those targets are half-changed: the caller drops them."""
+    core = _Core(deployment, targets, now, in_place)
     for event in events:
         core.handle(event)
     core.advance()
@@ -94,9 +99,9 @@ def _clone(state):
 
 
 class _Core:
-    def __init__(self, deployment: Deployment, targets: list[Target], now: float):
+    def __init__(self, deployment: Deployment, targets: list[Target], now: float, in_place: bool = False):
         self.dep = _clone(deployment)
-        self.targets = [_clone(t) for t in targets]
+        self.targets = list(targets) if in_place else [_clone(t) for t in targets]
         self.by_id = {t.device_id: t for t in self.targets}
         self.s = deployment.settings
         self.now = now

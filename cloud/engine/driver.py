@@ -19,6 +19,7 @@ from cloud.store import executions, rollout
 
 log = logging.getLogger("fleetflow.driver")
 PUBLISH_CONCURRENCY = 256
+MAX_GATHER_S = 1.0
 
 
 class Driver:
@@ -87,13 +88,23 @@ class Driver:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         next_resend = loop.time() + self.resend_after_s
+        busy = 0.0
         while True:
+            # Let acks gather for as long as the last round took (at most
+            # MAX_GATHER_S): a step costs a little per target of the
+            # deployment, whatever the number of acks it decides on, so a
+            # 100,000-target rollout decided ack by ack would spend its time
+            # on that, and the database thread would take every moment the
+            # bridge needs. A small deployment's round is a few ms.
+            if busy:
+                await asyncio.sleep(min(busy, MAX_GATHER_S, max(0.0, next_tick - loop.time())))
             timeout = max(0.0, next_tick - loop.time())
             batch = []
             try:
                 batch.append(await asyncio.wait_for(self._acks.get(), timeout))
             except asyncio.TimeoutError:
                 pass
+            started = loop.time()
             while not self._acks.empty():
                 batch.append(self._acks.get_nowait())
             by_dep: dict[str, list] = defaultdict(list)
@@ -114,6 +125,7 @@ class Driver:
                     await self._step(key, events)
             if ticking:
                 await self._guard(executions.tick, self.clock(), self.box)
+            busy = loop.time() - started
             if loop.time() >= next_resend:
                 next_resend = loop.time() + self.resend_after_s
                 try:

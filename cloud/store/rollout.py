@@ -10,6 +10,8 @@ device acks the repeat without applying it again.
 
 from __future__ import annotations
 
+import secrets as _random
+from collections import OrderedDict
 from typing import NamedTuple
 
 from shared_schema.compiler import CompiledProgram
@@ -17,10 +19,10 @@ from shared_schema.envelope import chunked, make_envelope, needs_chunks, signed_
 
 from cloud.engine.decide import decide
 from cloud.engine.state import (
-    TARGET_STATUSES, Ack, Deployment as DepState, Send, Target as TargetState, UpdateDeployment, UpdateTarget,
+    FINISHED, TARGET_STATUSES, Ack, Deployment as DepState, Send, Target as TargetState, UpdateDeployment, UpdateTarget,
     command_id,
 )
-from cloud.db import chunks, insert_rows, update_in
+from cloud.db import chunks, insert_rows, select_in, update_in
 from cloud.errors import NotFound
 from cloud.models import Command, Deployment, DeploymentEvent, Device, Program, Target
 from cloud.secrets import SecretBox
@@ -57,17 +59,17 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
         raise NotFound(f"no deployment {dep_id!r}")
     ds = DepState(id=dep.id, strategy=dep.strategy, settings=dep.settings,
                   **{k: getattr(dep, k) for k in _DEP_FIELDS})
-    # Raw rows, not peewee's per-value conversion: this runs on every step
-    # and reads every target (100,000 of them in a big rollout).
-    sql, params = (Target.select(Target.id, Target.device, Target.board, Target.seq,
-                                 *[getattr(Target, k) for k in _TARGET_FIELDS])
-                   .where(Target.deployment == dep_id).order_by(Target.position).sql())
-    ts, meta = [], {}
-    for row in Target._meta.database.execute_sql(sql, params).fetchall():
-        ts.append(TargetState(row[1], row[4], row[5], row[6], row[7], row[8], bool(row[9]), row[10]))
-        meta[row[1]] = {"id": row[0], "board": row[2], "seq": row[3]}
-    before = {t.device_id: t.step for t in ts}
-    actions = decide(ds, ts, events, now)
+    kept = _targets(dep)
+    try:
+        return _step(dep, ds, kept, events, now, box)
+    except BaseException:
+        _KEPT.pop(dep_id, None)  # changed in place, or ahead of a transaction that will not commit
+        raise
+
+
+def _step(dep: Deployment, ds: DepState, kept: "_Kept", events: list, now: float, box: SecretBox) -> StepResult:
+    dep_id, ts, meta = dep.id, kept.ts, kept.meta
+    actions = decide(ds, ts, events, now, in_place=True)
 
     log = [_event_row(dep_id, now, e) for e in events if not isinstance(e, Ack)]
     dep_changes: dict = {}
@@ -88,14 +90,19 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
         elif isinstance(action, Send):
             sends.append(action)
     reasons = {d: f.get("reason", "") for d, f in target_changes.items()}
-    outgoing = _commands(dep, sends, meta, before, reasons, now, box)
+    outgoing = _commands(dep, sends, meta, reasons, now, box)
     for send, (_dev, messages) in zip(sends, outgoing):
         target_changes.setdefault(send.device_id, {})["seq"] = meta[send.device_id]["seq"]
         log.append({"deployment": dep_id, "at": now, "kind": "send", "device": send.device_id,
                     "detail": {"step": send.step, "id": messages[0]["id"]}})
 
+    if dep_changes or target_changes:
+        # A new revision: what this process keeps in memory is what is stored
+        # only if no other step (another process, a rolled-back transaction)
+        # has been in between.
+        kept.rev = _random.token_hex(8)
+        Deployment.update(rev=kept.rev, **dep_changes).where(Deployment.id == dep_id).execute()
     if dep_changes:
-        Deployment.update(**dep_changes).where(Deployment.id == dep_id).execute()
         if "status" in dep_changes:
             webhooks.emit(f"deployment.{dep_changes['status']}", {
                 "id": dep_id, "flow_id": dep.flow, "version": dep.version, "strategy": dep.strategy,
@@ -121,14 +128,49 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
         public = {k: (iso(v) if k.endswith("_at") else v) for k, v in dep_changes.items() if k != "phase_since"}
         counts = dict.fromkeys(TARGET_STATUSES, 0)
         for t in ts:  # after this step: a watcher of a big deployment keeps its counts without the targets
-            counts[target_changes[t.device_id].get("status", t.status) if t.device_id in target_changes
-                   else t.status] += 1
+            counts[t.status] += 1
         public["counts"] = counts
         update = {"id": dep_id, "deployment": public, "targets": [
             {"device_id": d, **{k: (iso(v) if k == "updated_at" else v) for k, v in f.items()
                                 if k in ("status", "step", "ack", "seq", "reason", "updated_at")}}
             for d, f in target_changes.items()]}
+    if dep_changes.get("status", dep.status) in FINISHED and not any(t.status == "deploying" for t in ts):
+        _KEPT.pop(dep_id, None)  # nothing left to decide on but a late ack
     return StepResult(outgoing, update)
+
+
+class _Kept:
+    """A deployment's targets as of revision `rev`: kept in memory between
+    steps, so a step of a 100,000-target rollout does not read and convert
+    every row again (that read cost more than the step itself)."""
+
+    def __init__(self, rev: str, ts: list, meta: dict):
+        self.rev, self.ts, self.meta = rev, ts, meta
+
+
+_KEPT: OrderedDict[str, _Kept] = OrderedDict()
+KEPT_MAX = 8  # deployments kept; the least recently stepped goes first
+
+
+def _targets(dep: Deployment) -> _Kept:
+    """The targets of `dep` in order, with each one's row id, board and seq;
+    from memory when its revision is the stored one, else read afresh."""
+    kept = _KEPT.get(dep.id)
+    if kept is not None and dep.rev and kept.rev == dep.rev:
+        _KEPT.move_to_end(dep.id)
+        return kept
+    # Raw rows, not peewee's per-value conversion: 100,000 of them in a big rollout.
+    sql, params = (Target.select(Target.id, Target.device, Target.board, Target.seq,
+                                 *[getattr(Target, k) for k in _TARGET_FIELDS])
+                   .where(Target.deployment == dep.id).order_by(Target.position).sql())
+    ts, meta = [], {}
+    for i, row in enumerate(Target._meta.database.execute_sql(sql, params).fetchall()):
+        ts.append(TargetState(row[1], row[4], row[5], row[6], row[7], row[8], bool(row[9]), row[10]))
+        meta[row[1]] = {"id": row[0], "board": row[2], "seq": row[3], "i": i}
+    kept = _KEPT[dep.id] = _Kept(dep.rev, ts, meta)
+    while len(_KEPT) > KEPT_MAX:
+        _KEPT.popitem(last=False)
+    return kept
 
 
 def _event_row(dep_id: str, now: float, event) -> dict:
@@ -144,16 +186,27 @@ def _health(settings: dict) -> dict:
     return rule
 
 
-def _commands(dep: Deployment, sends: list[Send], meta: dict, before: dict, reasons: dict, now: float,
+def _in_flight(dep_id: str, device_ids: list[str]) -> dict[str, str]:
+    """The step each device was last sent of deploy, stage and activate
+    (what a cancel cancels), from the outbox."""
+    steps: dict[str, tuple[float, str]] = {}
+    for chunk in chunks(device_ids):
+        for device_id, step, at in (Command.select(Command.device, Command.step, Command.created_at)
+                                    .where((Command.deployment == dep_id) & Command.device.in_(chunk)
+                                           & Command.step.in_(("deploy", "stage", "activate"))).tuples()):
+            if device_id not in steps or at >= steps[device_id][0]:
+                steps[device_id] = (at, step)
+    return {d: step for d, (_at, step) in steps.items()}
+
+
+def _commands(dep: Deployment, sends: list[Send], meta: dict, reasons: dict, now: float,
               box: SecretBox) -> list[tuple[str, list[dict]]]:
     """The messages of each Send, built once: a command decided before (a
     restart, a repeat) is the very same bytes again."""
     if not sends:
         return []
     ids = [command_id(dep.id, s.device_id, s.step) for s in sends]
-    existing = {}
-    for chunk in chunks(ids):
-        existing.update(Command.select(Command.id, Command.payload).where(Command.id.in_(chunk)).tuples())
+    existing = dict(select_in(Command, [Command.id, Command.payload], ids))
     fresh = [s for s, cid in zip(sends, ids) if cid not in existing]
     # Every fresh command is signed with a number of its own from the
     # device's counter: a deploy/stage as its envelope's seq, the others as
@@ -169,6 +222,7 @@ def _commands(dep: Deployment, sends: list[Send], meta: dict, before: dict, reas
         row = Program.get((Program.deployment == dep.id) & (Program.board == board))
         programs[board] = CompiledProgram(row.data.encode("ascii"), row.sha256, row.size, dep.flow, dep.version,
                                           board)
+    before = _in_flight(dep.id, [s.device_id for s in fresh if s.step == "cancel"])
     new_rows, superseded = [], []
     out = []
     for send, cmd_id in zip(sends, ids):
@@ -227,11 +281,8 @@ def take_seqs(counts: dict[str, int]) -> dict[str, tuple[int, str]]:
     for n, device_ids in by_n.items():
         for chunk in chunks(device_ids):
             Device.update(seq=Device.seq + n).where(Device.id.in_(chunk)).execute()
-    out: dict[str, tuple[int, str]] = {}
-    for chunk in chunks(list(counts)):
-        out.update((d, (seq, sealed)) for d, seq, sealed in Device.select(Device.id, Device.seq, Device.key_sealed)
-                   .where(Device.id.in_(chunk)).tuples())
-    return out
+    return {d: (seq, sealed) for d, seq, sealed in select_in(Device, [Device.id, Device.seq, Device.key_sealed],
+                                                              list(counts))}
 
 
 def pending_commands(device_id: str | None = None) -> list[tuple[str, list[dict]]]:

@@ -6,10 +6,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 
 import pytest
 
@@ -109,36 +105,18 @@ def _fresh_postgres(url: str) -> str:
     return url
 
 
-def _as_postgres_user(cmd: list[str]) -> list[str]:
-    # initdb refuses to run as root: drop to nobody for the throwaway cluster
-    return ["runuser", "-u", "nobody", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    """A throwaway PostgreSQL cluster (initdb, pg_ctl) for the session: its
-    URL. Skips the test when PostgreSQL's server programs or psycopg2 are
-    missing."""
+    """A throwaway PostgreSQL cluster (tools/pgcluster.py) for the session:
+    its URL. Skips the test when PostgreSQL's server programs or psycopg2
+    are missing."""
+    from tools.pgcluster import server_bin, throwaway_postgres
+
     pytest.importorskip("psycopg2")
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+    if server_bin() is None:
         pytest.skip("needs PostgreSQL's initdb and pg_ctl")
-    root = tempfile.mkdtemp(prefix="ff-pg-", dir="/tmp")
-    if os.geteuid() == 0:
-        shutil.chown(root, "nobody")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = os.path.join(root, "data")
-    subprocess.run(_as_postgres_user(["initdb", "-D", data, "-U", "ff", "--auth=trust"]), check=True,
-                   capture_output=True)
-    subprocess.run(_as_postgres_user(["pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "-o",
-                                      f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]),
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql://ff@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres_user(["pg_ctl", "-D", data, "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture

@@ -26,3 +26,16 @@ def test_api_bench_measures_both_servers():
 def test_rollout_bench_completes_a_small_fleet():
     result = rollout.run(argparse.Namespace(devices=30, strategy="rolling", batch_size=10, trace=False))
     assert result["status"] == "completed" and result["completed_targets"] == 30
+    assert result["rss_bytes"] > 10_000_000 and result["cloud_cpu_s"] > 0 and result["database"] == "sqlite"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="needs Mosquitto")
+def test_rollout_bench_runs_on_a_throwaway_postgresql():
+    from tools.pgcluster import server_bin
+
+    pytest.importorskip("psycopg2")
+    if server_bin() is None:
+        pytest.skip("needs PostgreSQL's initdb and pg_ctl")
+    result = rollout.run(argparse.Namespace(devices=20, strategy="all_at_once", postgres=True))
+    assert (result["status"], result["completed_targets"], result["database"]) == ("completed", 20, "postgresql")

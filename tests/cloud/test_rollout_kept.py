@@ -1,0 +1,57 @@
+"""The targets `rollout.step` keeps in memory between steps are trusted only
+while they are what is stored: a step that raises, or a transaction that
+does not commit, must not leave a change the database never got."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cloud.appkeys import BOX, DB
+from cloud.engine.decide import IllegalTransition
+from cloud.engine.state import Ack, Start
+from cloud.store import rollout
+from cloud.store.deployments import get_deployment
+
+
+async def _started(api) -> str:
+    flow = await api.published_flow()
+    for i in (1, 2, 3):
+        await api.post("/devices", {"id": f"k{i}", "board": "unix-sim"}, expect=201)
+    dep = await api.post("/deployments", {"flow_id": flow["id"], "strategy": "all_at_once",
+                                          "target_devices": ["k1", "k2", "k3"]}, expect=201)
+    api.app[DB].call(rollout.step, dep["id"], [Start()], time.time(), api.app[BOX])
+    return dep["id"]
+
+
+def _healthy(device_id: str) -> Ack:
+    return Ack(device_id, "deploy", "healthy", "")
+
+
+def _finish_the_others(api, dep_id: str) -> dict:
+    """k2 and k3 confirm: the deployment completes only if k1 did too."""
+    db, box = api.app[DB], api.app[BOX]
+    db.call(rollout.step, dep_id, [_healthy("k2"), _healthy("k3")], time.time(), box)
+    return db.call(get_deployment, dep_id)
+
+
+async def test_a_step_that_raises_leaves_nothing_of_what_it_decided(api):
+    dep_id = await _started(api)
+    with pytest.raises(IllegalTransition):  # k1's ack is decided (in place), then Start is refused
+        api.app[DB].call(rollout.step, dep_id, [_healthy("k1"), Start()], time.time(), api.app[BOX])
+    doc = _finish_the_others(api, dep_id)
+    assert doc["status"] == "running" and doc["counts"] == dict(doc["counts"], deploying=1, success=2)
+
+
+async def test_a_step_whose_transaction_is_rolled_back_is_forgotten(api):
+    dep_id = await _started(api)
+    db = api.app[DB]
+    with pytest.raises(RuntimeError):
+        with db.peewee.atomic():  # the step succeeds, then its transaction does not commit
+            rollout.step(dep_id, [_healthy("k1")], time.time(), api.app[BOX])
+            raise RuntimeError("the commit failed")
+    doc = _finish_the_others(api, dep_id)
+    assert doc["status"] == "running" and [t["status"] for t in doc["targets"]] == ["deploying", "success", "success"]
+    db.call(rollout.step, dep_id, [_healthy("k1")], time.time(), api.app[BOX])
+    assert db.call(get_deployment, dep_id)["status"] == "completed"
