@@ -46,6 +46,11 @@ MAX_INLINE_BYTES = 4096  # a bigger program travels in chunks
 # board at or above it), so whatever the broker lets through fits a device,
 # and the 200 KB message that wedged one (issue 10, item 3) stops at the broker.
 MAX_PACKET_BYTES = 12288
+# The largest command the cloud publishes: a packet is the command's JSON
+# plus the topic (`<prefix>/<device id>/cmd`, device ids up to 64 characters)
+# and at most 9 bytes of MQTT header, so 256 bytes are left for those. A
+# bigger one would get the cloud's own link cut by the broker.
+MAX_COMMAND_BYTES = MAX_PACKET_BYTES - 256
 
 
 CMD_SIG_VERSION = "ff2"

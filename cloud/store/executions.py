@@ -11,10 +11,11 @@ ff/<dev>/runs with `exec` set (cloud.store.runs). Status: pending -> running
 
 from __future__ import annotations
 
+import json
 import secrets as _random
 import time
 
-from shared_schema.envelope import make_envelope, needs_chunks, signed_command
+from shared_schema.envelope import MAX_COMMAND_BYTES, make_envelope, needs_chunks, signed_command
 from shared_schema.overrides import normalized, override_problems
 
 from cloud import schemas
@@ -88,6 +89,11 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
         key = box.open(sealed)
         messages = [{**signed_command(cmd_id, "exec", {"exec": exe.id, "overrides": overrides}, dev.id, key, cseq),
                      **make_envelope(programs[dev.board], dev.id, key, cseq)}]
+        size = len(json.dumps(messages[0], separators=(",", ":")))
+        if size > MAX_COMMAND_BYTES:  # the broker would cut the cloud off; a device would refuse it
+            raise Invalid("too big to send", [Problem("/overrides", (
+                f"the exec command for {dev.id} would be {size} bytes, over the {MAX_COMMAND_BYTES} "
+                "a command may have: fewer or shorter overrides, or deploy the flow"))])
         rows.append({"id": cmd_id, "deployment": exe.id, "device": dev.id, "step": "exec", "payload": messages,
                      "created_at": now})
         targets.append({"execution": exe.id, "device": dev.id, "position": i})

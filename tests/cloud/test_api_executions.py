@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from shared_schema.envelope import command_args, verify, verify_command
 from shared_schema.messages import Ack
 
@@ -139,3 +141,27 @@ async def test_cancel_and_bad_requests(api):
     await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["ghost"]}, expect=422)
     await api.get("/executions/exe_nope", expect=404)
     assert len((await api.get(f"/executions?flow_id={flow['id']}"))["executions"]) == 1
+
+
+async def test_an_exec_command_too_big_to_send_is_refused_before_anything_is_recorded(api):
+    # The broker cuts off a client that publishes a packet over its
+    # max_packet_size, the cloud included (and the outbox would send it again
+    # on every reconnect): an execution whose command would be that big (a
+    # long inline program with long overrides) is a 422.
+    logs = [{"node": "log", "params": {"level": "info", "message": "m"}} for _ in range(52)]
+    flow = await api.published_flow({"name": "many-logs", "steps": [{"node": "inject", "params": {"payload": 1}}, *logs]})
+    await api.post("/devices", {"id": "big0", "board": "unix-sim"}, expect=201)
+    # quotes: escaped once in the program (what the board's size budget counts),
+    # twice in the command (its args are JSON text inside the command's JSON)
+    long = {f"s{i}": {"message": '"' * 39} for i in range(2, 54)}
+    problem = await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["big0"],
+                                             "overrides": {"params": long}}, expect=422)
+    [error] = problem["errors"]
+    assert error["pointer"] == "/overrides" and "over the 12032 a command may have" in error["message"]
+    assert (await api.get("/executions"))["executions"] == []
+    # shorter overrides fit, and the command that goes out is within the bound
+    short = {f"s{i}": {"message": "x" * 20} for i in range(2, 54)}
+    exe = await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["big0"],
+                                         "overrides": {"params": short}}, expect=201)
+    cmd = api.app[DB].call(Command.get_by_id, f"{exe['id']}.big0.exec").payload[0]
+    assert 6000 < len(json.dumps(cmd, separators=(",", ":"))) <= 12032
