@@ -6,7 +6,6 @@ where SQLite would store it)."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from cloud.routes import API, ROUTES
