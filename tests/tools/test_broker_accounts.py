@@ -230,3 +230,15 @@ async def test_the_readme_set_up_gives_a_broker_serve_provisions_on(tmp_path, ca
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not mosquitto_path(), reason="mosquitto not installed")
+def test_accounts_bench_reports_the_broker_cost_per_provisioning():
+    import argparse
+
+    from tools.bench import accounts
+
+    rows = accounts.run(argparse.Namespace(accounts="10,200", probe=2))["per_provisioning"]
+    assert [r["accounts"] for r in rows] == [10, 200]
+    assert rows[1]["json_kb"] > rows[0]["json_kb"] > 0 and all(r["broker_cpu_ms"] >= 0 for r in rows)
