@@ -14,11 +14,12 @@
 #     anything: a power cut can lose a command, never apply one twice.
 #  4. Then the command holds its own fields and its signed args, nothing else
 #     (an inline exec's envelope stays: it is signed apart, with seq = cseq).
-#  5. Any failure is an FFError whose text is the `rejected` ack's reason,
-#     and nothing has changed.
+#  5. Any failure is a `rejected` ack (an FFError's text is its reason) and
+#     nothing has changed; a failure after the window is written (a signed
+#     `args` that is not an object: a cloud bug) loses the cseq, nothing more.
 #
 # Cold code: imported for one signed command and let go at once
-# (fleetflow.commands._open), so none of it is in the heap when a program
+# (fleetflow.commands._signed), so none of it is in the heap when a program
 # is loaded, a deploy's peak.
 import json
 from binascii import unhexlify
@@ -52,36 +53,28 @@ def fresh(window, cseq):
 
 
 def open_command(cmd, key, device_id, slots):
-    """Let a signed command in (rules 1-4), or raise FFError."""
+    """Let a signed command in (rules 1-4), or raise: FFError with the reason,
+    or ValueError/OSError (a signed args that is not JSON, a flash that can't
+    be written), which the caller answers as a refusal too."""
     cseq = cmd.get("cseq")
     args = cmd.get("args")
-    if type(cseq) is not int or type(args) is not str or type(cmd.get("csig")) is not str:
+    sig = cmd.get("csig")
+    if type(cseq) is not int or type(args) is not str or type(sig) is not str:
         raise FFError("unsigned: %s needs cseq, args and csig" % cmd["op"])
     try:
-        got = unhexlify(cmd["csig"])
+        sig = unhexlify(sig)
     except ValueError:
-        got = b""
+        sig = b""
     msg = "ff2|%s|%d|%s|%s|%s" % (device_id, cseq, cmd["id"], cmd["op"], args)
-    if not compare_digest(hmac_sha256(key, msg.encode()), got):
+    if not compare_digest(hmac_sha256(key, msg.encode()), sig):
         raise FFError("bad signature (wrong key, another device's command, or altered)")
+    args = json.loads(args)
     try:
-        args = json.loads(args)
-    except ValueError:
-        pass
-    if type(args) is not dict:
-        raise FFError("bad command: args must be a JSON object")
-    path = slots.path("cseq.json")
-    try:
-        with open(path) as f:
-            window = json.load(f)
-        hi, mask = window  # written by rename: never torn; a new device has none
+        with open(slots.path("cseq.json")) as f:
+            hi, mask = json.load(f)  # written by rename: never torn; a new device has none
     except (OSError, ValueError, TypeError):
-        window = [0, 0]
-    window = fresh(window, cseq)
-    try:
-        slots.write_atomic("cseq.json", json.dumps(window))
-    except OSError as e:  # not kept, so not taken: the command can't be let in
-        raise FFError("can't keep cseq %d: %s" % (cseq, e))
+        hi = mask = 0
+    slots.write_atomic("cseq.json", json.dumps(fresh([hi, mask], cseq)))
     keep = _EXEC_KEYS if cmd["op"] == "exec" else ()
     for k in list(cmd):
         if k not in _CMD_KEYS and k not in keep:
