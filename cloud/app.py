@@ -55,6 +55,8 @@ async def _engine(app: web.Application):
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if bridge is not None:
+        await bridge.close()
     await driver.close()
 
 

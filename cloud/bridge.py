@@ -74,6 +74,7 @@ class Bridge:
         self._client: aiomqtt.Client | None = None
         self._health: dict[str, tuple[dict, float]] = {}
         self.inbox = Inbox()  # acks owed and run reports waiting
+        self._background: set[asyncio.Task] = set()  # resends started by on_connect/on_online
         self._runs_due = asyncio.Event()
         self._heard_live: set[str] = set()  # devices heard saying online on this link
         self.received = 0
@@ -99,7 +100,7 @@ class Bridge:
                     backoff = self.config.mqtt_reconnect_s
                     log.info("connected to mqtt://%s:%s", parts["host"], parts["port"])
                     if self.on_connect:
-                        asyncio.get_running_loop().create_task(self.on_connect())
+                        self._spawn(self.on_connect())
                     async for message in client.messages:
                         token = self.inbox.hold(message.mid, message.qos)
                         await self._dispatch(str(message.topic), message.payload, token, message.retain)
@@ -162,6 +163,18 @@ class Bridge:
             return
         self._ack(self.inbox.stored(reports))
 
+    async def close(self) -> None:
+        """Stop resends still running (what they had not sent is sent on the next start)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
     def _new_link(self) -> None:
         self.inbox.new_link()
         self._heard_live.clear()
@@ -214,7 +227,10 @@ class Bridge:
                 if back:
                     self._heard_live.add(device_id)
                 if (came_online or back) and self.on_online:
-                    await self.on_online(device_id)
+                    # in the background: after a broker restart every device
+                    # comes back at once, and the messages (and their acks)
+                    # must not wait for each one's resend
+                    self._spawn(self.on_online(device_id))
             elif kind == "ack":
                 ack = Ack.model_validate(body)
                 if self.on_ack:
@@ -236,6 +252,11 @@ class Bridge:
             log.exception("failed to handle %s from %s", kind, device_id)
         finally:
             self._release(token)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a resend failed", exc_info=task.exception())
 
 
 def _paho(client: aiomqtt.Client):
