@@ -81,6 +81,7 @@ class DeploymentCreate(_Strict):
     target_devices: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
     target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
+    all: bool = False  # every device (a fleet past MAX_TARGETS too)
     config: dict[str, Any] = Field(default_factory=dict)
 
 

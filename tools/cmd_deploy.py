@@ -92,7 +92,8 @@ def deployment_body(args) -> dict:
         body["target_tags"] = [args.tag]
     elif args.environment:
         body["environment"] = args.environment
-    # --all: the caller fills target_devices with every device it lists
+    if args.all:
+        body["all"] = True
     config: dict = {"auto_rollback": not args.no_auto_rollback, "health_check": not args.no_health_check}
     for name, _kind, _help in SETTINGS:
         value = getattr(args, name)
@@ -128,8 +129,7 @@ def _create(args) -> int:
     try:
         body = deployment_body(args)
         if args.all:
-            body["target_devices"] = [d["id"] for d in api.list_devices()]
-            if not body["target_devices"]:
+            if not api.get("/devices", limit=1)["devices"]:
                 print(f"deploy: --all: the cloud at {api.url} has no devices yet; provision some first",
                       file=sys.stderr)
                 return 1

@@ -36,7 +36,8 @@ def first_positions(ids: list[str]) -> dict[str, int]:
 
 def resolve_targets(req) -> list[Device]:
     if not (req.target_devices or req.target_tags or req.environment):
-        raise Invalid("no targets", [Problem("/target_devices", "name target_devices, target_tags or environment")])
+        raise Invalid("no targets", [Problem("/target_devices",
+                                             "name target_devices, target_tags or environment, or set all")])
     chosen: dict[str, Device] = {}
     positions = first_positions(req.target_devices)
     wanted = list(positions)
@@ -118,7 +119,9 @@ def create_deployment(body: dict) -> dict:
     req = schemas.parse(schemas.DeploymentCreate, body)
     settings = engine_settings.resolve(req.strategy, req.config)
     fv = published_version(req.flow_id, req.version)
-    devices = resolve_targets(req)
+    devices = list(Device.select().order_by(Device.id)) if req.all else resolve_targets(req)
+    if not devices:
+        raise Invalid("no devices", [Problem("/all", "there are no devices")])
     check_types(devices, fv.types, req)
     programs = compile_for(fv, devices)
     now = time.time()
@@ -126,7 +129,7 @@ def create_deployment(body: dict) -> dict:
         id="dep_" + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
         config=req.config, settings=settings, created_at=now,
         selector={"target_devices": list(first_positions(req.target_devices)), "target_tags": req.target_tags,
-                  "environment": req.environment})
+                  "environment": req.environment, "all": req.all})
     for board, prog in programs.items():
         Program.create(deployment=dep.id, board=board, data=prog.text, sha256=prog.sha256, size=prog.size)
     batches = plan_batches(req.strategy, settings, len(devices))

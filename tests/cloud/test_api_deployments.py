@@ -122,6 +122,14 @@ async def test_targets_by_ids_tags_and_environment(api):
     assert await targets(target_devices=["e"], target_tags=["lab"], environment="prod") == ["e", "a", "b"]
     problem = await api.post("/deployments", {"flow_id": flow["id"], "target_tags": ["west"]}, expect=422)
     assert problem["errors"] == [{"pointer": "/target_tags", "message": "no device matches"}]
+    # every device, whatever the fleet's size (target_devices stops at 10,000 entries)
+    assert await targets(all=True) == ["a", "b", "c", "d", "e"]
+
+
+async def test_all_on_a_cloud_without_devices_is_422(api):
+    flow = await api.published_flow()
+    problem = await api.post("/deployments", {"flow_id": flow["id"], "all": True}, expect=422)
+    assert problem["errors"] == [{"pointer": "/all", "message": "there are no devices"}]
 
 
 async def test_devices_chosen_by_tag_lacking_a_node_type_point_at_the_selector(api):

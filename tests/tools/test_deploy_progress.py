@@ -15,7 +15,7 @@ def _args(argv):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["f1", "--all"], {"flow_id": "f1", "strategy": "rolling",
+    (["f1", "--all"], {"flow_id": "f1", "strategy": "rolling", "all": True,
                        "config": {"auto_rollback": True, "health_check": True}}),
     (["f1", "--devices", "a, b,", "--strategy", "canary", "--canary-percentage", "10", "--canary-delay", "20s"],
      {"flow_id": "f1", "strategy": "canary", "target_devices": ["a", "b"],
