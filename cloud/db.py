@@ -157,19 +157,28 @@ _BY_PK_SQL: dict = {}
 
 
 def get_by_pk(model, pk):
-    """`model.get_or_none(pk == ...)` without building the query each time:
-    peewee's SQL generation costs more than SQLite's answer to a point read,
+    """`model.get_or_none(pk == ...)` without building the query each time,
+    nor the instance field by field: peewee's SQL generation and its
+    per-field descriptors cost more than SQLite's answer to a point read,
     and the API's hottest path is reading one row by id."""
     key = (model, model._meta.database.param)  # the text depends on the database's parameter style
-    sql = _BY_PK_SQL.get(key)
-    if sql is None:
+    plan = _BY_PK_SQL.get(key)
+    if plan is None:
         sql = model.select().where(model._meta.primary_key == "").sql()[0]
-        _BY_PK_SQL[key] = sql
+        # Only these columns need converting from what the driver gives.
+        convert = [(f.name, f.python_value) for f in model._meta.sorted_fields
+                   if isinstance(f, (JSONField, peewee.BooleanField))]
+        plan = _BY_PK_SQL[key] = (sql, [f.name for f in model._meta.sorted_fields], convert)
+    sql, names, convert = plan
     row = model._meta.database.execute_sql(sql, (pk,)).fetchone()
     if row is None:
         return None
-    fields = model._meta.sorted_fields
-    return model(__no_default__=1, **{f.name: f.python_value(v) for f, v in zip(fields, row)})
+    data = dict(zip(names, row))
+    for name, from_db in convert:
+        data[name] = from_db(data[name])
+    obj = model.__new__(model)  # what Model(__no_default__=1, **data) makes, without a setattr per field
+    obj.__data__, obj._dirty, obj.__rel__ = data, set(data), {}
+    return obj
 
 
 def get_or_404(model, pk, noun: str):

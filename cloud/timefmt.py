@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 
 
+@lru_cache(maxsize=4096)  # the same stored times are shown again and again (a flow read a thousand times a second)
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None

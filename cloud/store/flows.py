@@ -11,8 +11,10 @@ the version before it.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
+from functools import lru_cache
 
 from shared_schema.boards import board_names
 from shared_schema.diff import diff_definitions
@@ -125,6 +127,37 @@ def list_flows(status: str | None = None, tag: str | None = None, limit: int = p
 
 def get_flow(flow_id: str) -> dict:
     return flow_doc(_get(flow_id))
+
+
+_FLOW_JSON_SQL: dict = {}
+_META = ("id", "name", "description", "tags", "status", "version", "boards", "restored_from", "created_at",
+         "updated_at")
+
+
+def get_flow_json(flow_id: str) -> str:
+    """`get_flow`'s document as JSON text, made without decoding the stored
+    content and encoding it again: the document's own fields, then the
+    content's keys spliced in from the stored JSON text (its keys,
+    CONTENT_KEYS, never clash with them). The API's hottest read."""
+    db = Flow._meta.database
+    sql = _FLOW_JSON_SQL.get(db.param)
+    if sql is None:
+        fields = [Flow._meta.fields[n] for n in (*_META, "body")]
+        sql = _FLOW_JSON_SQL[db.param] = (Flow.select(*fields).where(Flow.id == "").sql()[0])
+    row = db.execute_sql(sql, (flow_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no flow {flow_id!r}")
+    return _flow_json(tuple(row))
+
+
+@lru_cache(maxsize=256)  # keyed by the whole stored row: a changed flow is a new key, never a stale answer
+def _flow_json(row: tuple) -> str:
+    (fid, name, description, tags, status, version, boards, restored_from, created_at, updated_at, body) = row
+    head = json.dumps({
+        "id": fid, "name": name, "description": description, "tags": json.loads(tags), "status": status,
+        "version": version or None, "boards": None if boards is None else json.loads(boards),
+        "restored_from": restored_from, "created_at": iso(created_at), "updated_at": iso(updated_at)})
+    return head if body == "{}" else f"{head[:-1]}, {body[1:]}"
 
 
 def update_flow(flow_id: str, body: dict) -> dict:

@@ -23,7 +23,8 @@ async def list_(request: web.Request):
 
 
 async def get(request: web.Request):
-    return ok(await request.app[DB].read(store.get_flow, request.match_info["flow_id"]))
+    text = await request.app[DB].read(store.get_flow_json, request.match_info["flow_id"])
+    return web.Response(text=text, content_type="application/json")
 
 
 async def update(request: web.Request):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -219,3 +221,25 @@ async def test_a_variable_value_that_does_not_fit_its_type_points_at_the_value(a
     problem = await api.post("/flows", body, expect=422)
     assert problem["errors"] == [{"pointer": "/definition/variables/1/value",
                                   "message": "'warm' is not a number; write e.g. 30"}]
+
+
+async def test_get_flow_answers_the_same_document_as_the_store_however_it_is_made(api, seed_flow):
+    """GET /flows/{id} splices the stored content into the document's JSON
+    text (no decode and encode again): it must equal flow_doc's document,
+    for a graph flow, a step flow, a published one and an emptied draft."""
+    from cloud.appkeys import DB
+    from cloud.models import Flow
+    from cloud.store.flows import flow_doc, get_flow_json
+
+    graph = await api.post("/flows", seed_flow(), expect=201)
+    steps = await api.post("/flows", {"name": "s", "tags": ['a"b', "ü"], "steps": [
+        {"node": "clear-cache", "params": {}}]}, expect=201)
+    published = await api.published_flow()
+    bare = await api.post("/flows", {"name": "empty"}, expect=201)
+    for flow in (graph, steps, published, bare):
+        expected = api.app[DB].call(lambda: flow_doc(Flow.get_by_id(flow["id"])))
+        assert await api.get(f"/flows/{flow['id']}") == expected
+        assert json.loads(api.app[DB].call(get_flow_json, flow["id"])) == expected
+    await api.put(f"/flows/{graph['id']}", {"name": "renamed"})
+    assert (await api.get(f"/flows/{graph['id']}"))["name"] == "renamed"  # a changed row is a new answer
+    assert (await api.get("/flows/nope", expect=404))["detail"] == "no flow 'nope'"

@@ -16,9 +16,34 @@ def test_ingest_bench_stores_every_record():
 
 
 @pytest.mark.slow
-def test_api_bench_measures_both_servers():
-    result = api.run(argparse.Namespace(seconds=0.3, concurrency=4))
+@pytest.mark.skipif(not shutil.which("wrk"), reason="needs wrk (make setup installs it)")
+def test_api_bench_measures_both_servers_with_wrk():
+    result = api.run(argparse.Namespace(seconds=1, concurrency=4))
     assert result["bare_rps"] > 0 and result["fleetflow_rps"] > 0 and result["errors"] == 0
+    assert result["load_generator"] == "wrk" and set(result["fleetflow_latency"]) == {"p50_ms", "p75_ms", "p90_ms",
+                                                                                      "p99_ms"}
+
+
+def test_api_bench_reads_wrks_report():
+    report = """Running 5s test @ http://127.0.0.1:1/
+  Latency Distribution
+     50%  845.00us
+     75%    1.20ms
+     90%    2.01ms
+     99%    1.10s
+  52000 requests in 5.00s, 10.00MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:  10400.50
+"""
+    got = api.parse_wrk(report)
+    assert got == {"rps": 10400.5, "errors": 3,
+                   "latency": {"p50_ms": 0.845, "p75_ms": 1.2, "p90_ms": 2.01, "p99_ms": 1100.0}}
+
+
+def test_api_bench_says_when_wrk_is_missing(monkeypatch):
+    monkeypatch.setattr(api.shutil, "which", lambda name: None)
+    result = api.run(argparse.Namespace(seconds=1, concurrency=4))
+    assert result["ok"] is False and "wrk is not installed" in result["error"]
 
 
 @pytest.mark.slow
