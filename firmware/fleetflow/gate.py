@@ -75,7 +75,7 @@ def check_staged(slots, hdr, board, table):
     else (None, the reason); the stage is aborted then."""
     box = []
 
-    def validate(prog):
+    def validate(prog):  # the staged file, open at the program
         # The signature and digests are checked by now: let their code go
         # before the loader comes in (this is a deploy's heap peak), and the
         # run records' wire code too (the next flush reloads it).

@@ -99,14 +99,18 @@ def load(data, table, board, limit):
     # and a big block may not be free when a device loads a new flow
     if limit is None:
         limit = (board or {}).get("program_max_bytes") or _DEF_LIMIT_BYTES
-    if type(data) not in (bytes, str, bytearray):
-        raise FFError("program: want bytes or text")
-    if len(data) > limit:
-        raise FFError("program: %d bytes over the limit of %d" % (len(data), limit))
+    # data: the bytes or text, or a file open at the program (a staged slot,
+    # whose size the envelope check bounded): parsed as it is read then
+    stream = hasattr(data, "readinto")
+    if not stream:
+        if type(data) not in (bytes, str, bytearray):
+            raise FFError("program: want bytes or text")
+        if len(data) > limit:
+            raise FFError("program: %d bytes over the limit of %d" % (len(data), limit))
     try:
-        doc = json.loads(data)
+        doc = json.load(data) if stream else json.loads(data)
     except MemoryError:
-        raise FFError("program: out of memory parsing %d bytes" % len(data))
+        raise FFError("program: out of memory parsing %s" % ("it" if stream else "%d bytes" % len(data)))
     except Exception:
         raise FFError("program: malformed JSON")
     if type(doc) is not dict:

@@ -208,8 +208,9 @@ class SlotStore:
                 pass
 
     def stage_finish(self, validate=None):
-        """Check size and sha, then validate(program bytes) (raises FFError
-        to refuse), then commit the slot file and mark it staged."""
+        """Check size and sha, then validate(file) (the staged file open at the
+        program's first byte; raises FFError to refuse), then commit the slot
+        file and mark it staged."""
         s = self._stage
         if s is None:
             raise FFError("no stage in progress")
@@ -226,13 +227,12 @@ class SlotStore:
         f.close()
         if validate is not None:
             try:
+                # validate(file) reads the program from the file as it parses
+                # it: on a heap fragmented by a long run there may be no free
+                # block the program's size (a deploy's heap peak is this parse)
                 with open(self.path("slot_%s.tmp" % slot), "rb") as f:
                     f.readline()
-                    prog = f.read()
-                # validated after the file is closed: a deploy's heap peak is
-                # the program being parsed, no file buffers need to share it
-                validate(prog)
-                prog = None
+                    validate(f)
             except Exception:
                 self._stage = [slot, f, h, header, n]
                 self.stage_abort()
