@@ -23,6 +23,7 @@ KEY_CACHE_S = 10.0  # a revoked key stops working within this long
 
 
 ROLE = web.RequestKey("role", str)
+KEY_HASH = web.RequestKey("key_hash", str)  # sha256 of the request's API key: what scopes an Idempotency-Key
 
 
 def problem_response(status: int, title: str, detail: str, problems=(), extra: dict | None = None,
@@ -66,8 +67,7 @@ def access(db, public: set[str]):
     admin-only (in `request.match_info.route`'s handler) need an admin."""
     cache: dict[str, tuple[str | None, float]] = {}
 
-    async def role_of(token: str) -> str | None:
-        digest = secrets.hash_token(token)
+    async def role_of(token: str, digest: str) -> str | None:
         hit = cache.get(digest)
         now = time.monotonic()
         if hit and hit[1] > now:
@@ -85,13 +85,15 @@ def access(db, public: set[str]):
         token = _token(request)
         if token is None:
             raise Unauthorized("send an API key in x-api-key or Authorization: Bearer")
-        role = await role_of(token)
+        digest = secrets.hash_token(token)
+        role = await role_of(token, digest)
         if role is None:
             raise Unauthorized("unknown or revoked API key")
         needed = getattr(request.match_info.handler, "min_role", None) or ("viewer" if request.method in READ_METHODS else "operator")
         if RANK[role] < RANK[needed]:
             raise Forbidden(f"a {role} key cannot do this; it needs {needed}", role=role, needed=needed)
         request[ROLE] = role
+        request[KEY_HASH] = digest
         return await handler(request)
 
     return middleware

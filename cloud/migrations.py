@@ -75,6 +75,11 @@ def _v8_run_err(db: peewee.Database) -> None:
         pw_migrate.migrate(migrator.add_column("run_record", "err", models.RunRecord.err))
 
 
+def _v9_idempotency(db: peewee.Database) -> None:
+    """First answers to creating POSTs sent with an Idempotency-Key."""
+    db.create_tables([models.IdempotentAnswer], safe=True)
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
@@ -84,6 +89,7 @@ STEPS = [
     (6, _v6_pipelines),
     (7, _v7_big_fleets),
     (8, _v8_run_err),
+    (9, _v9_idempotency),
 ]
 LATEST = STEPS[-1][0]
 

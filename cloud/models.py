@@ -280,6 +280,21 @@ class PipelineRun(BaseModel):
     completed_at = peewee.DoubleField(null=True)
 
 
+class IdempotentAnswer(BaseModel):
+    """The first answer to a creating POST sent with an Idempotency-Key
+    (cloud.store.idempotency), kept a day."""
+
+    scope = peewee.CharField(max_length=64)  # sha256 of the API key that sent it
+    key = peewee.CharField(max_length=255)
+    fingerprint = peewee.CharField(max_length=64)  # sha256 of method, path and body
+    status = peewee.IntegerField()
+    answer = peewee.TextField()  # the body, sealed with the server secret
+    created_at = peewee.DoubleField(index=True)
+
+    class Meta:
+        indexes = ((("scope", "key"), True),)
+
+
 ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent,
        RunRecord, NodeRecord, Execution, ExecTarget, Webhook, Delivery,
-       Pipeline, PipelineRun]
+       Pipeline, PipelineRun, IdempotentAnswer]

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from cloud.errors import Invalid, Problem
 from cloud.schemas import MAX_NUMBER
-from cloud.store import paging
+from cloud.store import idempotency, paging
 
 
 def ok(body, status: int = 200) -> web.Response:
@@ -69,3 +69,27 @@ def paged(request: web.Request, name: str, page: tuple[list, str | None], **extr
     items, cursor = page
     link = str(request.rel_url.update_query(cursor=cursor)) if cursor else None
     return ok({**extra, name: items, "next": link})
+
+
+async def run_once(request: web.Request, fn, *args):
+    """`request.app[DB].run(fn, *args)` for a creating POST, carried out at
+    most once per API key and `Idempotency-Key` header when it has one
+    (cloud.store.idempotency); a repeat answers an `idempotency.Replay`."""
+    from cloud.appkeys import BOX, CONFIG, DB
+    from cloud.middleware import KEY_HASH
+
+    raw = request.headers.get(idempotency.HEADER)
+    if raw is None:
+        return await request.app[DB].run(fn, *args)
+    key = idempotency.check_key(raw)
+    print_ = idempotency.fingerprint(request.method, request.path_qs, await request.read())
+    return await request.app[DB].run(idempotency.once, request[KEY_HASH], key, print_, request.app[CONFIG].clock(),
+                                     request.app[BOX], fn, *args)
+
+
+def replayed(result) -> web.Response | None:
+    """The first answer again, when `run_once` found one."""
+    if isinstance(result, idempotency.Replay):
+        return web.Response(status=result.status, text=result.text, content_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    return None

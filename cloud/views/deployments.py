@@ -10,12 +10,13 @@ from cloud.engine.state import DEPLOYMENT_STATUSES, FINISHED, TARGET_STATUSES, C
 from cloud.middleware import json_body
 from cloud.store import deployments as store
 from cloud.streams import frame
-from cloud.views.common import choice_param, ok, page_params, paged
+from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once
 
 
 async def create(request: web.Request):
     body = await json_body(request)
-    return ok(await request.app[DB].run(store.create_deployment, body), 201)
+    result = await run_once(request, store.create_deployment, body)
+    return replayed(result) or ok(result, 201)
 
 
 async def list_(request: web.Request):

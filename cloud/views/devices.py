@@ -7,10 +7,11 @@ from aiohttp import web
 
 from cloud.appkeys import BOX, BRIDGE, CONFIG, DB
 from cloud.errors import BadGateway, Invalid, Problem
-from cloud.middleware import json_body
+from cloud.middleware import KEY_HASH, json_body
 from cloud.store import devices as store
+from cloud.store import idempotency
 from cloud.store import runs as run_store
-from cloud.views.common import ok, page_params, paged
+from cloud.views.common import ok, page_params, paged, replayed, run_once
 
 log = logging.getLogger("fleetflow.api")
 
@@ -27,8 +28,11 @@ def _live(request: web.Request, doc: dict) -> dict:
 async def provision(request: web.Request):
     body = await json_body(request)
     config = request.app[CONFIG]
-    doc, password = await request.app[DB].run(store.provision, body, request.app[BOX], config.device_broker(),
-                                              config.topic_prefix, config.reserved_names())
+    result = await run_once(request, store.provision, body, request.app[BOX], config.device_broker(),
+                            config.topic_prefix, config.reserved_names())
+    if again := replayed(result):
+        return again
+    doc, password = result
     try:
         await _call_hook(config.on_provision, doc["id"], password)
     except Exception as exc:
@@ -36,6 +40,8 @@ async def provision(request: web.Request):
         # its password is shown only in this answer: undo, so a retry works.
         log.exception("provisioning hook failed for %s", doc["id"])
         await request.app[DB].run(store.delete_device, doc["id"])
+        if idempotency.HEADER in request.headers:  # its recorded answer goes with it: a retry provisions anew
+            await request.app[DB].run(idempotency.forget, request[KEY_HASH], request.headers[idempotency.HEADER])
         raise BadGateway(f"device {doc['id']} could not be added to the broker ({type(exc).__name__}: {exc}); "
                          "nothing was kept: try again once the broker answers") from None
     return ok(doc, 201)

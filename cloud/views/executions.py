@@ -7,12 +7,15 @@ from aiohttp import web
 from cloud.appkeys import BOX, DB, DRIVER
 from cloud.middleware import json_body
 from cloud.store import executions as store
-from cloud.views.common import choice_param, ok, page_params, paged
+from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once
 
 
 async def create(request: web.Request):
     body = await json_body(request)
-    doc, out = await request.app[DB].run(store.create_execution, body, request.app[BOX])
+    result = await run_once(request, store.create_execution, body, request.app[BOX])
+    if again := replayed(result):
+        return again
+    doc, out = result
     request.app[DRIVER].send(out)
     return ok(doc, 201)
 

@@ -5,7 +5,7 @@ from aiohttp import web
 from cloud.appkeys import BOX, DB, DRIVER
 from cloud.middleware import ROLE, json_body
 from cloud.store import pipelines as store
-from cloud.views.common import ok, page_params, paged
+from cloud.views.common import ok, page_params, paged, replayed, run_once
 
 
 async def create(request: web.Request):
@@ -27,8 +27,11 @@ async def delete(request: web.Request):
 
 
 async def start(request: web.Request):
-    doc, out = await request.app[DB].run(store.start_run, request.match_info["pipeline_id"], request.app[BOX],
-                                         request.get(ROLE, ""))
+    result = await run_once(request, store.start_run, request.match_info["pipeline_id"], request.app[BOX],
+                            request.get(ROLE, ""))
+    if again := replayed(result):
+        return again
+    doc, out = result
     request.app[DRIVER].send(out)
     return ok(doc, 201)
 
