@@ -316,8 +316,9 @@ class Agent(CommandLog):
              "seq": self.hdr["seq"] if self.hdr else st["seq"], "slot": st["active"]}
         for k in extra:
             a[k] = extra[k]
-        self.remember(cmd, a)
-        self._queue("ack", json.dumps(a), 1)
+        text = json.dumps(a)
+        self.remember(cmd, a, text)
+        self._queue("ack", text, 1)
         return a
 
     def status(self):

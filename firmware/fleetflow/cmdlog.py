@@ -14,13 +14,16 @@ _PERSIST = ("stage", "deploy", "activate", "rollback")
 class CommandLog:
     def __init__(self):
         # (the agent has made self.slots by now)
-        self.done = {}            # command id -> its last ack (repeats are answered from here)
+        # command id -> (op, its last ack as JSON text): repeats are answered
+        # from here. Text, not the ack's dict: a third of the heap, and the
+        # very string that was queued to be sent.
+        self.done = {}
         self._done_order = []
         try:
             with open(self.slots.path("cmds.json")) as f:
                 for a in json.load(f):
-                    self._keep(a)
-        except (OSError, ValueError):
+                    self._keep(a.get("id"), a.get("op"), json.dumps(a))
+        except (OSError, ValueError, AttributeError):
             pass
 
     def command(self, raw):
@@ -52,15 +55,15 @@ class CommandLog:
         from fleetflow.commands import handle
         handle(self, cmd)
 
-    def _keep(self, a):
-        cid = a.get("id")
+    def _keep(self, cid, op, text):
         if cid not in self.done:
             self._done_order.append(cid)
             if len(self._done_order) > _MAX_DONE:
                 self.done.pop(self._done_order.pop(0), None)
-        self.done[cid] = a
+        self.done[cid] = (op, text)
 
-    def remember(self, cmd, a):
+    def remember(self, cmd, a, text):
+        # a: the ack, text: its JSON
         # Only what a signed command reached claims its id: a refusal (maybe
         # of a forgery sent under the id of a command still on its way) and a
         # ping are not remembered, so a repeat of them is simply checked again.
@@ -68,11 +71,11 @@ class CommandLog:
             return
         if a["state"] == "received" and cmd.get("op") in ("stage", "deploy", "exec"):
             return  # not final: a repeat must reach the handler (transfer resume)
-        self._keep(a)
+        self._keep(a["id"], a["op"], text)
         if cmd.get("op") in _PERSIST and a["state"] != "received":
-            keep = [self.done[i] for i in self._done_order if self.done[i].get("op") in _PERSIST]
+            keep = "[%s]" % ",".join(self.done[i][1] for i in self._done_order if self.done[i][0] in _PERSIST)
             try:
-                self.slots.write_atomic("cmds.json", json.dumps(keep))
+                self.slots.write_atomic("cmds.json", keep)
             except OSError as e:
                 print("agent: can't persist command ids:", e)
 

@@ -32,9 +32,9 @@ from fleetflow.errors import FFError
 def handle(ag, cmd):
     """Apply one parsed command (a dict); every outcome is acked."""
     cid = cmd.get("id")
-    prev = ag.done.get(cid)
+    prev = ag.done.get(cid)     # (op, the ack's JSON)
     if prev is not None:
-        a = dict(prev)
+        a = json.loads(prev[1])
         a["repeat"] = True
         ag._queue("ack", json.dumps(a), 1)
         return
