@@ -102,10 +102,13 @@ class Agent(CommandLog):
         verify.check_signature(hdr, self._key, self.dev)
 
     def _cool(self):
-        # Let the cold code go once nothing holds it: a chunked transfer in
-        # progress keeps it (its chunks come one command at a time), and so
-        # does an execution waiting for its delays (commands.exec_step).
-        if self.xfer is None and not self.execs:
+        # Let the cold code go once nothing holds it: an execution waiting
+        # for its delays does (commands.exec_step). A chunked transfer in
+        # progress does not: its Transfer keeps what it needs, and each chunk
+        # is parsed with the command code out of the heap (on a heap a long
+        # run fragmented, parsing a chunk next to that code failed), then
+        # the code is imported again to handle it.
+        if not self.execs:
             unload(*_COLD)
             self._warm = False
 
