@@ -64,7 +64,7 @@ ROUTES = [
     Route("GET", "/deployments/{deployment_id}/targets", deployments.targets, "A deployment's targets, in order",
           "deployments", query=("status", "limit", "cursor")),
     Route("GET", "/deployments/{deployment_id}/events", deployments.events, "What happened, in order",
-          "deployments"),
+          "deployments", query=("limit", "cursor")),
     Route("GET", "/deployments/{deployment_id}/stream", deployments.stream,
           "Live server-sent events: metadata, update, sync, error, complete", "deployments"),
     Route("POST", "/deployments/{deployment_id}/start", deployments.start, "Start", "deployments"),

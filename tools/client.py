@@ -39,11 +39,6 @@ class ApiError(Exception):
         return out
 
 
-def _items(body: dict, key: str) -> list:
-    """List endpoints answer {key: [...]} (`{"flows": [...]}`)."""
-    return body[key]
-
-
 def parse_sse(lines):
     """(id, event, data) from server-sent event lines (bytes or str); comments skipped."""
     event_id, event, data = None, "message", []
@@ -188,7 +183,7 @@ class Client:
         return self.get_all(f"/deployments/{dep_id}/targets", "targets", **params)
 
     def deployment_events(self, dep_id: str) -> list[dict]:
-        return _items(self.get(f"/deployments/{dep_id}/events"), "events")
+        return self.get_all(f"/deployments/{dep_id}/events", "events")
 
     def list_deployments(self, **params) -> list[dict]:
         return self.get_all("/deployments", "deployments", **params)

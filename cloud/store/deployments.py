@@ -216,7 +216,11 @@ def list_deployments(status: str | None = None, flow_id: str | None = None, limi
     return [deployment_doc(d, counts[d.id]) for d in got.rows], got.cursor
 
 
-def events(dep_id: str) -> list[dict]:
+def events(dep_id: str, limit: int = paging.MAX_LIMIT, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of what happened to a deployment, in order (a 100,000-target
+    rollout records several events a target)."""
     _get(dep_id)
+    got = paging.page(DeploymentEvent.select().where(DeploymentEvent.deployment == dep_id), "events",
+                      (DeploymentEvent.id,), limit, cursor)
     return [{"at": iso(e.at), "kind": e.kind, "device_id": e.device or None, "detail": e.detail}
-            for e in DeploymentEvent.select().where(DeploymentEvent.deployment == dep_id).order_by(DeploymentEvent.id)]
+            for e in got.rows], got.cursor

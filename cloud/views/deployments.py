@@ -9,6 +9,7 @@ from cloud.appkeys import DB, DRIVER, STREAMS
 from cloud.engine.state import DEPLOYMENT_STATUSES, FINISHED, TARGET_STATUSES, Cancel, Pause, Resume, Rollback, Start
 from cloud.middleware import json_body
 from cloud.store import deployments as store
+from cloud.store import paging
 from cloud.streams import frame
 from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once
 
@@ -40,7 +41,9 @@ async def get(request: web.Request):
 
 async def events(request: web.Request):
     dep_id = request.match_info["deployment_id"]
-    return ok({"deployment_id": dep_id, "events": await request.app[DB].run(store.events, dep_id)})
+    limit, cursor = page_params(request, default=paging.MAX_LIMIT)
+    return paged(request, "events", await request.app[DB].run(store.events, dep_id, limit, cursor),
+                 deployment_id=dep_id)
 
 
 async def _command(request: web.Request, event):

@@ -52,10 +52,12 @@ async def test_every_list_pages_with_limit_cursor_and_next(api):
     api.app[DB].call(ingest, [("p0", {"dev": "p0", "dropped": 0, "runs": [
         {"run": n, "status": "completed", "nodes": []} for n in range(1, 6)]}, now)])
     dep = (await api.get("/deployments?limit=1"))["deployments"][0]
+    await api.post(f"/deployments/{dep['id']}/start")  # events: start, status, each target's and each send
     exe = (await api.get("/executions?limit=1"))["executions"][0]
     lists = [("/devices", "devices"), ("/devices?tag=pg", "devices"), ("/flows", "flows"),
              ("/deployments", "deployments"), (f"/deployments/{dep['id']}/targets", "targets"),
              ("/executions", "executions"), (f"/executions/{exe['id']}/targets", "targets"),
+             (f"/deployments/{dep['id']}/events", "events"),
              ("/pipelines", "pipelines"), (f"/pipelines/{pipeline['id']}/runs", "runs"), ("/devices/p0/runs", "runs")]
     for path, name in lists:
         whole = await api.get(path + ("&" if "?" in path else "?") + "limit=500")
