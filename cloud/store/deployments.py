@@ -19,6 +19,7 @@ from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Deployment, DeploymentEvent, Device, Flow, FlowVersion, Program, Target
 from cloud.store import paging
 from cloud.store.devices import node_types
+from cloud.store.rollout import kept_counts
 from cloud.timefmt import iso
 
 
@@ -185,7 +186,7 @@ def get_deployment(dep_id: str) -> dict:
     """The document with counts; the targets embedded when there are at
     most EMBED_TARGETS_MAX of them."""
     dep = _get(dep_id)
-    counts = target_counts([dep_id])[dep_id]
+    counts = kept_counts(dep) or target_counts([dep_id])[dep_id]
     targets = None
     if sum(counts.values()) <= EMBED_TARGETS_MAX:
         targets = list(Target.select().where(Target.deployment == dep_id).order_by(Target.position))

@@ -126,10 +126,8 @@ def _step(dep: Deployment, ds: DepState, kept: "_Kept", events: list, now: float
     update = None
     if dep_changes or target_changes:
         public = {k: (iso(v) if k.endswith("_at") else v) for k, v in dep_changes.items() if k != "phase_since"}
-        counts = dict.fromkeys(TARGET_STATUSES, 0)
-        for t in ts:  # after this step: a watcher of a big deployment keeps its counts without the targets
-            counts[t.status] += 1
-        public["counts"] = counts
+        kept.recount(target_changes)
+        public["counts"] = dict(kept.counts)  # a watcher of a big deployment keeps its counts without the targets
         update = {"id": dep_id, "deployment": public, "targets": [
             {"device_id": d, **{k: (iso(v) if k == "updated_at" else v) for k, v in f.items()
                                 if k in ("status", "step", "ack", "seq", "reason", "updated_at")}}
@@ -146,10 +144,34 @@ class _Kept:
 
     def __init__(self, rev: str, ts: list, meta: dict):
         self.rev, self.ts, self.meta = rev, ts, meta
+        self.statuses = [t.status for t in ts]  # as stored, by position: what moves the counts
+        self.counts = dict.fromkeys(TARGET_STATUSES, 0)
+        for status in self.statuses:
+            self.counts[status] += 1
+
+    def recount(self, device_ids) -> None:
+        """Move the counts of the targets a step changed (O(changes))."""
+        for device_id in device_ids:
+            i = self.meta[device_id]["i"]
+            old, new = self.statuses[i], self.ts[i].status
+            if old != new:
+                self.counts[old] -= 1
+                self.counts[new] += 1
+                self.statuses[i] = new
 
 
 _KEPT: OrderedDict[str, _Kept] = OrderedDict()
 KEPT_MAX = 8  # deployments kept; the least recently stepped goes first
+
+
+def kept_counts(dep: Deployment) -> dict | None:
+    """The deployment's targets per status from the copy kept in memory, when
+    it is the stored revision (a big rollout's document without a GROUP BY
+    over every target row each time it is read); else None."""
+    kept = _KEPT.get(dep.id)
+    if kept is not None and dep.rev and kept.rev == dep.rev:
+        return dict(kept.counts)
+    return None
 
 
 def _targets(dep: Deployment) -> _Kept:

@@ -11,8 +11,9 @@ import pytest
 from cloud.appkeys import BOX, DB
 from cloud.engine.decide import IllegalTransition
 from cloud.engine.state import Ack, Start
+from cloud.models import Deployment
 from cloud.store import rollout
-from cloud.store.deployments import get_deployment
+from cloud.store.deployments import get_deployment, target_counts
 
 
 async def _started(api) -> str:
@@ -53,5 +54,7 @@ async def test_a_step_whose_transaction_is_rolled_back_is_forgotten(api):
             raise RuntimeError("the commit failed")
     doc = _finish_the_others(api, dep_id)
     assert doc["status"] == "running" and [t["status"] for t in doc["targets"]] == ["deploying", "success", "success"]
+    assert rollout.kept_counts(db.call(Deployment.get_by_id, dep_id)) == doc["counts"]  # read from the kept copy
+    assert doc["counts"] == db.call(target_counts, [dep_id])[dep_id]  # which is what is stored
     db.call(rollout.step, dep_id, [_healthy("k1")], time.time(), api.app[BOX])
     assert db.call(get_deployment, dep_id)["status"] == "completed"
