@@ -17,7 +17,7 @@ _DEF_LIMIT_BYTES = const(16384)
 _MAX_BACKOFF_MS = const(10000)
 
 
-def _spec(mod, name):
+def param_spec(mod, name):
     for s in mod.PARAMS:
         if s[0] == name:
             return s
@@ -28,7 +28,7 @@ def _norm_type(t):
     return t.replace("-", "_")
 
 
-def _resolve(nid, mod, raw, vars_, board, seen=None):
+def resolve_params(nid, mod, raw, vars_, board, seen=None):
     """Check every param of one node against its spec; return (values as
     written, params, cfg)."""
     p = {}
@@ -58,7 +58,7 @@ def _resolve(nid, mod, raw, vars_, board, seen=None):
             check_pin(nid, spec, v, board)
         p[name] = v
     for name in raw:
-        if _spec(mod, name) is None:
+        if param_spec(mod, name) is None:
             raise FFError("%s.%s: unknown param of %s" % (nid, name, mod.TYPE))
     written = tuple(written)
     prep = getattr(mod, "prep", None)
@@ -210,7 +210,7 @@ def _node(prog, i, nd, table, board, vars_, pins, seen, ids):
         raise FFError("%s.on_failure: want stop or continue" % nid)
     ids[i] = nid
     prog.mods[i] = mod
-    written, p, cfg = _resolve(nid, mod, raw, vars_, board, seen)
+    written, p, cfg = resolve_params(nid, mod, raw, vars_, board, seen)
     prog.raws[i] = _share(seen, written)
     prog.cfgs[i] = _share(seen, cfg)
     if mod.KIND == "source" and p.get("every"):

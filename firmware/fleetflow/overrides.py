@@ -2,7 +2,7 @@
 # and applied to a copy of a program's cfgs. Imported only while an
 # execution with overrides starts (fleetflow.program.Program.cfgs_for).
 from fleetflow.errors import FFError
-from fleetflow.loader import _resolve, _spec
+from fleetflow.loader import resolve_params, param_spec
 
 
 def cfgs_for(self, overrides):
@@ -56,11 +56,11 @@ def cfgs_for(self, overrides):
         raw = {specs[k][0]: raw[k] for k in range(len(specs))}
         if po:
             for k in po:
-                spec = _spec(self.mods[i], k)
+                spec = param_spec(self.mods[i], k)
                 if spec is None:
                     raise FFError("%s.%s: unknown param of %s" % (nid, k, self.mods[i].TYPE))
                 if spec[1] == "pin":
                     raise FFError("%s.%s: a pin can't be overridden per run" % (nid, k))
                 raw[k] = po[k]
-        cfgs[i] = _resolve(nid, self.mods[i], raw, vars_, None)[2]
+        cfgs[i] = resolve_params(nid, self.mods[i], raw, vars_, None)[2]
     return cfgs

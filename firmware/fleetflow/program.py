@@ -13,17 +13,20 @@ _DEF_STEPS = const(256)
 _DEF_RUN_MS = const(200)
 
 
-def _checked(mod, fn, *args):
-    # run a checking function, then let the checking code go again
+def _checked(mod, *args):
+    # run the checking code's entry point -- mod "loader": load(), mod
+    # "overrides": cfgs_for() -- then let that code go again
     import sys
-    import fleetflow
     had = "fleetflow.loader" in sys.modules
     # a load is the firmware's biggest moment on the heap: start it clean
     import gc
     gc.collect()
     try:
-        m = __import__("fleetflow." + mod, None, None, (fn,))
-        return getattr(m, fn)(*args)
+        if mod == "loader":
+            from fleetflow.loader import load as check
+        else:
+            from fleetflow.overrides import cfgs_for as check
+        return check(*args)
     except FFError:
         raise
     except Exception as e:  # defence in depth: a reason, never a crash
@@ -56,7 +59,7 @@ def _prime():
 
 def load_program(data, table, board=None, limit=None):
     """Check a device program and return a Program; FFError on anything bad."""
-    return _checked("loader", "load", data, table, board, limit)
+    return _checked("loader", data, table, board, limit)
 
 
 class Program:
@@ -122,4 +125,4 @@ class Program:
         """
         if not overrides:
             return self.cfgs
-        return _checked("overrides", "cfgs_for", self, overrides)
+        return _checked("overrides", self, overrides)
