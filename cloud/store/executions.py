@@ -59,15 +59,26 @@ def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> d
 
 
 def create_execution(body: dict, box: SecretBox, now: float | None = None, retry_of: str | None = None,
-                     pipeline_run: str | None = None) -> tuple[dict, list[tuple[str, list[dict]]]]:
-    """Record an execution and its commands; returns (document, commands to send)."""
+                     pipeline_run: str | None = None,
+                     device_ids: list[str] | None = None) -> tuple[dict, list[tuple[str, list[dict]]]]:
+    """Record an execution and its commands; returns (document, commands to send).
+    `device_ids` (a retry's or replay's devices, any number of them) take the
+    place of the body's targets, which a request may name only MAX_TARGETS of."""
     req = schemas.parse(schemas.ExecutionCreate, body)
     try:
         timeout = parse_duration(req.timeout)
     except ValueError as exc:
         raise Invalid("bad timeout", [Problem("/timeout", str(exc))]) from None
     fv = published_version(req.flow_id, req.version)
-    devices = list(Device.select().order_by(Device.id)) if req.all else resolve_targets(req)
+    if device_ids is not None:
+        found: dict[str, Device] = {}
+        for chunk in chunks(device_ids):
+            found.update((d.id, d) for d in Device.select().where(Device.id.in_(chunk)))
+        devices = [found[d] for d in device_ids if d in found]  # a device deleted since is left out
+        if not devices:
+            raise Conflict(f"the devices of execution {retry_of} are gone")
+    else:
+        devices = list(Device.select().order_by(Device.id)) if req.all else resolve_targets(req)
     if not devices:
         raise Invalid("no devices", [Problem("/all", "there are no devices")])
     check_types(devices, fv.types, req)
@@ -195,9 +206,8 @@ def again(exe_id: str, box: SecretBox, only_failed: bool) -> tuple[dict, list[tu
     devices = [t.device for t in targets if not only_failed or t.status in ("failed", "timed_out", "cancelled")]
     if not devices:
         raise Conflict(f"execution {exe_id} has nothing to retry: every device completed")
-    body = {"flow_id": exe.flow, "version": exe.version, "target_devices": devices, "overrides": exe.overrides,
-            "timeout": exe.timeout}
-    return create_execution(body, box, retry_of=exe_id)
+    body = {"flow_id": exe.flow, "version": exe.version, "overrides": exe.overrides, "timeout": exe.timeout}
+    return create_execution(body, box, retry_of=exe_id, device_ids=devices)
 
 
 def _get(exe_id: str) -> Execution:

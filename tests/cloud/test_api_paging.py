@@ -122,3 +122,22 @@ async def test_a_deployment_over_more_targets_than_sqlite_binds_in_a_statement(a
     assert cancelled["status"] == "cancelled" and cancelled["counts"]["skipped"] == count
     listed = (await api.get("/deployments"))["deployments"][0]
     assert (listed["id"], listed["total_targets"]) == (dep["id"], count)
+
+
+async def test_an_execution_over_more_devices_than_a_request_may_name_is_replayed(api):
+    """A replay names its devices itself: 10,001 of them, one more than a
+    request's target_devices may list (schemas.MAX_TARGETS)."""
+    from cloud.schemas import MAX_TARGETS
+
+    count = MAX_TARGETS + 1
+    db, box = api.app[DB], api.app[BOX]
+    sealed = box.seal(bytes(32))
+    db.call(insert_rows, Device, [{"id": f"ex{i:05d}", "board": "unix-sim", "password_hash": "-",
+                                   "key_sealed": sealed, "created_at": 0.0} for i in range(count)])
+    flow = await api.published_flow(STEP_FLOW)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
+    assert exe["total_targets"] == count and "targets" not in exe
+    again = await api.post(f"/executions/{exe['id']}/replay", expect=201)
+    assert (again["retry_of"], again["total_targets"]) == (exe["id"], count)
+    first = (await api.get(f"/executions/{again['id']}/targets?limit=2"))["targets"]
+    assert [t["device_id"] for t in first] == ["ex00000", "ex00001"]

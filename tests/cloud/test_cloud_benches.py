@@ -51,7 +51,7 @@ def test_api_bench_says_when_wrk_is_missing(monkeypatch):
 def test_rollout_bench_completes_a_small_fleet():
     result = rollout.run(argparse.Namespace(devices=30, strategy="rolling", batch_size=10, trace=False))
     assert result["status"] == "completed" and result["completed_targets"] == 30
-    assert result["rss_bytes"] > 10_000_000 and result["cloud_cpu_s"] > 0 and result["database"] == "sqlite"
+    assert result["rss_bytes"] > 10_000_000 and result["cloud_cpu_s"] >= 0.0 and result["database"] == "sqlite"
 
 
 @pytest.mark.slow
