@@ -83,12 +83,13 @@ class Bridge:
     async def run(self) -> None:
         """Connect, listen, and reconnect with backoff, until cancelled."""
         parts = self.config.mqtt_parts()
+        tls_context = self.config.mqtt_tls_context()
         backoff = self.config.mqtt_reconnect_s
         while True:
             try:
                 client = aiomqtt.Client(parts["host"], parts["port"], username=parts["username"],
                                         password=parts["password"], identifier=self.config.mqtt_client_id,
-                                        clean_session=False, keepalive=30,
+                                        clean_session=False, keepalive=30, tls_context=tls_context,
                                         max_inflight_messages=INFLIGHT, logger=mqtt_log)
                 _manual_acks(client)
                 async with client:
@@ -98,7 +99,8 @@ class Bridge:
                     self._client = client
                     self.connected.set()
                     backoff = self.config.mqtt_reconnect_s
-                    log.info("connected to mqtt://%s:%s", parts["host"], parts["port"])
+                    log.info("connected to %s://%s:%s", "mqtts" if parts["tls"] else "mqtt",
+                             parts["host"], parts["port"])
                     if self.on_connect:
                         self._spawn(self.on_connect())
                     async for message in client.messages:

@@ -22,7 +22,12 @@ DeleteHook = Callable[[str], "Awaitable[None] | None"]
 class Config:
     db_url: str = "sqlite:///var/fleetflow.db"
     # None: no MQTT bridge (commands wait in the outbox until one connects).
+    # mqtts:// is MQTT over TLS (verified against mqtt_ca_file); mqtt:// plain.
     mqtt_url: str | None = "mqtt://127.0.0.1:1883"
+    # The CA that signed the broker's certificate (PEM): the bridge trusts
+    # only it, and devices provisioned through the API get it with their
+    # credentials (so `fleetflow flash --cloud` writes it into the board).
+    mqtt_ca_file: str | None = None
     topic_prefix: str = "ff"
     secret: bytes = b""  # the server secret that seals device HMAC keys (cloud.secrets)
     on_provision: ProvisionHook | None = None
@@ -43,8 +48,25 @@ class Config:
     def mqtt_parts(self) -> dict:
         """host, port, username, password of mqtt_url."""
         url = urlparse(self.mqtt_url or "mqtt://127.0.0.1:1883")
-        return {"host": url.hostname or "127.0.0.1", "port": url.port or 1883,
-                "username": url.username, "password": url.password}
+        tls = url.scheme == "mqtts"
+        return {"host": url.hostname or "127.0.0.1", "port": url.port or (8883 if tls else 1883),
+                "username": url.username, "password": url.password, "tls": tls}
+
+    def mqtt_tls_context(self):
+        """mqtts://: an ssl.SSLContext that trusts only mqtt_ca_file (the system's
+        CAs without one) and checks the broker's host name; None for mqtt://."""
+        if not self.mqtt_parts()["tls"]:
+            return None
+        import ssl
+
+        return ssl.create_default_context(cafile=self.mqtt_ca_file)
+
+    def device_ca(self) -> str | None:
+        """The CA (PEM) devices verify the broker with; None when the broker is plain MQTT."""
+        if not self.mqtt_ca_file or not self.mqtt_parts()["tls"]:
+            return None
+        with open(self.mqtt_ca_file) as f:
+            return f.read()
 
     def reserved_names(self) -> tuple[str | None, ...]:
         """The cloud's own broker names, which no device may take (cloud.dynsec.is_reserved)."""

@@ -142,8 +142,9 @@ class Accounts:
     """
 
     def __init__(self, host: str, port: int, username: str | None, password: str | None, prefix: str = "ff",
-                 timeout_s: float = ANSWER_TIMEOUT_S):
+                 timeout_s: float = ANSWER_TIMEOUT_S, tls_context=None):
         self.host, self.port = host, port
+        self.tls_context = tls_context  # an ssl.SSLContext for MQTT over TLS (the bridge's)
         self.username, self.password = username, password
         self.prefix = prefix
         self.timeout_s = timeout_s
@@ -151,7 +152,8 @@ class Accounts:
     @classmethod
     def from_config(cls, config) -> "Accounts":
         parts = config.mqtt_parts()
-        return cls(parts["host"], parts["port"], parts["username"], parts["password"], config.topic_prefix)
+        return cls(parts["host"], parts["port"], parts["username"], parts["password"], config.topic_prefix,
+                   tls_context=config.mqtt_tls_context())
 
     async def add(self, device_id: str, password: str) -> None:
         await self.run(add_device(device_id, password, self.prefix))
@@ -166,7 +168,8 @@ class Accounts:
         try:
             async with asyncio.timeout(self.timeout_s):
                 async with aiomqtt.Client(self.host, self.port, username=self.username, password=self.password,
-                                          identifier=f"{RESERVED_PREFIX}accounts-{tag}", clean_session=True) as client:
+                                          identifier=f"{RESERVED_PREFIX}accounts-{tag}", clean_session=True,
+                                          tls_context=self.tls_context) as client:
                     await client.subscribe(RESPONSE_TOPIC, qos=1)
                     await client.publish(CONTROL_TOPIC, payload, qos=1)
                     async for message in client.messages:

@@ -18,7 +18,7 @@ def _board_lib():
     for p in sys.path:
         if p.endswith("/lib"):
             vfs.mount(vfs.VfsPosix(p), "/lib")
-            sys.path[:] = ["/lib"]
+            sys.path[:] = [".frozen", "/lib"]  # a board's, frozen `ssl` included
             return
 
 

@@ -6,6 +6,11 @@
         broker.add_user("cloud", "pw", admin=True)  # ff/# (names in ADMINS are admins too)
         broker.delete_user("dev2")              # gone, and its live session kicked
         broker.restart()                         # same port, same users
+        broker.tls.ca, broker.ca_pem()           # MQTT over TLS (tools/tls.py), the default
+
+TLS: `start_broker(..., tls=True)` (the default) listens with TLS only, with
+the CA and broker certificate of tools/tls.py (made under workdir/tls, or
+the TlsFiles given); `tls=False` is plain MQTT, for a lab LAN.
 
 Mosquitto (the real broker, Debian package `mosquitto`) is preferred. Its
 config is `mosquitto_config()`, the one README shows for production, and its
@@ -55,6 +60,7 @@ from pathlib import Path
 
 from cloud import dynsec
 from shared_schema.envelope import MAX_PACKET_BYTES
+from tools import tls as tls_mod
 from tools.proc import owned_popen
 
 log = logging.getLogger("fleetflow.broker")
@@ -88,16 +94,22 @@ def dynsec_plugin_path() -> str:
     return found[0] if found else DYNSEC_PLUGIN
 
 
-def mosquitto_config(*, port: int = 1883, host: str = "0.0.0.0", data_dir: str = "/var/lib/mosquitto",
+TLS_DIR = "/etc/mosquitto/certs"  # production: ca.pem, broker.pem, broker.key (fleetflow broker init)
+
+
+def mosquitto_config(*, port: int = 8883, host: str = "0.0.0.0", data_dir: str = "/var/lib/mosquitto",
                      plugin: str = DYNSEC_PLUGIN, log_file: str = "/var/log/mosquitto/mosquitto.log",
-                     run_as_root: bool = False) -> str:
+                     run_as_root: bool = False, tls_dir: str | None = TLS_DIR) -> str:
     """The whole Mosquitto config. The defaults give the production one that
     README shows (a test compares them); the tools' broker passes its own
-    port and folders."""
+    port and folders. tls_dir (ca.pem, broker.pem, broker.key: tools/tls.py)
+    makes the listener TLS; None is plain MQTT (--plain-mqtt)."""
+    tls = tls_mod.mosquitto_lines(tls_mod.tls_files(tls_dir)) if tls_dir else []
     return "\n".join([
         "# fleetflow's Mosquitto (tools/broker.py mosquitto_config; docs/decisions.md)",
         "per_listener_settings false",
         f"listener {port} {host}",
+        *tls,
         "allow_anonymous false",
         f"plugin {plugin}",
         f"plugin_opt_config_file {data_dir}/{DYNSEC_FILE}",
@@ -143,7 +155,7 @@ def dynsec_init(path, admin_user: str, admin_password: str, prefix: str = "ff") 
 
 
 def dynsec_control(host: str, port: int, username: str, password: str, commands: list[dict],
-                   timeout_s: float = dynsec.ANSWER_TIMEOUT_S) -> None:
+                   timeout_s: float = dynsec.ANSWER_TIMEOUT_S, ca_file=None) -> None:
     """cloud.dynsec.Accounts.run for the tools (paho, synchronous)."""
     import paho.mqtt.client as mqtt
 
@@ -152,6 +164,8 @@ def dynsec_control(host: str, port: int, username: str, password: str, commands:
     done = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{dynsec.RESERVED_PREFIX}accounts-{tag}")
     client.username_pw_set(username, password)
+    if ca_file:  # MQTT over TLS: trust the broker's CA only
+        client.tls_set_context(tls_mod.client_context(ca_file))
 
     def on_connect(c, userdata, flags, reason, props=None):
         if reason.is_failure:
@@ -221,9 +235,10 @@ class Broker:
     kind = "?"
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, users: dict[str, str] | None, port: int | None):
+    def __init__(self, workdir: Path, users: dict[str, str] | None, port: int | None, tls=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tls = _tls_files(self.workdir, tls)
         self.users: dict[str, str] = dict(users or {})
         self.admins: set[str] = {u for u in self.users if u in ADMINS}
         # A port the caller chose, or one devices already use, is kept.
@@ -232,7 +247,11 @@ class Broker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def ca_pem(self) -> str | None:
+        """The CA a client verifies this broker with (None: plain MQTT)."""
+        return self.tls.ca_pem() if self.tls else None
 
     def __enter__(self):
         return self
@@ -292,8 +311,8 @@ class Broker:
 class MosquittoBroker(Broker):
     kind = "mosquitto"
 
-    def __init__(self, workdir, users=None, port=None, exe=None):
-        super().__init__(workdir, users, port)
+    def __init__(self, workdir, users=None, port=None, exe=None, tls=None):
+        super().__init__(workdir, users, port, tls)
         self.exe = exe or mosquitto_path()
         self.proc: subprocess.Popen | None = None
         self.conf = self.workdir / "mosquitto.conf"
@@ -325,17 +344,20 @@ class MosquittoBroker(Broker):
         for cmd in commands:
             n = len(json.dumps(cmd)) + 64  # + its correlationData and separators
             if batch and size + n > MAX_PACKET_BYTES // 2:
-                dynsec_control(self.host, self.port, ADMIN_USER, self.admin_password, batch)
+                dynsec_control(self.host, self.port, ADMIN_USER, self.admin_password, batch,
+                               ca_file=self.tls.ca if self.tls else None)
                 batch, size = [], 0
             batch.append(cmd)
             size += n
         if batch:
-            dynsec_control(self.host, self.port, ADMIN_USER, self.admin_password, batch)
+            dynsec_control(self.host, self.port, ADMIN_USER, self.admin_password, batch,
+                               ca_file=self.tls.ca if self.tls else None)
 
     def _write_conf(self) -> None:
         self.conf.write_text(mosquitto_config(port=self.port, host=self.host, data_dir=str(self.workdir),
                                               plugin=dynsec_plugin_path(), log_file=str(self.log_path),
-                                              run_as_root=os.geteuid() == 0))
+                                              run_as_root=os.geteuid() == 0,
+                                              tls_dir=str(self.tls.dir) if self.tls else None))
 
     def _port_changed(self) -> None:
         self._write_conf()
@@ -453,8 +475,8 @@ def _amqtt_plugins():
 class AmqttBroker(Broker):
     kind = "amqtt"
 
-    def __init__(self, workdir, users=None, port=None):
-        super().__init__(workdir, users, port)
+    def __init__(self, workdir, users=None, port=None, tls=None):
+        super().__init__(workdir, users, port, tls)
         self._key = f"{id(self)}"
         _AMQTT_BROKERS[self._key] = self
         self._thread: threading.Thread | None = None
@@ -467,7 +489,8 @@ class AmqttBroker(Broker):
         setattr(mod, "_FleetflowAuth", auth)
         setattr(mod, "_FleetflowAcl", acl)
         return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}},
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0,
+                                      **(tls_mod.amqtt_listener(self.tls) if self.tls else {})}},
             "plugins": {
                 f"{__name__}._FleetflowAuth": {"broker_key": self._key},
                 f"{__name__}._FleetflowAcl": {"broker_key": self._key},
@@ -640,20 +663,28 @@ def _address_in_use(exc: BaseException | None) -> bool:
     return False
 
 
+def _tls_files(workdir: Path, tls):
+    """tls=True: the CA and certificate under workdir/tls; a TlsFiles: those; falsy: plain."""
+    if tls is True:
+        return tls_mod.ensure_tls(workdir / "tls")
+    return tls or None
+
+
 def start_broker(workdir, users: dict[str, str] | None = None, prefer: str = "mosquitto",
-                 port: int | None = None) -> Broker:
-    """Start a broker (Mosquitto when installed, else amqtt) and return it running."""
+                 port: int | None = None, tls=True) -> Broker:
+    """Start a broker (Mosquitto when installed, else amqtt) and return it running;
+    MQTT over TLS unless tls=False (see the module doc)."""
     if prefer not in ("mosquitto", "amqtt"):
         raise ValueError(f"prefer must be 'mosquitto' or 'amqtt', not {prefer!r}")
     exe = mosquitto_path() if prefer == "mosquitto" else None
     if exe:
-        broker: Broker = MosquittoBroker(workdir, users, port, exe)
+        broker: Broker = MosquittoBroker(workdir, users, port, exe, tls=tls)
     else:
         if prefer == "mosquitto":
             msg = ("WARNING: mosquitto is not installed: running on amqtt in-process instead "
                    "(install Debian's `mosquitto` for the real broker)")
             log.warning(msg)
             print(msg, file=sys.stderr)
-        broker = AmqttBroker(workdir, users, port)
+        broker = AmqttBroker(workdir, users, port, tls=tls)
     broker.start()
     return broker

@@ -196,7 +196,7 @@ class Client:
 
 def credentials(answer: dict) -> dict:
     """Provisioning fields (tools.device_config) from `POST /devices`' answer:
-    `{"id", ..., "credentials": {"mqtt": {host, port, username, password, prefix}, "hmac_key"}}`
+    `{"id", ..., "credentials": {"mqtt": {host, port, username, password, prefix, ca}, "hmac_key"}}`
     (the credentials are in that answer only)."""
     creds = answer.get("credentials") or {}
     mqtt = creds.get("mqtt") or {}
@@ -206,6 +206,7 @@ def credentials(answer: dict) -> dict:
         "mqtt_port": mqtt.get("port"),
         "mqtt_user": mqtt.get("username"),
         "mqtt_password": mqtt.get("password"),
+        "mqtt_ca": mqtt.get("ca"),
         "key": creds.get("hmac_key"),
         "prefix": mqtt.get("prefix"),
     }

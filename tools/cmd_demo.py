@@ -30,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--broker", choices=("mosquitto", "amqtt"), default="mosquitto",
                    help="preferred broker (amqtt when mosquitto is not installed)")
     p.add_argument("--local", action="store_true", help="the firmware-only demo: a flow in the local interpreter")
+    p.add_argument("--plain-mqtt", action="store_true", help="plain MQTT, no TLS (the default is MQTT over TLS)")
     p.set_defaults(func=run)
 
 
@@ -49,7 +50,8 @@ def run(args) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)  # the terminal closed: the devices are in sessions of their own
-    ok = demo.run_story(args.workdir, args.devices, exit_after=args.exit, prefer_broker=args.broker)
+    ok = demo.run_story(args.workdir, args.devices, exit_after=args.exit, prefer_broker=args.broker,
+                        plain_mqtt=args.plain_mqtt)
     return 0 if ok else 1
 
 

@@ -8,6 +8,13 @@
 
 With --cloud the device is provisioned through the API, which hands out its
 MQTT password and HMAC key once; they go straight into the board's config.
+
+MQTT over TLS: the board verifies the broker's certificate against the CA
+written into its config: --mqtt-ca FILE, else the one the cloud's answer
+carries, else var/tls/ca.pem (what `fleetflow serve` makes). The board needs
+the right time for that check: boot.py's Wi-Fi is up before the agent, which
+sets the clock by NTP (ntptime) before its first handshake. Plain MQTT only
+with --plain-mqtt, for a lab LAN.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from tools import device_config, flashing
 
 BOARDS = ("esp32-devkitc", "rp2-pico-w", "unix-sim")
 VAR = bundle_mod.REPO / "var" / "bundles"
+DEFAULT_CA = Path("var/tls/ca.pem")  # where `fleetflow serve` makes it (relative: like its database)
 
 
 def register(sub) -> None:
@@ -41,6 +49,9 @@ def register(sub) -> None:
     prov.add_argument("--mqtt-user", help="default: the device id")
     prov.add_argument("--mqtt-password")
     prov.add_argument("--key", help="HMAC-SHA256 key, hex (default: a new random one)")
+    prov.add_argument("--mqtt-ca", metavar="FILE", type=Path,
+                      help=f"the broker's CA, PEM (default: the cloud's, else {DEFAULT_CA})")
+    prov.add_argument("--plain-mqtt", action="store_true", help="plain MQTT, no TLS: only on a lab LAN you trust")
     cloud = p.add_argument_group("cloud provisioning")
     cloud.add_argument("--cloud", metavar="URL", help="provision the device through this cloud's API")
     cloud.add_argument("--api-key")
@@ -82,6 +93,26 @@ def provisioning_from(args, log=print) -> dict:
     return {k: v for k, v in prov.items() if v is not None}
 
 
+def _choose_ca(prov: dict, args, log) -> None:
+    """prov["mqtt_ca"]: --mqtt-ca, else the cloud's, else DEFAULT_CA; none only with --plain-mqtt."""
+    if getattr(args, "plain_mqtt", False):
+        prov.pop("mqtt_ca", None)
+        log("flash: plain MQTT (--plain-mqtt): the board's password and programs cross the network in clear")
+        return
+    path = getattr(args, "mqtt_ca", None)
+    if path is None and not prov.get("mqtt_ca") and DEFAULT_CA.is_file():
+        path = DEFAULT_CA
+    if path is not None:
+        try:
+            prov["mqtt_ca"] = Path(path).read_text()
+        except OSError as exc:
+            raise device_config.ConfigError(f"--mqtt-ca {path}: {exc.strerror or exc}") from None
+    if not prov.get("mqtt_ca"):
+        raise device_config.ConfigError(
+            f"no CA for MQTT over TLS: give --mqtt-ca FILE (the CA that signed the broker's certificate; "
+            f"`fleetflow serve` makes {DEFAULT_CA}), or --plain-mqtt on a lab LAN you trust")
+
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
 
 
@@ -106,6 +137,8 @@ def run(args) -> int:
             raise device_config.ConfigError(
                 f"MQTT host {prov['mqtt_host']!r} is this machine's own address: a board cannot reach it; "
                 "give --mqtt-host with the broker's address on the board's network")
+        _choose_ca(prov, args, log)
+        device_config.check(prov)
         out = args.out or VAR / f"{args.board}-{prov['device_id']}"
         bundle = bundle_mod.build_bundle(args.board, out, prov, with_umqtt=True if args.offline else None)
         s = bundle.summary()

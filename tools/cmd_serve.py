@@ -5,7 +5,7 @@
 --db    database URL (env FLEETFLOW_DB_URL; default sqlite:///var/fleetflow.db;
         postgresql://user:pw@host/db for PostgreSQL)
 --mqtt  broker URL with the cloud's credentials (env FLEETFLOW_MQTT_URL;
-        default mqtt://127.0.0.1:1883; `none` runs without a broker)
+        default mqtts://127.0.0.1:8883; `none` runs without a broker)
 --bind  where to listen (env FLEETFLOW_BIND; default 127.0.0.1:8080)
 
 Devices provisioned through the API get their broker account from the
@@ -16,6 +16,15 @@ step 1), and deleting a device deletes its account and kicks it. No password
 file is edited and no process signalled, so a broker restart changes
 nothing. `--broker-accounts none`: another broker, with its own auth backend.
 The old --mosquitto-passwd and --mosquitto-pid are refused with this advice.
+
+MQTT is over TLS (mqtts://). The cloud trusts only the CA in --mqtt-ca
+(env FLEETFLOW_MQTT_CA) and hands it to every device it provisions, so
+`fleetflow flash --cloud` writes it into the board. Without --mqtt-ca, a
+private CA and a broker certificate are made in var/tls/ on first run
+(tools/tls.py; keys 0600) for localhost, this machine's name and each
+--tls-host, and the Mosquitto lines that use them are printed. Plain MQTT
+(mqtt://, default mqtt://127.0.0.1:1883) only with --plain-mqtt, for a lab
+LAN: passwords and programs then cross the network in clear.
 
 The server secret that seals device HMAC keys comes from FLEETFLOW_SECRET,
 else the file FLEETFLOW_SECRET_FILE (default var/fleetflow.secret), created
@@ -30,7 +39,9 @@ import os
 import sys
 
 DEFAULT_DB = "sqlite:///var/fleetflow.db"
-DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
+DEFAULT_MQTT = "mqtts://127.0.0.1:8883"
+DEFAULT_PLAIN_MQTT = "mqtt://127.0.0.1:1883"
+DEFAULT_TLS_DIR = "var/tls"
 DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_SECRET_FILE = "var/fleetflow.secret"
 
@@ -39,7 +50,14 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="run the cloud: API, MQTT bridge, rollouts",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", default=os.environ.get("FLEETFLOW_DB_URL", DEFAULT_DB))
-    p.add_argument("--mqtt", default=os.environ.get("FLEETFLOW_MQTT_URL", DEFAULT_MQTT))
+    p.add_argument("--mqtt", default=os.environ.get("FLEETFLOW_MQTT_URL"),
+                   help=f"broker URL (default {DEFAULT_MQTT}; with --plain-mqtt {DEFAULT_PLAIN_MQTT})")
+    p.add_argument("--mqtt-ca", metavar="FILE", default=os.environ.get("FLEETFLOW_MQTT_CA"),
+                   help=f"the broker's CA (PEM); default {DEFAULT_TLS_DIR}/ca.pem, made on first run")
+    p.add_argument("--tls-host", action="append", default=[], metavar="HOST",
+                   help="a name or address boards reach the broker by, for the broker certificate made here")
+    p.add_argument("--plain-mqtt", action="store_true",
+                   help="plain MQTT (mqtt://), no TLS: only on a lab LAN you trust")
     p.add_argument("--bind", default=os.environ.get("FLEETFLOW_BIND", DEFAULT_BIND))
     p.add_argument("--prefix", default=os.environ.get("FLEETFLOW_TOPIC_PREFIX", "ff"), help="MQTT topic prefix")
     p.add_argument("--broker-accounts", choices=("dynsec", "none"),
@@ -60,11 +78,41 @@ def build_config(args):
 
     secret = load_server_secret(os.environ.get("FLEETFLOW_SECRET_FILE", DEFAULT_SECRET_FILE))
     mqtt = None if args.mqtt.lower() in ("", "none", "off") else args.mqtt
-    config = Config(db_url=args.db, mqtt_url=mqtt, topic_prefix=args.prefix, secret=secret, engine_tick_s=args.tick)
+    config = Config(db_url=args.db, mqtt_url=mqtt, topic_prefix=args.prefix, secret=secret, engine_tick_s=args.tick,
+                    mqtt_ca_file=getattr(args, "mqtt_ca", None))
     if mqtt and getattr(args, "broker_accounts", "dynsec") == "dynsec":
         accounts = Accounts.from_config(config)
         config.on_provision, config.on_delete = accounts.add, accounts.delete
     return config
+
+
+def resolve_mqtt(args, log=print) -> None:
+    """Fill in args.mqtt and args.mqtt_ca: TLS unless --plain-mqtt; the CA and
+    the broker certificate made in var/tls/ when no CA was given."""
+    from urllib.parse import urlparse
+
+    plain = getattr(args, "plain_mqtt", False)
+    args.mqtt = args.mqtt or (DEFAULT_PLAIN_MQTT if plain else DEFAULT_MQTT)
+    if args.mqtt.lower() in ("", "none", "off"):
+        return
+    scheme = urlparse(args.mqtt).scheme
+    if scheme in ("mqtt", "tcp") and not plain:
+        raise UsageError(f"--mqtt {args.mqtt!r} is plain MQTT: use mqtts://... (TLS, port 8883), "
+                         "or add --plain-mqtt on a lab LAN you trust")
+    if scheme == "mqtts" and plain:
+        raise UsageError(f"--mqtt {args.mqtt!r} is TLS but --plain-mqtt was given: choose one")
+    if scheme != "mqtts":
+        return
+    if args.mqtt_ca:
+        if not os.path.isfile(args.mqtt_ca):
+            raise UsageError(f"--mqtt-ca {args.mqtt_ca!r}: no such file (the CA that signed the broker's certificate)")
+        return
+    from tools.tls import ensure_tls, mosquitto_lines
+
+    files = ensure_tls(DEFAULT_TLS_DIR, [urlparse(args.mqtt).hostname or "", *args.tls_host])
+    args.mqtt_ca = str(files.ca)
+    log(f"serve: MQTT over TLS with the CA {files.ca} (devices get it when provisioned); Mosquitto listens with:")
+    log("    listener 8883\n    " + "\n    ".join(mosquitto_lines(files)))
 
 
 REMOVED_FLAGS = ("--mosquitto-passwd and --mosquitto-pid are gone: the cloud now makes device accounts on "
@@ -103,8 +151,8 @@ def check_urls(db: str, mqtt: str) -> None:
             url.port  # noqa: B018 - raises on a port that is not a number
         except ValueError:
             url = None
-        if url is None or url.scheme not in ("mqtt", "tcp") or not url.hostname:
-            raise UsageError(f"--mqtt {mqtt!r}: want mqtt://user:password@host:port, or none")
+        if url is None or url.scheme not in ("mqtts", "mqtt", "tcp") or not url.hostname:
+            raise UsageError(f"--mqtt {mqtt!r}: want mqtts://user:password@host:port, or none")
 
 
 def run(args) -> int:
@@ -118,7 +166,8 @@ def run(args) -> int:
         if args.mosquitto_passwd or args.mosquitto_pid:
             raise UsageError(REMOVED_FLAGS)
         host, port = parse_bind(args.bind)
-        check_urls(args.db, args.mqtt)
+        check_urls(args.db, args.mqtt or DEFAULT_MQTT)
+        resolve_mqtt(args, log=lambda m: print(m, file=sys.stderr))
     except UsageError as exc:
         print(f"fleetflow serve: {exc}", file=sys.stderr)
         return 2

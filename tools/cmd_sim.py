@@ -4,13 +4,16 @@
     fleetflow sim --devices 5 --fault 2=crash --fault sim-004=net_drop,dead_sensor
     fleetflow sim --devices 5 --cloud URL --api-key KEY   # provision through a running cloud
     fleetflow sim --devices 3 --no-cloud             # devices and a broker only
+    fleetflow sim --devices 3 --plain-mqtt           # no TLS (a lab LAN only)
 
 Each device is a MicroPython unix-port process running the unix-sim firmware
 bundle on its own LittleFS image, with its own credentials (kept in the
 workdir, so a restart reuses them: the new broker gets their accounts and
 each flash image its new port, flows kept; --fresh starts over). Profiles:
 steady, sine, noisy, failing, or mixed (default). Faults: crash (a node raises every run), boot_loop,
-dead_sensor, net_drop. Ctrl-C stops every process cleanly; if the simulator
+dead_sensor, net_drop. The broker it starts speaks MQTT over TLS only (its
+CA in <workdir>/stack/tls/ca.pem, or <workdir>/broker/tls/ with --no-cloud),
+and each device verifies it against that CA. Ctrl-C stops every process cleanly; if the simulator
 is killed outright (SIGKILL), the kernel sends its devices and its Mosquitto
 SIGTERM (Linux; tools/proc.py).
 """
@@ -46,6 +49,7 @@ def register(sub) -> None:
     p.add_argument("--mqtt-host", help="with --cloud: the broker, if not the one the cloud tells devices")
     p.add_argument("--mqtt-port", type=int)
     p.add_argument("--no-cloud", action="store_true", help="no cloud: a broker, devices provisioned locally")
+    p.add_argument("--plain-mqtt", action="store_true", help="plain MQTT, no TLS: only on a lab LAN you trust")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--json", action="store_true", help="print the fleet (ids, API URL, key) as JSON once started")
     p.set_defaults(func=run)
@@ -89,7 +93,8 @@ def run(args) -> int:
         elif args.no_cloud:
             from tools.broker import start_broker
 
-            broker = start_broker(args.workdir / "broker", users=fleet_mod.broker_users(args.workdir))
+            broker = start_broker(args.workdir / "broker", users=fleet_mod.broker_users(args.workdir),
+                                  tls=not args.plain_mqtt)
             log(f"sim: broker {broker.kind} on {broker.host}:{broker.port}")
             provision = fleet_mod.LocalProvisioner(broker)
             host, port = broker.host, broker.port
@@ -97,7 +102,7 @@ def run(args) -> int:
             from tools.stack import Stack
 
             stack = Stack(args.workdir / "stack", log=lambda m: log(f"sim: {m}"),
-                          users=fleet_mod.broker_users(args.workdir)).start()
+                          users=fleet_mod.broker_users(args.workdir), plain_mqtt=args.plain_mqtt).start()
             api = stack.api
             provision = lambda dev, board: stack.provision(dev, board, tags=["sim"])  # noqa: E731
             host, port = stack.broker.host, stack.broker.port

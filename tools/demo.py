@@ -1,6 +1,7 @@
 """The demo story (`make demo`, `fleetflow demo`): a whole fleetflow on one machine.
 
-1. an MQTT broker (Mosquitto if installed, else amqtt in-process);
+1. an MQTT broker (Mosquitto if installed, else amqtt in-process), MQTT over
+   TLS with a private CA made for the run (plain only with --plain-mqtt);
 2. the cloud (`fleetflow serve`) on SQLite;
 3. 20 simulated devices, each a MicroPython unix-port process running the real
    firmware on its own LittleFS image, provisioned through the API;
@@ -89,7 +90,9 @@ def wait_for(pred, timeout_s: float, every_s: float = 0.5):
 
 
 class Demo:
-    def __init__(self, workdir: Path = VAR, devices: int = 20, out=sys.stdout, prefer_broker: str = "mosquitto"):
+    def __init__(self, workdir: Path = VAR, devices: int = 20, out=sys.stdout, prefer_broker: str = "mosquitto",
+                 plain_mqtt: bool = False):
+        self.plain_mqtt = plain_mqtt
         self.workdir = Path(workdir)
         self.count = devices
         self.say = Narrator(out=out)
@@ -142,8 +145,10 @@ class Demo:
         say = self.say
         if self.workdir.exists():
             shutil.rmtree(self.workdir)  # a fresh fleet every run: running twice works
-        say.step("Starting the MQTT broker and the cloud (the aiohttp app `fleetflow serve` runs, on SQLite)")
-        self.stack = Stack(self.workdir / "stack", prefer_broker=self.prefer_broker, log=say.note).start()
+        say.step("Starting the MQTT broker (MQTT over TLS, a private CA) and the cloud "
+                 "(the aiohttp app `fleetflow serve` runs, on SQLite)")
+        self.stack = Stack(self.workdir / "stack", prefer_broker=self.prefer_broker, plain_mqtt=self.plain_mqtt,
+                           log=say.note).start()
         say.note(f"API key (admin): {self.api.api_key}")
         say.note(f"look:  curl -s -H 'x-api-key: {self.api.api_key}' {self.api.api_url('/devices')}")
 
@@ -267,9 +272,9 @@ class _Indented:
 
 
 def run_story(workdir: Path = VAR, devices: int = 20, exit_after: bool = False, out=sys.stdout,
-              prefer_broker: str = "mosquitto") -> bool:
+              prefer_broker: str = "mosquitto", plain_mqtt: bool = False) -> bool:
     """Tell the story; True when every step came out as narrated."""
-    demo = Demo(workdir, devices, out, prefer_broker)
+    demo = Demo(workdir, devices, out, prefer_broker, plain_mqtt)
     say = demo.say
     print(f"fleetflow demo: {devices} devices, a broken update caught by a canary, a good one rolled out",
           file=out, flush=True)

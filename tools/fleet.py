@@ -129,6 +129,8 @@ class LocalProvisioner:
 
     def __call__(self, device_id: str, board: str = "unix-sim") -> dict:
         creds = {"device_id": device_id, "mqtt_password": secrets.token_urlsafe(12), "key": secrets.token_hex(32)}
+        if self.broker.ca_pem():
+            creds["mqtt_ca"] = self.broker.ca_pem()
         self.broker.add_user(device_id, creds["mqtt_password"])
         return creds
 
@@ -185,7 +187,7 @@ class Fleet:
                     host, port = link.host, link.port
                 dev = SimDevice(self.workdir / spec.device_id, spec.device_id, c["key"], host, port,
                                 c["mqtt_password"], board=self.board, sensors=sensors_config(spec, i),
-                                settings=self.settings)
+                                settings=self.settings, mqtt_ca=c.get("mqtt_ca"))
                 self.devices[spec.device_id] = dev
                 dev.start()
         except BaseException:

@@ -1,6 +1,7 @@
 """A simulated fleetflow device: the real firmware under the MicroPython unix port.
 
-    dev = SimDevice(workdir, "dev1", key_hex, broker.host, broker.port, "pw")
+    dev = SimDevice(workdir, "dev1", key_hex, broker.host, broker.port, "pw",
+                    mqtt_ca=broker.ca_pem())   # the CA: MQTT over TLS; None: plain
     dev.start()      # provisions the flash image on first start, then boots
                      # (config changed since, e.g. the broker's port: rewritten, slots kept)
     dev.kill()       # power cut (SIGKILL): the broker publishes the last will
@@ -49,8 +50,10 @@ _LIVE: "weakref.WeakSet[SimDevice]" = weakref.WeakSet()
 
 
 def mpy_env(lib: Path | None = None) -> dict:
+    # `.frozen` first, as on a board: MicroPython's `ssl` (the TLS link) is a
+    # frozen module, and a MICROPYPATH without it hides it.
     env = dict(os.environ)
-    env["MICROPYPATH"] = str(lib) if lib else f"{REPO / 'firmware'}:{REPO / 'build' / 'mpy-lib'}"
+    env["MICROPYPATH"] = ".frozen:" + (str(lib) if lib else f"{REPO / 'firmware'}:{REPO / 'build' / 'mpy-lib'}")
     return env
 
 
@@ -90,7 +93,8 @@ def _merge(a: dict, b: dict) -> dict:
 class SimDevice:
     def __init__(self, workdir, device_id: str, key_hex: str, mqtt_host: str, mqtt_port: int,
                  password: str, board: str = "unix-sim", sensors: dict | None = None,
-                 faults: dict | None = None, settings: dict | None = None, prefix: str = "ff"):
+                 faults: dict | None = None, settings: dict | None = None, prefix: str = "ff",
+                 mqtt_ca: str | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.device_id = device_id
@@ -102,6 +106,7 @@ class SimDevice:
         self.config = json.loads(device_config.render({
             "device_id": device_id, "mqtt_host": mqtt_host, "mqtt_port": mqtt_port,
             "mqtt_user": device_id, "mqtt_password": password, "key": key_hex, "prefix": prefix,
+            **({"mqtt_ca": mqtt_ca} if mqtt_ca else {}),
         }, board=board))
         self.config["sim"] = _merge(sensors or {}, faults or {})
         self.config.update(settings or {})

@@ -5,7 +5,10 @@
         stack.api_url        # http://127.0.0.1:PORT/api/v1
         stack.provision(device_id) -> credentials
 
-The broker is tools.broker (Mosquitto when installed, else amqtt in-process).
+The broker is tools.broker (Mosquitto when installed, else amqtt in-process),
+MQTT over TLS with the CA and certificate of tools/tls.py in `workdir/tls`
+(plain MQTT only with plain_mqtt=True, for a lab LAN); the cloud's bridge
+verifies it with that CA and hands the CA to every device it provisions.
 The cloud is the real aiohttp app (`cloud.app.init_app`) served on a free
 port from a thread of this process, with its database, secret and log in
 `workdir`; it logs in to the broker as the `cloud` admin user. Its
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from tools import client as client_mod
 from tools.broker import start_broker
+from tools.tls import ensure_tls
 
 
 LOGGERS = ("fleetflow", "aiohttp.access", "aiohttp.server", "amqtt", "transitions")
@@ -55,9 +59,11 @@ class StackError(Exception):
 
 class Stack:
     def __init__(self, workdir, *, prefer_broker: str = "mosquitto", tick_s: float = 0.2, host: str = "127.0.0.1",
-                 port: int = 0, log=print, users: dict[str, str] | None = None):
+                 port: int = 0, log=print, users: dict[str, str] | None = None, plain_mqtt: bool = False):
         self.workdir = Path(workdir)
         self.users = dict(users or {})  # broker accounts besides the cloud's (devices provisioned before)
+        self.plain_mqtt = plain_mqtt
+        self.tls = None  # tools.tls.TlsFiles once started, unless plain_mqtt
         self.prefer_broker = prefer_broker
         self.tick_s = tick_s
         self.host, self.port = host, port
@@ -86,9 +92,14 @@ class Stack:
             logging.getLogger(name).addHandler(self._log_handler)
             logging.getLogger(name).setLevel(logging.INFO)
         try:
-            self.broker = start_broker(self.workdir / "broker", users={**self.users, "cloud": cloud_pw}, prefer=self.prefer_broker)
-            self.log(f"broker: {self.broker.kind} on {self.broker.host}:{self.broker.port}")
-            self._start_cloud(f"mqtt://cloud:{cloud_pw}@{self.broker.host}:{self.broker.port}")
+            if not self.plain_mqtt:
+                self.tls = ensure_tls(self.workdir / "tls")
+            self.broker = start_broker(self.workdir / "broker", users={**self.users, "cloud": cloud_pw},
+                                       prefer=self.prefer_broker, tls=self.tls or False)
+            self.log(f"broker: {self.broker.kind} on {self.broker.url}"
+                     + (f" (TLS, CA {self.tls.ca})" if self.tls else " (plain MQTT: --plain-mqtt)"))
+            scheme = "mqtts" if self.tls else "mqtt"
+            self._start_cloud(f"{scheme}://cloud:{cloud_pw}@{self.broker.host}:{self.broker.port}")
             self.log(f"cloud: {self.api_url} (SQLite {self.workdir / 'cloud.db'}, log {self.cloud_log})")
         except BaseException:
             self.stop()
@@ -104,7 +115,8 @@ class Stack:
         from cloud.secrets import load_server_secret
         from cloud.store import keys as key_store
 
-        config = Config(db_url=self.db_url, mqtt_url=mqtt_url, secret=load_server_secret(str(self.workdir / "cloud.secret")),
+        config = Config(db_url=self.db_url, mqtt_url=mqtt_url, mqtt_ca_file=str(self.tls.ca) if self.tls else None,
+                        secret=load_server_secret(str(self.workdir / "cloud.secret")),
                         engine_tick_s=self.tick_s, mqtt_reconnect_s=0.5)
         config.on_provision, config.on_delete = account_hooks(self.broker, config)
         app = init_app(config)

@@ -33,6 +33,9 @@ async def provision(request: web.Request):
     if again := replayed(result):
         return again
     doc, password = result
+    ca = config.device_ca()
+    if ca:
+        doc["credentials"]["mqtt"]["ca"] = ca
     try:
         await _call_hook(config.on_provision, doc["id"], password)
     except Exception as exc:

@@ -40,7 +40,15 @@ def load(root=""):
         if not cfg.get(k):
             raise FFError("config.json: %s is required" % k)
     mq = cfg["mqtt"]
-    mq.setdefault("port", 1883)
+    # mqtt.ca (the broker's CA, base64 DER) makes the link TLS (fleetflow.link)
+    ca = mq.get("ca")
+    if ca:
+        from binascii import a2b_base64
+        try:
+            mq["ca"] = a2b_base64(ca)
+        except (ValueError, TypeError):
+            raise FFError("config.json: mqtt.ca is not base64 (the CA in DER, as fleetflow flash writes it)")
+    mq.setdefault("port", 8883 if ca else 1883)
     mq.setdefault("user", cfg["device_id"])
     mq.setdefault("password", "")
     cfg["board"] = _slim(_read_json(pre + "board.json"))

@@ -14,35 +14,53 @@
 #  - a message bigger than the board's `msg_max_bytes` (or than the heap can
 #    hold) is never allocated: read off the socket in small pieces, dropped,
 #    acked all the same, and queued as (reason, first bytes) for the agent to
-#    answer `rejected` (_TimeoutSock.read).
+#    answer `rejected` (_TimeoutSock.read);
+#  - with `mqtt.ca` in the config (the default: `fleetflow flash` writes the
+#    installation's CA there) the link is MQTT over TLS: mbedtls checks the
+#    broker's certificate against that CA and the host name before a byte of
+#    MQTT goes out, so a fake broker never sees the password. The same
+#    `ssl` module and code path on the unix port, ESP32 and RP2.
 import time
 import random
 import select
 from micropython import const
 import umqtt.simple as _umqtt
+from fleetflow.errors import FFError
 
 _MAX_INBOX = const(8)
 _MSG_MAX_BYTES = const(12288)  # for a board.json that predates msg_max_bytes
 _PIECE = const(128)  # the piece an unwanted message is read off the socket in
+_CLOCK_SANE_YEAR = const(2025)  # a clock before this was never set
 
 
 class _TimeoutSock:
     # umqtt.simple calls setblocking(True) after every first byte it reads,
     # which would clear a timeout; this wrapper turns "blocking" into
-    # "blocking with a timeout".
+    # "blocking with a timeout". Timeouts are set on the TCP socket (_raw);
+    # reads and writes go through _s: the TLS socket once connected (it
+    # reads through _raw, so the timeouts hold, and select.poll on it also
+    # sees bytes mbedtls has decrypted but not yet handed out).
     def __init__(self, sock, timeout_s):
-        self._s = sock
+        self._raw = self._s = sock
         self._t = timeout_s
         sock.settimeout(timeout_s)
 
     def setblocking(self, flag):
         if flag:
-            self._s.settimeout(self._t)
+            self._raw.settimeout(self._t)
         else:
-            self._s.setblocking(False)
+            self._raw.setblocking(False)
 
     def connect(self, addr):
-        self._s.connect(addr)
+        self._raw.connect(addr)
+        tls = _SockModule.tls
+        if tls is not None:
+            # umqtt.simple 1.3.4's own ssl=True does `import ussl`, which
+            # MicroPython >= 1.22 no longer has, and would wrap this wrapper
+            # (mbedtls needs the real socket): so the TLS is done here. A
+            # wrong CA or host name raises ValueError: the link stays down.
+            _clock_set()
+            self._s = tls[0].wrap_socket(self._raw, server_hostname=tls[1])
 
     # read/write take their arguments plainly (no *a): check_msg reads one
     # byte every loop step, and a *args tuple would be garbage each time.
@@ -115,9 +133,25 @@ class _Streaming:
         self._s.setblocking(flag)
 
 
+def _clock_set():
+    # mbedtls checks the certificate's validity dates against the board's
+    # clock, which starts at 2000 on an ESP32 or RP2 after power-up: set it
+    # by NTP (Wi-Fi is up when we get here) before the first handshake.
+    # The unix port has the host's clock. On failure the handshake says
+    # "certificate not yet valid" and the link retries with backoff.
+    if time.gmtime()[0] >= _CLOCK_SANE_YEAR:
+        return
+    try:
+        import ntptime
+        ntptime.settime()
+    except Exception as e:  # no ntptime module, no answer: the handshake will tell
+        print("link: clock: ntp:", e)
+
+
 class _SockModule:
     # Stands in for `usocket` inside umqtt.simple so its sockets get timeouts.
     timeout_s = 5
+    tls = None  # (ssl.SSLContext, server_hostname) when the link is TLS
     last_rx = 0  # when the broker last sent anything (PINGRESP included)
     max_bytes = _MSG_MAX_BYTES
     buf = bytearray(_PIECE)
@@ -136,6 +170,23 @@ class _SockModule:
 _umqtt.socket = _SockModule
 
 
+def _tls_context(mq):
+    # The CA comes in DER (config.load decodes it; PEM would need mbedtls'
+    # PEM parser, which the unix port's build lacks) and is let go of once
+    # parsed into the context.
+    ca = mq.pop("ca", None)
+    if not ca:
+        return None
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    try:
+        ctx.load_verify_locations(cadata=ca)
+    except ValueError as e:
+        raise FFError("config.json: mqtt.ca: not a CA certificate mbedtls can use: %s" % e)
+    return ctx, mq["host"]
+
+
 class Link:
     def __init__(self, cfg, on_connect):
         mq = cfg["mqtt"]
@@ -145,6 +196,7 @@ class Link:
         self._min_ms = cfg["backoff_min_ms"]
         self._max_ms = cfg["backoff_max_ms"]
         _SockModule.timeout_s = cfg["socket_timeout_s"]
+        _SockModule.tls = _tls_context(mq)
         self._cl = _umqtt.MQTTClient(self.dev, mq["host"], port=mq["port"], user=mq["user"],
                                      password=mq["password"], keepalive=self.keepalive_s)
         _SockModule.max_bytes = cfg["board"].get("msg_max_bytes", _MSG_MAX_BYTES)
@@ -157,7 +209,8 @@ class Link:
         self.connects = 0
         self._retry_at = 0
         self._last_io = 0          # last ping sent
-        self._poller = None        # select.poll on the socket while connected
+        self._poller = None        # select.poll on the TCP socket while connected
+        self._tls_poller = None    # and on the TLS socket over it, for bytes mbedtls holds
         self._more = False         # the last poll left messages unread
         self.will = None
 
@@ -182,7 +235,7 @@ class Link:
         if self.connected:
             print("link: down:", why)
         self.connected = False
-        self._poller = None
+        self._poller = self._tls_poller = None
         self._more = False
         try:
             self._cl.sock.close()
@@ -206,7 +259,14 @@ class Link:
                 self._cl.subscribe(self.topic("cmd"), qos=1)
                 s = self._cl.sock
                 self._poller = select.poll()
-                self._poller.register(getattr(s, "_s", s), select.POLLIN)  # the socket under _TimeoutSock
+                # the TCP socket: a file descriptor the kernel wakes us on
+                # (MicroPython polls a TLS socket, which has none, every ms)
+                self._poller.register(s._raw, select.POLLIN)
+                if s._s is not s._raw:
+                    # what mbedtls decrypted but has not handed out yet is
+                    # no longer in the kernel: asked before each sleep
+                    self._tls_poller = select.poll()
+                    self._tls_poller.register(s._s, select.POLLIN)
                 self._on_connect()
             except Exception as e:
                 self.failures += 1
@@ -247,11 +307,14 @@ class Link:
         p = self._poller
         if p:
             try:
+                if self._tls_poller is not None:
+                    for _ in self._tls_poller.ipoll(0):
+                        return
                 for _ in p.ipoll(ms):  # ipoll: no list made per wake-up
                     break
                 return
             except Exception:  # the socket broke: the next poll() finds out how
-                self._poller = None
+                self._poller = self._tls_poller = None
         time.sleep_ms(ms)
 
     def publish(self, suffix, payload, qos=0, retain=False):

@@ -119,7 +119,7 @@ def rig(tmp_path, kind: str, settings: dict | None = None, sensors: dict | None 
                 "backoff_min_ms": 200, "backoff_max_ms": 1000}
         base.update(settings or {})
         device = SimDevice(tmp_path / "dev", DEV, KEY, broker.host, broker.port, "devpw",
-                           sensors=sensors, settings=base)
+                           sensors=sensors, settings=base, mqtt_ca=broker.ca_pem())
         device.start()
         yield Rig(broker, cloud, device)
     finally:

@@ -8,6 +8,8 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from tools.tls import client_context
+
 
 class Cloud:
     def __init__(self, broker, user: str = "cloud", password: str = "cloudpw", subscribe: str = "ff/#",
@@ -21,6 +23,8 @@ class Cloud:
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(subscribe, qos=1) if subscribe else None
         self.connected = threading.Event()
         self.client.on_subscribe = lambda *a: self.connected.set()
+        if broker.tls:  # MQTT over TLS: trust the broker's CA only, check its name
+            self.client.tls_set_context(client_context(broker.tls.ca))
         self.client.connect(broker.host, broker.port, keepalive=30)
         self.client.loop_start()
         if subscribe and not self.connected.wait(10):

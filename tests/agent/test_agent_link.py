@@ -8,6 +8,7 @@ import time
 
 from agent_flows import DEV, KEY
 from tools.simdevice import SimDevice
+from tools.tls import ensure_tls
 
 
 class Blackhole:
@@ -41,8 +42,9 @@ class Blackhole:
 
 
 def test_dead_broker_times_out_and_retries_with_capped_backoff(tmp_path):
+    # TLS, the default: the timeout holds in the handshake too
     hole = Blackhole()
-    dev = SimDevice(tmp_path, DEV, KEY, "127.0.0.1", hole.port, "pw",
+    dev = SimDevice(tmp_path, DEV, KEY, "127.0.0.1", hole.port, "pw", mqtt_ca=ensure_tls(tmp_path / "tls").ca_pem(),
                     settings={"socket_timeout_s": 0.5, "backoff_min_ms": 100, "backoff_max_ms": 400})
     try:
         dev.start()
@@ -118,7 +120,7 @@ def test_half_open_link_is_noticed_by_keepalive(tmp_path):
     with start_broker(tmp_path / "b", users={"cloud": "cloudpw", DEV: "devpw"}) as broker:
         proxy = FreezingProxy(broker.port)
         cloud = Cloud(broker)
-        dev = SimDevice(tmp_path / "d", DEV, KEY, "127.0.0.1", proxy.port, "devpw",
+        dev = SimDevice(tmp_path / "d", DEV, KEY, "127.0.0.1", proxy.port, "devpw", mqtt_ca=broker.ca_pem(),
                         settings={"keepalive_s": 2, "socket_timeout_s": 1, "backoff_min_ms": 100,
                                   "backoff_max_ms": 400})
         try:
@@ -162,3 +164,28 @@ def test_a_message_too_big_is_read_off_in_pieces_acked_and_handed_on_as_a_reason
     assert short["second"] == '{"id":"next"}' and short["pubacks"] == puback
     fits = cases["fits"]
     assert fits["first"] == '{"id":"ok1","op":"ping"}' and fits["pubacks"] == puback
+
+
+def test_device_refuses_a_broker_its_ca_did_not_sign(tmp_path):
+    """A fake broker (its certificate from another CA) knows the device's
+    password; the device still never logs in: the TLS handshake fails first."""
+    from mqtt_cloud import Cloud
+    from tools.broker import start_broker
+
+    real_ca = ensure_tls(tmp_path / "real").ca_pem()
+    with start_broker(tmp_path / "fake", users={"cloud": "cloudpw", DEV: "devpw"}) as fake:
+        assert fake.ca_pem() != real_ca
+        spy = Cloud(fake)
+        dev = SimDevice(tmp_path / "d", DEV, KEY, fake.host, fake.port, "devpw", mqtt_ca=real_ca,
+                        settings={"backoff_min_ms": 100, "backoff_max_ms": 400})
+        try:
+            dev.start()
+            deadline = time.monotonic() + 15
+            while dev.log().count("not correctly signed by the trusted CA") < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert dev.log().count("not correctly signed by the trusted CA") >= 3, dev.log()
+            assert dev.running, dev.log()  # refused, retrying with backoff: not crashed
+            assert spy.json_on(f"ff/{DEV}/status") == []  # never logged in, so no status
+        finally:
+            dev.kill()
+            spy.close()

@@ -9,6 +9,7 @@ import pytest
 
 from mqtt_cloud import Cloud
 from tools.broker import mosquitto_path, start_broker
+from tools.tls import client_context, ensure_tls
 
 KINDS = ["mosquitto", "amqtt"]
 
@@ -48,6 +49,7 @@ def test_wrong_password_refused_and_restart_keeps_users(kind, tmp_path):
     with _start(kind, tmp_path) as broker:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         c.username_pw_set("dev1", "wrong")
+        c.tls_set_context(client_context(broker.tls.ca))  # so it is the password that is refused
         rc = None
         try:
             c.connect(broker.host, broker.port)
@@ -74,3 +76,44 @@ def test_a_broker_started_with_a_fleet_of_accounts_knows_every_one(kind, tmp_pat
         for dev in ("d00", "d39"):
             c = Cloud(broker, user=dev, password=users[dev], subscribe=f"ff/{dev}/cmd", client_id=dev)
             c.close()
+
+
+def _connects(broker, ca_file=None) -> bool:
+    """Does a paho client (TLS trusting ca_file, or plain) get a CONNACK as `cloud`?"""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.username_pw_set("cloud", "cloudpw")
+    if ca_file:
+        c.tls_set_context(client_context(ca_file))
+    try:
+        c.connect(broker.host, broker.port)
+        c.loop_start()
+        deadline = time.monotonic() + 3
+        while not c.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return c.is_connected()
+    except OSError:  # ssl.SSLCertVerificationError included: the handshake refused it
+        return False
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind", KINDS)
+def test_broker_speaks_tls_only_with_its_own_certificate(kind, tmp_path):
+    other_ca = ensure_tls(tmp_path / "other").ca
+    with _start(kind, tmp_path) as broker:
+        assert broker.url.startswith("mqtts://")
+        assert _connects(broker, broker.tls.ca)
+        assert not _connects(broker)            # no plain MQTT listener
+        assert not _connects(broker, other_ca)  # a certificate no other CA vouches for
+    for key in (broker.tls.key, broker.tls.ca_key):
+        assert key.stat().st_mode & 0o777 == 0o600, key
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("kind", KINDS)
+def test_plain_mqtt_only_when_asked(kind, tmp_path):
+    with start_broker(tmp_path / kind, users={"cloud": "cloudpw"}, prefer=kind, tls=False) as broker:
+        assert broker.tls is None and broker.url.startswith("mqtt://")
+        assert _connects(broker)

@@ -90,7 +90,7 @@ def test_a_new_broker_port_is_written_into_the_image_and_its_flow_kept(tmp_path)
         try:
             same = ("health_interval_s", "keepalive_s", "socket_timeout_s", "backoff_min_ms", "backoff_max_ms")
             moved = SimDevice(tmp_path / "dev", DEV, KEY, relay.host, relay.port, "devpw",
-                              settings={k: r.device.config[k] for k in same})
+                              settings={k: r.device.config[k] for k in same}, mqtt_ca=r.broker.ca_pem())
             assert relay.port != r.broker.port
             n = r.n_status()
             moved.start()

@@ -14,6 +14,8 @@ rollout completes.
 
 from __future__ import annotations
 
+from tools.tls import client_context
+
 import json
 import os
 import shutil
@@ -61,6 +63,7 @@ class Witness:
         self.client.reconnect_delay_set(0.2, 1)
         self.client.on_connect = lambda c, *_: c.subscribe("ff/+/runs", qos=1)
         self.client.on_message = self._heard  # paho acks once this returns
+        self.client.tls_set_context(client_context(broker.tls.ca))
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
@@ -105,7 +108,8 @@ class Cloud:
         self.log_path = workdir / "serve.log"
         self.env = dict(os.environ, FLEETFLOW_SECRET="ab" * 32)
         self.argv = [FLEETFLOW, "serve", "--db", f"sqlite:///{self.db_path}", "--bind", f"127.0.0.1:{self.port}",
-                     "--mqtt", f"mqtt://cloud:{CLOUD_PW}@{broker.host}:{broker.port}", "--tick", "0.2"]
+                     "--mqtt", f"mqtts://cloud:{CLOUD_PW}@{broker.host}:{broker.port}", "--mqtt-ca", str(broker.tls.ca),
+                     "--tick", "0.2"]
         self.proc = None
         made = subprocess.run([FLEETFLOW, "keys", "create", "--role", "admin", "--json", "--db",
                                f"sqlite:///{self.db_path}"], capture_output=True, text=True, env=self.env, check=True)
@@ -189,7 +193,7 @@ def test_kill_9_of_the_cloud_then_of_mosquitto_mid_rollout_loses_no_acked_run(tm
             creds = made["credentials"]
             sims.append(SimDevice(tmp_path / "sim", made["id"], creds["hmac_key"], broker.host, broker.port,
                                   creds["mqtt"]["password"], sensors={"adc": {"34": 4000}},
-                                  settings={"health_interval_s": 1, "runs_batch": 2}))
+                                  settings={"health_interval_s": 1, "runs_batch": 2}, mqtt_ca=creds["mqtt"]["ca"]))
         for sim in sims:
             sim.start()
         until("devices online", lambda: all(d["online"] for d in api.list_devices()), 60)

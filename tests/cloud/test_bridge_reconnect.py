@@ -14,6 +14,7 @@ from cloud.app import init_app
 from cloud.appkeys import BRIDGE, DB
 from cloud.config import Config
 from cloud.store import keys as key_store
+from tools.tls import client_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -50,13 +51,14 @@ async def _eventually(fn, timeout_s=15.0):
 async def _say(broker, creds, status):
     mqtt = creds["mqtt"]
     async with aiomqtt.Client(broker.host, broker.port, username=mqtt["username"], password=mqtt["password"],
-                              identifier=mqtt["client_id"]) as device:
+                              identifier=mqtt["client_id"], tls_context=client_context(broker.tls.ca)) as device:
         await device.publish(f"ff/{mqtt['username']}/status", json.dumps(status), qos=1, retain=True)
 
 
 async def test_the_bridge_hears_devices_and_reconnects_after_a_broker_restart(db_url, aiohttp_client, broker):
     loop = asyncio.get_running_loop()
-    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:cloud-pw@{broker.host}:{broker.port}",
+    config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:cloud-pw@{broker.host}:{broker.port}",
+                    mqtt_ca_file=str(broker.tls.ca),
                     secret=b"r" * 32, engine_tick_s=0.1, mqtt_reconnect_s=0.2,
                     on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
     app = init_app(config)
@@ -85,7 +87,8 @@ async def test_a_device_that_comes_back_is_sent_what_it_has_not_answered_at_once
     (issue 10, item 6: recovery waited for the 30 s resend). The device was
     never seen offline, so only its live "online" tells the cloud it came back."""
     loop = asyncio.get_running_loop()
-    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:cloud-pw@{broker.host}:{broker.port}",
+    config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:cloud-pw@{broker.host}:{broker.port}",
+                    mqtt_ca_file=str(broker.tls.ca),
                     secret=b"r" * 32, engine_tick_s=0.1, mqtt_reconnect_s=0.2, resend_after_s=30,
                     on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
     app = init_app(config)
@@ -107,7 +110,8 @@ async def test_a_device_that_comes_back_is_sent_what_it_has_not_answered_at_once
 
     async def device_session(clean: bool):
         dev = aiomqtt.Client(broker.host, broker.port, username=mqtt["username"], password=mqtt["password"],
-                             identifier=mqtt["client_id"], clean_session=clean)
+                             identifier=mqtt["client_id"], clean_session=clean,
+                             tls_context=client_context(broker.tls.ca))
         await dev.__aenter__()
         await dev.subscribe("ff/rs1/cmd", qos=1)
         await dev.publish("ff/rs1/status", online, qos=1, retain=True)
@@ -150,7 +154,8 @@ async def test_a_run_report_the_database_refuses_is_dropped_without_holding_the_
     device's report spoils its transaction: the bridge finds it, logs and
     acks it (a resend would be refused again), and stores the rest."""
     loop = asyncio.get_running_loop()
-    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:cloud-pw@{broker.host}:{broker.port}",
+    config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:cloud-pw@{broker.host}:{broker.port}",
+                    mqtt_ca_file=str(broker.tls.ca),
                     secret=b"r" * 32, engine_tick_s=0.1, mqtt_reconnect_s=0.2,
                     on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
     app = init_app(config)
@@ -166,7 +171,7 @@ async def test_a_run_report_the_database_refuses_is_dropped_without_holding_the_
         return json.dumps({"dev": "bad1", "dropped": 0, "runs": [{"run": run, "flow": flow, "status": "completed"}]})
 
     async with aiomqtt.Client(broker.host, broker.port, username=mqtt["username"], password=mqtt["password"],
-                              identifier=mqtt["client_id"]) as device:
+                              identifier=mqtt["client_id"], tls_context=client_context(broker.tls.ca)) as device:
         for run, flow in [(1, "good"), (2, "bad\ud800"), (3, "nul\x00"), (4, "good")]:
             await device.publish("ff/bad1/runs", report(run, flow), qos=1)
     # SQLite stores a NUL; PostgreSQL refuses it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tools.tls import client_context
+
 import pytest
 
 from tools.broker import mosquitto_path
@@ -41,6 +43,7 @@ async def test_serve_makes_and_deletes_device_accounts_over_dynsec_across_a_brok
         """The CONNACK code (-1: no answer)."""
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         c.username_pw_set(user, password)
+        c.tls_set_context(client_context(broker.tls.ca))
         codes = []
         c.on_connect = lambda cl, u, flags, reason, props=None: codes.append(reason.value)
         c.connect(broker.host, broker.port)
@@ -53,8 +56,9 @@ async def test_serve_makes_and_deletes_device_accounts_over_dynsec_across_a_brok
 
     monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
     with start_broker(tmp_path / "m", users={"cloud": "cloudpw"}) as broker:
-        args = argparse.Namespace(db=f"sqlite:///{tmp_path / 's.db'}", mqtt=f"mqtt://cloud:cloudpw@{broker.host}:"
-                                  f"{broker.port}", prefix="ff", tick=1.0, broker_accounts="dynsec")
+        args = argparse.Namespace(db=f"sqlite:///{tmp_path / 's.db'}", mqtt=f"mqtts://cloud:cloudpw@{broker.host}:"
+                                  f"{broker.port}", prefix="ff", tick=1.0, broker_accounts="dynsec",
+                                  mqtt_ca=str(broker.tls.ca))
         config = build_config(args)
         broker.restart()
         await config.on_provision("dev_9", "s3cret-pw")
@@ -184,3 +188,43 @@ async def test_deploy_all_on_a_cloud_without_devices_says_so(aiohttp_server, clo
     argv = ["deploy", "create", "flow_x", "--all", "--cloud", str(server.make_url("")), "--api-key", key]
     status = await asyncio.get_running_loop().run_in_executor(None, main, argv)
     assert status == 1 and "has no devices yet" in capsys.readouterr().err
+
+
+def test_serve_refuses_plain_mqtt_unless_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
+    assert main(["serve", "--db", f"sqlite:///{tmp_path / 's.db'}", "--mqtt", "mqtt://cloud:pw@127.0.0.1:1883",
+                 "--bind", "127.0.0.1:0"]) == 2
+    assert "is plain MQTT: use mqtts://" in capsys.readouterr().err
+
+
+def test_serve_makes_the_ca_and_broker_certificate_it_then_trusts(tmp_path, monkeypatch):
+    """No --mqtt-ca: var/tls/ gets a CA and a broker certificate (keys 0600)
+    valid for the broker's host and each --tls-host; the cloud trusts that CA
+    and hands it to the devices it provisions."""
+    import argparse
+
+    from cryptography import x509
+
+    from tools.cmd_serve import build_config, resolve_mqtt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
+    said = []
+    args = argparse.Namespace(db=f"sqlite:///{tmp_path / 's.db'}", mqtt=None, mqtt_ca=None, plain_mqtt=False,
+                              tls_host=["192.168.1.10", "broker.lan"], prefix="ff", tick=1.0, mosquitto_passwd=None)
+    resolve_mqtt(args, log=said.append)
+    tls_dir = tmp_path / "var" / "tls"
+    assert args.mqtt == "mqtts://127.0.0.1:8883" and args.mqtt_ca == str(tls_dir / "ca.pem")
+    for key in ("ca.key", "broker.key"):
+        assert (tls_dir / key).stat().st_mode & 0o777 == 0o600
+    cert = x509.load_pem_x509_certificate((tls_dir / "broker.pem").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"broker.lan", "localhost"} <= set(san.get_values_for_type(x509.DNSName))
+    assert "192.168.1.10" in {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+    assert f"certfile {tls_dir / 'broker.pem'}" in "\n".join(said)
+    config = build_config(args)
+    assert config.mqtt_parts()["tls"] and config.device_ca() == (tls_dir / "ca.pem").read_text()
+    # a second run keeps the CA: boards flashed with it still trust the broker
+    ca_before = (tls_dir / "ca.pem").read_bytes()
+    resolve_mqtt(argparse.Namespace(**{**vars(args), "mqtt": None, "mqtt_ca": None}), log=said.append)
+    assert (tls_dir / "ca.pem").read_bytes() == ca_before

@@ -114,7 +114,10 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
     from tools.simdevice import SimDevice
 
     loop = asyncio.get_running_loop()
-    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
+    # MQTT over TLS end to end: the bridge verifies the broker with the CA, and
+    # each device gets that CA in its provisioning answer
+    config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
+                    mqtt_ca_file=str(broker.tls.ca),
                     secret=b"integration-secret-32-bytes-long", engine_tick_s=0.2, mqtt_reconnect_s=0.2,
                     on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
     cloud = Cloud(aiohttp_client, config)
@@ -125,9 +128,10 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
             made = await cloud.call("POST", "/devices", {"id": f"dev_{i}", "board": "unix-sim", "tags": ["lab"]},
                                     expect=201)
             creds = made["credentials"]
+            assert creds["mqtt"]["ca"] == broker.ca_pem()
             sensors = {"dht": {"4": {"profile": "sine"}}, "adc": {"34": "garbage" if made["id"] == FAILING else 4000}}
             sims.append(SimDevice(tmp_path / "sim", made["id"], creds["hmac_key"], broker.host, broker.port,
-                                  creds["mqtt"]["password"], sensors=sensors,
+                                  creds["mqtt"]["password"], sensors=sensors, mqtt_ca=creds["mqtt"]["ca"],
                                   settings={"health_interval_s": 1}))
         await loop.run_in_executor(None, lambda: [s.start() for s in sims])
 

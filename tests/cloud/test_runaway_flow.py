@@ -11,6 +11,8 @@ its health keeps coming and the next execution through the cloud completes.
 
 from __future__ import annotations
 
+from tools.tls import client_context
+
 import asyncio
 import hashlib
 import json
@@ -59,6 +61,7 @@ def _send_anyway(broker, flow: dict, dev: str, key_hex: str, cmd_id: str, cseq: 
     client.username_pw_set("cloud", CLOUD_PW)
     client.on_message = on_message
     client.on_subscribe = lambda *a: subscribed.set()
+    client.tls_set_context(client_context(broker.tls.ca))
     client.connect(broker.host, broker.port, keepalive=30)
     client.loop_start()
     try:
@@ -75,7 +78,8 @@ async def test_runaway_fan_out_is_refused_and_never_knocks_a_device_over(tmp_pat
     from tools.simdevice import SimDevice
 
     loop = asyncio.get_running_loop()
-    config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
+    config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
+                    mqtt_ca_file=str(broker.tls.ca),
                     secret=b"integration-secret-32-bytes-long", engine_tick_s=0.2, mqtt_reconnect_s=0.2,
                     on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
     cloud = Cloud(aiohttp_client, config)
@@ -83,7 +87,7 @@ async def test_runaway_fan_out_is_refused_and_never_knocks_a_device_over(tmp_pat
     made = await cloud.call("POST", "/devices", {"id": "dev_r", "board": "unix-sim"}, expect=201)
     creds = made["credentials"]
     sim = SimDevice(tmp_path / "sim", "dev_r", creds["hmac_key"], broker.host, broker.port,
-                    creds["mqtt"]["password"], settings={"health_interval_s": 1})
+                    creds["mqtt"]["password"], settings={"health_interval_s": 1}, mqtt_ca=creds["mqtt"]["ca"])
     try:
         await loop.run_in_executor(None, sim.start)
 

@@ -4,6 +4,8 @@ broker, the cloud provisioning over the API) and real MQTT clients."""
 
 from __future__ import annotations
 
+from tools.tls import client_context
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +42,8 @@ class Session:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
         self.client.username_pw_set(user, password)
         self.client.reconnect_delay_set(60, 60)  # one connection: no quiet reconnect behind the test's back
+        if getattr(broker, "tls", None):  # MQTT over TLS, the default
+            self.client.tls_set_context(client_context(broker.tls.ca))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.connect(broker.host, broker.port, keepalive=30)
@@ -67,7 +71,7 @@ def connect_rc(broker, user, password, client_id, clean: bool = False) -> int:
 
 def cloud_connections(stack) -> int:
     """How often the cloud's bridge has connected to the broker (its log says each time)."""
-    return stack.cloud_log.read_text().count("connected to mqtt://")
+    return stack.cloud_log.read_text().count("connected to mqtts://")
 
 
 def provision(stack, device_id):
@@ -202,26 +206,31 @@ async def test_the_readme_set_up_gives_a_broker_serve_provisions_on(tmp_path, ca
     from tools.cli import main
     from tools.cmd_serve import build_config
     from tools.proc import owned_popen
+    from tools.tls import tls_files
 
     port = free_port()
-    assert main(["broker", "init", "--dir", str(tmp_path), "--port", str(port)]) == 0
-    env_line = capsys.readouterr().out.strip()
-    assert env_line.startswith("FLEETFLOW_MQTT_URL=mqtt://cloud:") and env_line.endswith(f"@127.0.0.1:{port}")
+    tls_dir = tmp_path / "certs"
+    assert main(["broker", "init", "--dir", str(tmp_path), "--port", str(port), "--tls-dir", str(tls_dir)]) == 0
+    env_line, ca_line = capsys.readouterr().out.strip().splitlines()
+    assert env_line.startswith("FLEETFLOW_MQTT_URL=mqtts://cloud:") and env_line.endswith(f"@127.0.0.1:{port}")
+    assert ca_line == f"FLEETFLOW_MQTT_CA={tls_dir / 'ca.pem'}" and (tls_dir / "broker.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "dynamic-security.json").stat().st_mode & 0o777 == 0o600
     assert main(["broker", "init", "--dir", str(tmp_path)]) == 1  # never over the broker's accounts
     assert main(["broker", "config", "--dir", "/var/lib/mosquitto"]) == 0
     assert capsys.readouterr().out == mosquitto_config()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(mosquitto_config(port=port, host="127.0.0.1", data_dir=str(tmp_path), plugin=dynsec_plugin_path(),
-                                     log_file=str(tmp_path / "m.log"), run_as_root=os.geteuid() == 0))
+                                     log_file=str(tmp_path / "m.log"), run_as_root=os.geteuid() == 0,
+                                     tls_dir=str(tls_dir)))
     proc = owned_popen([mosquitto_path(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        umask=0o077)
     try:
         _wait_port("127.0.0.1", port, 10, alive=lambda: proc.poll() is None)
         monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
         config = build_config(argparse.Namespace(db=f"sqlite:///{tmp_path / 'c.db'}", mqtt=env_line.split("=", 1)[1],
-                                                 prefix="ff", tick=1.0, broker_accounts="dynsec"))
-        broker = argparse.Namespace(host="127.0.0.1", port=port)
+                                                 prefix="ff", tick=1.0, broker_accounts="dynsec",
+                                                 mqtt_ca=ca_line.split("=", 1)[1]))
+        broker = argparse.Namespace(host="127.0.0.1", port=port, tls=tls_files(tls_dir))
         await config.on_provision("kitchen-1", "pw-1")
         assert await asyncio.to_thread(connect_rc, broker, "kitchen-1", "pw-1", "kitchen-1") == 0
         await config.on_delete("kitchen-1")

@@ -12,6 +12,7 @@ import pytest
 
 from tools import broker as broker_mod
 from tools.broker import PortTaken, mosquitto_path, start_broker
+from tools.tls import client_context
 
 KINDS = [pytest.param("mosquitto", marks=pytest.mark.skipif(not mosquitto_path(), reason="mosquitto not installed")),
          "amqtt"]
@@ -28,11 +29,18 @@ def squat(port: int = 0) -> socket.socket:
     return s
 
 
+def _tls(client, broker) -> None:
+    """TLS as the broker listens (the default): trust its CA only."""
+    if broker.tls:
+        client.tls_set_context(client_context(broker.tls.ca))
+
+
 def connect_rc(broker, user="cloud", password="cloudpw", clean: bool = True, client_id: str = "") -> int:
     """The CONNACK reason code our credentials get from whoever listens on broker.port (-1: no answer)."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"t-{time.monotonic_ns()}",
                     clean_session=clean)
     c.username_pw_set(user, password)
+    _tls(c, broker)
     got = threading.Event()
     rc = []
     c.on_connect = lambda cl, u, flags, reason, props=None: (rc.append(reason.value), got.set())
@@ -113,6 +121,7 @@ def test_mosquitto_queues_a_big_batch_for_an_offline_persistent_client(tmp_path)
         cloud_id = "fleetflow-cloud-test"
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cloud_id, clean_session=False)
         sub.username_pw_set("cloud", "cloudpw")
+        _tls(sub, broker)
         subscribed = threading.Event()
         sub.on_subscribe = lambda *a: subscribed.set()
         sub.on_connect = lambda c, *a: c.subscribe("ff/+/ack", qos=1)
@@ -124,6 +133,7 @@ def test_mosquitto_queues_a_big_batch_for_an_offline_persistent_client(tmp_path)
 
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dev1")
         pub.username_pw_set("dev1", "pw1")
+        _tls(pub, broker)
         pub.max_queued_messages_set(0)
         pub.connect(broker.host, broker.port)
         pub.loop_start()
@@ -142,6 +152,7 @@ def test_mosquitto_queues_a_big_batch_for_an_offline_persistent_client(tmp_path)
                 done.set()
         sub2 = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cloud_id, clean_session=False)
         sub2.username_pw_set("cloud", "cloudpw")
+        _tls(sub2, broker)
         sub2.on_message = on_message
         sub2.connect(broker.host, broker.port)
         sub2.loop_start()

@@ -74,7 +74,7 @@ def test_devices_provision_then_deploy_with_live_progress(stack, capsys, tmp_pat
     flow_id = json.loads(out)["id"]
     _run(capsys, "flow", "publish", flow_id)
     dev = SimDevice(tmp_path / "dev", "cli-1", creds["hmac_key"], stack.broker.host, stack.broker.port,
-                    creds["mqtt"]["password"], sensors={"dht": {"4": {"profile": "sine"}}})
+                    creds["mqtt"]["password"], sensors={"dht": {"4": {"profile": "sine"}}}, mqtt_ca=creds["mqtt"]["ca"])
     with dev:
         deadline = time.monotonic() + 30
         while not stack.api.get_device("cli-1")["online"] and time.monotonic() < deadline:
@@ -132,7 +132,8 @@ def test_deploy_of_a_failing_flow_exits_1_and_says_why(stack, capsys, tmp_path):
     flow_id = json.loads(out)["id"]
     _run(capsys, "flow", "publish", flow_id)
     with SimDevice(tmp_path / "dev", "cli-2", creds["hmac_key"], stack.broker.host, stack.broker.port,
-                   creds["mqtt"]["password"], sensors={"dht": {"4": {"profile": "steady"}}}):
+                   creds["mqtt"]["password"], sensors={"dht": {"4": {"profile": "steady"}}},
+                   mqtt_ca=creds["mqtt"]["ca"]):
         deadline = time.monotonic() + 30
         while not stack.api.get_device("cli-2")["online"] and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -3,8 +3,10 @@ REPL behind a pseudo-terminal, and a fresh MicroPython boots from what landed.""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import ssl
 import shutil
 import subprocess
 import time
@@ -13,6 +15,7 @@ import pytest
 
 from tools import cli
 from tools.ptyboard import PtyBoard, micropython_exe
+from tools.tls import ensure_tls
 
 KEY = "5a" * 32
 
@@ -38,10 +41,13 @@ def test_flash_copies_the_bundle_intact_and_clears_stale_modules(board, tmp_path
     stale.write_bytes(b"old")
     keep = board.root / "slot_a.bin"  # device data outside the firmware survives a reflash
     keep.write_bytes(b"flow")
+    ca = ensure_tls(tmp_path / "tls")
     rc = cli.main(["flash", "--board", "unix-sim", "--port", board.port, "--device-id", "bench-1",
-                   "--mqtt-host", "127.0.0.1", "--mqtt-port", "1883", "--mqtt-password", "pw",
+                   "--mqtt-host", "127.0.0.1", "--mqtt-password", "pw", "--mqtt-ca", str(ca.ca),
                    "--key", KEY, "--out", str(tmp_path / "bundle"), "--json"])
     assert rc == 0
+    mqtt = json.loads((board.root / "config.json").read_text())["mqtt"]
+    assert mqtt["port"] == 8883 and base64.b64decode(mqtt["ca"]) == ssl.PEM_cert_to_DER_cert(ca.ca_pem())
     result = json.loads(capsys.readouterr().out)
     assert result["flash"]["verified"] is True
     bundle, flashed = _tree(tmp_path / "bundle"), _tree(board.root)
@@ -53,7 +59,9 @@ def test_flash_copies_the_bundle_intact_and_clears_stale_modules(board, tmp_path
 @needs_socat
 def test_a_fresh_micropython_boots_the_flashed_firmware(board, tmp_path):
     assert cli.main(["flash", "--board", "unix-sim", "--port", board.port, "--device-id", "bench-2",
-                     "--mqtt-host", "127.0.0.1", "--key", KEY, "--out", str(tmp_path / "bundle")]) == 0
+                     "--mqtt-host", "127.0.0.1", "--key", KEY, "--out", str(tmp_path / "bundle"), "--plain-mqtt"]) == 0
+    mqtt = json.loads((board.root / "config.json").read_text())["mqtt"]
+    assert mqtt["port"] == 1883 and "ca" not in mqtt
     board.stop()  # the board powers off; what was flashed is all that is left
     probe = ("import sys, json; sys.path.insert(0, 'lib'); import fleetflow, umqtt.simple; "
              "c = json.load(open('config.json')); print(c['device_id'], fleetflow.__file__)")
@@ -61,6 +69,19 @@ def test_a_fresh_micropython_boots_the_flashed_firmware(board, tmp_path):
                          capture_output=True, text=True, timeout=30, env={**os.environ, "MICROPYPATH": ""})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["bench-2", "lib/fleetflow/__init__.mpy"]
+
+
+def test_flash_wants_a_ca_or_plain_mqtt_said_out_loud(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no var/tls/ca.pem here
+    rc = cli.main(["flash", "--board", "unix-sim", "--bundle-only", "--device-id", "d1",
+                   "--mqtt-host", "127.0.0.1", "--key", KEY, "--out", str(tmp_path / "bundle")])
+    assert rc == 1
+    assert "no CA for MQTT over TLS: give --mqtt-ca FILE" in capsys.readouterr().out
+    (tmp_path / "not.pem").write_text("hello")
+    rc = cli.main(["flash", "--board", "unix-sim", "--bundle-only", "--device-id", "d1", "--mqtt-host", "127.0.0.1",
+                   "--key", KEY, "--out", str(tmp_path / "bundle"), "--mqtt-ca", str(tmp_path / "not.pem")])
+    assert rc == 1
+    assert "mqtt_ca: not a PEM certificate" in capsys.readouterr().out
 
 
 def test_flash_refuses_bad_provisioning_before_touching_a_board(tmp_path, capsys):
@@ -73,7 +94,7 @@ def test_flash_refuses_bad_provisioning_before_touching_a_board(tmp_path, capsys
 @needs_socat
 def test_flash_to_a_port_with_no_board_fails_with_mpremote_reason(tmp_path, capsys):
     rc = cli.main(["flash", "--board", "unix-sim", "--port", str(tmp_path / "no-such-tty"), "--device-id", "x",
-                   "--mqtt-host", "h", "--key", KEY, "--out", str(tmp_path / "b")])
+                   "--mqtt-host", "h", "--key", KEY, "--out", str(tmp_path / "b"), "--plain-mqtt"])
     assert rc == 1
     assert "mpremote" in capsys.readouterr().out
 
@@ -96,7 +117,7 @@ def test_flashed_board_provisioned_by_the_cloud_boots_and_comes_online(board, tm
         cfg = json.loads((board.root / "config.json").read_text())
         assert cfg["device_id"] == "flash-1" and cfg["mqtt"]["port"] == stack.broker.port
         assert stack.api.get_device("flash-1")["online"] is False
-        env = {**os.environ, "MICROPYPATH": "lib"}  # a board has /lib on its path
+        env = {**os.environ, "MICROPYPATH": ".frozen:lib"}  # a board has its frozen modules (ssl) and /lib on its path
         dev = subprocess.Popen([micropython_exe(), "-X", f"heapsize={HEAP}", "main.py"], cwd=board.root, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
@@ -149,7 +170,17 @@ def test_flash_plan_per_board(tmp_path, board, unix, mip, expect_mip, expect_res
 
 def test_offline_flash_ships_umqtt_for_the_board_instead_of_mip(tmp_path, capsys):
     rc = cli.main(["flash", "--board", "esp32-devkitc", "--bundle-only", "--offline", "--device-id", "e1",
-                   "--mqtt-host", "192.0.2.10", "--key", KEY, "--out", str(tmp_path / "b"), "--json"])
+                   "--mqtt-host", "192.0.2.10", "--key", KEY, "--out", str(tmp_path / "b"), "--json", "--plain-mqtt"])
     assert rc == 0
     umqtt = tmp_path / "b" / "lib" / "umqtt" / "simple.mpy"
     assert umqtt.read_bytes()[:2] == b"M\x06"  # a .mpy the board's MicroPython loads
+
+
+def test_a_board_bundle_carries_the_ca_for_mqtt_over_tls(tmp_path, capsys):
+    rc = cli.main(["flash", "--board", "rp2-pico-w", "--bundle-only", "--device-id", "pico-1", "--mqtt-host",
+                   "192.0.2.10", "--mqtt-password", "pw1", "--wifi-ssid", "lab", "--key", KEY,
+                   "--out", str(tmp_path / "b"), "--json", "--mqtt-ca", str(ensure_tls(tmp_path / "tls").ca)])
+    assert rc == 0
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["mqtt"]["host"] == "192.0.2.10" and cfg["wifi"]["ssid"] == "lab"
+    assert cfg["mqtt"]["port"] == 8883 and cfg["mqtt"]["ca"]  # MQTT over TLS, the CA on the board

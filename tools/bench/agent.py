@@ -76,6 +76,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--run-s", type=float, default=10.0,
                         help="seconds the 5 Hz flow runs between the deploys (default 10; 600 = the 10-minute run)")
     parser.add_argument("--no-search", action="store_true", help="don't search min_heap_bytes")
+    parser.add_argument("--plain-mqtt", action="store_true", help="plain MQTT instead of MQTT over TLS (the default)")
 
 
 _SAMPLE = re.compile(r"heap: (\w+)\n(?:[^\n]*\n){0,3}?GC: total: (\d+), used: (\d+), free: (\d+)\n"
@@ -108,6 +109,10 @@ class _Cloud:
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()
+        if broker.tls:
+            from tools.tls import client_context
+
+            self.client.tls_set_context(client_context(broker.tls.ca))
         self.client.connect(broker.host, broker.port)
         self.client.subscribe(f"ff/{dev}/#", qos=1)
         self.client.loop_start()
@@ -172,7 +177,7 @@ def scenario(broker, heap: str, run_s: float, workdir: Path) -> dict:
     cloud = _Cloud(broker, dev_id)
     old_heap, simdevice.HEAP = simdevice.HEAP, heap
     dev = simdevice.SimDevice(workdir / dev_id, dev_id, KEY, broker.host, broker.port, "devpw",
-                              settings={"health_interval_s": HEALTH_S, "heap_log": True})
+                              settings={"health_interval_s": HEALTH_S, "heap_log": True}, mqtt_ca=broker.ca_pem())
     stage = "boot"
     out: dict = {"heapsize": heap_bytes(heap)}
     try:
@@ -263,7 +268,7 @@ def run(args) -> dict:
     search = heap is None and not getattr(args, "no_search", False)
     heap = heap or simdevice.HEAP
     with tempfile.TemporaryDirectory() as tmp, \
-            start_broker(Path(tmp) / "broker", users={"cloud": "pw"}) as broker:
+            start_broker(Path(tmp) / "broker", users={"cloud": "pw"}, tls=not getattr(args, "plain_mqtt", False)) as broker:
         t0 = time.monotonic()
         result = scenario(broker, heap, run_s, Path(tmp))
         tried = {result["heapsize"]: _verdict(result)}
@@ -291,5 +296,6 @@ def run(args) -> dict:
                        "bench_wall_s": round(time.monotonic() - t0, 1),
                        "command": "fleetflow bench agent --json"
                                   + (f" --heap {getattr(args, 'heap')}" if getattr(args, "heap", None) else "")
-                                  + (f" --run-s {run_s:g}" if run_s != 10.0 else "")})
+                                  + (f" --run-s {run_s:g}" if run_s != 10.0 else "")
+                                  + (" --plain-mqtt" if getattr(args, "plain_mqtt", False) else "")})
     return result

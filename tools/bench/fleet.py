@@ -42,6 +42,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 def add_arguments(parser) -> None:
     parser.add_argument("--devices", type=int, default=50, help="how many simulated devices (default 50)")
     parser.add_argument("--idle-s", type=float, default=20.0, help="the idle window, in seconds (default 20)")
+    parser.add_argument("--plain-mqtt", action="store_true", help="plain MQTT instead of MQTT over TLS (the default)")
     parser.add_argument("--online-timeout-s", type=float, default=None,
                         help="how long to wait for every device to be online (default 30 s + 0.3 s a device)")
 
@@ -66,6 +67,7 @@ def run(args) -> dict:
 
     from tools.broker import start_broker
     from tools.fleet import Fleet, device_ids
+    from tools.tls import client_context
 
     n = args.devices
     if n < 1:
@@ -104,11 +106,18 @@ def run(args) -> dict:
             return sum(1 for d in ids if status.get(d) == "online")
 
     timeout = args.online_timeout_s or 30 + 0.3 * n
-    command = f"fleetflow bench fleet --devices {n} --idle-s {args.idle_s:g} --json"
+    plain = getattr(args, "plain_mqtt", False)
+    command = f"fleetflow bench fleet --devices {n} --idle-s {args.idle_s:g} --json" + (" --plain-mqtt" if plain else "")
     # health every 30 s and keepalive 30 s: the firmware's defaults (fleetflow/config.py)
     with tempfile.TemporaryDirectory() as tmp, \
-            start_broker(Path(tmp) / "broker", users={"cloud": "pw", **{d: c["mqtt_password"] for d, c in creds.items()}}) as broker:
+            start_broker(Path(tmp) / "broker", users={"cloud": "pw", **{d: c["mqtt_password"] for d, c in creds.items()}},
+                         tls=not plain) as broker:
+        if broker.tls:
+            for c in creds.values():
+                c["mqtt_ca"] = broker.ca_pem()
         cloud = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-fleet")
+        if broker.tls:
+            cloud.tls_set_context(client_context(broker.tls.ca))
         cloud.username_pw_set("cloud", "pw")
         cloud.on_message = on_message
         cloud.on_connect = lambda c, *a: c.subscribe([("ff/+/status", 1), ("ff/+/ack", 1)])
@@ -145,6 +154,7 @@ def run(args) -> dict:
                 "idle_window_s": round(w1 - w0, 1),
                 "seconds_to_all_online": round(t_online, 1),
                 "broker": broker.kind,
+                "tls": broker.tls is not None,
                 "command": command,
             }
         finally:

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ def add_arguments(parser) -> None:
                         help="the cloud on a throwaway PostgreSQL cluster (initdb/pg_ctl) instead of SQLite")
 
 
-def _fleet(host: str, port: int, password: str, ready, stop) -> None:
+def _fleet(host: str, port: int, password: str, ready, stop, ca_file: str | None = None) -> None:
     """The simulated devices: acks every deploy like the firmware does."""
     import logging
 
@@ -50,8 +51,9 @@ def _fleet(host: str, port: int, password: str, ready, stop) -> None:
     quiet.setLevel(logging.ERROR)
 
     async def main():
+        tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
         async with aiomqtt.Client(host, port, username="admin", password=password, identifier="bench-fleet",
-                                  max_inflight_messages=1000, logger=quiet) as client:
+                                  max_inflight_messages=1000, logger=quiet, tls_context=tls) as client:
             await client.subscribe("ff/+/cmd", qos=1)
             ready.set()
 
@@ -113,10 +115,12 @@ async def _measure(args, workdir: Path, db_url: str) -> dict:
     broker = start_broker(workdir / "broker", users={"cloud": "cloudpw", "admin": "adminpw"})
     ctx = multiprocessing.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()
-    fleet = ctx.Process(target=_fleet, args=(broker.host, broker.port, "adminpw", ready, stop), daemon=True)
+    fleet = ctx.Process(target=_fleet, args=(broker.host, broker.port, "adminpw", ready, stop, str(broker.tls.ca)),
+                        daemon=True)
     runner = None
     try:
-        config = Config(db_url=db_url, mqtt_url=f"mqtt://cloud:cloudpw@{broker.host}:{broker.port}",
+        config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:cloudpw@{broker.host}:{broker.port}",
+                        mqtt_ca_file=str(broker.tls.ca),
                         secret=b"bench-secret-bench-secret-32byte", engine_tick_s=0.5,
                         resend_after_s=30)
         app = init_app(config)
