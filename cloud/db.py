@@ -98,6 +98,24 @@ def insert_rows(model, rows: list[dict]) -> None:
         execute_values(db.cursor(), head + "%s", values, page_size=500)
 
 
+def update_rows(model, fields: tuple, rows: list[tuple]) -> None:
+    """UPDATE model SET fields WHERE primary key = ?, for each row of
+    (values of fields..., primary key): one prepared statement run for every
+    row (executemany; execute_batch on PostgreSQL)."""
+    if not rows:
+        return
+    db = _real(model)
+    sql = (f"UPDATE {_quoted(db, model._meta.table_name)} SET "
+           + ", ".join(f"{_quoted(db, model._meta.fields[f].column_name)} = {db.param}" for f in fields)
+           + f" WHERE {_quoted(db, model._meta.primary_key.column_name)} = {db.param}")
+    if isinstance(db, peewee.SqliteDatabase):
+        db.cursor().executemany(sql, rows)
+    else:
+        from psycopg2.extras import execute_batch
+
+        execute_batch(db.cursor(), sql, rows, page_size=500)
+
+
 def select_in(model, columns: list, ids: list):
     """Rows (tuples of `columns`, JSON columns decoded) whose primary key is
     in `ids`, read in chunks of IN_IDS with SQL text made once per chunk size."""
