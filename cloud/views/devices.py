@@ -25,17 +25,23 @@ def _live(request: web.Request, doc: dict) -> dict:
     return doc
 
 
+def _provision(body, box, broker, prefix, reserved, ca):
+    """store.provision, with the broker's CA (MQTT over TLS) in the answer:
+    inside the transaction, so an Idempotency-Key replay carries it too."""
+    doc, password = store.provision(body, box, broker, prefix, reserved)
+    if ca:
+        doc["credentials"]["mqtt"]["ca"] = ca
+    return doc, password
+
+
 async def provision(request: web.Request):
     body = await json_body(request)
     config = request.app[CONFIG]
-    result = await run_once(request, store.provision, body, request.app[BOX], config.device_broker(),
-                            config.topic_prefix, config.reserved_names())
+    result = await run_once(request, _provision, body, request.app[BOX], config.device_broker(),
+                            config.topic_prefix, config.reserved_names(), config.device_ca())
     if again := replayed(result):
         return again
     doc, password = result
-    ca = config.device_ca()
-    if ca:
-        doc["credentials"]["mqtt"]["ca"] = ca
     try:
         await _call_hook(config.on_provision, doc["id"], password)
     except Exception as exc:

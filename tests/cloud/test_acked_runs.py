@@ -14,8 +14,6 @@ rollout completes.
 
 from __future__ import annotations
 
-from tools.tls import client_context
-
 import json
 import os
 import shutil
@@ -27,6 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tools.tls import client_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 

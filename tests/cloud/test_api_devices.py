@@ -150,3 +150,23 @@ async def test_run_reports_are_stored_and_listed_per_node(api):
     assert [r["err"] for r in runs] == ["m1: TypeError", None, None]  # why a run failed is kept
     await api.get("/devices/r1/runs?limit=0", expect=422)
     await api.get("/devices/ghost/runs", expect=404)
+
+
+async def test_a_tls_cloud_hands_out_its_broker_ca_even_in_a_replayed_answer(aiohttp_client, cloud_config, tmp_path):
+    from cloud.app import init_app
+    from cloud.store import keys as key_store
+    from tools.tls import ensure_tls
+
+    ca = ensure_tls(tmp_path / "tls")
+    cloud_config.mqtt_url = "mqtts://cloud:pw@127.0.0.1:1"
+    cloud_config.mqtt_ca_file = str(ca.ca)
+    app = init_app(cloud_config)
+    headers = {"x-api-key": app[DB].call(key_store.create_key, "admin")["key"], "Idempotency-Key": "prov-1"}
+    client = await aiohttp_client(app)
+    answers = []
+    for _ in range(2):
+        resp = await client.post("/api/v1/devices", json={"id": "t1", "board": "unix-sim"}, headers=headers)
+        assert resp.status == 201
+        answers.append(await resp.json())
+    assert answers[1] == answers[0] and answers[0]["credentials"]["mqtt"]["ca"] == ca.ca_pem()
+    assert answers[0]["credentials"]["mqtt"]["port"] == 1

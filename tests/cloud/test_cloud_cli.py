@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from tools.tls import client_context
-
 import pytest
 
 from tools.broker import mosquitto_path
 from tools.cli import main
+from tools.tls import client_context
 
 
 def test_keys_create_prints_a_key_that_the_database_knows(tmp_path, capsys):

@@ -11,8 +11,6 @@ its health keeps coming and the next execution through the cloud completes.
 
 from __future__ import annotations
 
-from tools.tls import client_context
-
 import asyncio
 import hashlib
 import json
@@ -26,6 +24,7 @@ from cloud.config import Config
 from cloud.store.rollout import take_seqs
 from tools.bench.runaway import ladder, unchecked_program
 from test_integration_fleet import CLOUD_PW, Cloud, broker, publish  # noqa: F401 (broker: a fixture)
+from tools.tls import client_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 

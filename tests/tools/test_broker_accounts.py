@@ -4,8 +4,6 @@ broker, the cloud provisioning over the API) and real MQTT clients."""
 
 from __future__ import annotations
 
-from tools.tls import client_context
-
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +14,7 @@ import pytest
 from tools.broker import mosquitto_path
 from tools.client import ApiError
 from tools.stack import Stack
+from tools.tls import client_context
 
 KINDS = [pytest.param("mosquitto", marks=pytest.mark.skipif(not mosquitto_path(), reason="mosquitto not installed")),
          "amqtt"]
