@@ -183,3 +183,18 @@ async def test_a_run_report_the_database_refuses_is_dropped_without_holding_the_
         return runs if len(runs) >= len(expected) else None
     assert await _eventually(stored) == expected
     assert app[BRIDGE].refused_runs == 4 - len(expected)
+
+
+async def test_the_bridge_refuses_a_broker_its_ca_did_not_sign(tmp_path, aiohttp_client, broker, caplog):
+    """mqtts:// with another installation's CA: the handshake fails, the
+    bridge never connects (so never sends the cloud's password) and says why."""
+    from tools.tls import ensure_tls
+
+    other = ensure_tls(tmp_path / "other")
+    config = Config(db_url=f"sqlite:///{tmp_path / 'c.db'}", secret=b"r" * 32, mqtt_reconnect_s=0.2,
+                    mqtt_url=f"mqtts://cloud:cloud-pw@{broker.host}:{broker.port}", mqtt_ca_file=str(other.ca))
+    app = init_app(config)
+    await aiohttp_client(app)
+    with pytest.raises(AssertionError, match="not reached"):
+        await _eventually(lambda: asyncio.sleep(0, app[BRIDGE].connected.is_set()), timeout_s=2)
+    assert "certificate verify failed" in caplog.text
