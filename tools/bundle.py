@@ -119,6 +119,11 @@ def _hal_backend(stem: str) -> str | None:
     return None
 
 
+# Firmware-side test harness that runs under MicroPython from source on the
+# host (the power-cut sweep's fault-injecting block device): never flashed.
+HOST_ONLY = frozenset({"fleetflow/faultdev.py"})
+
+
 def _wanted(rel: Path, port: str, board_nodes: set[str], node_types: set[str]) -> bool:
     """Whether a firmware source file belongs in this board's bundle.
 
@@ -126,7 +131,7 @@ def _wanted(rel: Path, port: str, board_nodes: set[str], node_types: set[str]) -
     in; helpers in nodes/ (whose names are no node type) always come.
     """
     parts = rel.parts
-    if "__pycache__" in parts or rel.suffix != ".py":
+    if "__pycache__" in parts or rel.suffix != ".py" or rel.as_posix() in HOST_ONLY:
         return False
     if len(parts) >= 2 and parts[-2] == "nodes" and rel.stem in node_types:
         return rel.stem in board_nodes

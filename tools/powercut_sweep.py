@@ -13,7 +13,8 @@
 import sys
 import json
 import vfs
-from fleetflow.blockdev import FileBlockDev, FaultBlockDev
+from fleetflow.blockdev import FileBlockDev
+from fleetflow.faultdev import FaultBlockDev
 from fleetflow.slots import SlotStore
 from fleetflow.errors import FFError
 

@@ -4,7 +4,8 @@
 import json
 from fleetflow.health import judge, rule_of, CONFIRM, ROLLBACK
 from fleetflow.transfer import Transfer
-from fleetflow.blockdev import FileBlockDev, FaultBlockDev
+from fleetflow.blockdev import FileBlockDev
+from fleetflow.faultdev import FaultBlockDev
 from fleetflow.errors import FFError
 
 
