@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+
+from tools.ptyboard import PtyBoard
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -28,3 +31,13 @@ def processes_mentioning(text: str) -> list[str]:
 def procs_mentioning():
     """processes_mentioning(text): the no-orphans check of the simulator, demo and flash tests."""
     return processes_mentioning
+
+
+@pytest.fixture
+def board(tmp_path):
+    """A MicroPython unix-port REPL behind a pty: a "board" mpremote can reach (flash, board-check)."""
+    if not shutil.which("socat"):
+        pytest.skip("socat is not installed: `make system` (Debian package socat) installs it")
+    b = PtyBoard(tmp_path / "board").start()
+    yield b
+    b.stop()

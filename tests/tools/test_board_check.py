@@ -6,31 +6,17 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 
 import pytest
 
 from shared_schema.boards import load_board
 from tools import board_check, cli
 from tools.board_check import judge
-from tools.ptyboard import PtyBoard
-
-needs_socat = pytest.mark.skipif(not shutil.which("socat"),
-                                 reason="socat is not installed: `make system` (Debian package socat) installs it")
-
-
-@pytest.fixture
-def board(tmp_path):
-    b = PtyBoard(tmp_path / "board").start()
-    yield b
-    b.stop()
-
 
 def _verdicts(doc) -> dict:
     return {c["check"]: (c["verdict"], c["result"]) for c in doc["checks"]}
 
 
-@needs_socat
 def test_board_check_on_the_unix_port_reports_what_it_lacks_without_failing(board, tmp_path, capsys):
     report = tmp_path / "report.json"
     rc = cli.main(["board-check", "--board", "unix-sim", "--port", board.port, "--out-pin", "5",
@@ -56,7 +42,6 @@ def test_board_check_on_the_unix_port_reports_what_it_lacks_without_failing(boar
     assert rc == 0 and out.startswith("CHECK") and "unix-sim on " in out and "can run fleetflow" in out
 
 
-@needs_socat
 def test_the_wrong_board_file_fails_on_the_mpy_arch(board, capsys):
     rc = cli.main(["board-check", "--board", "esp32-devkitc", "--port", board.port, "--resume", "--json"])
     doc = json.loads(capsys.readouterr().out)

@@ -14,20 +14,13 @@ import time
 import pytest
 
 from tools import cli
-from tools.ptyboard import PtyBoard, micropython_exe
+from tools.ptyboard import micropython_exe
 from tools.tls import ensure_tls
 
 KEY = "5a" * 32
 
 needs_socat = pytest.mark.skipif(not shutil.which("socat"),
                                  reason="socat is not installed: `make system` (Debian package socat) installs it")
-
-
-@pytest.fixture
-def board(tmp_path):
-    b = PtyBoard(tmp_path / "board").start()
-    yield b
-    b.stop()
 
 
 def _tree(root):
