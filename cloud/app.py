@@ -14,7 +14,7 @@ from cloud.appkeys import BOX, BRIDGE, CONFIG, DB, DRIVER, STREAMS
 from cloud.bridge import Bridge
 from cloud.config import Config
 from cloud.db import Database
-from cloud.engine.driver import Driver
+from cloud.driver import Driver
 from cloud.routes import API, add_routes
 from cloud.secrets import SecretBox
 from cloud.streams import Streams

@@ -7,7 +7,7 @@ from aiohttp import web
 from cloud.bridge import Bridge
 from cloud.config import Config
 from cloud.db import Database
-from cloud.engine.driver import Driver
+from cloud.driver import Driver
 from cloud.secrets import SecretBox
 from cloud.streams import Streams
 

@@ -1,4 +1,6 @@
-"""The rollout driver: carries out what `decide` asks for.
+"""The rollout driver: carries out what `decide` asks for (it lives outside
+`cloud/engine/`, which holds only pure code, since it talks to the store and
+the bridge).
 
 Acks from the bridge, user commands from the API and the passing of time
 all end in `cloud.store.rollout.step`, which decides and records in one
