@@ -34,3 +34,16 @@ def create_private(path: str, exclusive: bool = True) -> int:
 def touch_private(path: str) -> None:
     """Create `path` empty and 0600 unless it exists (what SQLite then opens)."""
     os.close(create_private(path, exclusive=False))
+
+
+def write_private(path: str, text: str) -> None:
+    """Write `text` to `path`, readable by its owner only: created 0600, and
+    an existing file (say, a wider one left by an older tool) truncated and
+    narrowed to 0600 before anything is written. The folder is not changed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "w", closefd=False) as fh:
+            fh.write(text)
+    finally:
+        os.close(fd)

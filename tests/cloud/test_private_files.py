@@ -12,6 +12,7 @@ import pytest
 from cloud.app import init_app
 from cloud.appkeys import DB
 from cloud.config import Config
+from cloud.private import write_private
 from cloud.secrets import load_server_secret
 from cloud.store import keys as key_store
 
@@ -57,3 +58,11 @@ def test_the_server_secret_is_0600(tmp_path, open_umask, monkeypatch):
     secret = load_server_secret(str(path))
     assert len(secret) == 32 and load_server_secret(str(path)) == secret
     assert (oct(_mode(path)), oct(_mode(path.parent))) == ("0o600", "0o700")
+
+
+def test_a_private_write_narrows_an_existing_file(tmp_path, open_umask):
+    path = tmp_path / "config.json"
+    path.write_text("old, longer text")
+    os.chmod(path, 0o644)
+    write_private(str(path), "new")
+    assert oct(_mode(path)) == "0o600" and path.read_text() == "new"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 
 import pytest
@@ -82,6 +84,19 @@ def test_bundle_compiles_for_the_board_architecture_with_only_its_nodes(tmp_path
                               "import fleetflow.nodes.dht as d; print(d.NAME)"],
                              cwd=tmp_path / "out", capture_output=True, text=True, timeout=30)
         assert out.stdout.strip() == "dht", out.stderr
+
+
+def test_the_device_config_with_its_passwords_is_owner_only(tmp_path):
+    # config.json holds the device's broker password and HMAC key (issue 10)
+    fw, boards = _fake_tree(tmp_path)
+    old = os.umask(0o002)  # what would leave it 0664
+    try:
+        bundle_mod.build_bundle("tiny-sim", tmp_path / "out", PROVISIONING, firmware_dir=fw, boards_dir=boards)
+    finally:
+        os.umask(old)
+    cfg = tmp_path / "out" / "config.json"
+    assert oct(stat.S_IMODE(cfg.stat().st_mode)) == "0o600"
+    assert json.loads(cfg.read_text())["mqtt"]["password"] == "pw"
 
 
 def test_bundle_over_budget_is_reported(tmp_path):
