@@ -15,7 +15,9 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from cloud.engine.state import Ack, parse_command_id
+from shared_schema.commands import parse_command_id
+
+from cloud.engine.state import Ack
 from cloud.store import deployments as deployment_store
 from cloud.store import executions, rollout
 
@@ -40,20 +42,17 @@ class Driver:
 
     def on_ack(self, device_id: str, ack) -> None:
         """An ack from the bridge (a shared_schema.messages.Ack)."""
-        if ack.id.startswith("exe_"):  # an execution's exec command: <exe>.<device>.exec
-            exe_id, _, rest = ack.id.partition(".")
-            target, _, step = rest.rpartition(".")
-            if target == device_id and step == "exec":
-                self._acks.put_nowait((("exec", exe_id), (device_id, ack.state, ack.reason, ack.run, ack.status)))
+        ref = parse_command_id(ack.id)
+        if ref is None:
+            return  # not a deployment's or an execution's command (a ping, a chunk)
+        if ref.device != device_id:
+            log.warning("%s acked a command of %s: ignored", device_id, ref.device)
             return
-        parsed = parse_command_id(ack.id)
-        if parsed is None:
-            return  # not a rollout command (exec, ping, a chunk)
-        dep_id, target, step = parsed
-        if target != device_id:
-            log.warning("%s acked a command of %s: ignored", device_id, target)
+        if ref.kind == "execution":
+            if ref.step == "exec":
+                self._acks.put_nowait((("exec", ref.owner), (device_id, ack.state, ack.reason, ack.run, ack.status)))
             return
-        self._acks.put_nowait((dep_id, Ack(device_id, step, ack.state, ack.reason or "")))
+        self._acks.put_nowait((ref.owner, Ack(device_id, ref.step, ack.state, ack.reason or "")))
 
     async def command(self, dep_id: str, event) -> dict:
         """A user command (Start, Pause, Resume, Rollback, Cancel); raises

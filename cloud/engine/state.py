@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 DEPLOYMENT_STATUSES = ("pending", "running", "paused", "completed", "failed", "rolled_back", "cancelled")
 FINISHED = frozenset({"completed", "failed", "rolled_back", "cancelled"})
 TARGET_STATUSES = ("pending", "deploying", "success", "failed", "rolled_back", "skipped")
-# Command steps the cloud sends to a target (the `op` of the MQTT command).
-STEPS = ("deploy", "stage", "activate", "rollback", "cancel")
 
 
 @dataclass
@@ -99,24 +97,11 @@ class UpdateTarget:
 @dataclass(frozen=True)
 class Send:
     """Send command `step` to a target. Its id is derived from deployment,
-    device and step, so sending it again is harmless: the device acks a
+    device and step (shared_schema.commands.command_id), so sending it again is harmless: the device acks a
     repeated id without applying it again."""
 
     device_id: str
     step: str
-
-
-def command_id(deployment_id: str, device_id: str, step: str) -> str:
-    return f"{deployment_id}.{device_id}.{step}"
-
-
-def parse_command_id(cmd_id: str) -> tuple[str, str, str] | None:
-    """(deployment_id, device_id, step) of an id made by `command_id`."""
-    dep, sep, rest = cmd_id.partition(".")
-    device, sep2, step = rest.rpartition(".")
-    if not (sep and sep2 and dep and device and step in STEPS):
-        return None
-    return dep, device, step
 
 
 def apply(deployment: Deployment, targets: list[Target], actions) -> None:

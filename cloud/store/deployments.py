@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets as _random
 import time
 
+from shared_schema.commands import DEPLOYMENT_PREFIX
 from shared_schema.compiler import CompileError, compile_program
 
 from cloud import schemas
@@ -127,7 +128,7 @@ def create_deployment(body: dict) -> dict:
     programs = compile_for(fv, devices)
     now = time.time()
     dep = Deployment.create(
-        id="dep_" + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
+        id=DEPLOYMENT_PREFIX + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
         config=req.config, settings=settings, created_at=now,
         selector={"target_devices": list(first_positions(req.target_devices)), "target_tags": req.target_tags,
                   "environment": req.environment, "all": req.all})

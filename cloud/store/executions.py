@@ -15,7 +15,8 @@ import json
 import secrets as _random
 import time
 
-from shared_schema.envelope import MAX_COMMAND_BYTES, make_envelope, needs_chunks, signed_command
+from shared_schema.commands import EXECUTION_PREFIX, cancel_message, command_id, exec_message
+from shared_schema.envelope import MAX_COMMAND_BYTES, needs_chunks
 from shared_schema.overrides import normalized, override_problems
 
 from cloud import schemas
@@ -38,10 +39,6 @@ FINISHED = ("completed", "failed", "cancelled", "timed_out")
 TARGET_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "timed_out")
 _TARGET_DONE = ("completed", "failed", "cancelled", "timed_out")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def exec_command_id(exe_id: str, device_id: str) -> str:
-    return f"{exe_id}.{device_id}.exec"
 
 
 def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> dict:
@@ -89,17 +86,16 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
                                                                         "bytes: too big for an inline run; deploy it")])
     overrides = _checked_overrides(fv, req.overrides.model_dump(), sorted(programs))
     now = time.time() if now is None else now
-    exe = Execution.create(id="exe_" + _random.token_hex(6), flow=fv.flow, version=fv.version,
+    exe = Execution.create(id=EXECUTION_PREFIX + _random.token_hex(6), flow=fv.flow, version=fv.version,
                            overrides=overrides, selector=body, timeout=timeout,
                            retry_of=retry_of, pipeline_run=pipeline_run, created_at=now)
     outgoing, rows, targets = [], [], []
     taken = take_seqs({dev.id: 1 for dev in devices})
     for i, dev in enumerate(devices):
-        cmd_id = exec_command_id(exe.id, dev.id)
+        cmd_id = command_id(exe.id, dev.id, "exec")
         cseq, sealed = taken[dev.id]
         key = box.open(sealed)
-        messages = [{**signed_command(cmd_id, "exec", {"exec": exe.id, "overrides": overrides}, dev.id, key, cseq),
-                     **make_envelope(programs[dev.board], dev.id, key, cseq)}]
+        messages = [exec_message(cmd_id, exe.id, overrides, programs[dev.board], dev.id, key, cseq)]
         size = len(json.dumps(messages[0], separators=(",", ":")))
         if size > MAX_COMMAND_BYTES:  # the broker would cut the cloud off; a device would refuse it
             raise Invalid("too big to send", [Problem("/overrides", (
@@ -143,7 +139,7 @@ def on_acks(exe_id: str, acks: list[tuple[str, str, str, int | None, str | None]
             continue
         changed[device_id] = target
         if state != "received":
-            answered.append(exec_command_id(exe_id, device_id))
+            answered.append(command_id(exe_id, device_id, "exec"))
     update_rows(ExecTarget, ("status", "run", "reason", "finished_at"),
                 [(t.status, t.run, t.reason, t.finished_at, t.id) for t in changed.values()])
     update_in(Command, {"done": True}, answered)
@@ -191,9 +187,8 @@ def cancel(exe_id: str, now: float, box: SecretBox,
     open_targets = list(ExecTarget.select().where((ExecTarget.execution == exe_id)
                                                   & (ExecTarget.status.in_(("pending", "running")))))
     taken = take_seqs({t.device: 1 for t in open_targets})
-    outgoing = [(t.device, [signed_command(f"{exe_id}.{t.device}.cancel", "cancel",
-                                           {"target": exec_command_id(exe_id, t.device)}, t.device,
-                                           box.open(taken[t.device][1]), taken[t.device][0])])
+    outgoing = [(t.device, [cancel_message(command_id(exe_id, t.device, "cancel"), command_id(exe_id, t.device, "exec"),
+                                           t.device, box.open(taken[t.device][1]), taken[t.device][0])])
                 for t in open_targets if t.device in taken]
     ExecTarget.update(status="cancelled", finished_at=now).where(
         (ExecTarget.execution == exe_id) & (ExecTarget.status.in_(("pending", "running")))).execute()

@@ -2,7 +2,8 @@
 record every action, and turn each Send into the signed command(s) kept in
 the outbox (`Command`) until the device answers.
 
-A command's id is `<deployment>.<device>.<step>` and its payload is built
+A command's id is `<deployment>.<device>.<step>` (shared_schema.commands,
+which also builds its messages) and its payload is built
 once: sending it again (after a restart, or when the device comes back
 online) sends the very same bytes, with the same sequence number, and the
 device acks the repeat without applying it again.
@@ -15,12 +16,13 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from shared_schema.compiler import CompiledProgram
-from shared_schema.envelope import chunked, make_envelope, needs_chunks, signed_command
+from shared_schema.commands import (
+    activate_message, cancel_message, command_id, program_messages, rollback_message,
+)
 
 from cloud.engine.decide import decide
 from cloud.engine.state import (
     FINISHED, TARGET_STATUSES, Ack, Deployment as DepState, Send, Target as TargetState, UpdateDeployment, UpdateTarget,
-    command_id,
 )
 from cloud.db import chunks, insert_rows, select_in, update_in
 from cloud.errors import NotFound
@@ -259,26 +261,17 @@ def _commands(dep: Deployment, sends: list[Send], meta: dict, reasons: dict, now
             key = keys[device_id] = box.open(taken[device_id][1])
         if send.step in ("deploy", "stage"):
             info["seq"] = seq
-            program = programs[info["board"]]
-            if needs_chunks(program):
-                envelope, parts = chunked(program, device_id, key, seq, cmd_id)
-            else:
-                envelope, parts = make_envelope(program, device_id, key, seq), []
-            head = {"id": cmd_id, "op": send.step, **envelope}
-            if send.step == "deploy":
-                head["health"] = _health(dep.settings)
-            messages = [head, *parts]
+            messages = program_messages(cmd_id, send.step, programs[info["board"]], device_id, key, seq,
+                                        _health(dep.settings) if send.step == "deploy" else None)
         elif send.step == "activate":
-            args = {"seq": info["seq"], "health": _health(dep.settings)}
-            messages = [signed_command(cmd_id, "activate", args, device_id, key, seq)]
+            messages = [activate_message(cmd_id, info["seq"], _health(dep.settings), device_id, key, seq)]
         elif send.step == "rollback":
-            args = {"reason": reasons.get(device_id) or "rolled back"}
-            messages = [signed_command(cmd_id, "rollback", args, device_id, key, seq)]
+            messages = [rollback_message(cmd_id, reasons.get(device_id) or "rolled back", device_id, key, seq)]
             superseded.append(device_id)
         else:  # cancel whatever this deployment had in flight on the device
             prev = before.get(device_id)
             target = command_id(dep.id, device_id, prev) if prev in ("deploy", "stage", "activate") else None
-            messages = [signed_command(cmd_id, "cancel", {"target": target}, device_id, key, seq)]
+            messages = [cancel_message(cmd_id, target, device_id, key, seq)]
             superseded.append(device_id)
         new_rows.append({"id": cmd_id, "deployment": dep.id, "device": device_id, "step": send.step,
                          "payload": messages, "created_at": now})
