@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MPYLIB := build/mpy-lib
 WASM   := tools/bench/wasm
 
-.PHONY: all setup system demo test bench clean
+.PHONY: all setup system ui demo test bench clean
 
 all: test
 
@@ -28,12 +28,28 @@ $(WASM)/node_modules/.installed: $(WASM)/package.json $(WASM)/package-lock.json
 		|| echo "WARNING: npm ci in $(WASM) failed: fleetflow bench heap32 won't run"; \
 	else echo "WARNING: npm not found: fleetflow bench heap32 (32-bit heap figures) won't run"; fi
 
+# The dashboard (cloud/ui: React + TypeScript + Vite), from its lockfile,
+# built into cloud/ui/dist for `fleetflow serve` to serve at /. Never
+# committed; without npm, / says how to build it.
+UI       := cloud/ui
+UI_SRC   := $(shell find $(UI)/src -type f 2>/dev/null) $(UI)/index.html $(UI)/vite.config.ts $(UI)/tsconfig.json shared_schema/catalog.json
+
+$(UI)/node_modules/.installed: $(UI)/package.json $(UI)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd $(UI) && npm ci --no-audit --no-fund --loglevel=error) && touch $@; \
+	else echo "WARNING: npm not found: the dashboard (cloud/ui) is not built; / says how to build it"; fi
+
+$(UI)/dist/index.html: $(UI)/node_modules/.installed $(UI_SRC)
+	@if [ -f $(UI)/node_modules/.installed ]; then (cd $(UI) && npm run --silent build) && touch $@; fi
+
+ui: $(UI)/dist/index.html
+
 # Debian packages the tests and demo use (mosquitto, socat); best effort
 # when not root, and the tests say loudly what they fell back to.
 system:
 	@bash tools/setup_system.sh
 
-setup: $(BIN)/.installed $(MPYLIB)/umqtt/simple.py $(WASM)/node_modules/.installed system
+setup: $(BIN)/.installed $(MPYLIB)/umqtt/simple.py $(WASM)/node_modules/.installed $(UI)/dist/index.html system
 
 demo: setup
 	$(BIN)/fleetflow demo
@@ -45,4 +61,4 @@ bench: setup
 	$(BIN)/fleetflow bench
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis var $(WASM)/node_modules
+	rm -rf $(VENV) build .pytest_cache .hypothesis var $(WASM)/node_modules $(UI)/node_modules $(UI)/dist

@@ -125,11 +125,29 @@ def add_routes(app: web.Application) -> None:
         app.router.add_route(route.method, API + route.path, route.handler)
     app.router.add_get(API + "/openapi.json", openapi_view)
     app.router.add_get("/", dashboard)
+    app.router.add_get("/assets/{name}", dashboard_asset)
+
+
+# The dashboard (cloud/ui, React + Vite): `make setup` builds it into
+# cloud/ui/dist; until then `/` says how to build it (static/unbuilt.html).
+UI_DIST = Path(__file__).parent / "ui" / "dist"
 
 
 async def dashboard(request: web.Request):
-    """The dashboard: one static page over the API (it asks for a key)."""
-    return web.FileResponse(STATIC / "index.html")
+    """The dashboard's page; it talks to the API like any client."""
+    index = UI_DIST / "index.html"
+    if not index.is_file():
+        return web.FileResponse(STATIC / "unbuilt.html", status=503, headers={"Cache-Control": "no-store"})
+    return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+async def dashboard_asset(request: web.Request):
+    """The built scripts and styles: content-hashed names, so cached for good."""
+    name = request.match_info["name"]
+    path = UI_DIST / "assets" / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
 
 def _params(route: Route) -> list[dict]:

@@ -3,12 +3,14 @@
 #   mosquitto  the real MQTT broker (amqtt is the embedded fallback)
 #   socat      a pseudo-terminal for the flash test (mpremote to a unix-port "board")
 #   wrk        the HTTP load generator of `fleetflow bench api`
+#   chromium   the browser the dashboard's tests drive (Playwright, tests/ui)
 # Runs apt-get only as root; otherwise says what is missing and goes on.
 set -u
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "setup: installing ${missing[*]} (Debian packages)"

@@ -1,0 +1,43 @@
+// Deployments, newest first, with their counts.
+
+import { useState } from "react";
+import { get, query } from "../api";
+import { Badge, Empty, ErrorBox, Pager, useLoad } from "../components/common";
+import { ago } from "../format";
+import { Link } from "../router";
+
+export default function Deployments() {
+  const [status, setStatus] = useState("");
+  const [pages, setPages] = useState<string[]>([]);
+  const [url, setUrl] = useState("");
+  const first = "/deployments" + query({ status, limit: 50 });
+  const list = useLoad<{ deployments: any[]; next: string | null }>(() => get(url || first), [url, first]);
+  return (
+    <section>
+      <div className="title-row"><h1>Deployments</h1>
+        <label className="inline">Status<select name="status" value={status} onChange={(e) => { setStatus(e.target.value); setPages([]); setUrl(""); }}>
+          <option value="">any</option>{["pending", "running", "paused", "completed", "failed", "rolled_back", "cancelled"].map((s) => <option key={s}>{s}</option>)}
+        </select></label></div>
+      <p className="hint">Deploy a published flow from its page (Flows → the flow → Deploy).</p>
+      <ErrorBox error={list.error} />
+      {list.data && list.data.deployments.length === 0 && <Empty>No deployment yet.</Empty>}
+      {list.data && list.data.deployments.length > 0 && (
+        <div className="table-wrap"><table className="cards">
+          <thead><tr><th>Deployment</th><th>Status</th><th>Flow</th><th>Strategy</th><th>Targets</th><th>Created</th></tr></thead>
+          <tbody>{list.data.deployments.map((d) => (
+            <tr key={d.id} data-deployment={d.id}>
+              <td data-label="Deployment"><Link to={`/deployments/${d.id}`}>{d.id}</Link></td>
+              <td data-label="Status"><Badge status={d.status} /></td>
+              <td data-label="Flow"><Link to={`/flows/${d.flow_id}`}>{d.flow_id}</Link> v{d.version}</td>
+              <td data-label="Strategy">{d.strategy}</td>
+              <td data-label="Targets">{d.completed_targets ?? 0}/{d.total_targets} done{d.failed_targets ? `, ${d.failed_targets} failed` : ""}</td>
+              <td data-label="Created">{ago(d.created_at)}</td>
+            </tr>))}</tbody>
+        </table></div>
+      )}
+      <Pager hasPrev={pages.length > 0} hasNext={!!list.data?.next}
+             onPrev={() => { const p = [...pages]; setUrl(p.pop() ?? ""); setPages(p); }}
+             onNext={() => { setPages([...pages, url || first]); setUrl(list.data!.next!); }} />
+    </section>
+  );
+}

@@ -1,0 +1,139 @@
+// One device: live status, health, slots, its last runs (per-node timing,
+// output, errors), its log lines by severity, and its deployments.
+
+import { useEffect, useState } from "react";
+import { get } from "../api";
+import { Badge, Empty, ErrorBox, LiveDot, useLoad } from "../components/common";
+import { ago, bytes, duration, json, when } from "../format";
+import { Link } from "../router";
+import { openStream } from "../sse";
+import type { Device as Dev } from "./Fleet";
+import { mergeDevice } from "./Fleet";
+
+export const LEVELS = ["debug", "info", "warning", "error"];
+
+interface RunNode { id: string; type: string; us?: number; port?: number | null; out?: unknown; err?: string | null }
+interface Run { run?: number | string; status: string; err?: string | null; at?: string; ts?: string; created_at?: string;
+  flow?: string; ver?: number; nodes?: RunNode[]; logs?: [string, string, string][] }
+
+export function NodeTable({ nodes }: { nodes: RunNode[] }) {
+  if (!nodes?.length) return <p className="hint">no node ran</p>;
+  return (
+    <div className="table-wrap"><table className="compact">
+      <thead><tr><th>node</th><th>type</th><th>time</th><th>port</th><th>output / error</th></tr></thead>
+      <tbody>{nodes.map((n, i) => (
+        <tr key={i} className={n.err ? "bad" : ""}>
+          <td>{n.id}</td><td>{n.type}</td><td>{n.us !== undefined ? `${(n.us / 1000).toFixed(1)} ms` : "—"}</td>
+          <td>{n.port ?? "—"}</td><td className="mono">{n.err ? n.err : json(n.out ?? "")}</td>
+        </tr>))}</tbody>
+    </table></div>
+  );
+}
+
+export function LogLines({ logs, level }: { logs: [string, string, string][]; level: string }) {
+  const min = LEVELS.indexOf(level);
+  const shown = (logs || []).filter((l) => LEVELS.indexOf(l[0]) >= min);
+  if (!shown.length) return <p className="hint">no log line at {level} or above</p>;
+  return (
+    <ul className="logs">{shown.map((l, i) => (
+      <li key={i} className={`log-${l[0]}`}><span className="sev">{l[0]}</span> <span className="node">{l[1]}</span> {l[2]}</li>
+    ))}</ul>
+  );
+}
+
+export function LevelFilter({ level, setLevel }: { level: string; setLevel(l: string): void }) {
+  return (
+    <label className="inline">Severity
+      <select name="level" value={level} onChange={(e) => setLevel(e.target.value)}>
+        {LEVELS.map((l) => <option key={l} value={l}>{l} and above</option>)}
+      </select>
+    </label>
+  );
+}
+
+export default function Device({ id }: { id: string }) {
+  const dev = useLoad<Dev>(() => get(`/devices/${encodeURIComponent(id)}`), [id]);
+  const runs = useLoad<{ runs: Run[] }>(() => get(`/devices/${encodeURIComponent(id)}/runs?limit=10`), [id]);
+  const deps = useLoad<{ deployments: any[] }>(() => get(`/deployments?limit=100`), [id]);
+  const [level, setLevel] = useState("info");
+  const [live, setLive] = useState("connecting");
+
+  useEffect(() => {
+    const s = openStream("/streams/fleet", {
+      onState: setLive,
+      onEvent: (ev) => {
+        const d = ev.data?.device ?? ev.data;
+        if ((d?.id ?? d?.device_id) !== id) return;
+        dev.setData((cur) => (cur ? mergeDevice([cur], ev.data)[0] : cur));
+        if (ev.event.includes("run")) runs.reload();
+      },
+    });
+    return () => s.close();
+  }, [id]);
+
+  const d = dev.data;
+  const h = (d?.health || {}) as Record<string, any>;
+  const mine = (deps.data?.deployments || []).filter((x: any) =>
+    (x.targets || []).some((t: any) => t.device_id === id) || (x.target_devices || []).includes(id));
+  const allLogs = (runs.data?.runs || []).flatMap((r) => r.logs || []);
+
+  return (
+    <section>
+      <div className="title-row"><h1>{id}</h1><LiveDot state={live} /></div>
+      <ErrorBox error={dev.error} />
+      {d && (
+        <div className="grid">
+          <div className="card">
+            <h2>Status</h2>
+            <dl>
+              <dt>state</dt><dd><Badge status={d.state} /> {d.trial ? <Badge status="trial">on trial</Badge> : null}</dd>
+              <dt>name</dt><dd>{d.name || "—"}</dd>
+              <dt>board</dt><dd>{d.board} · firmware {d.fw || "—"}</dd>
+              <dt>last seen</dt><dd>{ago(d.last_seen)}</dd>
+              <dt>tags</dt><dd>{(d.tags || []).join(", ") || "—"} {d.environment ? `· ${d.environment}` : ""}</dd>
+            </dl>
+          </div>
+          <div className="card">
+            <h2>Health</h2>
+            <dl>
+              <dt>free heap</dt><dd>{bytes(d.heap ?? h.heap_free ?? h.free)}</dd>
+              <dt>uptime</dt><dd>{duration(h.uptime ?? h.uptime_s ?? null)}</dd>
+              <dt>errors</dt><dd>{h.errors ?? h.err ?? h.error_count ?? "—"}</dd>
+              <dt>runs</dt><dd>{h.runs ?? "—"}</dd>
+            </dl>
+            {Object.keys(h).length > 0 && <details><summary>all health fields</summary><pre>{JSON.stringify(h, null, 1)}</pre></details>}
+          </div>
+          <div className="card">
+            <h2>Slots</h2>
+            <dl>
+              <dt>active slot</dt><dd>{d.slot ?? "—"}</dd>
+              <dt>running</dt><dd>{d.flow ? <Link to={`/flows/${d.flow}`}>{d.flow} v{d.ver}</Link> : "no flow"}</dd>
+              <dt>previous</dt><dd>{(d as any).previous ? json((d as any).previous) : (d.slot ? `slot ${d.slot === "a" ? "b" : "a"} (the one a rollback returns to)` : "—")}</dd>
+            </dl>
+          </div>
+        </div>
+      )}
+      <div className="card">
+        <h2>Last runs</h2>
+        <ErrorBox error={runs.error} />
+        {runs.data && runs.data.runs.length === 0 && <Empty>No run recorded yet.</Empty>}
+        {(runs.data?.runs || []).map((r, i) => (
+          <details key={i} open={i === 0} className="run">
+            <summary><Badge status={r.status} /> {r.flow ? `${r.flow} v${r.ver}` : ""} {when(r.at || r.ts || r.created_at)} {r.err ? <span className="bad"> — {r.err}</span> : null}</summary>
+            <NodeTable nodes={r.nodes || []} />
+          </details>
+        ))}
+      </div>
+      <div className="card">
+        <div className="title-row"><h2>Log</h2><LevelFilter level={level} setLevel={setLevel} /></div>
+        <LogLines logs={allLogs} level={level} />
+      </div>
+      <div className="card">
+        <h2>Deployments</h2>
+        {mine.length === 0 ? <Empty>None of the latest deployments targets this device.</Empty> : (
+          <ul>{mine.map((x: any) => <li key={x.id}><Link to={`/deployments/${x.id}`}>{x.id}</Link> <Badge status={x.status} /> {x.flow_id} v{x.version}</li>)}</ul>
+        )}
+      </div>
+    </section>
+  );
+}
