@@ -10,12 +10,12 @@ import logging
 from aiohttp import web
 
 from cloud import middleware, migrations, models
-from cloud.appkeys import BOX, BRIDGE, CONFIG, DB, DRIVER, STREAMS
+from cloud.appkeys import BOX, BRIDGE, CONFIG, DB, DRIVER, HASHING, STREAMS
 from cloud.bridge import Bridge
 from cloud.config import Config
 from cloud.db import Database
 from cloud.driver import Driver
-from cloud.routes import API, add_routes
+from cloud.routes import PUBLIC, add_routes
 from cloud.secrets import SecretBox
 from cloud.streams import Streams
 from cloud.webhook_sender import Sender
@@ -69,12 +69,13 @@ def init_app(config: Config) -> web.Application:
         migrations.migrate(db.peewee)
     models.database.initialize(db.peewee)
     app = web.Application(middlewares=[middleware.problems,
-                                       middleware.access(db, public={API + "/openapi.json"}),
+                                       middleware.access(db, PUBLIC, config),
                                        middleware.storable_text])
     app[CONFIG] = config
     app[DB] = db
     app[BOX] = SecretBox(config.secret)
     app[STREAMS] = Streams()
+    app[HASHING] = asyncio.Semaphore(2)
     add_routes(app)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from cloud.bridge import Bridge
@@ -17,3 +19,6 @@ BOX = web.AppKey("box", SecretBox)
 DRIVER = web.AppKey("driver", Driver)
 BRIDGE = web.AppKey("bridge", Bridge)
 STREAMS = web.AppKey("streams", Streams)
+# bcrypt runs in threads, at most this many at once: a burst of logins
+# queues instead of taking every core from the rollouts.
+HASHING = web.AppKey("hashing", asyncio.Semaphore)

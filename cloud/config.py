@@ -43,6 +43,9 @@ class Config:
     webhook_max_attempts: int = 6  # then the delivery is kept as a dead letter
     mqtt_reconnect_s: float = 2.0  # first reconnect delay; doubles up to 30 s
     mqtt_client_id: str = "fleetflow-cloud"
+    # bcrypt's cost for users' passwords (cloud.sessions); each step doubles
+    # the work (12: ~0.25 s of CPU a login). Only tests lower it.
+    password_cost: int = 12
     clock: Callable[[], float] = field(default=time.time)
 
     def mqtt_parts(self) -> dict:

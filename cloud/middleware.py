@@ -1,4 +1,4 @@
-"""The two middlewares: API-key access by role, and domain errors turned
+"""The middlewares: access by role (API keys and user sessions), and domain errors turned
 into application/problem+json (RFC 9457) with the field pointers at fault."""
 
 from __future__ import annotations
@@ -7,12 +7,14 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from cloud import secrets
+from cloud import secrets, sessions
 from cloud.errors import BadRequest, FleetflowError, Forbidden, Invalid, Problem, Unauthorized
 from cloud.store import keys as key_store
+from cloud.store import users as user_store
 from shared_schema.jsontext import JSONTextError, loads
 
 log = logging.getLogger("fleetflow.api")
@@ -23,7 +25,7 @@ KEY_CACHE_S = 10.0  # a revoked key stops working within this long
 
 
 ROLE = web.RequestKey("role", str)
-KEY_HASH = web.RequestKey("key_hash", str)  # sha256 of the request's API key: what scopes an Idempotency-Key
+KEY_HASH = web.RequestKey("key_hash", str)  # what scopes an Idempotency-Key: the API key's sha256, or the user's
 
 
 def problem_response(status: int, title: str, detail: str, problems=(), extra: dict | None = None,
@@ -51,49 +53,96 @@ async def problems(request: web.Request, handler):
         return problem_response(500, "Internal error", "the server failed; see its log", instance=request.path)
 
 
-def _token(request: web.Request) -> str | None:
-    token = request.headers.get("x-api-key")
-    if token:
-        return token.strip()
-    auth = request.headers.get("Authorization", "")
-    scheme, _, value = auth.partition(" ")
+@dataclass(frozen=True)
+class Principal:
+    """Who sent a request: an API key or a logged-in user."""
+
+    role: str
+    by: str  # what triggered_by records: user:<email> or key:<name, else id>
+    user_id: int | None = None
+    key_id: int | None = None
+    session: str | None = None  # the session token, for refresh and logout
+    cookie: bool = False  # authenticated by the browser's cookie (so CSRF-checked)
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+# The only routes a session past its 24 h takes (cloud.sessions rule 3).
+SESSION_ENDS = {"/api/v1/auth/refresh", "/api/v1/auth/logout"}
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
 
 
-def access(db, public: set[str]):
-    """Every /api/v1 route needs a key; viewers only read; routes marked
-    admin-only (in `request.match_info.route`'s handler) need an admin."""
-    cache: dict[str, tuple[str | None, float]] = {}
+def access(db, public: set[str], config):
+    """Every /api/v1 route but `public` needs an API key (x-api-key, Bearer
+    ffk_...) or a session (Bearer ffs_..., or the ff_session cookie with
+    X-CSRF-Token on changes: cloud.sessions); viewers only read; routes
+    marked with a `min_role` (cloud.views.common.admin_only) need that role."""
+    cache: dict[str, tuple[tuple | None, float]] = {}
 
-    async def role_of(token: str, digest: str) -> str | None:
+    async def key_of(token: str, digest: str) -> tuple | None:
         hit = cache.get(digest)
         now = time.monotonic()
         if hit and hit[1] > now:
             return hit[0]
-        role = await db.read(key_store.role_of, token)
+        found = await db.read(key_store.key_of, token)
         if len(cache) > 10_000:
             cache.clear()
-        cache[digest] = (role, now + KEY_CACHE_S)
-        return role
+        cache[digest] = (found, now + KEY_CACHE_S)
+        return found
+
+    async def by_key(request: web.Request, token: str) -> Principal:
+        digest = secrets.hash_token(token)
+        found = await key_of(token, digest)
+        if found is None:
+            raise Unauthorized("unknown or revoked API key")
+        key_id, name, role = found
+        request[KEY_HASH] = digest
+        return Principal(role, f"key:{name or key_id}", key_id=key_id)
+
+    async def by_session(request: web.Request, token: str, cookie: bool) -> Principal:
+        login = await db.read(user_store.login_of, token)
+        if login is None:
+            raise Unauthorized("unknown or ended session: log in again")
+        state = sessions.state(login.expires_at, login.refresh_until, config.clock())
+        if state == "dead" or (state == "refreshable" and request.path not in SESSION_ENDS):
+            raise Unauthorized("the session expired: POST /api/v1/auth/refresh (until 7 days after logging in) "
+                               "or log in again", expired=True)
+        if cookie and request.method not in READ_METHODS and not sessions.csrf_ok(
+                config.secret, token, request.cookies.get(sessions.CSRF_COOKIE),
+                request.headers.get(sessions.CSRF_HEADER)):
+            raise Forbidden("missing or wrong X-CSRF-Token: send the ff_csrf cookie's value in it")
+        request[KEY_HASH] = secrets.hash_token(f"user:{login.user_id}")
+        return Principal(login.role, f"user:{login.email}", user_id=login.user_id, session=token, cookie=cookie)
+
+    async def identify(request: web.Request) -> Principal:
+        key = request.headers.get("x-api-key", "").strip()
+        if key:
+            return await by_key(request, key)
+        bearer = _bearer(request)
+        if bearer:
+            if bearer.startswith(sessions.TOKEN_PREFIX):
+                return await by_session(request, bearer, cookie=False)
+            return await by_key(request, bearer)
+        cookie = request.cookies.get(sessions.SESSION_COOKIE)
+        if cookie:
+            return await by_session(request, cookie, cookie=True)
+        raise Unauthorized("log in, or send an API key in x-api-key or Authorization: Bearer")
 
     @web.middleware
     async def middleware(request: web.Request, handler):
         if not request.path.startswith("/api/") or request.path in public:
             return await handler(request)
-        token = _token(request)
-        if token is None:
-            raise Unauthorized("send an API key in x-api-key or Authorization: Bearer")
-        digest = secrets.hash_token(token)
-        role = await role_of(token, digest)
-        if role is None:
-            raise Unauthorized("unknown or revoked API key")
+        who = await identify(request)
         needed = getattr(request.match_info.handler, "min_role", None) or ("viewer" if request.method in READ_METHODS else "operator")
-        if RANK[role] < RANK[needed]:
-            raise Forbidden(f"a {role} key cannot do this; it needs {needed}", role=role, needed=needed)
-        request[ROLE] = role
-        request[KEY_HASH] = digest
+        if RANK[who.role] < RANK[needed]:
+            raise Forbidden(f"a {who.role} cannot do this; it needs {needed}", role=who.role, needed=needed)
+        request[ROLE] = who.role
+        request[PRINCIPAL] = who
         return await handler(request)
 
     return middleware

@@ -80,6 +80,17 @@ def _v9_idempotency(db: peewee.Database) -> None:
     db.create_tables([models.IdempotentAnswer], safe=True)
 
 
+def _v10_accounts(db: peewee.Database) -> None:
+    """Users and their sessions; who triggered an execution (a user or a key,
+    not a role), with room for an email in both triggered_by columns."""
+    db.create_tables([models.User, models.Session], safe=True)
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    if "triggered_by" not in {c.name for c in db.get_columns("execution")}:
+        pw_migrate.migrate(migrator.add_column("execution", "triggered_by", models.Execution.triggered_by))
+    if isinstance(db, peewee.PostgresqlDatabase):  # SQLite does not enforce a VARCHAR's length
+        db.execute_sql("ALTER TABLE pipeline_run ALTER COLUMN triggered_by TYPE VARCHAR(300)")
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
@@ -90,6 +101,7 @@ STEPS = [
     (7, _v7_big_fleets),
     (8, _v8_run_err),
     (9, _v9_idempotency),
+    (10, _v10_accounts),
 ]
 LATEST = STEPS[-1][0]
 

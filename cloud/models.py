@@ -214,6 +214,7 @@ class Execution(BaseModel):
     started_at = peewee.DoubleField(null=True)
     finished_at = peewee.DoubleField(null=True)
     pipeline_run = peewee.CharField(max_length=64, null=True)  # added by migration 6
+    triggered_by = peewee.CharField(max_length=300, default="")  # user:<email> or key:<name> (migration 10)
 
 
 class ExecTarget(BaseModel):
@@ -274,7 +275,7 @@ class PipelineRun(BaseModel):
     status = peewee.CharField(max_length=16, default="pending")
     current_step = peewee.IntegerField(default=0)
     steps_snapshot = JSONField()
-    triggered_by = peewee.CharField(max_length=64, default="")
+    triggered_by = peewee.CharField(max_length=300, default="")  # user:<email> or key:<name> (widened by migration 10)
     created_at = peewee.DoubleField()
     started_at = peewee.DoubleField(null=True)
     completed_at = peewee.DoubleField(null=True)
@@ -295,6 +296,33 @@ class IdempotentAnswer(BaseModel):
         indexes = ((("scope", "key"), True),)
 
 
+class User(BaseModel):
+    """A person who logs in to the dashboard (cloud.store.users). The table is
+    `account`: `user` is a reserved word in PostgreSQL."""
+
+    email = peewee.CharField(max_length=254, unique=True)  # lower-cased
+    password_hash = peewee.CharField(max_length=80)  # bcrypt, cost 12 ($2b$12$...)
+    role = peewee.CharField(max_length=16)  # admin | operator | viewer, as API keys
+    created_at = peewee.DoubleField()
+
+    class Meta:
+        table_name = "account"
+
+
+class Session(BaseModel):
+    """A login: its token is stored as a sha256 hash (a random 32-byte token,
+    like an API key). Refreshing replaces the row; `logged_in_at` carries over."""
+
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    user = peewee.IntegerField(index=True)
+    logged_in_at = peewee.DoubleField()  # refresh is allowed until this + 7 days
+    expires_at = peewee.DoubleField()
+    refresh_until = peewee.DoubleField(index=True)
+
+    class Meta:
+        table_name = "user_session"
+
+
 ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent,
        RunRecord, NodeRecord, Execution, ExecTarget, Webhook, Delivery,
-       Pipeline, PipelineRun, IdempotentAnswer]
+       Pipeline, PipelineRun, IdempotentAnswer, User, Session]

@@ -10,7 +10,7 @@ from aiohttp import web
 from shared_schema.models import FlowBody
 
 from cloud import schemas
-from cloud.views import deployments, devices, executions, flows, keys, pipelines, webhooks
+from cloud.views import auth, deployments, devices, executions, flows, keys, pipelines, users, webhooks
 
 API = "/api/v1"
 
@@ -111,6 +111,21 @@ ROUTES = [
           "Deliveries, dead letters included (?status=dead) (admin)", "webhooks", query=("status",)),
     Route("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", webhooks.redeliver,
           "Give a dead letter another round (admin)", "webhooks"),
+    Route("GET", "/auth/status", auth.status, "Whether any user exists (no login needed)", "auth"),
+    Route("POST", "/auth/register", auth.register,
+          "Register the first user, who becomes admin; 403 once a user exists (no login needed)", "auth",
+          schemas.Credentials, 201),
+    Route("POST", "/auth/login", auth.login, "Log in: a session (cookies, and access_token for Bearer)", "auth",
+          schemas.Credentials),
+    Route("POST", "/auth/refresh", auth.refresh, "A new session token, until 7 days after logging in", "auth"),
+    Route("POST", "/auth/logout", auth.logout, "End the session and clear its cookies", "auth", status=204),
+    Route("GET", "/auth/me", auth.me, "Who is logged in (or which key is used)", "auth"),
+    Route("GET", "/users", users.list_, "List users (admin)", "users", query=("limit", "cursor")),
+    Route("POST", "/users", users.create, "Create a user with a role (admin)", "users", schemas.UserCreate, 201),
+    Route("PATCH", "/users/{user_id}", users.update, "Change a user's role or password (admin)", "users",
+          schemas.UserPatch),
+    Route("DELETE", "/users/{user_id}", users.delete, "Delete a user and end their sessions (admin)", "users",
+          status=204),
     Route("POST", "/keys", keys.create, "Create an API key (admin)", "keys", schemas.KeyCreate, 201),
     Route("GET", "/keys", keys.list_, "List API keys (admin)", "keys"),
     Route("POST", "/keys/{key_id}/revoke", keys.revoke, "Revoke an API key (admin)", "keys"),
@@ -118,6 +133,8 @@ ROUTES = [
 
 
 STATIC = Path(__file__).parent / "static"
+# Routes anyone may call: the document, and what a login page needs.
+PUBLIC = {API + "/openapi.json", API + "/auth/status", API + "/auth/register", API + "/auth/login"}
 
 
 def add_routes(app: web.Application) -> None:
@@ -180,6 +197,8 @@ def openapi() -> dict:
               f"{route.handler.__name__.rstrip('_')}", "parameters": _params(route),
               "responses": {str(route.status): {"description": "OK"}, "401": problem, "403": problem,
                             "404": problem, "409": problem, "422": problem}}
+        if API + route.path in PUBLIC:
+            op["security"] = []
         if route.body is not None:
             op["requestBody"] = {"required": route.body is not schemas.RollbackBody,
                                  "content": {"application/json": {"schema": _body_schema(route.body)}}}
@@ -189,11 +208,13 @@ def openapi() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "fleetflow cloud", "version": "1"},
-        "security": [{"apiKey": []}, {"bearer": []}],
+        "security": [{"apiKey": []}, {"bearer": []}, {"session": []}],
         "paths": paths,
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
-                                "bearer": {"type": "http", "scheme": "bearer"}},
+                                "bearer": {"type": "http", "scheme": "bearer"},
+                                # with X-CSRF-Token on POST/PUT/PATCH/DELETE (docs/api.md, Accounts)
+                                "session": {"type": "apiKey", "in": "cookie", "name": "ff_session"}},
             "schemas": {"Problem": {"type": "object", "properties": {
                 "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                 "detail": {"type": "string"}, "instance": {"type": "string"},

@@ -94,6 +94,22 @@ class KeyCreate(_Strict):
     name: str = Field(default="", max_length=128)
 
 
+class Credentials(_Strict):
+    """Register or log in (cloud.sessions checks the address and the password's length)."""
+
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=200)
+
+
+class UserCreate(Credentials):
+    role: Role
+
+
+class UserPatch(_Strict):
+    role: Role | None = None
+    password: str | None = Field(default=None, max_length=200)
+
+
 class Overrides(_Strict):
     vars: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)

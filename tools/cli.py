@@ -20,6 +20,7 @@ COMMANDS = (
     ("deploy", "tools.cmd_deploy"),
     ("devices", "tools.cmd_devices"),
     ("keys", "tools.cmd_keys"),
+    ("users", "tools.cmd_users"),
     ("flash", "tools.cmd_flash"),
     ("board-check", "tools.cmd_board_check"),
     ("bench", "tools.cmd_bench"),

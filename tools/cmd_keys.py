@@ -36,8 +36,9 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _open(url: str):
-    """The database, migrated; SystemExit with a one-line reason when it cannot be."""
+def open_database(url: str, command: str = "keys"):
+    """The database, migrated; SystemExit with a one-line reason when it
+    cannot be (`fleetflow users` opens it the same way)."""
     import peewee
 
     from cloud import migrations
@@ -49,14 +50,14 @@ def _open(url: str):
         db.peewee.connect(reuse_if_open=True)
         migrations.migrate(db.peewee)
     except (UsageError, peewee.DatabaseError, OSError) as exc:
-        raise SystemExit(f"keys: cannot open the database {url!r}: {exc}") from None
+        raise SystemExit(f"{command}: cannot open the database {url!r}: {exc}") from None
     return db
 
 
 def _create(args) -> int:
     from cloud.store import keys
 
-    made = _open(args.db).call(keys.create_key, args.role, args.name)
+    made = open_database(args.db).call(keys.create_key, args.role, args.name)
     if args.json:
         print(json.dumps(made, sort_keys=True))
     else:
@@ -67,7 +68,7 @@ def _create(args) -> int:
 def _list(args) -> int:
     from cloud.store import keys
 
-    for k in _open(args.db).call(keys.list_keys):
+    for k in open_database(args.db).call(keys.list_keys):
         print(f"{k['id']:>4}  {k['role']:<8}  {k['prefix']}...  {'revoked' if k['revoked'] else 'active':<7}  {k['name']}")
     return 0
 
@@ -77,7 +78,7 @@ def _revoke(args) -> int:
     from cloud.store import keys
 
     try:
-        _open(args.db).call(keys.revoke_key, args.id)
+        open_database(args.db).call(keys.revoke_key, args.id)
     except NotFound as exc:
         print(f"keys: {exc}", file=sys.stderr)
         return 1

@@ -57,8 +57,10 @@ def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> d
 
 def create_execution(body: dict, box: SecretBox, now: float | None = None, retry_of: str | None = None,
                      pipeline_run: str | None = None,
-                     device_ids: list[str] | None = None) -> tuple[dict, list[tuple[str, list[dict]]]]:
+                     device_ids: list[str] | None = None,
+                     triggered_by: str = "") -> tuple[dict, list[tuple[str, list[dict]]]]:
     """Record an execution and its commands; returns (document, commands to send).
+    `triggered_by`: who asked (user:<email> or key:<name>).
     `device_ids` (a retry's or replay's devices, any number of them) take the
     place of the body's targets, which a request may name only MAX_TARGETS of."""
     req = schemas.parse(schemas.ExecutionCreate, body)
@@ -88,7 +90,7 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
     now = time.time() if now is None else now
     exe = Execution.create(id=EXECUTION_PREFIX + _random.token_hex(6), flow=fv.flow, version=fv.version,
                            overrides=overrides, selector=body, timeout=timeout,
-                           retry_of=retry_of, pipeline_run=pipeline_run, created_at=now)
+                           retry_of=retry_of, pipeline_run=pipeline_run, triggered_by=triggered_by, created_at=now)
     outgoing, rows, targets = [], [], []
     taken = take_seqs({dev.id: 1 for dev in devices})
     for i, dev in enumerate(devices):
@@ -204,7 +206,8 @@ def cancel(exe_id: str, now: float, box: SecretBox,
     return get_execution(exe_id), outgoing
 
 
-def again(exe_id: str, box: SecretBox, only_failed: bool) -> tuple[dict, list[tuple[str, list[dict]]]]:
+def again(exe_id: str, box: SecretBox, only_failed: bool,
+          triggered_by: str = "") -> tuple[dict, list[tuple[str, list[dict]]]]:
     """retry (the devices that did not complete) or replay (all of them):
     a new execution of the same version with the same overrides."""
     exe = _get(exe_id)
@@ -213,7 +216,7 @@ def again(exe_id: str, box: SecretBox, only_failed: bool) -> tuple[dict, list[tu
     if not devices:
         raise Conflict(f"execution {exe_id} has nothing to retry: every device completed")
     body = {"flow_id": exe.flow, "version": exe.version, "overrides": exe.overrides, "timeout": exe.timeout}
-    return create_execution(body, box, retry_of=exe_id, device_ids=devices)
+    return create_execution(body, box, retry_of=exe_id, device_ids=devices, triggered_by=triggered_by)
 
 
 def _get(exe_id: str) -> Execution:
@@ -256,7 +259,7 @@ def _target_docs(exe_id: str, targets: list[ExecTarget], level: str | None) -> l
 def execution_doc(exe: Execution, counts: dict | None = None, targets: list[ExecTarget] | None = None,
                   level: str | None = None) -> dict:
     doc = {"id": exe.id, "flow_id": exe.flow, "version": exe.version, "status": exe.status,
-           "pipeline_run": exe.pipeline_run,
+           "pipeline_run": exe.pipeline_run, "triggered_by": exe.triggered_by or None,
            "overrides": exe.overrides, "timeout": exe.timeout, "retry_of": exe.retry_of,
            "created_at": iso(exe.created_at), "started_at": iso(exe.started_at), "finished_at": iso(exe.finished_at),
            "targets_url": f"/api/v1/executions/{exe.id}/targets"}

@@ -29,8 +29,14 @@ def key_doc(row: ApiKey) -> dict:
 
 
 def role_of(token: str) -> str | None:
+    found = key_of(token)
+    return None if found is None else found[2]
+
+
+def key_of(token: str) -> tuple[int, str, str] | None:
+    """(id, name, role) of a working key, None for an unknown or revoked one."""
     row = ApiKey.get_or_none(ApiKey.key_hash == secrets.hash_token(token))
-    return None if row is None or row.revoked else row.role
+    return None if row is None or row.revoked else (row.id, row.name, row.role)
 
 
 def list_keys() -> list[dict]:

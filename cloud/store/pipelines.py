@@ -91,7 +91,7 @@ def _start_step(run: PipelineRun, p: Pipeline, index: int, box: SecretBox, now: 
     step.update(status="running", started_at=iso(now))
     try:
         doc, outgoing = create_execution({"flow_id": step["flow_id"], **p.targets}, box, now,
-                                         pipeline_run=run.id)
+                                         pipeline_run=run.id, triggered_by=run.triggered_by)
         step["execution_id"] = doc["id"]
         run.steps_snapshot = snap
         run.save()

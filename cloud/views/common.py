@@ -56,6 +56,12 @@ def admin_only(handler):
     return handler
 
 
+def any_role(handler):
+    """A change any logged-in role may make (refresh, log out): viewers too."""
+    handler.min_role = "viewer"
+    return handler
+
+
 def page_params(request: web.Request, default: int = paging.DEFAULT_LIMIT,
                 maximum: int = paging.MAX_LIMIT) -> tuple[int, str | None]:
     """`?limit=` (1 to `maximum`, else a 422 naming it) and `?cursor=` of a

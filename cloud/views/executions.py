@@ -1,18 +1,20 @@
 from __future__ import annotations
 
+import functools
 import time
 
 from aiohttp import web
 
 from cloud.appkeys import BOX, DB, DRIVER
-from cloud.middleware import json_body
+from cloud.middleware import PRINCIPAL, json_body
 from cloud.store import executions as store
 from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once
 
 
 async def create(request: web.Request):
     body = await json_body(request)
-    result = await run_once(request, store.create_execution, body, request.app[BOX])
+    create = functools.partial(store.create_execution, triggered_by=request[PRINCIPAL].by)
+    result = await run_once(request, create, body, request.app[BOX])
     if again := replayed(result):
         return again
     doc, out = result
@@ -48,12 +50,14 @@ async def cancel(request: web.Request):
 
 
 async def retry(request: web.Request):
-    doc, out = await request.app[DB].run(store.again, request.match_info["execution_id"], request.app[BOX], True)
+    doc, out = await request.app[DB].run(store.again, request.match_info["execution_id"], request.app[BOX], True,
+                                         request[PRINCIPAL].by)
     request.app[DRIVER].send(out)
     return ok(doc, 201)
 
 
 async def replay(request: web.Request):
-    doc, out = await request.app[DB].run(store.again, request.match_info["execution_id"], request.app[BOX], False)
+    doc, out = await request.app[DB].run(store.again, request.match_info["execution_id"], request.app[BOX], False,
+                                         request[PRINCIPAL].by)
     request.app[DRIVER].send(out)
     return ok(doc, 201)

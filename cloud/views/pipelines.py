@@ -3,7 +3,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cloud.appkeys import BOX, DB, DRIVER
-from cloud.middleware import ROLE, json_body
+from cloud.middleware import PRINCIPAL, json_body
 from cloud.store import pipelines as store
 from cloud.views.common import ok, page_params, paged, replayed, run_once
 
@@ -28,7 +28,7 @@ async def delete(request: web.Request):
 
 async def start(request: web.Request):
     result = await run_once(request, store.start_run, request.match_info["pipeline_id"], request.app[BOX],
-                            request.get(ROLE, ""))
+                            request[PRINCIPAL].by)
     if again := replayed(result):
         return again
     doc, out = result

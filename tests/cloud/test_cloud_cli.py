@@ -1,4 +1,4 @@
-"""`fleetflow keys` and `fleetflow serve`'s provisioning hook."""
+"""`fleetflow keys`, `fleetflow users` and `fleetflow serve`'s provisioning hook."""
 
 from __future__ import annotations
 
@@ -23,6 +23,34 @@ def test_keys_create_prints_a_key_that_the_database_knows(tmp_path, capsys):
     assert "admin" in listed and key not in listed
     assert main(["keys", "revoke", "1", "--db", db]) == 0
     assert Database(db).call(role_of, key) is None
+
+
+def test_users_create_makes_a_headless_first_admin_who_can_log_in(tmp_path, capsys, monkeypatch):
+    import io
+
+    from cloud import sessions
+    from cloud.db import Database
+    from cloud.store import users
+
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert main(["users", "create", "--email", "Ops@Example.com", "--role", "admin", "--password-stdin",
+                 "--db", db]) == 0
+    assert "created admin ops@example.com" in capsys.readouterr().out
+    user_id, hashed = Database(db).call(users.password_hash_of, "ops@example.com")
+    assert hashed.startswith("$2b$12$") and sessions.check_password("correct horse", hashed)
+    assert Database(db).call(users.has_users)  # so registering from the dashboard is closed
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "create", "--email", "b@example.com", "--role", "viewer", "--password-stdin",
+                 "--db", db]) == 1
+    assert "the password: must be 8 characters" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("another one\n"))
+    assert main(["users", "create", "--email", "ops@example.com", "--role", "viewer", "--password-stdin",
+                 "--db", db]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["users", "list", "--db", db]) == 0
+    listed = capsys.readouterr().out
+    assert "ops@example.com" in listed and "admin" in listed and "$2b$" not in listed
 
 
 @pytest.mark.broker

@@ -62,3 +62,36 @@ async def test_run_records_and_versions_on_postgresql(api, seed_flow):
     assert api.app[DB].call(ingest, [("pg3", batch, time.time())]) == 1
     runs = (await api.get("/devices/pg3/runs"))["runs"]
     assert runs[0]["logs"] == [["info", "n1", "ok"]] and runs[0]["nodes"][0]["us"] == 9
+
+
+async def test_accounts_on_postgresql(api):
+    """Register, log in, refresh, a user made by the admin, and triggered_by
+    with an email longer than the column's old 64 characters."""
+    from cloud.appkeys import CONFIG
+
+    api.app[CONFIG].password_cost = 4
+    long_email = "a" * 70 + "@example.com"
+
+    async def call(method, path, body=None, token=None, expect=200):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = await api.client.request(method, "/api/v1" + path, json=body, headers=headers)
+        assert resp.status == expect, await resp.text()
+        return await resp.json(content_type=None) if resp.status != 204 else None
+
+    admin = (await call("POST", "/auth/register", {"email": "ada@example.com", "password": "correct horse"},
+                        expect=201))["access_token"]
+    await call("POST", "/auth/register", {"email": "eve@example.com", "password": "x" * 10}, expect=403)
+    await call("POST", "/users", {"email": long_email, "password": "y" * 10, "role": "operator"}, admin, 201)
+    api.client.session.cookie_jar.clear()
+    token = (await call("POST", "/auth/login", {"email": long_email, "password": "y" * 10}))["access_token"]
+    token = (await call("POST", "/auth/refresh", token=token))["access_token"]
+    flow = await api.published_flow({"name": "tidy", "steps": [{"node": "clear-cache", "params": {}}]})
+    await api.post("/devices", {"id": "pgu", "board": "unix-sim"}, expect=201)
+    pipe = await api.post("/pipelines", {"name": "p", "steps": [{"flow_id": flow["id"]}, {"flow_id": flow["id"]}],
+                                         "targets": {"target_devices": ["pgu"]}}, expect=201)
+    run = await call("POST", f"/pipelines/{pipe['id']}/runs", token=token, expect=201)
+    assert run["triggered_by"] == f"user:{long_email}"
+    step = await api.get(f"/executions/{run['steps_snapshot'][0]['execution_id']}")
+    assert step["triggered_by"] == f"user:{long_email}"
+    await call("POST", "/auth/logout", token=token, expect=204)
+    await call("GET", "/flows", token=token, expect=401)
