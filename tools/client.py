@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+API_PATH = "/api/v1"
 
 
 class ApiError(Exception):
@@ -63,12 +64,14 @@ def parse_sse(lines):
 
 class Client:
     def __init__(self, url: str | None = None, api_key: str | None = None, timeout_s: float = 30):
-        self.url = (url or os.environ.get("FLEETFLOW_URL") or DEFAULT_URL).rstrip("/")
+        # The base URL; one ending in /api/v1 (as the API's own links and the
+        # demo print them) is taken too, so a printed URL works when pasted.
+        self.url = (url or os.environ.get("FLEETFLOW_URL") or DEFAULT_URL).rstrip("/").removesuffix(API_PATH)
         self.api_key = api_key if api_key is not None else os.environ.get("FLEETFLOW_API_KEY")
         self.timeout_s = timeout_s
 
     def api_url(self, path: str = "") -> str:
-        return f"{self.url}/api/v1{path}"
+        return f"{self.url}{API_PATH}{path}"
 
     # -- transport -----------------------------------------------------------------
 
@@ -129,6 +132,14 @@ class Client:
             body = self.request("GET", body["next"].removeprefix("/api/v1"))
             items += body[key]
         return items
+
+    def pages(self, path: str, key: str, **params):
+        """Each page's items in turn, following `next` (for a list shown as it comes)."""
+        body = self.get(path, **params)
+        yield body[key]
+        while body.get("next"):
+            body = self.request("GET", body["next"].removeprefix(API_PATH))
+            yield body[key]
 
     def post(self, path, body=None):
         return self.request("POST", path, {} if body is None else body)
@@ -239,3 +250,8 @@ def print_error(exc: ApiError, prefix: str = "fleetflow") -> None:
     print(f"{prefix}: {exc}", file=sys.stderr)
     for line in exc.field_errors():
         print(f"  {line}", file=sys.stderr)
+    if exc.status == 401:
+        print("  give an API key with --api-key KEY or the FLEETFLOW_API_KEY environment variable "
+              "(make one with `fleetflow keys create --role admin`)", file=sys.stderr)
+    elif exc.status == 403:
+        print("  this API key's role may not do that: use a key with a higher role", file=sys.stderr)

@@ -17,11 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
-from cloud.engine.settings import STRATEGIES
 from shared_schema.jsontext import JSONTextError, loads
 from tools import client as client_mod
-from tools import deploy_progress
+from tools import deploy_progress, ui
+
+STRATEGIES = ("all_at_once", "rolling", "canary", "blue_green")  # the API's (POST /deployments)
+FAILED_SHOWN = 5  # failed devices whose latest failing run is read to show the node's error
 
 # Strategy settings passed through to the deployment's config, as given.
 SETTINGS = (
@@ -108,15 +111,37 @@ def deployment_body(args) -> dict:
     return body
 
 
-def _finish(dep: dict, as_json: bool) -> int:
+def node_errors(api, dep: dict, limit: int = FAILED_SHOWN) -> dict[str, str]:
+    """device -> 'node: error' of its latest failed run of the deployed version,
+    for the first `limit` failed or rolled-back targets (their run records)."""
+    found: dict[str, str] = {}
+    bad = [t["device_id"] for t in dep.get("targets") or [] if t["status"] in ("failed", "rolled_back")]
+    for device in bad[:limit]:
+        try:
+            runs = api.get(f"/devices/{device}/runs", limit=50)["runs"]
+        except client_mod.ApiError:
+            continue
+        for r in runs:
+            if r.get("status") == "failed" and r.get("flow") == dep.get("flow_id") and r.get("ver") == dep.get("version"):
+                err = next((f"{n['id']}: {n['err']}" for n in r.get("nodes") or [] if n.get("err")), r.get("err"))
+                if err:
+                    found[device] = err
+                    break
+    return found
+
+
+def _finish(dep: dict, as_json: bool, api=None) -> int:
     if as_json:
         print(json.dumps(dep, sort_keys=True))
     else:
         s = deploy_progress.summarize(dep)
         print(f"deployment {s['id']}: {s['status']}" + (f" ({dep['reason']})" if dep.get("reason") else ""))
+        errors = node_errors(api, dep) if api is not None else {}
         for t in dep.get("targets") or []:
             if t["status"] in ("failed", "rolled_back"):
                 print(f"  {t['device_id']}: {t['status']}" + (f": {t['reason']}" if t.get("reason") else ""))
+                if t["device_id"] in errors and errors[t["device_id"]] not in (t.get("reason") or ""):
+                    print(f"    failing node {errors[t['device_id']]}")
     return 0 if dep.get("status") == "completed" else 1
 
 
@@ -148,7 +173,7 @@ def _create(args) -> int:
     except client_mod.ApiError as exc:
         client_mod.print_error(exc, "deploy")
         return 1
-    return _finish(dep, args.json)
+    return _finish(dep, args.json, api)
 
 
 def _watch(args) -> int:
@@ -158,7 +183,7 @@ def _watch(args) -> int:
     except client_mod.ApiError as exc:
         client_mod.print_error(exc, "deploy")
         return 1
-    return _finish(dep, args.json)
+    return _finish(dep, args.json, api)
 
 
 def _list(args) -> int:
@@ -168,24 +193,57 @@ def _list(args) -> int:
     if args.json:
         print(json.dumps(deps, sort_keys=True))
         return 0
-    print(f"{'ID':20}  {'FLOW':18}  {'STRATEGY':11}  {'STATUS':11}  DONE")
+    rows = []
     for d in deps:
         s = deploy_progress.summarize(d)
-        print(f"{str(d.get('id')):20}  {str(d.get('flow_id')):18}  {str(s['strategy']):11}  {str(s['status']):11}  "
-              f"{d.get('completed_targets', s['counts']['success'])}/{s['total']}")
+        rows.append([d.get("id"), d.get("flow_id"), d.get("version"), s["strategy"], s["status"],
+                     f"{d.get('completed_targets', s['counts']['success'])}/{s['total']}", d.get("created_at"),
+                     _took(d), d.get("reason")])
+    ui.print_table(("id", "flow", "ver", "strategy", "status", "done", "created", "took", "reason"), rows,
+                   empty="no deployments")
     return 0
 
 
+def _took(dep: dict) -> str | None:
+    """How long it ran (until now when it still runs)."""
+    start = deploy_progress.doc_time(dep.get("started_at"))
+    end = deploy_progress.doc_time(dep.get("finished_at"))
+    if start is None:
+        return None
+    seconds = (end or time.time()) - start
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def _show(args) -> int:
-    dep = client_mod.call(args, "deploy", lambda api: api.deployment(args.deployment))
-    if dep is None:
+    def fetch(api):
+        dep = api.deployment(args.deployment)
+        if "targets" not in dep:  # a big one: its targets are paged
+            dep["targets"] = api.deployment_targets(args.deployment)
+        return dep, node_errors(api, dep)
+
+    got = client_mod.call(args, "deploy", fetch)
+    if got is None:
         return 1
+    dep, errors = got
     if args.json:
         print(json.dumps(dep, sort_keys=True))
-    else:
-        print("\n".join(deploy_progress.render(deploy_progress.summarize(dep), 0.0)))
-        for t in dep.get("targets") or []:
-            print(f"  {t.get('device_id', ''):20} {t.get('status', ''):12} {t.get('reason') or ''}")
+        return 0
+    settings = dep.get("settings") or {}
+    s = deploy_progress.summarize(dep)
+    con = ui.console()
+    con.print(ui.panel(f"deployment {dep['id']}", [
+        ("flow", f"{dep.get('flow_id')} v{dep.get('version')}"), ("strategy", dep.get("strategy")),
+        ("status", dep.get("status")), ("phase", dep.get("phase")), ("reason", dep.get("reason")),
+        ("targets", "  ".join(f"{k} {v}" for k, v in s["counts"].items() if v) or "none"),
+        ("health rule", deploy_progress.health_words(settings.get("health"), settings.get("health_check", True))),
+        ("created", dep.get("created_at")), ("started", dep.get("started_at")), ("finished", dep.get("finished_at")),
+        ("took", _took(dep))]))
+    ui.print_table(("device", "batch", "status", "acks", "seq", "updated", "reason"),
+                   [[t.get("device_id"), t.get("batch"), t.get("status"),
+                     deploy_progress.acks_text(t.get("ack"), t.get("status")), t.get("seq"), t.get("updated_at"),
+                     (t.get("reason") or "") + (f" [node {errors[t['device_id']]}]" if t.get("device_id") in errors
+                                                and errors[t["device_id"]] not in (t.get("reason") or "") else "")]
+                    for t in dep.get("targets") or []])
     return 0
 
 

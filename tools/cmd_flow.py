@@ -138,15 +138,37 @@ def _compile(args) -> int:
 # -- diff --------------------------------------------------------------------
 
 def _diff_args(p) -> None:
-    p.add_argument("old", help="flow JSON, the older version")
-    p.add_argument("new", help="flow JSON, the newer version")
+    p.add_argument("old", help="flow JSON, the older version (or, with V1 V2, a flow id in the cloud)")
+    p.add_argument("new", help="flow JSON, the newer version (or V1, a version number)")
+    p.add_argument("newer", nargs="?", metavar="V2", help="with FLOW V1 V2: compare two of the flow's versions in the cloud")
     p.add_argument("--json", action="store_true", help="print the diff as one JSON object")
+    from tools.client import add_cloud_args
+
+    add_cloud_args(p)
+
+
+def _cloud_diff(args) -> dict:
+    """`flow diff FLOW V1 V2`: the cloud's comparison of two published versions."""
+    from tools.client import ApiError, from_args
+
+    try:
+        v1, v2 = int(args.new), int(args.newer)
+    except ValueError:
+        raise _Fail(f"flow diff FLOW V1 V2: versions are numbers, not {args.new!r} and {args.newer!r}",
+                    EXIT_USAGE) from None
+    try:
+        return from_args(args).get(f"/flows/{args.old}/versions/compare", v1=v1, v2=v2)
+    except ApiError as exc:
+        raise _Fail(str(exc) + "".join(f"\n  {e}" for e in exc.field_errors())) from None
 
 
 def _diff(args) -> int:
     from shared_schema.diff import diff_definitions
 
-    delta = diff_definitions(read_flow(args.old), read_flow(args.new))
+    if args.newer is not None:
+        delta = _cloud_diff(args)
+    else:
+        delta = diff_definitions(read_flow(args.old), read_flow(args.new))
     if args.json:
         print(json.dumps(delta, sort_keys=True))
     else:
@@ -172,7 +194,8 @@ def _diff(args) -> int:
 SUBCOMMANDS: list[tuple[str, str, Callable, Callable[[Any], int]]] = [
     ("validate", "check a flow file against a board: exit 0 when valid, else 1 and every problem", _validate_args, _validate),
     ("compile", "compile a flow file into the device program for a board", _compile_args, _compile),
-    ("diff", "compare two flow files node by node and connection by connection (exit 1 when they differ)", _diff_args, _diff),
+    ("diff", "compare two flow files, or two versions in the cloud (FLOW V1 V2), node by node and connection "
+             "by connection (exit 1 when they differ)", _diff_args, _diff),
 ]
 
 

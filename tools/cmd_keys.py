@@ -1,10 +1,11 @@
 """`fleetflow keys`: API keys, straight in the database (no server needed).
 
     fleetflow keys create --role admin [--name NAME] [--db URL]
-    fleetflow keys list [--db URL]
+    fleetflow keys list [--db URL | --cloud URL]
     fleetflow keys revoke ID [--db URL]
 
-`create` prints the key once; only its hash is stored.
+`create` prints the key once; only its hash is stored. `list --cloud URL`
+asks a running cloud instead (an admin key).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import sys
 
+from tools import ui
 from tools.cmd_serve import DEFAULT_DB, UsageError, check_db_url
 
 
@@ -30,6 +32,9 @@ def register(sub) -> None:
     revoke.add_argument("id", type=int)
     for q in (create, ls, revoke):
         q.add_argument("--db", default=os.environ.get("FLEETFLOW_DB_URL", DEFAULT_DB))
+    ls.add_argument("--cloud", metavar="URL", help="list a running cloud's keys over its API instead")
+    ls.add_argument("--api-key", help="an admin API key for --cloud (env FLEETFLOW_API_KEY)")
+    ls.add_argument("--json", action="store_true")
     create.set_defaults(func=_create)
     ls.set_defaults(func=_list)
     revoke.set_defaults(func=_revoke)
@@ -66,10 +71,24 @@ def _create(args) -> int:
 
 
 def _list(args) -> int:
-    from cloud.store import keys
+    if args.cloud:
+        from tools import client as client_mod
 
-    for k in open_database(args.db).call(keys.list_keys):
-        print(f"{k['id']:>4}  {k['role']:<8}  {k['prefix']}...  {'revoked' if k['revoked'] else 'active':<7}  {k['name']}")
+        got = client_mod.call(args, "keys", lambda api: api.get("/keys"))
+        if got is None:
+            return 1
+        found, where = got["keys"], args.cloud
+    else:
+        from cloud.store import keys
+
+        found, where = open_database(args.db).call(keys.list_keys), args.db
+    if args.json:
+        ui.print_json(found)
+        return 0
+    ui.print_table(("id", "role", "prefix", "revoked", "created", "name"),
+                   [[k["id"], k["role"], k["prefix"] + "...", k["revoked"], k.get("created_at"), k["name"]]
+                    for k in found],
+                   empty=f"no API keys in {where}: make one with `fleetflow keys create --role admin`")
     return 0
 
 

@@ -7,6 +7,9 @@
     fleetflow flow publish FLOW_ID                              # a new immutable version
     fleetflow flow restore FLOW_ID V [--draft]                  # v's content as the next version
     fleetflow flow list [--status published]
+    fleetflow flow show FLOW_ID [--version V]                  # the flow (or one version): nodes, wiring, variables
+    fleetflow flow versions FLOW_ID                             # every published version
+    fleetflow flow diff FLOW_ID V1 V2                           # two versions, node by node (tools/cmd_flow.py)
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from shared_schema.jsontext import JSONTextError, loads
 from tools import client as client_mod
+from tools import ui
 
 
 def register_remote(what) -> None:
@@ -40,7 +44,14 @@ def register_remote(what) -> None:
     ls = what.add_parser("list", help="flows in the cloud")
     ls.add_argument("--status", choices=("draft", "published", "archived"))
     ls.set_defaults(func=_list)
-    for q in (c, u, p, r, ls):
+    show = what.add_parser("show", help="a flow in the cloud (or one of its versions): nodes, wiring, variables")
+    show.add_argument("flow")
+    show.add_argument("--version", type=int, help="a published version (default: the flow as it is now)")
+    show.set_defaults(func=_show)
+    vs = what.add_parser("versions", help="a flow's published versions")
+    vs.add_argument("flow")
+    vs.set_defaults(func=_versions)
+    for q in (c, u, p, r, ls, show, vs):
         client_mod.add_cloud_args(q)
         q.add_argument("--json", action="store_true", help="print the API's answer as one JSON object")
 
@@ -115,4 +126,62 @@ def _list(args) -> int:
     for f in flows:
         ver = f.get("version")
         print(f"{str(f.get('id')):22}  {str(f.get('status')):10}  {'' if ver is None else ver:>3}  {f.get('name', '')}")
+    return 0
+
+
+def definition_tables(body: dict) -> list:
+    """Tables of a flow body's nodes, connections and variables (graph form) or steps (step form)."""
+    definition = body.get("definition") or {}
+    out = []
+    if definition.get("nodes"):
+        out.append(ui.table(("node", "type", "name", "config"),
+                            [[n.get("id"), n.get("type"), n.get("name"), n.get("config")] for n in definition["nodes"]],
+                            title="nodes"))
+    if definition.get("connections"):
+        out.append(ui.table(("from", "port", "to"),
+                            [[c.get("source"), c.get("port", 0), c.get("target")] for c in definition["connections"]],
+                            title="connections"))
+    variables = definition.get("variables") or body.get("variables") or []
+    if variables:
+        out.append(ui.table(("variable", "type", "value"),
+                            [[v.get("name"), v.get("type"), v.get("value")] for v in variables], title="variables"))
+    if body.get("steps"):
+        out.append(ui.table(("step", "node", "params"),
+                            [[i + 1, s.get("node"), s.get("params")] for i, s in enumerate(body["steps"])],
+                            title="steps"))
+    return out
+
+
+def _show(args) -> int:
+    path = f"/flows/{args.flow}" + (f"/versions/{args.version}" if args.version else "")
+    doc = _call(args, lambda api: api.get(path))
+    if doc is None:
+        return 1
+    if args.json:
+        ui.print_json(doc)
+        return 0
+    con = ui.console()
+    title = f"flow {args.flow}" + (f" version {args.version}" if args.version else "")
+    con.print(ui.panel(title, [
+        ("name", doc.get("name")), ("description", doc.get("description")), ("status", doc.get("status")),
+        ("version", doc.get("version")), ("tags", doc.get("tags") or None), ("boards", doc.get("boards")),
+        ("node types", doc.get("types")), ("restored from", doc.get("restored_from")),
+        ("created", doc.get("created_at")), ("updated", doc.get("updated_at"))]))
+    body = doc.get("body") or doc
+    for t in definition_tables(body):
+        con.print(t)
+    return 0
+
+
+def _versions(args) -> int:
+    got = _call(args, lambda api: api.get(f"/flows/{args.flow}/versions"))
+    if got is None:
+        return 1
+    if args.json:
+        ui.print_json(got["versions"])
+        return 0
+    ui.print_table(("version", "name", "boards", "node types", "restored from", "published"),
+                   [[v["version"], v.get("name"), v.get("boards"), v.get("types"), v.get("restored_from"),
+                     v.get("created_at")] for v in got["versions"]],
+                   empty=f"flow {args.flow} has no published version yet: `fleetflow flow publish {args.flow}`")
     return 0
