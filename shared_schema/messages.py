@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Op = Literal["deploy", "stage", "activate", "rollback", "exec", "cancel", "ping", "chunk"]
 AckState = Literal["received", "staged", "applied", "healthy", "failed", "rolled_back", "rejected", "done"]
 RunStatus = Literal["completed", "failed"]
 Slot = Literal["a", "b"]
+# Characters of a device's reason kept (a rollback's carries the failing
+# node's error): what the cloud stores and shows, whatever a device sends.
+REASON_MAX = 500
 
 
 class _Msg(BaseModel):
@@ -71,6 +74,11 @@ class Ack(_Msg):
     next: int | None = None  # chunked transfers: the chunk the device wants next
     status: str | None = None  # exec: the run's status
     run: int | None = None  # exec: the run record id
+
+    @field_validator("reason")
+    @classmethod
+    def _bounded(cls, value: str | None) -> str | None:
+        return value[:REASON_MAX] if value else value
 
 
 class Health(_Msg):

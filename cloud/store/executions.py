@@ -160,13 +160,25 @@ def _settle(exe: Execution, now: float, box: SecretBox) -> list:
                       else "completed")
         exe.finished_at = now
         webhooks.emit(f"execution.{exe.status}", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
-                                                  "status": exe.status, "targets": sum(counts.values())}, now)
+                                                  "status": exe.status, "targets": sum(counts.values()),
+                                                  "reason": first_failure(exe.id)}, now)
     exe.save()
     if exe.status in FINISHED and exe.pipeline_run:
         from cloud.store.pipelines import on_execution_finished
 
         return on_execution_finished(exe, box, now)
     return []
+
+
+def first_failure(exe_id: str) -> str | None:
+    """'device: reason' of the execution's first target that failed or timed
+    out (its reason names the failing node and its error), else None."""
+    t = (ExecTarget.select(ExecTarget.device, ExecTarget.status, ExecTarget.reason)
+         .where((ExecTarget.execution == exe_id) & ExecTarget.status.in_(("failed", "timed_out")))
+         .order_by(ExecTarget.position).first())
+    if t is None:
+        return None
+    return f"{t.device}: {t.reason or t.status}"
 
 
 def tick(now: float, box: SecretBox) -> list:

@@ -117,7 +117,9 @@ def _after_step(run: PipelineRun, p: Pipeline, index: int, box: SecretBox, now: 
 def _finish(run: PipelineRun, status: str, now: float) -> list:
     run.status, run.completed_at = status, now
     run.save()
-    webhooks.emit(f"pipeline_run.{status}", {"id": run.id, "pipeline_id": run.pipeline, "status": status}, now)
+    error = next((s.get("error") for s in run.steps_snapshot if s.get("status") == "failed" and s.get("error")), None)
+    webhooks.emit(f"pipeline_run.{status}", {"id": run.id, "pipeline_id": run.pipeline, "status": status,
+                                             "error": error}, now)
     return []
 
 
@@ -148,9 +150,16 @@ def on_execution_finished(exe: Execution, box: SecretBox, now: float) -> list:
         return []
     ok = exe.status == "completed"
     snap[index].update(status="completed" if ok else "failed", completed_at=iso(now),
-                       error=None if ok else f"execution {exe.id} {exe.status}")
+                       error=None if ok else f"execution {exe.id} {exe.status}" + _cause(exe.id))
     run.steps_snapshot = snap
     return _after_step(run, p, index, box, now)
+
+
+def _cause(exe_id: str) -> str:
+    from cloud.store.executions import first_failure
+
+    cause = first_failure(exe_id)
+    return f": {cause}" if cause else ""
 
 
 def cancel_run(pipeline_id: str, run_id: str, box: SecretBox) -> tuple[dict, list]:

@@ -278,6 +278,10 @@ class Agent(CommandLog):
             self._trial_ack(h, "healthy", None)
             self._status_due = True
         elif verdict == ROLLBACK:
+            # The root cause travels with the rate: the last failing node
+            # and its error ("n2: KeyError: temperatur"), bounded.
+            if it.last_error:
+                reason += "; " + it.last_error[:120]
             self._rollback(reason)
 
     def _rollback(self, reason, cmd=None):

@@ -45,6 +45,8 @@ def test_update_lifecycle(kind, tmp_path):
         assert r.ack("d2", "applied")["slot"] == "b"
         rb = r.ack("d2", "rolled_back")
         assert rb["reason"].startswith("error_rate") and rb["slot"] == "a"
+        # the root cause travels with it: the failing node (step 2, the switch) and its error
+        assert rb["reason"].split("; ", 1)[1].startswith("s2: ")
         st = r.status(lambda s: s.get("failed") is not None)
         assert st["ver"] == 1 and st["slot"] == "a" and st["seq"] == 1 and st["failed"]["slot"] == "b"
 

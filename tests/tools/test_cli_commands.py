@@ -192,3 +192,40 @@ def test_webhooks_keys_and_what_a_user_is_told(fleet, capsys, monkeypatch):
     # a URL as the API prints it (…/api/v1) works when pasted into --cloud
     rc, out, _ = _run(capsys, "devices", "list", "--json", "--cloud", fleet["api"].api_url())
     assert rc == 0 and len(json.loads(out)) == 2
+
+
+def test_the_failing_nodes_error_travels_to_every_reason(fleet, capsys):
+    """A device's rollback names the node and its error; the deployment's and
+    the target's reason, a pipeline step's error and the webhook payloads carry it."""
+    api, flow = fleet["api"], fleet["flow"]
+    hook = api.post("/webhooks", {"url": "http://127.0.0.1:9/cause", "events": ["deployment.", "execution.failed",
+                                                                             "pipeline_run.failed"]})
+    cause = "n2: KeyError: temperatur"
+    dep = api.create_deployment({"flow_id": flow, "version": 2, "strategy": "all_at_once",
+                                 "target_devices": ["cli-a"], "config": {"health": json.loads(HEALTH)}})
+    api.deployment_action(dep["id"], "start")
+    deadline = time.monotonic() + 60
+    while api.deployment(dep["id"])["status"] not in ("failed", "rolled_back") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    dep = api.deployment(dep["id"])
+    assert dep["targets"][0]["reason"].startswith("rolled back on the device: error_rate 1.00 > 0.25; " + cause)
+    assert cause in dep["reason"]
+
+    pl = api.post("/pipelines", {"name": "fails", "steps": [{"flow_id": flow}, {"flow_id": fleet["other"]}],
+                                 "targets": {"target_devices": ["cli-a"]}})
+    run = api.post(f"/pipelines/{pl['id']}/runs")
+    while run["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        run = api.get(f"/pipelines/{pl['id']}/runs/{run['id']}")
+    step = run["steps_snapshot"][0]
+    assert run["status"] == "failed" and step["error"] == f"execution {step['execution_id']} failed: cli-a: {cause}"
+
+    while time.monotonic() < deadline:
+        payloads = {d["event"]: d["payload"] for d in api.get(f"/webhooks/{hook['id']}/deliveries")["deliveries"]}
+        if {"deployment.failed", "execution.failed", "pipeline_run.failed"} <= set(payloads):
+            break
+        time.sleep(0.3)
+    assert cause in payloads["deployment.failed"]["data"]["reason"]
+    assert payloads["execution.failed"]["data"]["reason"] == f"cli-a: {cause}"
+    assert payloads["pipeline_run.failed"]["data"]["error"] == step["error"]
+    api.request("DELETE", f"/webhooks/{hook['id']}")
