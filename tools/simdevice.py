@@ -47,6 +47,12 @@ from tools.proc import owned_popen
 REPO = Path(__file__).resolve().parent.parent
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
 HEAP = os.environ.get("FLEETFLOW_SIM_HEAP", "192k")  # see docs/decisions.md "Simulated device: bundle, flash size, heap"
+# Where the device's code runs from: "rom", in place from the bundle's ROMFS
+# image mapped outside the heap (tools/romboot.py), as on a board with a
+# ROMFS partition or frozen modules; "lib", .mpy files loaded into the heap
+# from /lib, as on a stock MicroPython firmware.
+CODE = os.environ.get("FLEETFLOW_SIM_CODE", "rom")
+PYTHON = REPO / ".venv" / "bin" / "python"
 _LIVE: "weakref.WeakSet[SimDevice]" = weakref.WeakSet()
 
 
@@ -65,7 +71,7 @@ def sim_bundle(board: str = "unix-sim") -> Path:
     h = hashlib.sha256(board.encode())
     # the bundle's inputs: the firmware, the board file, the bundler itself and
     # the catalog its board.json takes the nt_hash from
-    inputs = [REPO / "boards" / f"{board}.json", REPO / "tools" / "bundle.py",
+    inputs = [REPO / "boards" / f"{board}.json", REPO / "tools" / "bundle.py", REPO / "tools" / "romfs.py",
               REPO / "shared_schema" / "catalog.json"]
     for src in sorted((REPO / "firmware").rglob("*.py")) + inputs:
         h.update(str(src.relative_to(REPO)).encode())
@@ -82,6 +88,16 @@ def sim_bundle(board: str = "unix-sim") -> Path:
             pass  # another process built the same bundle first
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def device_command(bundle: Path, code: str | None = None) -> list[str]:
+    """The MicroPython command a simulated device runs under, up to its own arguments."""
+    code = code or CODE
+    if code == "rom":
+        return [str(PYTHON), str(REPO / "tools" / "romboot.py"), str(bundle / "rom.img")]
+    if code == "lib":
+        return [str(MICROPYTHON)]
+    raise ValueError(f"FLEETFLOW_SIM_CODE={code!r}: expected rom or lib")
 
 
 def _merge(a: dict, b: dict) -> dict:
@@ -151,7 +167,7 @@ class SimDevice:
         bundle = sim_bundle(self.board)
         self._log = open(self.log_path, "ab")
         self.proc = owned_popen(  # dies with its owner, even a SIGKILLed one (tools/proc.py)
-            [str(MICROPYTHON), "-X", f"heapsize={HEAP}", str(bundle / "main.py"), str(self.image)],
+            [*device_command(bundle), "-X", f"heapsize={HEAP}", str(bundle / "main.py"), str(self.image)],
             cwd=REPO, env=mpy_env(bundle / "lib"), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         _LIVE.add(self)

@@ -43,7 +43,7 @@ def test_real_firmware_bundle_fits_the_flash_budget(tmp_path, board):
 def _fake_tree(tmp_path, native=False):
     fw = tmp_path / "fw"
     (fw / "fleetflow" / "nodes").mkdir(parents=True)
-    (fw / "main.py").write_text("import fleetflow\n")
+    (fw / "main.py").write_text("# the entry point\nimport fleetflow  # kept\n    # indented comment\nX = '#'\n")
     (fw / "fleetflow" / "__init__.py").write_text("VERSION = '0'\n")
     if native:  # a native-code module: only a board architecture can compile it
         (fw / "fleetflow" / "fast.py").write_text("import micropython\n@micropython.native\ndef f(x):\n    return x + 1\n")
@@ -69,6 +69,10 @@ def test_bundle_compiles_for_the_board_architecture_with_only_its_nodes(tmp_path
     assert {"main.py", "lib/fleetflow/nodes/dht.mpy", "lib/fleetflow/nodes/_shared.mpy",
             "lib/fleetflow/nodes/__init__.mpy"} <= paths
     assert "lib/fleetflow/nodes/switch.mpy" not in paths  # not compiled into this board
+    # the entry point is source the board compiles at boot: comment lines dropped, code kept
+    assert (tmp_path / "out" / "main.py").read_text() == "import fleetflow  # kept\nX = '#'\n"
+    # the code again as a ROMFS image (tools/romfs.py), for boards that run it from flash
+    assert (tmp_path / "out" / "rom.img").read_bytes()[:3] == b"\xd2\xcd\x31"
     # one hal backend: the simulated one for the unix port, the real one for boards
     assert "lib/fleetflow/hal/__init__.mpy" in paths
     assert ("lib/fleetflow/hal/sim.mpy" in paths, "lib/fleetflow/hal/sim_dht.mpy" in paths,

@@ -28,6 +28,10 @@ in 8 KB steps (bisection between 64k and that heap: ~5 more runs; the
 smallest passing heap must pass a second run, else the next step up is
 tried).
 With `--heap H` only that heap is run (`min_heap_bytes` is then not searched).
+`--code rom|lib` (`code` in the output): the firmware's code runs in place
+from the bundle's ROMFS image (rom, the simulator's default: a board with a
+ROMFS partition or frozen modules) or is loaded into the heap from .mpy files
+(lib: a stock MicroPython firmware); see tools/romfs.py.
 The flow: inject (every 200 ms) -> 9 x (switch value > -1000, change value + 1)
 -> mqtt_out, as in `fleetflow bench device`.
 """
@@ -77,6 +81,9 @@ def add_arguments(parser) -> None:
                         help="seconds the 5 Hz flow runs between the deploys (default 10; 600 = the 10-minute run)")
     parser.add_argument("--no-search", action="store_true", help="don't search min_heap_bytes")
     parser.add_argument("--plain-mqtt", action="store_true", help="plain MQTT instead of MQTT over TLS (the default)")
+    parser.add_argument("--code", choices=("rom", "lib"), default=None,
+                        help="where the firmware's code runs from: rom (in place from a ROMFS image, the "
+                             "simulator's default) or lib (.mpy files loaded into the heap, a stock firmware)")
 
 
 _SAMPLE = re.compile(r"heap: (\w+)\n(?:[^\n]*\n){0,3}?GC: total: (\d+), used: (\d+), free: (\d+)\n"
@@ -267,6 +274,21 @@ def run(args) -> dict:
     run_s = getattr(args, "run_s", 10.0)
     search = heap is None and not getattr(args, "no_search", False)
     heap = heap or simdevice.HEAP
+    code = getattr(args, "code", None) or simdevice.CODE
+    old_code, simdevice.CODE = simdevice.CODE, code
+    try:
+        result = _run(args, heap, run_s, search)
+    finally:
+        simdevice.CODE = old_code
+    result["code"] = code
+    result["command"] += f" --code {code}" if getattr(args, "code", None) else ""
+    return result
+
+
+def _run(args, heap: str, run_s: float, search: bool) -> dict:
+    from tools import simdevice
+    from tools.broker import start_broker
+
     with tempfile.TemporaryDirectory() as tmp, \
             start_broker(Path(tmp) / "broker", users={"cloud": "pw"}, tls=not getattr(args, "plain_mqtt", False)) as broker:
         t0 = time.monotonic()
