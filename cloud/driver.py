@@ -1,6 +1,7 @@
-"""The rollout driver: carries out what `decide` asks for (it lives outside
+"""The driver: carries out what the decision cores ask for (it lives outside
 `cloud/engine/`, which holds only pure code, since it talks to the store and
-the bridge).
+the bridge): deployments (`decide`), and executions and the pipeline runs
+they are steps of.
 
 Acks from the bridge, user commands from the API and the passing of time
 all end in `cloud.store.rollout.step`, which decides and records in one
@@ -17,9 +18,10 @@ from collections import defaultdict
 
 from shared_schema.commands import parse_command_id
 
+from cloud.engine.execution import ExecAck
 from cloud.engine.state import Ack
 from cloud.store import deployments as deployment_store
-from cloud.store import executions, rollout
+from cloud.store import executions, pipelines, rollout
 
 log = logging.getLogger("fleetflow.driver")
 PUBLISH_CONCURRENCY = 256
@@ -50,7 +52,8 @@ class Driver:
             return
         if ref.kind == "execution":
             if ref.step == "exec":
-                self._acks.put_nowait((("exec", ref.owner), (device_id, ack.state, ack.reason, ack.run, ack.status)))
+                self._acks.put_nowait((("exec", ref.owner),
+                                       ExecAck(device_id, ack.state, ack.reason or "", ack.run, ack.status)))
             return
         self._acks.put_nowait((ref.owner, Ack(device_id, ref.step, ack.state, ack.reason or "")))
 
@@ -62,6 +65,13 @@ class Driver:
         self._announce(dep_id, result.update)
         self.send(out)
         return await self.db.run(deployment_store.get_deployment, dep_id)
+
+    async def cancel_execution(self, exe_id: str) -> dict:
+        """Cancel an execution (IllegalTransition when it has ended), and tell
+        the pipeline run it is a step of."""
+        doc, out = await self.db.run(cancel_execution, exe_id, self.clock(), self.box)
+        self.send(out)
+        return doc
 
     def send(self, out: list[tuple[str, list[dict]]]) -> None:
         """Publish commands already in the outbox, in the background (a start
@@ -121,11 +131,11 @@ class Driver:
                     log.exception("could not list active deployments")
             for key, events in by_dep.items():
                 if isinstance(key, tuple):
-                    await self._guard(executions.on_acks, key[1], events, self.clock(), self.box)
+                    await self._guard(execution_round, key[1], events, self.clock(), self.box)
                 else:
                     await self._step(key, events)
             if ticking:
-                await self._guard(executions.tick, self.clock(), self.box)
+                await self._guard(executions_tick, self.clock(), self.box)
             busy = loop.time() - started
             if loop.time() >= next_resend:
                 next_resend = loop.time() + self.resend_after_s
@@ -173,3 +183,33 @@ class Driver:
         await asyncio.gather(*(sender() for _ in range(min(PUBLISH_CONCURRENCY, len(out)))))
         if sent:
             await self.db.run(rollout.mark_sent, sent, self.clock())
+
+
+# -- executions and pipelines: run on the database thread, each in one transaction ------------
+# An execution that ends and the pipeline step it was are recorded together:
+# a crash between the two cannot leave a run waiting on an ended execution.
+
+def tell_pipelines(result: executions.Result, now: float, box) -> list[tuple[str, list[dict]]]:
+    """The commands of `result`, and those of the pipeline steps that follow
+    from the executions it ended (the driver tells pipelines, not the store)."""
+    out = list(result.outgoing)
+    for end in result.finished:
+        if end.pipeline_run:
+            out += pipelines.on_execution_finished(end.pipeline_run, end.execution, end.status, now, box)
+    return out
+
+
+def execution_round(exe_id: str, events: list, now: float, box) -> list[tuple[str, list[dict]]]:
+    return tell_pipelines(executions.step(exe_id, events, now, box), now, box)
+
+
+def executions_tick(now: float, box) -> list[tuple[str, list[dict]]]:
+    out = []
+    for result in executions.tick(now, box):
+        out += tell_pipelines(result, now, box)
+    return out
+
+
+def cancel_execution(exe_id: str, now: float, box) -> tuple[dict, list[tuple[str, list[dict]]]]:
+    doc, result = executions.cancel(exe_id, now, box)
+    return doc, tell_pipelines(result, now, box)

@@ -91,6 +91,13 @@ def _v10_accounts(db: peewee.Database) -> None:
         db.execute_sql("ALTER TABLE pipeline_run ALTER COLUMN triggered_by TYPE VARCHAR(300)")
 
 
+def _v11_cores(db: peewee.Database) -> None:
+    """An execution target's outcome awaiting its run record."""
+    if "outcome" not in {c.name for c in db.get_columns("exec_target")}:
+        migrator = pw_migrate.SchemaMigrator.from_database(db)
+        pw_migrate.migrate(migrator.add_column("exec_target", "outcome", models.ExecTarget.outcome))
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
@@ -102,6 +109,7 @@ STEPS = [
     (8, _v8_run_err),
     (9, _v9_idempotency),
     (10, _v10_accounts),
+    (11, _v11_cores),
 ]
 LATEST = STEPS[-1][0]
 

@@ -225,6 +225,9 @@ class ExecTarget(BaseModel):
     run = peewee.IntegerField(null=True)
     reason = peewee.TextField(default="")
     finished_at = peewee.DoubleField(null=True)
+    # How the run `done` named went, while its record is awaited (migration 11;
+    # cloud.engine.execution, rule 4).
+    outcome = peewee.CharField(max_length=16, default="")
 
     class Meta:
         indexes = ((("execution", "device"), True), (("execution", "position"), False))

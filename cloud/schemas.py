@@ -4,9 +4,9 @@ pointers."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from cloud.errors import Invalid, Problem
 from shared_schema.models import validation_problems
@@ -136,6 +136,9 @@ class WebhookCreate(_Strict):
 class PipelineStep(_Strict):
     flow_id: str
     on_failure: Literal["stop", "continue"] = "stop"
+    # waits on a person: once its execution ends, the step stays running
+    # until POST .../runs/{run}/advance says how it went
+    manual: bool = False
 
 
 class PipelineTargets(_Strict):
@@ -150,3 +153,25 @@ class PipelineCreate(_Strict):
     description: str | None = Field(default=None, max_length=10_000)
     steps: list[PipelineStep] = Field(min_length=2)
     targets: PipelineTargets = Field(default_factory=lambda: PipelineTargets(all=True))
+
+
+class RunAdvance(_Strict):
+    """End a run's current step by hand (seed 003's "Step Done" / "Step Failed")."""
+
+    success: StrictBool
+
+
+class SeedRunAction(_Strict):
+    """Seed 003's `POST /api/pipelines/run` body: `start` needs pipeline_id,
+    `advance` run_id and success, `cancel` run_id."""
+
+    action: Literal["start", "advance", "cancel"]
+    pipeline_id: str | None = None
+    run_id: str | None = None
+    success: StrictBool | None = None
+
+    NEEDS: ClassVar[dict] = {"start": ("pipeline_id",), "advance": ("run_id", "success"), "cancel": ("run_id",)}
+
+    def missing(self) -> list[Problem]:
+        return [Problem(f"/{name}", f"required for action {self.action!r}")
+                for name in self.NEEDS[self.action] if getattr(self, name) is None]

@@ -4,7 +4,6 @@ the documents the API shows (seed 001's shape plus counts per status)."""
 from __future__ import annotations
 
 import secrets as _random
-import time
 
 from shared_schema.commands import DEPLOYMENT_PREFIX
 from shared_schema.compiler import CompileError, compile_program
@@ -117,7 +116,7 @@ def published_version(flow_id: str, number: int | None) -> FlowVersion:
     return fv
 
 
-def create_deployment(body: dict) -> dict:
+def create_deployment(body: dict, now: float) -> dict:
     req = schemas.parse(schemas.DeploymentCreate, body)
     settings = engine_settings.resolve(req.strategy, req.config)
     fv = published_version(req.flow_id, req.version)
@@ -126,7 +125,6 @@ def create_deployment(body: dict) -> dict:
         raise Invalid("no devices", [Problem("/all", "there are no devices")])
     check_types(devices, fv.types, req)
     programs = compile_for(fv, devices)
-    now = time.time()
     dep = Deployment.create(
         id=DEPLOYMENT_PREFIX + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
         config=req.config, settings=settings, created_at=now,

@@ -7,13 +7,19 @@ slot, and a recording of it is refused as a replay); it acks `received`, then `d
 with the run's status and id, and the run record itself arrives on
 ff/<dev>/runs with `exec` set (cloud.store.runs). Status: pending -> running
 -> completed | failed | cancelled | timed_out.
+
+What follows from acks, stored records, a cancel and the passing of time is
+decided by the pure core (cloud.engine.execution); this is its shell: it
+loads the state, applies the actions and builds the commands. An execution
+that ends is reported in `Result.finished`: the driver tells the pipeline
+it is a step of (this module knows nothing of pipelines).
 """
 
 from __future__ import annotations
 
 import json
 import secrets as _random
-import time
+from typing import NamedTuple
 
 from shared_schema.commands import EXECUTION_PREFIX, cancel_message, command_id, exec_message
 from shared_schema.envelope import MAX_COMMAND_BYTES, needs_chunks
@@ -22,7 +28,8 @@ from shared_schema.overrides import normalized, override_problems
 from cloud import schemas
 from peewee import fn
 
-from cloud.db import chunks, get_by_pk, get_or_404, insert_rows, update_in, update_rows
+from cloud.db import chunks, get_or_404, insert_rows, update_in, update_rows
+from cloud.engine import execution as core
 from cloud.engine.settings import parse_duration
 from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Command, Device, Execution, ExecTarget, Flow, FlowVersion, RunRecord
@@ -35,10 +42,20 @@ from cloud.store.rollout import take_seqs
 from cloud.store.runs import nodes_of
 from cloud.timefmt import iso
 
-FINISHED = ("completed", "failed", "cancelled", "timed_out")
-TARGET_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "timed_out")
-_TARGET_DONE = ("completed", "failed", "cancelled", "timed_out")
+FINISHED = tuple(s for s in core.STATUSES if s in core.FINISHED)
+TARGET_STATUSES = core.TARGET_STATUSES
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class Ended(NamedTuple):
+    execution: str
+    pipeline_run: str | None
+    status: str
+
+
+class Result(NamedTuple):
+    outgoing: list[tuple[str, list[dict]]]  # (device_id, messages) to publish
+    finished: list[Ended]  # executions that ended
 
 
 def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> dict:
@@ -55,7 +72,7 @@ def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> d
     return normalized(fv.body, overrides, boards[0])
 
 
-def create_execution(body: dict, box: SecretBox, now: float | None = None, retry_of: str | None = None,
+def create_execution(body: dict, box: SecretBox, now: float, retry_of: str | None = None,
                      pipeline_run: str | None = None,
                      device_ids: list[str] | None = None,
                      triggered_by: str = "") -> tuple[dict, list[tuple[str, list[dict]]]]:
@@ -87,7 +104,6 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
             raise Invalid("too big to run inline", [Problem("/flow_id", f"the program for {board} is {program.size} "
                                                                         "bytes: too big for an inline run; deploy it")])
     overrides = _checked_overrides(fv, req.overrides.model_dump(), sorted(programs))
-    now = time.time() if now is None else now
     exe = Execution.create(id=EXECUTION_PREFIX + _random.token_hex(6), flow=fv.flow, version=fv.version,
                            overrides=overrides, selector=body, timeout=timeout,
                            retry_of=retry_of, pipeline_run=pipeline_run, triggered_by=triggered_by, created_at=now)
@@ -112,62 +128,58 @@ def create_execution(body: dict, box: SecretBox, now: float | None = None, retry
     return get_execution(exe.id), outgoing
 
 
-def on_acks(exe_id: str, acks: list[tuple[str, str, str, int | None, str | None]], now: float,
-            box: SecretBox) -> list:
-    """(device, state, reason, run, run status) acks of an execution's
-    commands; returns commands to send (the next step of a pipeline)."""
-    exe = get_by_pk(Execution, exe_id)
-    if exe is None:
-        return []
-    # The batch's targets read at once, changed in memory, written once each:
-    # an execution on 100,000 devices hears 200,000 acks.
-    targets: dict[str, ExecTarget] = {}
-    for chunk in chunks(list({a[0] for a in acks})):
-        targets.update((t.device, t) for t in ExecTarget.select().where(
-            (ExecTarget.execution == exe_id) & ExecTarget.device.in_(chunk)))
-    changed, answered = {}, []
-    for device_id, state, reason, run, run_status in acks:
-        target = targets.get(device_id)
-        if target is None or target.status in _TARGET_DONE:
-            continue
-        if state == "received":
-            target.status = "running"
-        elif state == "done":
-            target.status = "completed" if run_status == "completed" else "failed"
-            target.run, target.reason, target.finished_at = run, reason or "", now
-        elif state in ("rejected", "failed"):
-            target.status, target.reason, target.finished_at = "failed", reason or state, now
-        else:
-            continue
-        changed[device_id] = target
-        if state != "received":
-            answered.append(command_id(exe_id, device_id, "exec"))
-    update_rows(ExecTarget, ("status", "run", "reason", "finished_at"),
-                [(t.status, t.run, t.reason, t.finished_at, t.id) for t in changed.values()])
-    update_in(Command, {"done": True}, answered)
-    return _settle(exe, now, box)
+def step(exe_id: str, events: list, now: float, box: SecretBox) -> Result:
+    """Decide on `events` (cloud.engine.execution's ExecAck, RecordStored,
+    Cancel) at `now` and record the outcome. Raises IllegalTransition
+    (nothing recorded) for a cancel the status does not allow."""
+    exe = _get(exe_id)
+    if exe.status in core.FINISHED and not any(isinstance(e, core.Cancel) for e in events):
+        return Result([], [])
+    cancelling = any(isinstance(e, core.Cancel) for e in events)
+    named = list({e.device_id for e in events if not isinstance(e, core.Cancel)})
+    rows = _load_targets(exe_id, named, cancelling)
+    state = core.Execution(exe.id, exe.created_at, exe.timeout, exe.status, exe.started_at, exe.finished_at,
+                           _counts(exe_id))
+    targets = [core.Target(t.device, t.status, t.run, t.outcome, frozenset(runs), t.reason, t.finished_at)
+               for t, runs in rows.values()]
+    actions = core.decide(state, targets, events, now)
 
-
-def _settle(exe: Execution, now: float, box: SecretBox) -> list:
-    if exe.status in FINISHED:
-        return []
-    counts = dict(ExecTarget.select(ExecTarget.status, fn.COUNT(ExecTarget.id))
-                  .where(ExecTarget.execution == exe.id).group_by(ExecTarget.status).tuples())
-    if exe.status == "pending" and any(s != "pending" for s in counts):
-        exe.status, exe.started_at = "running", now
-    if all(s in _TARGET_DONE for s in counts):
-        exe.status = ("failed" if "failed" in counts else "timed_out" if "timed_out" in counts
-                      else "completed")
-        exe.finished_at = now
-        webhooks.emit(f"execution.{exe.status}", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
-                                                  "status": exe.status, "targets": sum(counts.values()),
-                                                  "reason": first_failure(exe.id)}, now)
+    changed: dict[str, dict] = {}
+    others, cancels, ended = None, [], []
+    for action in actions:
+        if isinstance(action, core.UpdateTarget):
+            changed.setdefault(action.device_id, {}).update(action.fields)
+        elif isinstance(action, core.UpdateExecution):
+            for key, value in action.fields.items():
+                setattr(exe, key, value)
+        elif isinstance(action, core.UpdateOtherOpen):
+            others = action.fields
+        elif isinstance(action, core.SendCancel):
+            cancels.append(action.device_id)
+        elif isinstance(action, core.Finished):
+            ended.append(Ended(exe.id, exe.pipeline_run, action.status))
+    columns = ("status", "run", "outcome", "reason", "finished_at")
+    settled = []
+    for device_id, fields in changed.items():
+        row = rows[device_id][0]
+        for key, value in fields.items():
+            setattr(row, key, value)
+        if row.status in core.FINISHED:
+            settled.append(command_id(exe_id, device_id, "exec"))
+    update_rows(ExecTarget, columns, [(*(getattr(rows[d][0], c) for c in columns), rows[d][0].id) for d in changed])
+    if others is not None:  # the open targets left are exactly those not passed to decide (rule 5, 6)
+        ExecTarget.update(**others).where((ExecTarget.execution == exe_id)
+                                          & ExecTarget.status.in_(core.OPEN)).execute()
+    if ended:  # nothing of it needs sending again
+        Command.update(done=True).where(Command.deployment == exe_id).execute()
+    else:
+        update_in(Command, {"done": True}, settled)
     exe.save()
-    if exe.status in FINISHED and exe.pipeline_run:
-        from cloud.store.pipelines import on_execution_finished
-
-        return on_execution_finished(exe, box, now)
-    return []
+    for end in ended:
+        webhooks.emit(f"execution.{end.status}", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
+                                                  "status": end.status, "targets": sum(state.counts.values()),
+                                                  "reason": first_failure(exe.id)}, now)
+    return Result(_cancel_commands(exe_id, cancels, box), ended)
 
 
 def first_failure(exe_id: str) -> str | None:
@@ -181,44 +193,60 @@ def first_failure(exe_id: str) -> str | None:
     return f"{t.device}: {t.reason or t.status}"
 
 
-def tick(now: float, box: SecretBox) -> list:
-    """Time out executions past their timeout: nothing stays running forever."""
-    outgoing = []
-    for exe in Execution.select().where(Execution.status.in_(("pending", "running"))):
-        if now - exe.created_at >= exe.timeout:
-            (ExecTarget.update(status="timed_out", reason=f"no result within {exe.timeout:g}s", finished_at=now)
-             .where((ExecTarget.execution == exe.id) & (ExecTarget.status.in_(("pending", "running")))).execute())
-            Command.update(done=True).where(Command.deployment == exe.id).execute()
-            outgoing += _settle(exe, now, box)
-    return outgoing
+def _counts(exe_id: str) -> dict[str, int]:
+    return dict(ExecTarget.select(ExecTarget.status, fn.COUNT(ExecTarget.id))
+                .where(ExecTarget.execution == exe_id).group_by(ExecTarget.status).tuples())
 
 
-def cancel(exe_id: str, now: float, box: SecretBox,
-           from_pipeline: bool = False) -> tuple[dict, list[tuple[str, list[dict]]]]:
-    exe = _get(exe_id)
-    if exe.status in FINISHED:
-        raise Conflict(f"execution {exe_id} is {exe.status}", current_status=exe.status)
-    open_targets = list(ExecTarget.select().where((ExecTarget.execution == exe_id)
-                                                  & (ExecTarget.status.in_(("pending", "running")))))
-    taken = take_seqs({t.device: 1 for t in open_targets})
-    outgoing = [(t.device, [cancel_message(command_id(exe_id, t.device, "cancel"), command_id(exe_id, t.device, "exec"),
-                                           t.device, box.open(taken[t.device][1]), taken[t.device][0])])
-                for t in open_targets if t.device in taken]
-    ExecTarget.update(status="cancelled", finished_at=now).where(
-        (ExecTarget.execution == exe_id) & (ExecTarget.status.in_(("pending", "running")))).execute()
-    Command.update(done=True).where(Command.deployment == exe_id).execute()
-    exe.status, exe.finished_at = "cancelled", now
-    exe.save()
-    webhooks.emit("execution.cancelled", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
-                                          "status": "cancelled"}, now)
-    if exe.pipeline_run and not from_pipeline:
-        from cloud.store.pipelines import on_execution_finished
-
-        outgoing += on_execution_finished(exe, box, now)
-    return get_execution(exe_id), outgoing
+def _load_targets(exe_id: str, devices: list[str], every_open: bool) -> dict[str, tuple[ExecTarget, set[int]]]:
+    """The targets `decide` needs (cloud.engine.execution, "Scale"): those
+    named, those awaiting their record, every open one for a cancel; each
+    with the run numbers of this execution's records stored from it."""
+    found: dict[str, ExecTarget] = {}
+    for chunk in chunks(devices):
+        found.update((t.device, t) for t in ExecTarget.select().where(
+            (ExecTarget.execution == exe_id) & ExecTarget.device.in_(chunk)))
+    wanted = (ExecTarget.status.in_(core.OPEN) if every_open
+              else (ExecTarget.status == "running") & (ExecTarget.outcome != ""))
+    found.update((t.device, t) for t in ExecTarget.select().where((ExecTarget.execution == exe_id) & wanted))
+    runs: dict[str, set[int]] = {d: set() for d in found}
+    for chunk in chunks(list(found)):
+        for device_id, run in (RunRecord.select(RunRecord.device, RunRecord.run)
+                               .where((RunRecord.exec == exe_id) & RunRecord.device.in_(chunk)).tuples()):
+            runs[device_id].add(run)
+    return {d: (t, runs[d]) for d, t in found.items()}
 
 
-def again(exe_id: str, box: SecretBox, only_failed: bool,
+def _cancel_commands(exe_id: str, devices: list[str], box: SecretBox) -> list[tuple[str, list[dict]]]:
+    taken = take_seqs({d: 1 for d in devices})
+    out = [(d, [cancel_message(command_id(exe_id, d, "cancel"), command_id(exe_id, d, "exec"), d,
+                               box.open(taken[d][1]), taken[d][0])]) for d in devices if d in taken]
+    return out
+
+
+def tick(now: float, box: SecretBox) -> list[Result]:
+    """Every open execution decided on at `now`: records stored since (by
+    this process or another replica) settle their targets, and timeouts
+    end what is left (nothing stays running forever)."""
+    results = []
+    for exe in Execution.select().where(Execution.status.in_(core.OPEN)):
+        stored = (ExecTarget.select(ExecTarget.device, ExecTarget.run)
+                  .join(RunRecord, on=((RunRecord.exec == ExecTarget.execution) & (RunRecord.device == ExecTarget.device)
+                                       & (RunRecord.run == ExecTarget.run)))
+                  .where((ExecTarget.execution == exe.id) & (ExecTarget.status == "running")
+                         & (ExecTarget.outcome != "")).tuples())
+        events = [core.RecordStored(device_id, run) for device_id, run in stored]
+        if events or now - exe.created_at >= exe.timeout:
+            results.append(step(exe.id, events, now, box))
+    return results
+
+
+def cancel(exe_id: str, now: float, box: SecretBox) -> tuple[dict, Result]:
+    result = step(exe_id, [core.Cancel()], now, box)
+    return get_execution(exe_id), result
+
+
+def again(exe_id: str, box: SecretBox, only_failed: bool, now: float,
           triggered_by: str = "") -> tuple[dict, list[tuple[str, list[dict]]]]:
     """retry (the devices that did not complete) or replay (all of them):
     a new execution of the same version with the same overrides."""
@@ -228,7 +256,7 @@ def again(exe_id: str, box: SecretBox, only_failed: bool,
     if not devices:
         raise Conflict(f"execution {exe_id} has nothing to retry: every device completed")
     body = {"flow_id": exe.flow, "version": exe.version, "overrides": exe.overrides, "timeout": exe.timeout}
-    return create_execution(body, box, retry_of=exe_id, device_ids=devices, triggered_by=triggered_by)
+    return create_execution(body, box, now, retry_of=exe_id, device_ids=devices, triggered_by=triggered_by)
 
 
 def _get(exe_id: str) -> Execution:

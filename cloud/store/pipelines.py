@@ -2,22 +2,28 @@
 execution of the flow's latest published version on the pipeline's targets.
 A step that fails stops the run (`on_failure: stop`; the rest are skipped)
 or is passed over (`continue`). Each run keeps a snapshot per step:
-pending, running, completed, failed, skipped."""
+pending, running, completed, failed, skipped; a `manual` step waits on a
+person's advance. What happens is decided by cloud.engine.pipeline; this
+is its shell (it starts and cancels the step executions). The driver tells
+it when a step's execution ends: cloud.store.executions knows nothing of
+pipelines."""
 
 from __future__ import annotations
 
 import secrets as _random
-import time
 
 from cloud import schemas
 from cloud.db import get_by_pk, get_or_404
+from cloud.engine import pipeline as core
 from cloud.errors import Conflict, Invalid, NotFound, Problem
-from cloud.models import Execution, Flow, Pipeline, PipelineRun
+from cloud.models import Flow, Pipeline, PipelineRun
 from cloud.secrets import SecretBox
 from cloud.store import paging, webhooks
+from cloud.store.executions import cancel as cancel_execution, create_execution, first_failure
 from cloud.timefmt import iso
 
-RUN_FINISHED = ("completed", "failed", "cancelled")
+RUN_STATUSES = core.RUN_STATUSES
+RUN_FINISHED = tuple(s for s in core.RUN_STATUSES if s in core.RUN_FINISHED)
 
 
 def pipeline_doc(p: Pipeline, counts: dict | None = None) -> dict:
@@ -35,7 +41,7 @@ def _counts(pipeline_id: str) -> dict:
     return counts
 
 
-def create_pipeline(body: dict) -> dict:
+def create_pipeline(body: dict, now: float) -> dict:
     req = schemas.parse(schemas.PipelineCreate, body)
     problems = []
     steps = []
@@ -44,11 +50,12 @@ def create_pipeline(body: dict) -> dict:
         if flow is None:
             problems.append(Problem(f"/steps/{i}/flow_id", f"no flow {step.flow_id!r}"))
             continue
-        steps.append({"flow_id": flow.id, "flow_name": flow.name, "on_failure": step.on_failure})
+        steps.append({"flow_id": flow.id, "flow_name": flow.name, "on_failure": step.on_failure,
+                      "manual": step.manual})
     if problems:
         raise Invalid("unknown flows in the steps", problems)
     p = Pipeline.create(id="pl_" + _random.token_hex(6), name=req.name, description=req.description or "",
-                        steps=steps, targets=req.targets.model_dump(), created_at=time.time())
+                        steps=steps, targets=req.targets.model_dump(), created_at=now)
     return pipeline_doc(p)
 
 
@@ -81,113 +88,93 @@ def run_doc(r: PipelineRun) -> dict:
             "created_at": iso(r.created_at), "started_at": iso(r.started_at), "completed_at": iso(r.completed_at)}
 
 
-def _start_step(run: PipelineRun, p: Pipeline, index: int, box: SecretBox, now: float) -> list:
-    """Start step `index` as an execution; a step that cannot start fails."""
-    from cloud.store.executions import create_execution
-
-    snap = run.steps_snapshot
-    step = snap[index]
-    run.current_step = index
-    step.update(status="running", started_at=iso(now))
-    try:
-        doc, outgoing = create_execution({"flow_id": step["flow_id"], **p.targets}, box, now,
-                                         pipeline_run=run.id, triggered_by=run.triggered_by)
-        step["execution_id"] = doc["id"]
-        run.steps_snapshot = snap
-        run.save()
-        return outgoing
-    except (Invalid, Conflict) as exc:  # e.g. the flow has no published version any more
-        step.update(status="failed", completed_at=iso(now), error=exc.detail)
-        run.steps_snapshot = snap
-        return _after_step(run, p, index, box, now)
-
-
-def _after_step(run: PipelineRun, p: Pipeline, index: int, box: SecretBox, now: float) -> list:
-    snap = run.steps_snapshot
-    failed = snap[index]["status"] == "failed"
-    if failed and p.steps[index]["on_failure"] == "stop":
-        for later in snap[index + 1:]:
-            later["status"] = "skipped"
-        return _finish(run, "failed", now)
-    if index + 1 < len(snap):
-        return _start_step(run, p, index + 1, box, now)
-    return _finish(run, "completed", now)
-
-
-def _finish(run: PipelineRun, status: str, now: float) -> list:
-    run.status, run.completed_at = status, now
+def step(run: PipelineRun, events: list, now: float, box: SecretBox) -> list[tuple[str, list[dict]]]:
+    """Decide on `events` for `run` (cloud.engine.pipeline) at `now`, carry
+    the actions out (start or cancel the step executions) and record them;
+    returns the commands to publish. Raises IllegalTransition (nothing
+    recorded) for a command the status does not allow."""
+    p = get_by_pk(Pipeline, run.pipeline)
+    if p is None:
+        raise NotFound(f"pipeline {run.pipeline} is gone")
+    state = core.Run(run.id, run.steps_snapshot, p.steps, run.status, run.current_step, run.started_at,
+                     run.completed_at)
+    outgoing: list = []
+    while events:
+        actions = core.decide(state, events, now)
+        core.apply(state, actions)
+        events = []
+        for action in actions:
+            if isinstance(action, core.StartStep):
+                step_ = state.steps[action.index]
+                try:
+                    doc, out = create_execution({"flow_id": step_["flow_id"], **p.targets}, box, now,
+                                                pipeline_run=run.id, triggered_by=run.triggered_by)
+                except (Invalid, Conflict) as exc:  # e.g. the flow has no published version any more
+                    events.append(core.StepStartFailed(action.index, exc.detail))
+                    continue
+                step_["execution_id"] = doc["id"]
+                outgoing += out
+            elif isinstance(action, core.CancelExecution):
+                try:
+                    _doc, result = cancel_execution(action.execution_id, now, box)
+                except Conflict:  # it ended meanwhile
+                    continue
+                outgoing += result.outgoing  # its end is this run's doing: nothing to tell
+            elif isinstance(action, core.Finished):
+                error = next((s.get("error") for s in state.steps if s.get("status") == "failed" and s.get("error")),
+                             None)
+                webhooks.emit(f"pipeline_run.{action.status}", {"id": run.id, "pipeline_id": run.pipeline,
+                                                                "status": action.status, "error": error}, now)
+    run.status, run.current_step = state.status, state.current_step
+    run.started_at, run.completed_at = state.started_at, state.completed_at
+    run.steps_snapshot = [{k: (iso(v) if k.endswith("_at") and isinstance(v, float) else v) for k, v in s.items()}
+                          for s in state.steps]
     run.save()
-    error = next((s.get("error") for s in run.steps_snapshot if s.get("status") == "failed" and s.get("error")), None)
-    webhooks.emit(f"pipeline_run.{status}", {"id": run.id, "pipeline_id": run.pipeline, "status": status,
-                                             "error": error}, now)
-    return []
+    return outgoing
 
 
-def start_run(pipeline_id: str, box: SecretBox, triggered_by: str = "") -> tuple[dict, list]:
+def start_run(pipeline_id: str, box: SecretBox, now: float, triggered_by: str = "") -> tuple[dict, list]:
     p = _get(pipeline_id)
-    now = time.time()
-    snap = [{"step_index": i, "flow_id": s["flow_id"], "flow_name": s["flow_name"], "status": "pending",
-             "execution_id": None, "started_at": None, "completed_at": None, "error": None}
+    snap = [{"step_index": i, "flow_id": s["flow_id"], "flow_name": s["flow_name"], "manual": bool(s.get("manual")),
+             "status": "pending", "execution_id": None, "execution_status": None, "waiting": False,
+             "started_at": None, "completed_at": None, "error": None}
             for i, s in enumerate(p.steps)]
-    run = PipelineRun.create(id="plr_" + _random.token_hex(6), pipeline=p.id, status="running", steps_snapshot=snap,
-                             triggered_by=triggered_by, created_at=now, started_at=now)
+    run = PipelineRun.create(id="plr_" + _random.token_hex(6), pipeline=p.id, status="pending", steps_snapshot=snap,
+                             triggered_by=triggered_by, created_at=now)
     p.use_count += 1
     p.last_used_at = now
     p.save()
-    outgoing = _start_step(run, p, 0, box, now)
+    outgoing = step(run, [core.Start()], now, box)
     return run_doc(run), outgoing
 
 
-def on_execution_finished(exe: Execution, box: SecretBox, now: float) -> list:
-    """An execution of a pipeline step ended: record it, go on or stop."""
-    run = get_by_pk(PipelineRun, exe.pipeline_run)
-    if run is None or run.status in RUN_FINISHED:
-        return []
-    p = get_by_pk(Pipeline, run.pipeline)
-    snap = run.steps_snapshot
-    index = next((i for i, s in enumerate(snap) if s.get("execution_id") == exe.id), None)
-    if index is None or p is None:
-        return []
-    ok = exe.status == "completed"
-    snap[index].update(status="completed" if ok else "failed", completed_at=iso(now),
-                       error=None if ok else f"execution {exe.id} {exe.status}" + _cause(exe.id))
-    run.steps_snapshot = snap
-    return _after_step(run, p, index, box, now)
-
-
-def _cause(exe_id: str) -> str:
-    from cloud.store.executions import first_failure
-
-    cause = first_failure(exe_id)
-    return f": {cause}" if cause else ""
-
-
-def cancel_run(pipeline_id: str, run_id: str, box: SecretBox) -> tuple[dict, list]:
-    from cloud.store.executions import cancel as cancel_execution
-
-    run = get_run_row(pipeline_id, run_id)
-    if run.status in RUN_FINISHED:
-        raise Conflict(f"run {run_id} is {run.status}", current_status=run.status)
-    now = time.time()
-    snap, outgoing = run.steps_snapshot, []
-    for step in snap:
-        if step["status"] == "running" and step.get("execution_id"):
-            try:
-                _doc, outgoing = cancel_execution(step["execution_id"], now, box, from_pipeline=True)
-            except Conflict:
-                pass
-            step.update(status="failed", completed_at=iso(now), error="cancelled")
-        elif step["status"] == "pending":
-            step["status"] = "skipped"
-    run.steps_snapshot = snap
-    _finish(run, "cancelled", now)
-    return run_doc(run), outgoing
-
-
-def get_run_row(pipeline_id: str, run_id: str) -> PipelineRun:
+def on_execution_finished(run_id: str, exe_id: str, status: str, now: float, box: SecretBox) -> list:
+    """The execution of a pipeline step ended (the driver says so): the run
+    goes on, stops, or waits on a person."""
     run = get_by_pk(PipelineRun, run_id)
-    if run is None or run.pipeline != pipeline_id:
-        raise NotFound(f"pipeline {pipeline_id} has no run {run_id!r}")
+    if run is None or run.status in core.RUN_FINISHED:
+        return []
+    return step(run, [core.ExecutionEnded(exe_id, status, first_failure(exe_id) or "")], now, box)
+
+
+def advance_run(pipeline_id: str | None, run_id: str, success: bool, now: float, box: SecretBox) -> tuple[dict, list]:
+    """End the run's current step by hand ("Step Done" / "Step Failed")."""
+    run = get_run_row(pipeline_id, run_id)
+    outgoing = step(run, [core.Advance(success)], now, box)
+    return run_doc(run), outgoing
+
+
+def cancel_run(pipeline_id: str | None, run_id: str, now: float, box: SecretBox) -> tuple[dict, list]:
+    run = get_run_row(pipeline_id, run_id)
+    outgoing = step(run, [core.Cancel()], now, box)
+    return run_doc(run), outgoing
+
+
+def get_run_row(pipeline_id: str | None, run_id: str) -> PipelineRun:
+    """A run of `pipeline_id`, or of any pipeline when None (seed 003 names runs alone)."""
+    run = get_by_pk(PipelineRun, run_id)
+    if run is None or (pipeline_id is not None and run.pipeline != pipeline_id):
+        raise NotFound(f"pipeline {pipeline_id} has no run {run_id!r}" if pipeline_id else f"no pipeline run {run_id!r}")
     return run
 
 
@@ -195,9 +182,15 @@ def get_run(pipeline_id: str, run_id: str) -> dict:
     return run_doc(get_run_row(pipeline_id, run_id))
 
 
-def list_runs(pipeline_id: str, limit: int = 50, cursor: str | None = None) -> tuple[list[dict], str | None]:
-    """One page of a pipeline's runs, newest first."""
-    _get(pipeline_id)
-    got = paging.page(PipelineRun.select().where(PipelineRun.pipeline == pipeline_id), "pipeline_runs",
-                      (PipelineRun.created_at, PipelineRun.id), limit, cursor, descending=True)
+def list_runs(pipeline_id: str | None, limit: int = 50, cursor: str | None = None,
+              status: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a pipeline's runs (of every pipeline when None), newest first."""
+    query = PipelineRun.select()
+    if pipeline_id is not None:
+        _get(pipeline_id)
+        query = query.where(PipelineRun.pipeline == pipeline_id)
+    if status:
+        query = query.where(PipelineRun.status == status)
+    got = paging.page(query, "pipeline_runs", (PipelineRun.created_at, PipelineRun.id), limit, cursor,
+                      descending=True)
     return [run_doc(r) for r in got.rows], got.cursor

@@ -5,7 +5,7 @@ import asyncio
 from aiohttp import web
 
 from cloud import schemas
-from cloud.appkeys import DB, DRIVER, STREAMS
+from cloud.appkeys import CONFIG, DB, DRIVER, STREAMS
 from cloud.engine.state import DEPLOYMENT_STATUSES, FINISHED, TARGET_STATUSES, Cancel, Pause, Resume, Rollback, Start
 from cloud.middleware import json_body
 from cloud.store import deployments as store
@@ -16,7 +16,7 @@ from cloud.views.common import choice_param, ok, page_params, paged, replayed, r
 
 async def create(request: web.Request):
     body = await json_body(request)
-    result = await run_once(request, store.create_deployment, body)
+    result = await run_once(request, store.create_deployment, body, request.app[CONFIG].clock())
     return replayed(result) or ok(result, 201)
 
 

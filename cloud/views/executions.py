@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import functools
-import time
 
 from aiohttp import web
 
-from cloud.appkeys import BOX, DB, DRIVER
+from cloud.appkeys import BOX, CONFIG, DB, DRIVER
 from cloud.middleware import PRINCIPAL, json_body
 from cloud.store import executions as store
 from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once
@@ -14,7 +13,7 @@ from cloud.views.common import choice_param, ok, page_params, paged, replayed, r
 async def create(request: web.Request):
     body = await json_body(request)
     create = functools.partial(store.create_execution, triggered_by=request[PRINCIPAL].by)
-    result = await run_once(request, create, body, request.app[BOX])
+    result = await run_once(request, create, body, request.app[BOX], request.app[CONFIG].clock())
     if again := replayed(result):
         return again
     doc, out = result
@@ -43,21 +42,18 @@ async def targets(request: web.Request):
 
 
 async def cancel(request: web.Request):
-    doc, out = await request.app[DB].run(store.cancel, request.match_info["execution_id"], time.time(),
-                                         request.app[BOX])
-    request.app[DRIVER].send(out)
-    return ok(doc)
+    return ok(await request.app[DRIVER].cancel_execution(request.match_info["execution_id"]))
 
 
 async def retry(request: web.Request):
     doc, out = await request.app[DB].run(store.again, request.match_info["execution_id"], request.app[BOX], True,
-                                         request[PRINCIPAL].by)
+                                         request.app[CONFIG].clock(), request[PRINCIPAL].by)
     request.app[DRIVER].send(out)
     return ok(doc, 201)
 
 
 async def replay(request: web.Request):
     doc, out = await request.app[DB].run(store.again, request.match_info["execution_id"], request.app[BOX], False,
-                                         request[PRINCIPAL].by)
+                                         request.app[CONFIG].clock(), request[PRINCIPAL].by)
     request.app[DRIVER].send(out)
     return ok(doc, 201)

@@ -2,14 +2,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cloud.appkeys import BOX, DB, DRIVER
+from cloud import schemas
+from cloud.appkeys import BOX, CONFIG, DB, DRIVER
+from cloud.errors import Invalid
 from cloud.middleware import PRINCIPAL, json_body
 from cloud.store import pipelines as store
-from cloud.views.common import ok, page_params, paged, replayed, run_once
+from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once
+
+
+def _now(request: web.Request) -> float:
+    return request.app[CONFIG].clock()
 
 
 async def create(request: web.Request):
-    return ok(await request.app[DB].run(store.create_pipeline, await json_body(request)), 201)
+    return ok(await request.app[DB].run(store.create_pipeline, await json_body(request), _now(request)), 201)
 
 
 async def list_(request: web.Request):
@@ -26,8 +32,8 @@ async def delete(request: web.Request):
     return web.Response(status=204)
 
 
-async def start(request: web.Request):
-    result = await run_once(request, store.start_run, request.match_info["pipeline_id"], request.app[BOX],
+async def _start(request: web.Request, pipeline_id: str):
+    result = await run_once(request, store.start_run, pipeline_id, request.app[BOX], _now(request),
                             request[PRINCIPAL].by)
     if again := replayed(result):
         return again
@@ -36,11 +42,24 @@ async def start(request: web.Request):
     return ok(doc, 201)
 
 
+async def start(request: web.Request):
+    return await _start(request, request.match_info["pipeline_id"])
+
+
+async def _runs(request: web.Request, of: str | None, **extra):
+    limit, cursor = page_params(request, default=50)
+    status = choice_param(request, "status", store.RUN_STATUSES)
+    return paged(request, "runs", await request.app[DB].run(store.list_runs, of, limit, cursor, status), **extra)
+
+
 async def runs(request: web.Request):
     pipeline_id = request.match_info["pipeline_id"]
-    limit, cursor = page_params(request, default=50)
-    return paged(request, "runs", await request.app[DB].run(store.list_runs, pipeline_id, limit, cursor),
-                 pipeline_id=pipeline_id)
+    return await _runs(request, pipeline_id, pipeline_id=pipeline_id)
+
+
+async def all_runs(request: web.Request):
+    """Recent runs of every pipeline, newest first (seed 003's GET /api/pipelines/run?limit=N)."""
+    return await _runs(request, None)
 
 
 async def run(request: web.Request):
@@ -48,8 +67,31 @@ async def run(request: web.Request):
     return ok(await request.app[DB].read(store.get_run, m["pipeline_id"], m["run_id"]))
 
 
-async def cancel(request: web.Request):
-    m = request.match_info
-    doc, out = await request.app[DB].run(store.cancel_run, m["pipeline_id"], m["run_id"], request.app[BOX])
+async def _act(request: web.Request, fn, pipeline_id: str | None, run_id: str, *args):
+    doc, out = await request.app[DB].run(fn, pipeline_id, run_id, *args, _now(request), request.app[BOX])
     request.app[DRIVER].send(out)
     return ok(doc)
+
+
+async def cancel(request: web.Request):
+    m = request.match_info
+    return await _act(request, store.cancel_run, m["pipeline_id"], m["run_id"])
+
+
+async def advance(request: web.Request):
+    m = request.match_info
+    body = schemas.parse(schemas.RunAdvance, await json_body(request))
+    return await _act(request, store.advance_run, m["pipeline_id"], m["run_id"], body.success)
+
+
+async def seed_run(request: web.Request):
+    """Seed 003's one endpoint for runs: `action` start (with pipeline_id),
+    advance (run_id, success) or cancel (run_id)."""
+    body = schemas.parse(schemas.SeedRunAction, await json_body(request))
+    if problems := body.missing():
+        raise Invalid(f"incomplete {body.action} action", problems)
+    if body.action == "start":
+        return await _start(request, body.pipeline_id)
+    if body.action == "advance":
+        return await _act(request, store.advance_run, None, body.run_id, body.success)
+    return await _act(request, store.cancel_run, None, body.run_id)

@@ -24,10 +24,19 @@ async def _setup(api, count=2):
     return flow, devices
 
 
-def done(api, device, exe_id, status="completed", run=7, reason=None):
+def done(api, device, exe_id, status="completed", run=7, reason=None, stored=True):
+    """The device's acks of its run, then (`stored`) the run's record stored
+    as the bridge stores it."""
     api.app[DRIVER].on_ack(device, Ack(id=f"{exe_id}.{device}.exec", op="exec", state="received"))
     api.app[DRIVER].on_ack(device, Ack(id=f"{exe_id}.{device}.exec", op="exec", state="done", status=status,
                                        run=run, reason=reason))
+    if stored:
+        store_record(api, device, exe_id, run, status)
+
+
+def store_record(api, device, exe_id, run=7, status="completed", **fields):
+    record = {"run": run, "exec": exe_id, "trigger": "exec", "status": status, "us": 100, "nodes": [], **fields}
+    api.app[DB].call(ingest, [(device, {"dev": device, "runs": [record], "dropped": 0}, 1.0)])
 
 
 async def _status(api, exe_id, wanted):
@@ -79,11 +88,12 @@ async def test_results_and_per_node_logs_by_severity(api):
     flow, _ = await _setup(api)
     exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
     for dev in ("x0", "x1"):
-        done(api, dev, exe["id"])
+        done(api, dev, exe["id"], stored=False)
     record = {"run": 7, "flow": flow["id"], "ver": 1, "exec": exe["id"], "trigger": "exec", "status": "completed",
               "t_ms": 5, "us": 300, "logs": [["info", "s3", "level now warning"], ["warning", "s2", "flag off"]],
               "nodes": [{"id": "s1", "type": "clear_cache", "us": 100, "out": "{}", "port": 0, "err": None}]}
     api.app[DB].call(ingest, [("x0", {"dev": "x0", "runs": [record], "dropped": 0}, 1.0)])
+    store_record(api, "x1", exe["id"])
     final = await _status(api, exe["id"], "completed")
     assert [t["status"] for t in final["targets"]] == ["completed", "completed"]
     assert final["targets"][0]["record"]["nodes"][0]["type"] == "clear_cache"
@@ -96,7 +106,7 @@ async def test_a_run_through_a_delay_is_one_record_with_the_nodes_after_the_dela
     # the part after a delay comes as a later run of the same execution
     flow, _ = await _setup(api, 1)
     exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
-    done(api, "x0", exe["id"], run=2)
+    done(api, "x0", exe["id"], run=2, stored=False)
 
     def record(run, trigger, nodes, status="completed"):
         return {"run": run, "flow": flow["id"], "ver": 1, "exec": exe["id"], "trigger": trigger, "status": status,
@@ -122,6 +132,36 @@ async def test_a_failed_device_fails_the_execution_and_retry_reruns_only_it(api)
     assert again["retry_of"] == exe["id"] and [t["device_id"] for t in again["targets"]] == ["x1"]
     replay = await api.post(f"/executions/{exe['id']}/replay", expect=201)
     assert [t["device_id"] for t in replay["targets"]] == ["x0", "x1"]
+
+
+async def test_an_execution_completes_only_once_its_run_records_are_stored(api):
+    # seed 000: the log is there when the status says the run ended (issue 14, item 4)
+    flow, _ = await _setup(api)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
+    store_record(api, "x1", exe["id"], run=3, logs=[["info", "s1", "early"]])  # a record may come before its `done`
+    done(api, "x0", exe["id"], run=5, stored=False)
+    done(api, "x1", exe["id"], run=3, stored=False)
+
+    async def x1_settled():
+        got = await api.get(f"/executions/{exe['id']}")
+        return got if got["targets"][1]["status"] == "completed" else None
+    got = await api.until(x1_settled)
+    assert got["status"] == "running" and got["targets"][0]["status"] == "running"  # x0's record is not in yet
+    assert got["targets"][0]["record"] is None and got["targets"][1]["record"]["logs"] == [["info", "s1", "early"]]
+    store_record(api, "x0", exe["id"], run=4)  # an earlier run's record is not the one `done` named
+    store_record(api, "x0", exe["id"], run=5, logs=[["info", "s2", "late"]])
+    final = await _status(api, exe["id"], "completed")
+    assert [t["status"] for t in final["targets"]] == ["completed", "completed"]
+    assert final["targets"][0]["record"]["logs"][-1] == ["info", "s2", "late"]
+
+
+async def test_a_run_record_that_never_comes_ends_the_target_as_done_said_at_the_timeout(api):
+    flow, _ = await _setup(api, 1)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True, "timeout": "300ms"}, expect=201)
+    done(api, "x0", exe["id"], status="failed", reason="s2: ValueError", stored=False)
+    final = await _status(api, exe["id"], "failed")
+    assert final["targets"][0]["status"] == "failed"
+    assert final["targets"][0]["reason"] == "s2: ValueError; its run record did not arrive within 0.3s"
 
 
 async def test_nothing_stays_running_past_the_timeout(api):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from shared_schema.messages import Ack
 
-from cloud.appkeys import DRIVER
+from cloud.appkeys import DB, DRIVER
+from cloud.store.runs import ingest
 
 FLOWS = [
     {"name": "clear", "steps": [{"node": "clear-cache", "params": {}}, {"node": "log", "params": {"message": "a"}}]},
@@ -30,6 +31,8 @@ async def _step_runs(api, pipeline_id, run_id, index, status):
     cmd = f"{exe_id}.p1.exec"
     api.app[DRIVER].on_ack("p1", Ack(id=cmd, op="exec", state="received"))
     api.app[DRIVER].on_ack("p1", Ack(id=cmd, op="exec", state="done", status=status, run=1))
+    record = {"run": 1, "exec": exe_id, "trigger": "exec", "status": status, "nodes": []}
+    api.app[DB].call(ingest, [("p1", {"dev": "p1", "runs": [record], "dropped": 0}, 1.0)])
 
 
 
@@ -82,3 +85,63 @@ async def test_pipelines_need_two_known_flows(api):
                              expect=422)
     assert problem["errors"][0]["pointer"] == "/steps/1/flow_id"
     await api.get("/pipelines/pl_nope", expect=404)
+
+
+async def test_a_manual_step_waits_for_step_done_or_step_failed(api):
+    flows = [await api.published_flow(f) for f in FLOWS[:3]]
+    await api.post("/devices", {"id": "p1", "board": "unix-sim"}, expect=201)
+    pipeline = await api.post("/pipelines", {"name": "checked", "targets": {"target_devices": ["p1"]}, "steps": [
+        {"flow_id": flows[0]["id"], "manual": True}, {"flow_id": flows[1]["id"]}, {"flow_id": flows[2]["id"]}]},
+        expect=201)
+    assert [s["manual"] for s in pipeline["steps"]] == [True, False, False]
+    pid = pipeline["id"]
+    run = await api.post(f"/pipelines/{pid}/runs", expect=201)
+    await _step_runs(api, pid, run["id"], 0, "completed")
+
+    async def waiting():
+        got = await api.get(f"/pipelines/{pid}/runs/{run['id']}")
+        return got if got["steps_snapshot"][0]["waiting"] else None
+    got = await api.until(waiting)  # its execution ended; the step waits on a person
+    assert got["status"] == "running" and got["steps_snapshot"][0]["status"] == "running"
+    assert got["steps_snapshot"][0]["execution_status"] == "completed"
+    await api.post(f"/pipelines/{pid}/runs/{run['id']}/advance", {"success": "yes"}, expect=422)
+    got = await api.post(f"/pipelines/{pid}/runs/{run['id']}/advance", {"success": True})
+    assert [s["status"] for s in got["steps_snapshot"]] == ["completed", "running", "pending"]
+    # a step that is not manual can be ended by hand too; its execution is cancelled
+    exe_id = got["steps_snapshot"][1]["execution_id"]
+    got = await api.post(f"/pipelines/{pid}/runs/{run['id']}/advance", {"success": False})
+    assert got["status"] == "failed" and [s["status"] for s in got["steps_snapshot"]] == ["completed", "failed",
+                                                                                         "skipped"]
+    assert got["steps_snapshot"][1]["error"] == "marked failed by hand"
+    assert (await api.get(f"/executions/{exe_id}"))["status"] == "cancelled"
+    problem = await api.post(f"/pipelines/{pid}/runs/{run['id']}/advance", {"success": True}, expect=409)
+    assert "it is failed" in problem["detail"]
+
+
+async def test_seed_003_run_endpoint_and_run_lists(api):
+    first = await _setup(api, ["stop", "stop"])
+    flows = [s["flow_id"] for s in first["steps"]]
+    second = await api.post("/pipelines", {"name": "other", "targets": {"target_devices": ["p1"]},
+                                           "steps": [{"flow_id": f} for f in flows]}, expect=201)
+    run = await api.post("/pipelines/run", {"action": "start", "pipeline_id": first["id"]}, expect=201)
+    assert run["pipeline_id"] == first["id"] and run["status"] == "running"
+    got = await api.post("/pipelines/run", {"action": "advance", "run_id": run["id"], "success": True})
+    assert [s["status"] for s in got["steps_snapshot"]] == ["completed", "running"]
+    got = await api.post("/pipelines/run", {"action": "cancel", "run_id": run["id"]})
+    assert got["status"] == "cancelled"
+    problem = await api.post("/pipelines/run", {"action": "advance", "run_id": run["id"]}, expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/success"]
+    await api.post("/pipelines/run", {"action": "restart", "run_id": run["id"]}, expect=422)
+    await api.post("/pipelines/run", {"action": "cancel", "run_id": "plr_nope"}, expect=404)
+    later = [await api.post(f"/pipelines/{pid}/runs", expect=201) for pid in (second["id"], first["id"])]
+    # limit honoured on a pipeline's runs, newest first, with a link to the rest
+    page = await api.get(f"/pipelines/{first['id']}/runs?limit=1")
+    assert [r["id"] for r in page["runs"]] == [later[1]["id"]] and page["next"]
+    rest = await api.get(page["next"].removeprefix("/api/v1"))
+    assert [r["id"] for r in rest["runs"]] == [run["id"]] and rest["next"] is None
+    # recent runs across pipelines, under both names
+    every = await api.get("/pipelines/runs?limit=2")
+    assert [r["id"] for r in every["runs"]] == [later[1]["id"], later[0]["id"]]
+    assert (await api.get("/pipelines/run?limit=2"))["runs"] == every["runs"]
+    assert [r["id"] for r in (await api.get("/pipelines/runs?status=cancelled"))["runs"]] == [run["id"]]
+    await api.get("/pipelines/runs?limit=0", expect=422)
