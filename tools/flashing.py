@@ -9,6 +9,11 @@ The plan (`flash_commands`) is pure: a list of mpremote argument lists, one
   folder, so every device path here is relative to the root.
 - Real boards (esp32, rp2) get umqtt.simple with `mip install` and a hard
   `reset` at the end, which boots what was flashed.
+- With `romfs`, the code (lib/, umqtt.simple included) goes into the board's
+  ROMFS partition as the bundle's rom.img (`mpremote romfs deploy`), where
+  it runs in place instead of in the heap (tools/romfs.py); only main.py,
+  boot.py and the data files go onto the filesystem. mpremote refuses a
+  board whose firmware has no ROMFS ("ROMFS is not enabled on this device").
 """
 
 from __future__ import annotations
@@ -83,11 +88,21 @@ def mpremote_exe() -> str:
     return str(local) if local.exists() else (shutil.which("mpremote") or "mpremote")
 
 
-def flash_commands(bundle: Bundle, port: str, *, unix: bool, mip: bool = True, batch: int = 16) -> FlashPlan:
+def verified_paths(bundle: Bundle, romfs: bool = False) -> dict[str, int]:
+    """{path on the board: size} of every file of the bundle; lib/ under /rom with `romfs`."""
+    return {(f"/rom/{f.path}" if romfs and f.path.startswith("lib/") else f.path): f.size for f in bundle.files}
+
+
+def flash_commands(bundle: Bundle, port: str, *, unix: bool, mip: bool = True, batch: int = 16,
+                   romfs: bool = False) -> FlashPlan:
     """The mpremote invocations that copy `bundle` to the board at `port`."""
-    paths = [f.path for f in bundle.files]
     prefix = ["resume"] if unix else []
-    cmds = [prefix + ["exec", _CLEAN % json.dumps(_dirs(paths))]]
+    cmds = []
+    if romfs:
+        cmds.append(prefix + ["romfs", "deploy", str(bundle.root / "rom.img")])
+        mip = False  # umqtt.simple is in the image
+    paths = [f.path for f in bundle.files if not (romfs and f.path.startswith("lib/"))]
+    cmds.append(prefix + ["exec", _CLEAN % json.dumps(_dirs(paths))])
     for i in range(0, len(paths), batch):
         chunk: list[str] = list(prefix)
         for p in paths[i : i + batch]:
@@ -97,7 +112,7 @@ def flash_commands(bundle: Bundle, port: str, *, unix: bool, mip: bool = True, b
         cmds.append(chunk)
     if mip and not unix:
         cmds.append(["mip", "install", "umqtt.simple"])
-    cmds.append(prefix + ["exec", _SIZES % json.dumps(paths)])
+    cmds.append(prefix + ["exec", _SIZES % json.dumps(list(verified_paths(bundle, romfs)))])
     if not unix:
         cmds.append(["reset"])
     return FlashPlan(port=port, commands=cmds)
@@ -114,20 +129,34 @@ def _run(port: str, args: list[str], timeout_s: float) -> str:
     return proc.stdout
 
 
-def flash(bundle: Bundle, port: str, *, unix: bool, mip: bool = True, timeout_s: float = 120, log=print) -> dict:
-    """Copy the bundle, install umqtt (boards), verify every file's size, reset (boards)."""
-    plan = flash_commands(bundle, port, unix=unix, mip=mip)
+def flash(bundle: Bundle, port: str, *, unix: bool, mip: bool = True, timeout_s: float = 120, log=print,
+          romfs: bool = False) -> dict:
+    """Copy the bundle (its code into ROMFS with `romfs`), install umqtt (boards), verify every
+    file's size, reset (boards)."""
+    plan = flash_commands(bundle, port, unix=unix, mip=mip, romfs=romfs)
     landed: dict = {}
     for args in plan.commands:
         what = "reset" if args == ["reset"] else ("mip install umqtt.simple" if "mip" in args else None)
+        if "romfs" in args:
+            what = "romfs deploy rom.img (the code, run in place from flash)"
         if what:
             log(f"flash: {what}")
-        out = _run(port, args, timeout_s)
+        try:
+            out = _run(port, args, timeout_s)
+        except FlashError as e:
+            if "romfs" in args and "not enabled" in str(e):
+                raise FlashError(f"{e}: this board's MicroPython firmware has no ROMFS partition "
+                                 "(MICROPY_VFS_ROM); flash without --romfs (the code goes to /lib and "
+                                 "runs from the heap), or flash a firmware built with ROMFS") from None
+            raise
         for line in out.splitlines():
             if line.startswith("FFSIZES"):
                 landed = json.loads(line[len("FFSIZES") :])
-    bad = [f"{f.path} ({landed.get(f.path)} != {f.size})" for f in bundle.files if landed.get(f.path) != f.size]
+    want = verified_paths(bundle, romfs)
+    bad = [f"{p} ({landed.get(p)} != {size})" for p, size in want.items() if landed.get(p) != size]
     if bad:
         raise FlashError("files did not land intact: " + ", ".join(bad))
-    log(f"flash: {len(bundle.files)} files, {bundle.total_bytes} bytes verified on {port}")
-    return {"port": port, "files": len(bundle.files), "bytes": bundle.total_bytes, "verified": True}
+    log(f"flash: {len(bundle.files)} files, {bundle.total_bytes} bytes verified on {port}"
+        + (" (code in ROMFS)" if romfs else ""))
+    return {"port": port, "files": len(bundle.files), "bytes": bundle.total_bytes, "verified": True,
+            "romfs": romfs}

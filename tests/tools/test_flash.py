@@ -178,3 +178,30 @@ def test_a_board_bundle_carries_the_ca_for_mqtt_over_tls(tmp_path, capsys):
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
     assert cfg["mqtt"]["host"] == "192.0.2.10" and cfg["wifi"]["ssid"] == "lab"
     assert cfg["mqtt"]["port"] == 8883 and cfg["mqtt"]["ca"]  # MQTT over TLS, the CA on the board
+
+
+def test_romfs_flash_plan_deploys_the_image_and_copies_only_the_entry_and_data_files(tmp_path):
+    from tools import bundle as bundle_mod
+    from tools.flashing import flash_commands, verified_paths
+
+    b = bundle_mod.build_bundle("esp32-devkitc", tmp_path / "b", {"device_id": "p1", "mqtt_host": "192.0.2.1",
+                                                                  "key": KEY}, with_umqtt=True)
+    plan = flash_commands(b, "/dev/ttyX", unix=False, romfs=True)
+    assert plan.commands[0] == ["romfs", "deploy", str(b.root / "rom.img")]
+    flat = [arg for cmd in plan.commands for arg in cmd]
+    copied = sorted(flat[i + 1][len(str(b.root)) + 1:] for i, a in enumerate(flat) if a == "cp")
+    assert copied == ["board.json", "boot.py", "config.json", "main.py"]
+    assert ["mip", "install", "umqtt.simple"] not in plan.commands  # umqtt.simple is in the image
+    want = verified_paths(b, romfs=True)
+    assert "/rom/lib/fleetflow/agent.mpy" in want and "/rom/lib/umqtt/simple.mpy" in want and "main.py" in want
+    assert plan.commands[-1] == ["reset"]
+
+
+@needs_socat
+def test_romfs_flash_to_a_board_without_romfs_says_so_and_what_to_do(board, tmp_path, capsys):
+    rc = cli.main(["flash", "--board", "unix-sim", "--port", board.port, "--device-id", "r1", "--romfs",
+                   "--mqtt-host", "127.0.0.1", "--key", KEY, "--out", str(tmp_path / "bundle"), "--plain-mqtt"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "ROMFS is not enabled on this device" in out and "flash without --romfs" in out
+    assert not (board.root / "config.json").exists()  # refused before anything was copied
