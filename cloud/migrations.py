@@ -15,6 +15,7 @@ import peewee
 from playhouse import migrate as pw_migrate
 
 from cloud import models
+from cloud.natural import natural_key
 
 
 def _v1_initial(db: peewee.Database) -> None:
@@ -98,6 +99,28 @@ def _v11_cores(db: peewee.Database) -> None:
         pw_migrate.migrate(migrator.add_column("exec_target", "outcome", models.ExecTarget.outcome))
 
 
+def _v12_device_lists(db: peewee.Database) -> None:
+    """Device lists sort by the id's natural order and filter by the flow,
+    version and trial each device reported (copied out of `status`)."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    have = {c.name for c in db.get_columns("device")}
+    ops = []
+    if "natural_key" not in have:  # nullable here: the rows are filled below, and new ones by the model
+        ops.append(migrator.add_column("device", "natural_key", peewee.CharField(max_length=160, null=True)))
+    for name in ("flow", "ver", "trial"):
+        if name not in have:
+            ops.append(migrator.add_column("device", name, getattr(models.Device, name)))
+    pw_migrate.migrate(*ops)
+    for dev in models.Device.select(models.Device.id, models.Device.status).iterator():
+        status = dev.status or {}
+        models.Device.update(natural_key=natural_key(dev.id), flow=status.get("flow"), ver=status.get("ver"),
+                             trial=bool(status.get("trial"))).where(models.Device.id == dev.id).execute()
+    indexes = {ix.name for ix in db.get_indexes("device")}
+    ops = [migrator.add_index("device", cols, False) for cols in (("natural_key", "id"), ("flow", "ver"))
+           if "device_" + "_".join(cols) not in indexes]
+    pw_migrate.migrate(*ops)
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
@@ -110,6 +133,7 @@ STEPS = [
     (9, _v9_idempotency),
     (10, _v10_accounts),
     (11, _v11_cores),
+    (12, _v12_device_lists),
 ]
 LATEST = STEPS[-1][0]
 

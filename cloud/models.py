@@ -12,6 +12,7 @@ from __future__ import annotations
 import peewee
 
 from cloud.db import JSONField
+from cloud.natural import natural_key
 
 database = peewee.DatabaseProxy()
 
@@ -80,6 +81,21 @@ class Device(BaseModel):
     health = JSONField(null=True)  # last health report
     last_seen = peewee.DoubleField(null=True)
     created_at = peewee.DoubleField()
+    # Migration 12: the id's natural order (cloud.natural), which lists sort
+    # by; insert_rows must name it (no default: a row without it fails).
+    natural_key = peewee.CharField(max_length=160)
+    # What it last reported running (copied from `status`, for filters).
+    flow = peewee.CharField(max_length=64, null=True)
+    ver = peewee.IntegerField(null=True)
+    trial = peewee.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("natural_key", "id"), False), (("flow", "ver"), False))
+
+    def save(self, *args, **kwargs):
+        if not self.natural_key:
+            self.natural_key = natural_key(self.id)
+        return super().save(*args, **kwargs)
 
 
 class Deployment(BaseModel):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import secrets as _random
 import time
+from dataclasses import dataclass
 
+from peewee import fn
 from shared_schema.boards import board_names
 from shared_schema.catalog import board_types
 
@@ -69,21 +71,50 @@ def provision(body: dict, box: secrets.SecretBox, broker: tuple[str, int], prefi
     return doc, password
 
 
-def list_devices(tag: str | None = None, environment: str | None = None, board: str | None = None,
-                 online: bool | None = None, limit: int = paging.DEFAULT_LIMIT,
+# ?sort= of a device list: the columns of its keyset order (cloud.store.paging).
+# Never-seen devices (last_seen NULL) count as seen at 0: last with -last_seen.
+_SEEN = paging.Computed(fn.COALESCE(Device.last_seen, 0.0), "seen_order", Device.last_seen)
+SORTS = {
+    "id": ((Device.natural_key, Device.id), False),
+    "-id": ((Device.natural_key, Device.id), True),
+    "last_seen": ((_SEEN, Device.natural_key, Device.id), False),
+    "-last_seen": ((_SEEN, Device.natural_key, Device.id), True),
+    "name": ((Device.name, Device.natural_key, Device.id), False),
+}
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """What a device list is narrowed to (None: any)."""
+
+    q: str | None = None  # in the id or the name, any case
+    tag: str | None = None
+    environment: str | None = None
+    board: str | None = None
+    online: bool | None = None
+    flow: str | None = None  # the flow it reported running
+    version: int | None = None
+    trial: bool | None = None
+
+
+def list_devices(where: DeviceFilter = DeviceFilter(), sort: str = "id", limit: int = paging.DEFAULT_LIMIT,
                  cursor: str | None = None) -> tuple[list[dict], str | None]:
-    """One page of devices by id; returns (documents, cursor of the next page)."""
+    """One page of devices in `sort` order (SORTS; ids in natural order:
+    node-2 before node-10); returns (documents, cursor of the next page)."""
     query = Device.select()
-    if tag:
-        query = query.where(tag_match(Device.tags, tag))
-    if environment:
-        query = query.where(Device.environment == environment)
-    if board:
-        query = query.where(Device.board == board)
-    if online is not None:
-        query = query.where(Device.online == online)
-    got = paging.page(query, "devices", (Device.id,), limit, cursor)
-    return [device_doc(d) for d in got.rows if not tag or tag in d.tags], got.cursor
+    if where.q:
+        needle = where.q.lower()
+        query = query.where(fn.LOWER(Device.id).contains(needle) | fn.LOWER(Device.name).contains(needle))
+    if where.tag:
+        query = query.where(tag_match(Device.tags, where.tag))
+    for column, value in ((Device.environment, where.environment), (Device.board, where.board),
+                          (Device.online, where.online), (Device.flow, where.flow), (Device.ver, where.version),
+                          (Device.trial, where.trial)):
+        if value is not None and value != "":
+            query = query.where(column == value)
+    fields, descending = SORTS[sort]
+    got = paging.page(query, f"devices:{sort}", fields, limit, cursor, descending)
+    return [device_doc(d) for d in got.rows if not where.tag or where.tag in d.tags], got.cursor
 
 
 def get_device(device_id: str) -> dict:
@@ -139,6 +170,7 @@ def record_status(device_id: str, status: dict, now: float) -> bool:
     dev.online = online
     if online:
         dev.status = status
+        dev.flow, dev.ver, dev.trial = status.get("flow"), status.get("ver"), bool(status.get("trial"))
     else:
         dev.status = dict(dev.status or {}, state="offline")
     dev.last_seen = now

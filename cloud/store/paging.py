@@ -29,6 +29,15 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
+class Computed(NamedTuple):
+    """A key column that is an expression (a nullable column made total with
+    COALESCE): selected as `name`, checked in cursors like column `like`."""
+
+    expr: peewee.Node
+    name: str
+    like: peewee.Field
+
+
 class Page(NamedTuple):
     rows: list
     cursor: str | None  # of the next page; None: this page is the last
@@ -44,6 +53,8 @@ def _bad(why: str) -> Invalid:
 
 
 def _kind_of(value, field) -> bool:
+    if isinstance(field, Computed):
+        field = field.like
     if isinstance(field, (peewee.FloatField, peewee.DoubleField)):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(field, (peewee.IntegerField, peewee.AutoField)):
@@ -70,12 +81,16 @@ def page(query: peewee.Select, kind: str, fields: tuple, limit: int, cursor: str
          descending: bool = False) -> Page:
     """One page of `query` (already filtered, not yet ordered) in the order
     of `fields` (a unique key), after `cursor`."""
+    computed = [f for f in fields if isinstance(f, Computed)]
+    if computed:
+        query = query.select_extend(*[f.expr.alias(f.name) for f in computed])
+    columns = [f.expr if isinstance(f, Computed) else f for f in fields]
     if cursor:
         key = decode(kind, cursor, fields)
-        left = fields[0] if len(fields) == 1 else peewee.Tuple(*fields)
-        right = key[0] if len(fields) == 1 else peewee.Tuple(*key)
+        left = columns[0] if len(columns) == 1 else peewee.Tuple(*columns)
+        right = key[0] if len(columns) == 1 else peewee.Tuple(*key)
         query = query.where(left < right if descending else left > right)
-    order = [f.desc() for f in fields] if descending else list(fields)
+    order = [c.desc() for c in columns] if descending else columns
     rows = list(query.order_by(*order).limit(limit + 1))
     if len(rows) <= limit:
         return Page(rows, None)

@@ -11,7 +11,7 @@ from cloud.middleware import KEY_HASH, json_body
 from cloud.store import devices as store
 from cloud.store import idempotency
 from cloud.store import runs as run_store
-from cloud.views.common import ok, page_params, paged, replayed, run_once
+from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once, whole_number
 
 log = logging.getLogger("fleetflow.api")
 
@@ -65,7 +65,7 @@ async def _call_hook(hook, *args) -> None:
 
 def _bool(request: web.Request, name: str):
     raw = request.query.get(name)
-    if raw is None:
+    if not raw:  # absent, or left empty by a form: any
         return None
     if raw.lower() in ("1", "true", "yes"):
         return True
@@ -76,9 +76,15 @@ def _bool(request: web.Request, name: str):
 
 async def list_(request: web.Request):
     q = request.query
+    raw_version = q.get("version")
+    where = store.DeviceFilter(
+        q=q.get("q") or None, tag=q.get("tag") or None, environment=q.get("environment") or None,
+        board=q.get("board") or None, online=_bool(request, "online"), flow=q.get("flow") or None,
+        version=whole_number(raw_version, "?version", "version") if raw_version else None,
+        trial=_bool(request, "trial"))
+    sort = choice_param(request, "sort", tuple(store.SORTS)) or "id"
     limit, cursor = page_params(request)
-    docs, cursor = await request.app[DB].run(store.list_devices, q.get("tag"), q.get("environment"), q.get("board"),
-                                             _bool(request, "online"), limit, cursor)
+    docs, cursor = await request.app[DB].run(store.list_devices, where, sort, limit, cursor)
     return paged(request, "devices", ([_live(request, d) for d in docs], cursor))
 
 

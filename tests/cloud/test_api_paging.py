@@ -8,6 +8,7 @@ import time
 from cloud.appkeys import BOX, DB
 from cloud.db import insert_rows
 from cloud.models import Device
+from cloud.natural import natural_key
 from cloud.store.runs import ingest
 
 STEP_FLOW = {"name": "tiny", "steps": [{"node": "clear-cache", "params": {}}]}
@@ -104,8 +105,9 @@ async def test_a_deployment_over_more_targets_than_sqlite_binds_in_a_statement(a
     count = 40_000
     db, box = api.app[DB], api.app[BOX]
     sealed = box.seal(bytes(32))
-    db.call(insert_rows, Device, [{"id": f"big{i:05d}", "board": "unix-sim", "tags": ["big"], "password_hash": "-",
-                                   "key_sealed": sealed, "created_at": 0.0} for i in range(count)])
+    db.call(insert_rows, Device, [{"id": f"big{i:05d}", "natural_key": natural_key(f"big{i:05d}"), "board": "unix-sim",
+                                   "tags": ["big"], "password_hash": "-", "key_sealed": sealed, "created_at": 0.0}
+                                  for i in range(count)])
     flow = await api.published_flow(STEP_FLOW)
     dep = await api.post("/deployments", {"flow_id": flow["id"], "strategy": "all_at_once", "target_tags": ["big"]},
                          expect=201)
@@ -132,8 +134,8 @@ async def test_an_execution_over_more_devices_than_a_request_may_name_is_replaye
     count = MAX_TARGETS + 1
     db, box = api.app[DB], api.app[BOX]
     sealed = box.seal(bytes(32))
-    db.call(insert_rows, Device, [{"id": f"ex{i:05d}", "board": "unix-sim", "password_hash": "-",
-                                   "key_sealed": sealed, "created_at": 0.0} for i in range(count)])
+    db.call(insert_rows, Device, [{"id": f"ex{i:05d}", "natural_key": natural_key(f"ex{i:05d}"), "board": "unix-sim",
+                                   "password_hash": "-", "key_sealed": sealed, "created_at": 0.0} for i in range(count)])
     flow = await api.published_flow(STEP_FLOW)
     exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
     assert exe["total_targets"] == count and "targets" not in exe

@@ -37,6 +37,20 @@ def test_an_upgrade_keeps_the_data(tmp_path):
     assert new.call(lambda: models.Device.get_by_id("d1").last_seen) == 5.0
 
 
+def test_the_device_list_migration_fills_the_sort_key_and_the_reported_flow(tmp_path):
+    db = Database(str(tmp_path / "d.db"))
+    migrations.migrate(db.peewee)
+    db.call(lambda: models.Device.create(id="node-10", board="unix-sim", password_hash="h", key_sealed="v1:x",
+                                         created_at=1.0, status={"state": "online", "flow": "f1", "ver": 3,
+                                                                 "trial": True}))
+    # as a database before step 12 holds it: no key, nothing copied out of status
+    db.peewee.execute_sql("UPDATE device SET natural_key = '', flow = NULL, ver = NULL, trial = 0")
+    db.peewee.execute_sql("DELETE FROM schema_version WHERE version = 12")
+    assert migrations.migrate(db.peewee) == [12]
+    dev = db.call(models.Device.get_by_id, "node-10")
+    assert (dev.natural_key, dev.flow, dev.ver, dev.trial) == ("node-0210", "f1", 3, True)
+
+
 def test_sealed_keys_open_only_with_the_same_secret():
     box = SecretBox(b"k" * 32)
     sealed = box.seal(b"\x01" * 32)

@@ -94,10 +94,11 @@ def _provision(db, box, count: int) -> None:
     from cloud import secrets
     from cloud.db import insert_rows
     from cloud.models import Device
+    from cloud.natural import natural_key
 
     now = time.time()
     for start in range(0, count, 5000):
-        rows = [{"id": f"b{i:06d}", "board": "unix-sim", "tags": ["bench"],
+        rows = [{"id": f"b{i:06d}", "natural_key": natural_key(f"b{i:06d}"), "board": "unix-sim", "tags": ["bench"],
                  "password_hash": secrets.hash_token(secrets.new_token()), "key_sealed": box.seal(os.urandom(32)),
                  "created_at": now} for i in range(start, min(count, start + 5000))]
         db.call(insert_rows, Device, rows)
