@@ -93,10 +93,15 @@ def _v10_accounts(db: peewee.Database) -> None:
 
 
 def _v11_cores(db: peewee.Database) -> None:
-    """An execution target's outcome awaiting its run record."""
+    """An execution target's outcome awaiting its run record; a deployment's
+    rate control state."""
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    ops = []
     if "outcome" not in {c.name for c in db.get_columns("exec_target")}:
-        migrator = pw_migrate.SchemaMigrator.from_database(db)
-        pw_migrate.migrate(migrator.add_column("exec_target", "outcome", models.ExecTarget.outcome))
+        ops.append(migrator.add_column("exec_target", "outcome", models.ExecTarget.outcome))
+    if "pace" not in {c.name for c in db.get_columns("deployment")}:
+        ops.append(migrator.add_column("deployment", "pace", models.Deployment.pace))
+    pw_migrate.migrate(*ops)
 
 
 def _v12_device_lists(db: peewee.Database) -> None:

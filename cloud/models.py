@@ -118,6 +118,8 @@ class Deployment(BaseModel):
     # targets (migration 7): what lets a process trust the targets it keeps
     # in memory between steps (cloud.store.rollout).
     rev = peewee.CharField(max_length=16, default="")
+    # Rate control's state (cloud.engine.state.Deployment.pace; migration 11).
+    pace = JSONField(null=True)
 
 
 class Target(BaseModel):

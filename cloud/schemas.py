@@ -74,6 +74,33 @@ class DevicePatch(_Strict):
     environment: str | None = Field(default=None, max_length=32)
 
 
+class DeploymentConfig(BaseModel):
+    """A deployment's settings, per strategy (docs/api.md): what the API
+    document shows. The values are checked by cloud.engine.settings.resolve,
+    which knows which strategy takes which key and names the bad ones."""
+
+    model_config = ConfigDict(extra="allow")
+    timeout: Any = Field(None, description="duration: no target stays deploying longer, e.g. '30m'")
+    auto_rollback: Any = Field(None, description="bool: roll back what was applied when the deployment fails")
+    health_check: Any = Field(None, description="bool: a target succeeds once healthy (else once applied)")
+    health: Any = Field(None, description="the device's health rule: {runs, seconds, max_error_rate}")
+    failure_threshold: Any = Field(None, description="percent of failed targets over which the deployment fails "
+                                                     "(all_at_once, rolling, canary)")
+    batch_size: Any = Field(None, description="rolling: targets a batch")
+    batch_delay: Any = Field(None, description="rolling: duration between batches")
+    canary_percentage: Any = Field(None, description="canary: percent of the targets in the canary")
+    canary_delay: Any = Field(None, description="canary: duration the canary is watched")
+    switch_delay: Any = Field(None, description="blue_green: duration between all staged and the switch")
+    max_per_minute: Any = Field(None, description="rate control: at most this many deploys a minute "
+                                                  "(all_at_once, rolling, canary)")
+    base_per_minute: Any = Field(None, description="ramp: the rate it starts at, deploys a minute")
+    increment_factor: Any = Field(None, description="ramp: the rate is multiplied by this (above 1, at most 5; "
+                                                    "default 2)")
+    increment_after_successes: Any = Field(None, description="ramp: successes between raises (default 10)")
+    min_executed: Any = Field(None, description="abort rule: failure_threshold is judged over every finished "
+                                                "target once at least this many finished")
+
+
 class DeploymentCreate(_Strict):
     flow_id: str
     version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
@@ -82,7 +109,7 @@ class DeploymentCreate(_Strict):
     target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
     all: bool = False  # every device (a fleet past MAX_TARGETS too)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: DeploymentConfig = Field(default_factory=DeploymentConfig)
 
 
 class RollbackBody(_Strict):

@@ -2,6 +2,8 @@
 
     fleetflow deploy create FLOW --strategy canary --all [--canary-percentage 10 --canary-delay 30s]
     fleetflow deploy create FLOW --strategy rolling --devices dev-1,dev-2 --batch-size 5 --batch-delay 10s
+    fleetflow deploy create FLOW --strategy all_at_once --all --base-per-minute 50 --max-per-minute 1000 \
+        --failure-threshold 5 --min-executed 100
     fleetflow deploy watch DEPLOYMENT
     fleetflow deploy list | show DEPLOYMENT
     fleetflow deploy pause|resume|rollback|cancel DEPLOYMENT
@@ -35,6 +37,12 @@ SETTINGS = (
     ("canary_delay", str, "canary: how long to watch the canary, e.g. 30s, 30m"),
     ("switch_delay", str, "blue_green: wait before switching, e.g. 10m"),
     ("timeout", str, "give up after this long, e.g. 30m"),
+    # rate control and the abort rule's sample (all_at_once, rolling, canary)
+    ("max_per_minute", int, "at most this many deploys a minute"),
+    ("base_per_minute", int, "ramp: start at this many deploys a minute"),
+    ("increment_factor", float, "ramp: multiply the rate by this (default 2)"),
+    ("increment_after_successes", int, "ramp: raise the rate after this many successes (default 10)"),
+    ("min_executed", int, "judge --failure-threshold over all finished targets once this many finished"),
 )
 
 

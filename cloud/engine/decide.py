@@ -14,6 +14,17 @@ Rules
 - A batch fails when its failures exceed `failure_threshold` percent of it
   (exactly at the threshold passes); a canary batch fails on any failure.
   Failure is decided as soon as it is certain, not when the batch ends.
+- Rate control (batch strategies, when `max_per_minute` or `base_per_minute`
+  is set): a batch's deploys go out at most at the current rate, a token
+  bucket that starts with one deploy and holds at most RATE_BURST_S of
+  them; with a ramp the rate starts at base_per_minute and is multiplied
+  by increment_factor after every increment_after_successes successes, up
+  to max_per_minute. Targets not sent yet stay pending (their timeout has
+  not started); pause holds them too.
+- With `min_executed`, failure_threshold is judged over every target of
+  the deployment that finished (success or failed), once at least
+  min_executed have, instead of batch by batch (a canary failure still
+  fails at once).
 - blue_green: `stage` everywhere, wait until all staged, wait switch_delay,
   `activate` everywhere; any failure switches every applied target back.
 - A failed deployment with auto_rollback sends `rollback` to every target
@@ -62,6 +73,7 @@ _RANK = {"received": 1, "staged": 2, "applied": 3, "healthy": 4}
 _FAILURES = {"failed", "rejected", "rolled_back"}
 _OPEN = {"pending", "deploying"}
 _TIMEOUT = "timeout"
+RATE_BURST_S = 5.0  # the most deploys the rate lets out at once: this many seconds of them (at least one)
 
 
 def plan_batches(strategy: str, settings: dict, count: int) -> list[int]:
@@ -206,6 +218,9 @@ class _Core:
 
     def advance(self):
         self._timeouts()
+        paced = self.s.get("max_per_minute") or self.s.get("base_per_minute")
+        if paced and self.dep.status == "running" and self.dep.phase == "batch":
+            self._release()
         for _ in range(len(self.targets) + 8):  # each pass moves at least one phase, or stops
             if self.dep.status not in ("running", "paused") or not self._step():
                 break
@@ -246,15 +261,32 @@ class _Core:
 
     def _batch_failure(self, batch: list[Target]) -> str:
         failed = [t for t in batch if t.status == "failed"]
+        if failed and self.dep.strategy == "canary" and self.dep.batch == 0:
+            return f"canary device {failed[0].device_id} failed: {failed[0].reason}"
+        if self.s.get("min_executed"):
+            return self._sample_failure()
         if not failed:
             return ""
         first = failed[0]
-        if self.dep.strategy == "canary" and self.dep.batch == 0:
-            return f"canary device {first.device_id} failed: {first.reason}"
         threshold = self.s["failure_threshold"]
         if len(failed) * 100 > threshold * len(batch):
             return (f"{len(failed)} of {len(batch)} targets in batch {self.dep.batch + 1} failed "
                     f"(over the {threshold:g}% threshold); first: {first.device_id}: {first.reason}")
+        return ""
+
+    def _sample_failure(self) -> str:
+        executed, failed, first = 0, 0, None
+        for t in self.targets:
+            if t.status == "success":
+                executed += 1
+            elif t.status == "failed":
+                executed += 1
+                failed += 1
+                first = first or t
+        threshold, sample = self.s["failure_threshold"], self.s["min_executed"]
+        if executed >= sample and failed * 100 > threshold * executed:
+            return (f"{failed} of the {executed} targets executed failed (over the {threshold:g}% threshold, "
+                    f"judged once at least {sample} executed); first: {first.device_id}: {first.reason}")
         return ""
 
     def _step_blue_green(self) -> bool:
@@ -286,9 +318,37 @@ class _Core:
             self._deploy_batch()
 
     def _deploy_batch(self):
-        for t in self.targets:
-            if t.batch == self.dep.batch and t.status == "pending":
-                self._send(t, "deploy", status="deploying")
+        self._release()
+
+    def _release(self):
+        """Send `deploy` to the batch's pending targets, as many as the rate allows."""
+        paced = self.s.get("max_per_minute") or self.s.get("base_per_minute")
+        pending = [t for t in self.targets if t.batch == self.dep.batch and t.status == "pending"]
+        if not pending:
+            return
+        for t in pending[:self._allowance(len(pending))] if paced else pending:
+            self._send(t, "deploy", status="deploying")
+
+    def _allowance(self, wanted: int) -> int:
+        s = self.s
+        top = s.get("max_per_minute") or math.inf
+        pace = dict(self.dep.pace or {})
+        if "rate" not in pace:  # the first deploy of the deployment goes at once
+            pace = {"rate": float(min(s.get("base_per_minute") or top, top)), "credit": 1.0, "at": self.now,
+                    "raised_at": 0}
+        if s.get("base_per_minute"):
+            successes = sum(1 for t in self.targets if t.status == "success")
+            step = s["increment_after_successes"]
+            while pace["rate"] < top and successes - pace["raised_at"] >= step:
+                pace["rate"] = min(top, pace["rate"] * s["increment_factor"])
+                pace["raised_at"] += step
+        rate = pace["rate"]
+        credit = min(pace["credit"] + rate * max(0.0, self.now - pace["at"]) / 60,
+                     max(1.0, rate * RATE_BURST_S / 60))
+        n = min(wanted, int(credit + 1e-9))
+        pace.update(credit=credit - n, at=self.now)
+        self._set_dep(pace=pace)
+        return n
 
     def _last_batch(self) -> int:
         return max((t.batch for t in self.targets), default=0)

@@ -22,13 +22,25 @@ STRATEGIES = ("all_at_once", "rolling", "canary", "blue_green")
 HEALTH_DEFAULT = {"runs": 3, "seconds": 30, "max_error_rate": 0.25}
 
 _COMMON = {"timeout": "duration", "auto_rollback": "bool", "health_check": "bool", "health": "health"}
+# Rate control and the abort rule's sample, for the strategies that send
+# deploys batch by batch (AWS IoT Jobs' maximumPerMinute, exponentialRate and
+# abortConfig): at most `max_per_minute` deploys a minute; or a ramp from
+# `base_per_minute`, multiplied by `increment_factor` after every
+# `increment_after_successes` successes, up to max_per_minute; and
+# `failure_threshold` judged over every target that finished, once at least
+# `min_executed` have. Not for blue_green: its switch is all at once.
+_PACING = {"max_per_minute": "rate", "base_per_minute": "rate", "increment_factor": "factor",
+           "increment_after_successes": "count", "min_executed": "count"}
+RAMP_DEFAULTS = {"increment_factor": 2.0, "increment_after_successes": 10}
 
 # Setting -> kind, per strategy. A setting not listed for a strategy is
 # refused: a canary with a batch_size is a mistake worth telling.
 SCHEMA: dict[str, dict[str, str]] = {
-    "all_at_once": {**_COMMON, "failure_threshold": "percent"},
-    "rolling": {**_COMMON, "batch_size": "count", "batch_delay": "duration", "failure_threshold": "percent"},
-    "canary": {**_COMMON, "canary_percentage": "percent", "canary_delay": "duration", "failure_threshold": "percent"},
+    "all_at_once": {**_COMMON, "failure_threshold": "percent", **_PACING},
+    "rolling": {**_COMMON, "batch_size": "count", "batch_delay": "duration", "failure_threshold": "percent",
+                **_PACING},
+    "canary": {**_COMMON, "canary_percentage": "percent", "canary_delay": "duration", "failure_threshold": "percent",
+               **_PACING},
     "blue_green": {**_COMMON, "switch_delay": "duration"},
 }
 
@@ -87,6 +99,23 @@ def _parse_count(value) -> int:
     return value
 
 
+MAX_PER_MINUTE = 1_000_000
+MAX_FACTOR = 5.0
+
+
+def _parse_rate(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PER_MINUTE:
+        raise ValueError(f"must be a whole number of devices a minute, from 1 to {MAX_PER_MINUTE:,}")
+    return value
+
+
+def _parse_factor(value) -> float:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not 1 < value <= MAX_FACTOR):
+        raise ValueError(f"must be a number above 1 and at most {MAX_FACTOR:g} (the rate is multiplied by it)")
+    return float(value)
+
+
 def _parse_bool(value) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
@@ -125,7 +154,8 @@ def _parse_health(value, pointer: str) -> tuple[dict, list[Problem]]:
     return rule, problems
 
 
-_PARSERS = {"duration": parse_duration, "percent": parse_percent, "count": _parse_count, "bool": _parse_bool}
+_PARSERS = {"duration": parse_duration, "percent": parse_percent, "count": _parse_count, "bool": _parse_bool,
+            "rate": _parse_rate, "factor": _parse_factor}
 
 
 def resolve(strategy: str, config: dict | None, pointer: str = "/config") -> dict:
@@ -153,6 +183,23 @@ def resolve(strategy: str, config: dict | None, pointer: str = "/config") -> dic
             settings[key] = _PARSERS[kind](value)
         except ValueError as exc:
             problems.append(Problem(f"{pointer}/{key}", str(exc)))
+    problems += _pacing_problems(config, settings, pointer)
     if problems:
         raise Invalid("invalid deployment config", problems)
+    if "base_per_minute" in settings:
+        for key, value in RAMP_DEFAULTS.items():
+            settings.setdefault(key, value)
     return settings
+
+
+def _pacing_problems(config: dict, settings: dict, pointer: str) -> list[Problem]:
+    """What the rate settings say that does not hold together."""
+    problems = []
+    if "base_per_minute" not in config:
+        for key in RAMP_DEFAULTS:
+            if key in config:
+                problems.append(Problem(f"{pointer}/{key}", "a ramp needs base_per_minute, the rate it starts at"))
+    base, top = settings.get("base_per_minute"), settings.get("max_per_minute")
+    if isinstance(base, int) and isinstance(top, int) and base > top:
+        problems.append(Problem(f"{pointer}/base_per_minute", f"{base} is above max_per_minute ({top})"))
+    return problems

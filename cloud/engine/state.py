@@ -26,6 +26,10 @@ class Deployment:
     started_at: float | None = None
     finished_at: float | None = None
     reason: str = ""
+    # Rate control (settings max_per_minute, base_per_minute): the current
+    # rate a minute, the deploys it allows that are not sent yet (`credit`)
+    # as of `at`, and the successes counted at the last raise of the ramp.
+    pace: dict | None = None
 
 
 @dataclass

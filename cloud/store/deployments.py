@@ -118,7 +118,8 @@ def published_version(flow_id: str, number: int | None) -> FlowVersion:
 
 def create_deployment(body: dict, now: float) -> dict:
     req = schemas.parse(schemas.DeploymentCreate, body)
-    settings = engine_settings.resolve(req.strategy, req.config)
+    config = req.config.model_dump(exclude_unset=True)  # the keys given, as given
+    settings = engine_settings.resolve(req.strategy, config)
     fv = published_version(req.flow_id, req.version)
     devices = list(Device.select().order_by(Device.id)) if req.all else resolve_targets(req)
     if not devices:
@@ -127,7 +128,7 @@ def create_deployment(body: dict, now: float) -> dict:
     programs = compile_for(fv, devices)
     dep = Deployment.create(
         id=DEPLOYMENT_PREFIX + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
-        config=req.config, settings=settings, created_at=now,
+        config=config, settings=settings, created_at=now,
         selector={"target_devices": list(first_positions(req.target_devices)), "target_tags": req.target_tags,
                   "environment": req.environment, "all": req.all})
     for board, prog in programs.items():
@@ -159,6 +160,8 @@ def deployment_doc(dep: Deployment, counts: dict, targets: list[Target] | None =
     doc = {
         "id": dep.id, "flow_id": dep.flow, "version": dep.version, "strategy": dep.strategy, "status": dep.status,
         "phase": dep.phase or None, "batch": dep.batch, "config": dep.config, "settings": dep.settings,
+        # the rate deploys go out at now (rate control), null when unlimited
+        "rate_per_minute": (dep.pace or {}).get("rate"),
         "targets_selector": dep.selector,
         "total_targets": sum(counts.values()), "completed_targets": counts["success"],
         "failed_targets": counts["failed"], "counts": counts, "reason": dep.reason or None,

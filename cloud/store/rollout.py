@@ -31,7 +31,7 @@ from cloud.secrets import SecretBox
 from cloud.store import webhooks
 from cloud.timefmt import iso
 
-_DEP_FIELDS = ("status", "phase", "batch", "phase_since", "started_at", "finished_at", "reason")
+_DEP_FIELDS = ("status", "phase", "batch", "phase_since", "started_at", "finished_at", "reason", "pace")
 _TARGET_FIELDS = ("batch", "status", "step", "ack", "sent_at", "applied", "reason")
 # The ack states after which a command needs no re-sending.
 _FINAL = {
@@ -127,7 +127,10 @@ def _step(dep: Deployment, ds: DepState, kept: "_Kept", events: list, now: float
     insert_rows(DeploymentEvent, log)
     update = None
     if dep_changes or target_changes:
-        public = {k: (iso(v) if k.endswith("_at") else v) for k, v in dep_changes.items() if k != "phase_since"}
+        public = {k: (iso(v) if k.endswith("_at") else v) for k, v in dep_changes.items()
+                  if k not in ("phase_since", "pace")}
+        if "pace" in dep_changes:
+            public["rate_per_minute"] = dep_changes["pace"]["rate"]
         kept.recount(target_changes)
         public["counts"] = dict(kept.counts)  # a watcher of a big deployment keeps its counts without the targets
         update = {"id": dep_id, "deployment": public, "targets": [

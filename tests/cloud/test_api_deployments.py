@@ -270,3 +270,21 @@ def test_a_slow_subscriber_is_dropped_without_holding_up_the_others():
         assert await slow.next() is None  # its reader learns it was dropped
         assert [g[2]["n"] for g in got] == list(range(QUEUE_SIZE + 5))
     asyncio.run(scenario())
+
+
+async def test_rate_control_holds_deploys_back_and_is_shown(api):
+    flow, devices, body = await _seed_setup(api)
+    body.update(strategy="all_at_once", config={"base_per_minute": 1, "max_per_minute": 4, "failure_threshold": 50,
+                                               "min_executed": 2})
+    dep = await api.post("/deployments", body, expect=201)
+    assert dep["settings"]["increment_factor"] == 2.0 and dep["rate_per_minute"] is None
+    started = await api.post(f"/deployments/{dep['id']}/start")
+    assert [t["status"] for t in started["targets"]] == ["deploying", "pending", "pending"]
+    assert started["rate_per_minute"] == 1
+    commands = api.app[DB].call(lambda: [c.id for c in Command.select()])
+    assert commands == [f"{dep['id']}.dev_001.deploy"]  # one a minute: the rest wait
+    problem = await api.post("/deployments", dict(body, strategy="blue_green", config={"max_per_minute": 5}),
+                             expect=422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/config/max_per_minute"]
+    problem = await api.post("/deployments", dict(body, config={"increment_factor": 3}), expect=422)
+    assert "needs base_per_minute" in problem["errors"][0]["message"]

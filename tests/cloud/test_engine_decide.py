@@ -420,3 +420,105 @@ def test_cancel_skips_the_pending_and_cancels_the_in_flight():
     _, sent = f.at(2, Cancel())
     assert f.dep.status == "cancelled" and sent == [("d1", "cancel")]
     assert f.statuses() == ["success", "skipped", "skipped", "skipped"]
+
+
+# -- rate control and the abort rule's sample ---------------------------------------
+
+def test_max_per_minute_lets_deploys_out_at_the_rate():
+    f = Fleet("all_at_once", 6, max_per_minute=60)
+    _, sent = f.at(0, Start())
+    assert sent == [("d0", "deploy")]  # the first at once
+    assert f.at(0.5)[1] == []
+    assert f.at(1)[1] == [("d1", "deploy")]
+    assert f.at(3)[1] == [("d2", "deploy"), ("d3", "deploy")]
+    assert f.statuses() == ["deploying"] * 4 + ["pending"] * 2  # the rest wait, their timeout not running
+    f.ok(4, "d0", "d1", "d2", "d3")
+    assert f.dep.status == "running" and f.sent[-1] == ("d4", "deploy")
+    f.ok(5, "d4")
+    f.ok(6, "d5")
+    assert f.dep.status == "completed" and f.dep.pace["rate"] == 60
+
+
+def test_a_rate_saves_up_at_most_a_few_seconds_of_deploys():
+    f = Fleet("all_at_once", 40, max_per_minute=120, timeout="1h")
+    f.at(0, Start())
+    f.at(1, Pause())
+    assert f.at(100)[1] == []  # paused: nothing goes out
+    f.at(100, Resume())
+    assert len(f.sent) == 1 + 10  # 5 s at 2 a second, not 100 s of them
+
+
+@pytest.mark.parametrize("successes, rate", [(0, 6), (1, 6), (2, 12), (3, 12), (4, 24), (9, 24)])
+def test_the_ramp_multiplies_the_rate_after_every_n_successes_up_to_the_max(successes, rate):
+    f = Fleet("all_at_once", 12, base_per_minute=6, increment_factor=2, increment_after_successes=2,
+              max_per_minute=24)
+    f.at(0, Start())
+    for i in range(successes):
+        f.at(10 * (i + 1))  # one more deploy every 10 s at 6 a minute
+        f.ok(10 * (i + 1), f"d{i}")
+    f.at(10 * successes + 5)
+    assert f.dep.pace["rate"] == rate
+
+
+@pytest.mark.parametrize("fails, oks, status", [
+    (2, 2, "running"),  # 4 executed: under the sample of 5, not judged yet
+    (2, 3, "rolled_back"),  # 2 of 5: 40 % > 20 %
+    (1, 4, "running"),  # 1 of 5: exactly 20 % passes
+    (0, 0, "running"),
+])
+def test_failure_threshold_over_a_minimum_sample(fails, oks, status):
+    f = Fleet("all_at_once", 10, failure_threshold=20, min_executed=5)
+    f.at(0, Start())
+    f.at(1, *[Ack(f"d{i}", "deploy", "failed", "boom") for i in range(fails)])
+    f.ok(2, *ids(oks, start=fails))
+    assert f.dep.status == status
+    if status == "rolled_back":
+        assert f.dep.reason.startswith("2 of the 5 targets executed failed (over the 20% threshold")
+
+
+def test_without_a_sample_one_failure_of_all_at_once_fails_it():
+    f = Fleet("all_at_once", 10)
+    f.at(0, Start())
+    f.ok(1, "d1")
+    f.at(2, Ack("d0", "deploy", "failed", "boom"))
+    assert f.dep.status == "rolled_back"
+
+
+def test_a_rolling_batch_over_its_threshold_goes_on_while_the_sample_is_small():
+    f = Fleet("rolling", 4, batch_size=2, batch_delay=10, failure_threshold=50, min_executed=4)
+    f.at(0, Start())
+    f.at(1, Ack("d0", "deploy", "failed", "boom"), Ack("d1", "deploy", "failed", "boom"))
+    assert f.dep.status == "running"  # 2 of 2 failed, but only 2 executed
+    f.at(11)
+    f.ok(12, "d2", "d3")
+    assert f.dep.status == "completed"  # 2 of 4: 50 % is not over 50 %
+
+
+def test_a_canary_failure_still_fails_at_once_with_a_sample():
+    f = Fleet("canary", 20, min_executed=10, failure_threshold=50)
+    f.at(0, Start())
+    f.at(1, Ack("d0", "deploy", "failed", "boom"))
+    assert f.dep.status == "failed" and f.dep.reason.startswith("canary device d0 failed")
+
+
+@pytest.mark.parametrize("strategy, config, pointer, says", [
+    ("rolling", {"increment_factor": 2}, "/config/increment_factor", "needs base_per_minute"),
+    ("rolling", {"increment_after_successes": 3}, "/config/increment_after_successes", "needs base_per_minute"),
+    ("canary", {"base_per_minute": 100, "max_per_minute": 50}, "/config/base_per_minute", "above max_per_minute (50)"),
+    ("rolling", {"base_per_minute": 10, "increment_factor": 1}, "/config/increment_factor", "above 1"),
+    ("rolling", {"max_per_minute": 0}, "/config/max_per_minute", "from 1 to"),
+    ("rolling", {"max_per_minute": 2.5}, "/config/max_per_minute", "whole number"),
+    ("all_at_once", {"min_executed": 0}, "/config/min_executed", "at least 1"),
+    ("blue_green", {"max_per_minute": 10}, "/config/max_per_minute", "not a setting of blue_green"),
+])
+def test_bad_rate_settings_point_at_the_key(strategy, config, pointer, says):
+    with pytest.raises(engine_settings.Invalid) as info:
+        engine_settings.resolve(strategy, config)
+    [problem] = info.value.problems
+    assert problem.pointer == pointer and says in problem.message
+
+
+def test_a_ramp_takes_defaults_for_what_it_is_not_told():
+    s = engine_settings.resolve("rolling", {"base_per_minute": 50, "max_per_minute": 1000})
+    assert (s["increment_factor"], s["increment_after_successes"]) == (2.0, 10)
+    assert "max_per_minute" not in engine_settings.resolve("rolling", {})  # no rate: as fast as before

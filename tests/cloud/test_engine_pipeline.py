@@ -109,3 +109,10 @@ def test_decide_leaves_its_input_alone():
     before = copy.deepcopy(pipe.run)
     actions = decide(pipe.run, [Start()], T0)
     assert pipe.run == before and StartStep(0) in actions
+
+
+def test_a_failed_step_says_why_its_execution_failed():
+    pipe = Pipe(STOP, STOP)
+    pipe.at(0, Start())
+    pipe.at(1, ExecutionEnded("e0", "failed", "p1: s2: ValueError"))
+    assert pipe.run.steps[0]["error"] == "execution e0 failed: p1: s2: ValueError"
