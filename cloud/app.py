@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from aiohttp import web
 
-from cloud import middleware, migrations, models
+from cloud import live, middleware, migrations, models
 from cloud.appkeys import BOX, BRIDGE, CONFIG, DB, DRIVER, HASHING, STREAMS
 from cloud.bridge import Bridge
 from cloud.config import Config
@@ -44,6 +45,8 @@ async def _engine(app: web.Application):
         bridge.on_ack = driver.on_ack
         bridge.on_online = driver.resend
         bridge.on_connect = driver.resend
+        bridge.on_status = functools.partial(live.device_status, app[STREAMS])
+        bridge.on_runs = functools.partial(live.runs_stored, app[STREAMS])
         tasks.append(asyncio.create_task(bridge.run(), name="fleetflow-bridge"))
         tasks.append(asyncio.create_task(bridge.flush_health(), name="fleetflow-health"))
         tasks.append(asyncio.create_task(bridge.flush_runs(), name="fleetflow-runs"))

@@ -71,6 +71,8 @@ class Bridge:
         self.on_ack = None  # callable(device_id, Ack) set by the driver
         self.on_online = None  # async callable(device_id): a device came (back) online
         self.on_connect = None  # async callable(): (re)connected to the broker
+        self.on_status = None  # callable(device_id, status dict, now): a status report was stored
+        self.on_runs = None  # callable([(device_id, RunsBatch dict)]): run reports were stored
         self._client: aiomqtt.Client | None = None
         self._health: dict[str, tuple[dict, float]] = {}
         self.inbox = Inbox()  # acks owed and run reports waiting
@@ -145,6 +147,7 @@ class Bridge:
             return
         try:
             await self.db.run(run_store.ingest, [(r.device, r.batch, r.received) for r in reports])
+            self._heard_runs(reports)
         except DB_UNAVAILABLE:
             log.exception("could not store %d run reports; kept unacked, trying again", len(reports))
             self._ack(self.inbox.put_back(reports))
@@ -154,6 +157,7 @@ class Bridge:
             for i, r in enumerate(reports):
                 try:
                     await self.db.run(run_store.ingest, [(r.device, r.batch, r.received)])
+                    self._heard_runs([r])
                 except DB_UNAVAILABLE:
                     log.exception("could not store run reports; kept unacked, trying again")
                     self._ack(self.inbox.put_back(reports[i:]))
@@ -164,6 +168,10 @@ class Bridge:
                 self._ack(self.inbox.stored([r]))
             return
         self._ack(self.inbox.stored(reports))
+
+    def _heard_runs(self, reports: list) -> None:
+        if self.on_runs:
+            self.on_runs([(r.device, r.batch) for r in reports])
 
     async def close(self) -> None:
         """Stop resends still running (what they had not sent is sent on the next start)."""
@@ -223,6 +231,8 @@ class Bridge:
                 doc = status.model_dump(mode="json")
                 self.live.setdefault(device_id, {})["status"] = doc
                 came_online = await self.db.run(device_store.record_status, device_id, doc, now)
+                if self.on_status:
+                    self.on_status(device_id, doc, now)
                 # A live "online" is a device that (re)connected: a broker
                 # that restarted may have lost what we sent it (rule 5).
                 back = status.state == "online" and not retained and device_id not in self._heard_live

@@ -19,6 +19,7 @@ from collections import defaultdict
 from shared_schema.commands import parse_command_id
 
 from cloud.engine.execution import ExecAck
+from cloud import live
 from cloud.engine.state import Ack
 from cloud.store import deployments as deployment_store
 from cloud.store import executions, pipelines, rollout
@@ -71,6 +72,7 @@ class Driver:
         the pipeline run it is a step of."""
         doc, out = await self.db.run(cancel_execution, exe_id, self.clock(), self.box)
         self.send(out)
+        live.execution_changed(self.streams, exe_id, None)
         return doc
 
     def send(self, out: list[tuple[str, list[dict]]]) -> None:
@@ -132,6 +134,7 @@ class Driver:
             for key, events in by_dep.items():
                 if isinstance(key, tuple):
                     await self._guard(execution_round, key[1], events, self.clock(), self.box)
+                    live.execution_changed(self.streams, key[1], [e.device_id for e in events])
                 else:
                     await self._step(key, events)
             if ticking:
@@ -165,6 +168,7 @@ class Driver:
     def _announce(self, dep_id: str, update: dict | None) -> None:
         if update is not None and self.streams is not None:
             self.streams.publish(f"deployment:{dep_id}", "update", update)
+        live.deployment_changed(self.streams, dep_id, update)
 
     async def _publish(self, out: list[tuple[str, list[dict]]]) -> None:
         if not out or self.bridge is None:

@@ -10,7 +10,7 @@ from aiohttp import web
 from shared_schema.models import FlowBody
 
 from cloud import schemas
-from cloud.views import auth, deployments, devices, executions, flows, keys, pipelines, users, webhooks
+from cloud.views import auth, deployments, devices, executions, flows, keys, pipelines, streams, users, webhooks
 
 API = "/api/v1"
 
@@ -85,6 +85,11 @@ ROUTES = [
           "executions", query=("level",)),
     Route("GET", "/executions/{execution_id}/targets", executions.targets,
           "An execution's targets in order, each with its run record", "executions", query=("level", "limit", "cursor")),
+    Route("GET", "/executions/{execution_id}/stream", streams.execution,
+          "Live server-sent events: metadata, update (status, targets with their node log), complete",
+          "executions", query=("level",)),
+    Route("GET", "/streams/fleet", streams.fleet,
+          "Live server-sent events of the fleet: metadata, device (status, online), deployment (state)", "streams"),
     Route("POST", "/executions/{execution_id}/cancel", executions.cancel, "Cancel", "executions"),
     Route("POST", "/executions/{execution_id}/retry", executions.retry,
           "Run again on the devices that did not complete", "executions", status=201),

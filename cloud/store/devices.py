@@ -182,3 +182,18 @@ def record_health(reports: dict[str, tuple[dict, float]]) -> None:
     """Store the latest health report of each device (batched by the bridge)."""
     for device_id, (health, now) in reports.items():
         Device.update(health=health, last_seen=now).where(Device.id == device_id).execute()
+
+
+def fleet_summary() -> dict:
+    """What the fleet stream opens with: devices by state, and the
+    deployments in progress."""
+    states = {"online": 0, "offline": 0, "never_seen": 0}
+    for online, seen, n in (Device.select(Device.online, Device.status.is_null(False).alias("seen"),
+                                          fn.COUNT(Device.id))
+                            .group_by(Device.online, Device.status.is_null(False)).tuples()):
+        states["online" if online else ("offline" if seen else "never_seen")] += n
+    active = [{"id": d.id, "flow_id": d.flow, "version": d.version, "strategy": d.strategy, "status": d.status,
+               "phase": d.phase or None, "batch": d.batch}
+              for d in Deployment.select().where(Deployment.status.in_(ACTIVE_DEPLOYMENTS))
+              .order_by(Deployment.created_at.desc()).limit(100)]
+    return {"devices": {**states, "total": sum(states.values())}, "deployments": active}

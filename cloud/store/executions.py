@@ -343,3 +343,17 @@ def list_executions(flow_id: str | None = None, status: str | None = None, limit
         query = query.where(Execution.status == status)
     got = paging.page(query, "executions", (Execution.created_at, Execution.id), limit, cursor, descending=True)
     return [execution_doc(e) for e in got.rows], got.cursor
+
+
+def live_update(exe_id: str, devices: list[str], level: str | None = None) -> dict:
+    """What the execution stream (cloud.views.streams) sends after a change:
+    the execution with its counts, and the documents of `devices`' targets,
+    run records and log lines included, in target order."""
+    exe = _get(exe_id)
+    counts = dict.fromkeys(TARGET_STATUSES, 0)
+    counts.update(_counts(exe_id))
+    rows: list[ExecTarget] = []
+    for chunk in chunks(devices):
+        rows.extend(ExecTarget.select().where((ExecTarget.execution == exe_id) & ExecTarget.device.in_(chunk)))
+    rows.sort(key=lambda t: t.position)
+    return {"execution": execution_doc(exe, counts), "targets": _target_docs(exe_id, rows, level)}
