@@ -59,7 +59,7 @@ ROUTES = [
     Route("POST", "/deployments", deployments.create, "Create a deployment (compiled and checked, not started)",
           "deployments", schemas.DeploymentCreate, 201),
     Route("GET", "/deployments", deployments.list_, "List deployments, newest first, with their counts", "deployments",
-          query=("status", "flow_id", "limit", "cursor")),
+          query=("status", "flow_id", "device_id", "limit", "cursor")),
     Route("GET", "/deployments/{deployment_id}", deployments.get,
           "Get a deployment with its counts (and its targets when it has at most 1,000)", "deployments"),
     Route("GET", "/deployments/{deployment_id}/targets", deployments.targets, "A deployment's targets, in order",

@@ -74,14 +74,19 @@ def _list(args) -> int:
     if args.cloud:
         from tools import client as client_mod
 
-        got = client_mod.call(args, "keys", lambda api: api.get("/keys"))
+        got = client_mod.call(args, "keys", lambda api: {"keys": api.get_all("/keys", "keys")})
         if got is None:
             return 1
         found, where = got["keys"], args.cloud
     else:
         from cloud.store import keys
 
-        found, where = open_database(args.db).call(keys.list_keys), args.db
+        db = open_database(args.db)
+        found, cursor = db.call(keys.list_keys)
+        while cursor:
+            more, cursor = db.call(keys.list_keys, cursor=cursor)
+            found += more
+        where = args.db
     if args.json:
         ui.print_json(found)
         return 0

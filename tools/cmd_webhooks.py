@@ -63,7 +63,7 @@ def _create(args) -> int:
 
 
 def _list(args) -> int:
-    got = client_mod.call(args, "webhooks", lambda api: api.get("/webhooks"))
+    got = client_mod.call(args, "webhooks", lambda api: {"webhooks": api.get_all("/webhooks", "webhooks")})
     if got is None:
         return 1
     if args.json:
@@ -77,7 +77,8 @@ def _list(args) -> int:
 
 def _deliveries(args) -> int:
     got = client_mod.call(args, "webhooks",
-                          lambda api: api.get(f"/webhooks/{args.webhook}/deliveries", status=args.status))
+                          lambda api: {"deliveries": api.get_all(f"/webhooks/{args.webhook}/deliveries", "deliveries",
+                                                                 status=args.status)})
     if got is None:
         return 1
     if args.json:

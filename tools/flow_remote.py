@@ -174,7 +174,7 @@ def _show(args) -> int:
 
 
 def _versions(args) -> int:
-    got = _call(args, lambda api: api.get(f"/flows/{args.flow}/versions"))
+    got = _call(args, lambda api: {"versions": api.get_all(f"/flows/{args.flow}/versions", "versions")})
     if got is None:
         return 1
     if args.json:

@@ -207,9 +207,12 @@ def list_targets(dep_id: str, status: str | None = None, limit: int = paging.DEF
 
 
 def list_deployments(status: str | None = None, flow_id: str | None = None, limit: int = paging.DEFAULT_LIMIT,
-                     cursor: str | None = None) -> tuple[list[dict], str | None]:
-    """One page of deployments, newest first, with their counts."""
+                     cursor: str | None = None, device_id: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of deployments, newest first, with their counts; `device_id`:
+    only those targeting that device."""
     query = Deployment.select()
+    if device_id:
+        query = query.where(Deployment.id.in_(Target.select(Target.deployment).where(Target.device == device_id)))
     if status:
         query = query.where(Deployment.status == status)
     if flow_id:

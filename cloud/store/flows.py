@@ -257,10 +257,13 @@ def version_doc(v: FlowVersion, full: bool = False) -> dict:
     return doc
 
 
-def list_versions(flow_id: str) -> list[dict]:
+def list_versions(flow_id: str, limit: int = paging.DEFAULT_LIMIT,
+                  cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a flow's versions, oldest first."""
     _get(flow_id)
-    return [version_doc(v) for v in FlowVersion.select().where(FlowVersion.flow == flow_id)
-            .order_by(FlowVersion.version)]
+    got = paging.page(FlowVersion.select().where(FlowVersion.flow == flow_id), "versions", (FlowVersion.version,),
+                      limit, cursor)
+    return [version_doc(v) for v in got.rows], got.cursor
 
 
 def get_version(flow_id: str, version: int) -> FlowVersion:

@@ -7,6 +7,7 @@ import time
 from cloud import secrets
 from cloud.errors import Invalid, NotFound, Problem
 from cloud.models import ApiKey
+from cloud.store import paging
 from cloud.timefmt import iso
 
 ROLES = ("admin", "operator", "viewer")
@@ -39,8 +40,9 @@ def key_of(token: str) -> tuple[int, str, str] | None:
     return None if row is None or row.revoked else (row.id, row.name, row.role)
 
 
-def list_keys() -> list[dict]:
-    return [key_doc(r) for r in ApiKey.select().order_by(ApiKey.id)]
+def list_keys(limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    got = paging.page(ApiKey.select(), "keys", (ApiKey.id,), limit, cursor)
+    return [key_doc(r) for r in got.rows], got.cursor
 
 
 def revoke_key(key_id: int) -> dict:

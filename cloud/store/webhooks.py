@@ -20,6 +20,7 @@ from cloud.engine.state import DEPLOYMENT_STATUSES
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Delivery, Webhook
 from cloud.secrets import SecretBox
+from cloud.store import paging
 from cloud.timefmt import iso
 
 SECRET_PREFIX = "whsec_"  # Standard Webhooks: the prefix, then the key in base64
@@ -103,8 +104,9 @@ def create_webhook(body: dict, box: SecretBox) -> dict:
     return {**webhook_doc(w), "secret": secret}
 
 
-def list_webhooks() -> list[dict]:
-    return [webhook_doc(w) for w in Webhook.select().order_by(Webhook.id)]
+def list_webhooks(limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    got = paging.page(Webhook.select(), "webhooks", (Webhook.id,), limit, cursor)
+    return [webhook_doc(w) for w in got.rows], got.cursor
 
 
 def _get(webhook_id: int) -> Webhook:
@@ -126,12 +128,16 @@ def delivery_doc(d: Delivery) -> dict:
             "created_at": iso(d.created_at), "delivered_at": iso(d.delivered_at), "payload": d.payload}
 
 
-def list_deliveries(webhook_id: int, status: str | None = None) -> list[dict]:
+def list_deliveries(webhook_id: int, status: str | None = None, limit: int = paging.DEFAULT_LIMIT,
+                    cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a webhook's deliveries, newest first (dead letters
+    included: nothing is out of reach past some count)."""
     _get(webhook_id)
-    query = Delivery.select().where(Delivery.webhook == webhook_id).order_by(Delivery.id.desc())
+    query = Delivery.select().where(Delivery.webhook == webhook_id)
     if status:
         query = query.where(Delivery.status == status)
-    return [delivery_doc(d) for d in query.limit(500)]
+    got = paging.page(query, "deliveries", (Delivery.id,), limit, cursor, descending=True)
+    return [delivery_doc(d) for d in got.rows], got.cursor
 
 
 def redeliver(webhook_id: int, delivery_id: int) -> dict:

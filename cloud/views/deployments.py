@@ -24,7 +24,7 @@ async def list_(request: web.Request):
     status = choice_param(request, "status", DEPLOYMENT_STATUSES)
     limit, cursor = page_params(request)
     return paged(request, "deployments", await request.app[DB].run(
-        store.list_deployments, status, request.query.get("flow_id"), limit, cursor))
+        store.list_deployments, status, request.query.get("flow_id"), limit, cursor, request.query.get("device_id")))
 
 
 async def targets(request: web.Request):

@@ -48,7 +48,9 @@ async def archive(request: web.Request):
 
 async def versions(request: web.Request):
     flow_id = request.match_info["flow_id"]
-    return ok({"flow_id": flow_id, "versions": await request.app[DB].run(store.list_versions, flow_id)})
+    limit, cursor = page_params(request)
+    return paged(request, "versions", await request.app[DB].run(store.list_versions, flow_id, limit, cursor),
+                 flow_id=flow_id)
 
 
 async def version(request: web.Request):

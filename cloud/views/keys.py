@@ -6,7 +6,7 @@ from cloud import schemas
 from cloud.appkeys import DB
 from cloud.middleware import json_body
 from cloud.store import keys as store
-from cloud.views.common import admin_only, int_param, ok
+from cloud.views.common import admin_only, int_param, ok, page_params, paged
 
 
 @admin_only
@@ -17,7 +17,8 @@ async def create(request: web.Request):
 
 @admin_only
 async def list_(request: web.Request):
-    return ok({"keys": await request.app[DB].run(store.list_keys)})
+    limit, cursor = page_params(request)
+    return paged(request, "keys", await request.app[DB].run(store.list_keys, limit, cursor))
 
 
 @admin_only

@@ -5,7 +5,7 @@ from aiohttp import web
 from cloud.appkeys import BOX, DB
 from cloud.middleware import json_body
 from cloud.store import webhooks as store
-from cloud.views.common import admin_only, choice_param, int_param, ok
+from cloud.views.common import admin_only, choice_param, int_param, ok, page_params, paged
 
 
 @admin_only
@@ -15,7 +15,8 @@ async def create(request: web.Request):
 
 @admin_only
 async def list_(request: web.Request):
-    return ok({"webhooks": await request.app[DB].run(store.list_webhooks)})
+    limit, cursor = page_params(request)
+    return paged(request, "webhooks", await request.app[DB].run(store.list_webhooks, limit, cursor))
 
 
 @admin_only
@@ -28,7 +29,9 @@ async def delete(request: web.Request):
 async def deliveries(request: web.Request):
     webhook_id = int_param(request, "webhook_id", "path")
     status = choice_param(request, "status", ("pending", "delivered", "dead"))
-    return ok({"deliveries": await request.app[DB].run(store.list_deliveries, webhook_id, status)})
+    limit, cursor = page_params(request)
+    return paged(request, "deliveries", await request.app[DB].run(store.list_deliveries, webhook_id, status,
+                                                                  limit, cursor), webhook_id=webhook_id)
 
 
 @admin_only
