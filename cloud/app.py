@@ -47,6 +47,7 @@ async def _engine(app: web.Application):
         bridge.on_connect = driver.resend
         bridge.on_status = functools.partial(live.device_status, app[STREAMS])
         bridge.on_runs = functools.partial(live.runs_stored, app[STREAMS])
+        bridge.on_health = functools.partial(live.device_health, app[STREAMS])
         tasks.append(asyncio.create_task(bridge.run(), name="fleetflow-bridge"))
         tasks.append(asyncio.create_task(bridge.flush_health(), name="fleetflow-health"))
         tasks.append(asyncio.create_task(bridge.flush_runs(), name="fleetflow-runs"))

@@ -73,6 +73,7 @@ class Bridge:
         self.on_connect = None  # async callable(): (re)connected to the broker
         self.on_status = None  # callable(device_id, status dict, now): a status report was stored
         self.on_runs = None  # callable([(device_id, RunsBatch dict)]): run reports were stored
+        self.on_health = None  # callable(device_id, health dict, now): a health report was heard
         self._client: aiomqtt.Client | None = None
         self._health: dict[str, tuple[dict, float]] = {}
         self.inbox = Inbox()  # acks owed and run reports waiting
@@ -258,6 +259,8 @@ class Bridge:
                 health = Health.model_validate(body).model_dump(mode="json")
                 self.live.setdefault(device_id, {})["health"] = health
                 self._health[device_id] = (health, now)
+                if self.on_health:
+                    self.on_health(device_id, health, now)
         except ValidationError as exc:
             log.info("malformed %s from %s: %s", kind, device_id, exc.errors()[:1])
         except Exception:  # one bad message must not take the bridge down

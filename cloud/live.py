@@ -6,6 +6,10 @@ these as things happen; each is a publish that never waits.
   status reported}} when a device reports its status (online, offline, a
   new flow or slot); `deployment` {"deployment": {id, status, phase, batch,
   counts, ...what changed}} when a deployment's state changes.
+- `device:<id>`: the device page's: `status` (the fleet's `device` data),
+  `health` {"health": {...}, "at"} as each report is heard (before the
+  database has it: health is written in batches), `runs` {"runs": [...]} as
+  its run reports are stored (nodes, timings, outputs, errors, log lines).
 - `execution:<id>`: `changed` {"devices": [...]} nudges: the stream reads
   those devices' targets (with their run records and logs) and the
   execution's counts, and sends what is new. `devices` is null when it is
@@ -26,6 +30,10 @@ def execution_key(exe_id: str) -> str:
     return f"execution:{exe_id}"
 
 
+def device_key(device_id: str) -> str:
+    return f"device:{device_id}"
+
+
 def device_status(streams, device_id: str, status: dict, now: float) -> None:
     """A device's status report was stored (cloud.bridge)."""
     if streams is None:
@@ -35,6 +43,13 @@ def device_status(streams, device_id: str, status: dict, now: float) -> None:
     if online:  # an offline report carries nothing else; the last reported values stand
         doc.update({key: status.get(key) for key in STATUS_FIELDS})
     streams.publish(FLEET, "device", {"device": doc})
+    streams.publish(device_key(device_id), "status", {"device": doc})
+
+
+def device_health(streams, device_id: str, health: dict, now: float) -> None:
+    """A health report was heard (cloud.bridge)."""
+    if streams is not None:
+        streams.publish(device_key(device_id), "health", {"health": health, "at": iso(now)})
 
 
 def deployment_changed(streams, dep_id: str, update: dict | None) -> None:
@@ -60,6 +75,8 @@ def runs_stored(streams, batches: list[tuple[str, dict]]) -> None:
         return
     by_exec: dict[str, list[str]] = {}
     for device_id, batch in batches:
+        if batch.get("runs"):
+            streams.publish(device_key(device_id), "runs", {"runs": batch["runs"]})
         for rec in batch.get("runs") or ():
             if rec.get("exec"):
                 by_exec.setdefault(rec["exec"], []).append(device_id)

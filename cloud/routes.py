@@ -88,6 +88,8 @@ ROUTES = [
     Route("GET", "/executions/{execution_id}/stream", streams.execution,
           "Live server-sent events: metadata, update (status, targets with their node log), complete",
           "executions", query=("level",)),
+    Route("GET", "/devices/{device_id}/stream", streams.device,
+          "Live server-sent events of one device: metadata, status, health, runs", "devices"),
     Route("GET", "/streams/fleet", streams.fleet,
           "Live server-sent events of the fleet: metadata, device (status, online), deployment (state)", "streams"),
     Route("POST", "/executions/{execution_id}/cancel", executions.cancel, "Cancel", "executions"),

@@ -39,14 +39,13 @@ async def _fell_behind(resp: web.StreamResponse) -> web.StreamResponse:
     return resp
 
 
-async def fleet(request: web.Request):
-    """Devices coming and going, their reported flow and slot, deployments
-    changing state: metadata {devices: counts by state, deployments in
-    progress}, then `device` and `deployment` events (cloud.live)."""
+async def _relay(request: web.Request, key: str, read, *args) -> web.StreamResponse:
+    """metadata (`read(*args)` on the database thread), then every event
+    published to `key`, until the client goes or falls behind."""
     streams = request.app[STREAMS]
-    sub = streams.subscribe(live.FLEET)  # before reading: nothing falls in between
+    sub = streams.subscribe(key)  # before reading: nothing falls in between
     try:
-        resp = await _opened(request, await request.app[DB].run(device_store.fleet_summary))
+        resp = await _opened(request, await request.app[DB].run(read, *args))
         while True:
             try:
                 item = await asyncio.wait_for(sub.next(), KEEPALIVE_S)
@@ -57,7 +56,21 @@ async def fleet(request: web.Request):
                 return await _fell_behind(resp)
             await resp.write(frame(*item))
     finally:
-        streams.unsubscribe(live.FLEET, sub)
+        streams.unsubscribe(key, sub)
+
+
+async def fleet(request: web.Request):
+    """Devices coming and going, their reported flow and slot, deployments
+    changing state: metadata {devices: counts by state, deployments in
+    progress}, then `device` and `deployment` events (cloud.live)."""
+    return await _relay(request, live.FLEET, device_store.fleet_summary)
+
+
+async def device(request: web.Request):
+    """One device live: metadata (its document, 404 for an unknown one),
+    then `status`, `health` and `runs` events (cloud.live)."""
+    device_id = request.match_info["device_id"]
+    return await _relay(request, live.device_key(device_id), device_store.get_device, device_id)
 
 
 def _signature(target: dict) -> tuple:

@@ -106,6 +106,7 @@ async def test_an_execution_stream_filters_log_lines_and_ends_at_once_when_finis
     assert [n for n, _ in events.seen] == ["sync", "complete"] and events.seen[1][1]["status"] == "cancelled"
     await api.get(f"/executions/{exe['id']}/stream?level=loud", expect=422)
     await api.get("/executions/exe_nope/stream", expect=404)
+    await api.get("/devices/nope/stream", expect=404)
     resp = await api.client.get("/api/v1/streams/fleet")  # no key, no session
     assert resp.status == 401
 
@@ -159,6 +160,9 @@ async def test_through_the_bridge_a_device_comes_online_on_the_fleet_stream_and_
     await client.post(f"/api/v1/flows/{flow['id']}/publish", headers=auth)
     fleet = Events(await client.get("/api/v1/streams/fleet", headers=auth))
     await fleet.until(lambda n, d: n == "metadata")
+    one = Events(await client.get("/api/v1/devices/br1/stream", headers=auth))
+    _, meta = await one.until(lambda n, d: n == "metadata")
+    assert meta["id"] == "br1" and meta["state"] == "never_seen"
 
     mqtt, topics = made["credentials"]["mqtt"], Topics("ff")
     async with aiomqtt.Client(broker.host, broker.port, username=mqtt["username"], password=mqtt["password"],
@@ -167,6 +171,12 @@ async def test_through_the_bridge_a_device_comes_online_on_the_fleet_stream_and_
                                                                "flow": "f_old", "ver": 3}), qos=1, retain=True)
         _, online = await fleet.until(lambda n, d: n == "device")
         assert online["device"]["id"] == "br1" and online["device"]["online"] and online["device"]["ver"] == 3
+        _, status = await one.until(lambda n, d: n == "status")
+        assert status == online
+        await device.publish(topics.health("br1"), json.dumps({"uptime_s": 12.5, "heap": 40000, "runs": 3,
+                                                               "errors": 1, "last_error": "n2: OSError"}))
+        _, health = await one.until(lambda n, d: n == "health")
+        assert health["health"]["errors"] == 1 and health["health"]["uptime_s"] == 12.5
 
         exe = await (await client.post("/api/v1/executions", json={"flow_id": flow["id"], "all": True},
                                        headers=auth)).json()
@@ -181,6 +191,8 @@ async def test_through_the_bridge_a_device_comes_online_on_the_fleet_stream_and_
                   "nodes": [{"id": "s1", "type": "clear_cache", "us": 50, "out": "{}", "port": 0, "err": None}]}
         await device.publish(topics.runs("br1"), json.dumps({"dev": "br1", "runs": [record], "dropped": 0}), qos=1)
         await stream.until(lambda n, d: n == "complete", timeout_s=15)
+        _, runs = await one.until(lambda n, d: n == "runs")
+        assert runs["runs"][0]["exec"] == exe["id"] and runs["runs"][0]["logs"] == record["logs"]
         logs = [t["record"]["logs"] for n, d in stream.seen if n == "update" for t in d["targets"] if t["record"]]
         assert [["info", "s1", "cache cleared"]] in logs
         await device.publish(topics.status("br1"), json.dumps({"state": "offline"}), qos=1, retain=True)
