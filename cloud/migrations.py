@@ -126,6 +126,13 @@ def _v12_device_lists(db: peewee.Database) -> None:
     pw_migrate.migrate(*ops)
 
 
+def _v13_quarantine(db: peewee.Database) -> None:
+    """A version a deployment rolled back is quarantined (issue 14)."""
+    if "quarantined" not in {c.name for c in db.get_columns("flow_version")}:
+        migrator = pw_migrate.SchemaMigrator.from_database(db)
+        pw_migrate.migrate(migrator.add_column("flow_version", "quarantined", models.FlowVersion.quarantined))
+
+
 STEPS = [
     (1, _v1_initial),
     (2, _v2_device_last_seen_index),
@@ -139,6 +146,7 @@ STEPS = [
     (10, _v10_accounts),
     (11, _v11_cores),
     (12, _v12_device_lists),
+    (13, _v13_quarantine),
 ]
 LATEST = STEPS[-1][0]
 

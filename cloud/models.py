@@ -62,6 +62,9 @@ class FlowVersion(BaseModel):
     types = JSONField()  # node types it uses
     restored_from = peewee.IntegerField(null=True)
     created_at = peewee.DoubleField()
+    # {"reason", "deployment_id", "at"} once a deployment of it was rolled back
+    # (migration 13): "latest" skips it, deploying it needs force
+    quarantined = JSONField(null=True)
 
     class Meta:
         indexes = ((("flow", "version"), True),)

@@ -110,6 +110,14 @@ class DeploymentCreate(_Strict):
     environment: str | None = None
     all: bool = False  # every device (a fleet past MAX_TARGETS too)
     config: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    force: bool = False  # deploy a quarantined version named in `version`
+    # what happens to targets that are offline (or never seen) when it is created:
+    # wait for them (up to the target timeout), skip them, or refuse the deployment
+    offline: Literal["wait", "skip", "fail"] = "wait"
+
+
+class Quarantine(_Strict):
+    reason: str = Field(default="quarantined by hand", min_length=1, max_length=500)
 
 
 class RollbackBody(_Strict):
@@ -148,7 +156,8 @@ class ExecutionCreate(_Strict):
     target_devices: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
     target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
-    all: bool = False  # every device
+    all: bool = False  # every connected device (with include_offline: every device)
+    include_offline: bool = False
     overrides: Overrides = Field(default_factory=Overrides)
     timeout: Any = "60s"  # "30s", "2m" or seconds
 

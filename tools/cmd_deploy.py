@@ -65,6 +65,12 @@ def register(sub) -> None:
     c.add_argument("--no-auto-rollback", action="store_true")
     c.add_argument("--no-health-check", action="store_true")
     c.add_argument("--health", help='health rule as JSON, e.g. \'{"runs": 3, "seconds": 5, "max_error_rate": 0.25}\'')
+    c.add_argument("--offline", choices=("wait", "skip", "fail"), default=None,
+                   help="offline or never-seen targets: wait for them (default, up to the timeout), skip them, "
+                        "or refuse the deployment")
+    c.add_argument("--force", action="store_true", help="deploy a quarantined version named with --version")
+    c.add_argument("--dry-run", action="store_true",
+                   help="only the pre-flight: who is ready, offline, never seen or lacks a node; nothing is created")
     c.add_argument("--no-start", action="store_true", help="create only")
     c.add_argument("--no-wait", action="store_true", help="start and return at once")
     c.add_argument("--interval", type=float, default=0.5, help="seconds between progress polls")
@@ -105,6 +111,10 @@ def deployment_body(args) -> dict:
         body["environment"] = args.environment
     if args.all:
         body["all"] = True
+    if getattr(args, "offline", None):
+        body["offline"] = args.offline
+    if getattr(args, "force", False):
+        body["force"] = True
     config: dict = {"auto_rollback": not args.no_auto_rollback, "health_check": not args.no_health_check}
     for name, _kind, _help in SETTINGS:
         value = getattr(args, name)
@@ -166,6 +176,8 @@ def _create(args) -> int:
                 print(f"deploy: --all: the cloud at {api.url} has no devices yet; provision some first",
                       file=sys.stderr)
                 return 1
+        if args.dry_run:
+            return _dry_run(api.post("/deployments?dry_run=true", body), args.json)
         dep = api.create_deployment(body)
         out = _progress_out(args)
         print(f"created deployment {dep['id']} ({args.strategy}) of {args.flow}: "
@@ -182,6 +194,30 @@ def _create(args) -> int:
         client_mod.print_error(exc, "deploy")
         return 1
     return _finish(dep, args.json, api)
+
+
+def _dry_run(dry: dict, as_json: bool) -> int:
+    """Print a pre-flight; 1 when creating the deployment would be refused."""
+    if as_json:
+        print(json.dumps(dry, sort_keys=True))
+        return 1 if dry["refused"] else 0
+    pf = dry["preflight"]
+    counts = ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in pf["counts"].items() if n)
+    print(f"dry run: {dry['flow_id']} v{dry['version']} ({dry['strategy']}), {pf['total']} target(s): {counts}")
+    if dry.get("quarantined"):
+        print(f"  version {dry['version']} is quarantined: {dry['quarantined'].get('reason')}")
+    shown = [t for t in pf["targets"] if t["class"] != "ready"]
+    if shown:
+        ui.print_table(("device", "pre-flight", "detail"),
+                       [[t["device_id"], t["class"].replace("_", " "), t["detail"]] for t in shown])
+    if dry["refused"]:
+        print(f"would be refused ({dry['refused']['status']}): {dry['refused']['detail']}")
+        return 1
+    skipped = dry.get("skipped")
+    print("would be created" + (f"; {skipped} offline target(s) skipped" if skipped else "")
+          + (f"; offline targets: {dry['offline']}" if dry["offline"] == "wait" and
+             (pf["counts"]["offline"] or pf["counts"]["never_seen"]) else ""))
+    return 0
 
 
 def _watch(args) -> int:

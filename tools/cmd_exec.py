@@ -46,7 +46,9 @@ def register(sub) -> None:
     targets.add_argument("--devices", help="comma-separated device ids")
     targets.add_argument("--tag", help="every device with this tag")
     targets.add_argument("--environment", help="every device in this environment")
-    targets.add_argument("--all", action="store_true", help="every device")
+    targets.add_argument("--all", action="store_true", help="every connected device")
+    run.add_argument("--include-offline", action="store_true",
+                     help="with --all: every device, the offline and never-seen ones too (they time out)")
     run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                      help="override a flow variable (repeatable)")
     run.add_argument("--param", action="append", default=[], metavar="NODE.PARAM=VALUE",
@@ -114,6 +116,8 @@ def execution_body(args) -> dict:
         body["environment"] = args.environment
     else:
         body["all"] = True
+        if args.include_offline:
+            body["include_offline"] = True
     over = overrides(args.var, args.param)
     if over["vars"] or over["params"]:
         body["overrides"] = over

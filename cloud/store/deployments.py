@@ -19,6 +19,7 @@ from cloud.errors import Conflict, Invalid, Problem
 from cloud.models import Deployment, DeploymentEvent, Device, Flow, FlowVersion, Program, Target
 from cloud.store import paging
 from cloud.store.devices import node_types
+from cloud.store.flows import quarantine_text
 from cloud.store.rollout import kept_counts
 from cloud.timefmt import iso
 
@@ -98,34 +99,99 @@ def compile_for(fv: FlowVersion, devices: list[Device]) -> dict:
     return programs
 
 
-def published_version(flow_id: str, number: int | None) -> FlowVersion:
+def published_version(flow_id: str, number: int | None, force: bool = False) -> FlowVersion:
     """The version a deployment or an execution runs: `number`, else the
-    latest. An archived flow runs nothing (409), like a never published one."""
+    latest version that is not quarantined. An archived flow runs nothing
+    (409), like a never published one. A quarantined version named by
+    `number` is refused (409, with why it was quarantined) unless `force`."""
     flow = Flow.get_or_none(Flow.id == flow_id)
     if flow is None:
         raise Invalid("unknown flow", [Problem("/flow_id", f"no flow {flow_id!r}")])
     if flow.status == "archived":
         raise Conflict(f"flow {flow_id} is archived: archived flows are not deployed or executed",
                        current_status=flow.status)
-    number = number or flow.version
-    if not number:
+    if not flow.version:
         raise Conflict(f"flow {flow_id} has no published version: publish it first")
-    fv = FlowVersion.get_or_none((FlowVersion.flow == flow_id) & (FlowVersion.version == number))
+    if number is None:
+        fv = (FlowVersion.select().where((FlowVersion.flow == flow_id) & FlowVersion.quarantined.is_null())
+              .order_by(FlowVersion.version.desc()).first())
+        if fv is None:
+            raise Conflict(f"every version of flow {flow_id} is quarantined (the latest, v{flow.version}: "
+                           f"{quarantine_text(get_version_row(flow_id, flow.version))}); name a version and "
+                           "send force: true, or lift a quarantine", quarantined=True)
+        return fv
+    fv = get_version_row(flow_id, number)
     if fv is None:
         raise Invalid("unknown version", [Problem("/version", f"flow {flow_id} has no version {number}")])
+    if fv.quarantined and not force:
+        raise Conflict(f"version {number} of flow {flow_id} is quarantined: {quarantine_text(fv)}; send "
+                       f"force: true to deploy it anyway, or lift the quarantine (DELETE "
+                       f"/api/v1/flows/{flow_id}/versions/{number}/quarantine)", quarantined=fv.quarantined)
     return fv
 
 
-def create_deployment(body: dict, now: float) -> dict:
+def get_version_row(flow_id: str, number: int) -> FlowVersion | None:
+    return FlowVersion.get_or_none((FlowVersion.flow == flow_id) & (FlowVersion.version == number))
+
+
+# Pre-flight classes of a target, in the order they are checked.
+PREFLIGHT = ("lacks_node", "never_seen", "offline", "ready")
+PREFLIGHT_LIST_MAX = 1000  # a dry run lists this many targets (the not-ready first); counts cover all
+
+
+def preflight_class(dev: Device, types: list[str]) -> tuple[str, str]:
+    """(class, detail) of one target for a version using `types`."""
+    lacking = sorted(set(types) - set(node_types(dev)))
+    if lacking:
+        return "lacks_node", "lacks node types: " + ", ".join(lacking)
+    if dev.last_seen is None:
+        return "never_seen", "never connected to the broker"
+    if not dev.online:
+        return "offline", f"offline since {iso(dev.last_seen)}"
+    return "ready", ""
+
+
+def preflight(devices: list[Device], types: list[str]) -> dict:
+    rows = [(d.id, *preflight_class(d, types)) for d in devices]
+    counts = {c: 0 for c in PREFLIGHT}
+    for _, c, _ in rows:
+        counts[c] += 1
+    order = {c: i for i, c in enumerate(PREFLIGHT)}
+    listed = sorted(rows, key=lambda r: order[r[1]])[:PREFLIGHT_LIST_MAX]
+    return {"total": len(rows), "counts": counts,
+            "targets": [{"device_id": d, "class": c, "detail": detail} for d, c, detail in listed]}
+
+
+def _offline_ids(devices: list[Device]) -> list[str]:
+    return [d.id for d in devices if not d.online]
+
+
+def create_deployment(body: dict, now: float, dry_run: bool = False) -> dict:
+    """Create a deployment (pending). `dry_run`: nothing is created; the answer is the
+    pre-flight of every target (`preflight`) and whether creating it would be refused."""
     req = schemas.parse(schemas.DeploymentCreate, body)
     config = req.config.model_dump(exclude_unset=True)  # the keys given, as given
     settings = engine_settings.resolve(req.strategy, config)
-    fv = published_version(req.flow_id, req.version)
+    fv = published_version(req.flow_id, req.version, force=req.force)
     devices = list(Device.select().order_by(Device.id)) if req.all else resolve_targets(req)
     if not devices:
         raise Invalid("no devices", [Problem("/all", "there are no devices")])
+    if dry_run:
+        out = {"dry_run": True, "flow_id": fv.flow, "version": fv.version, "strategy": req.strategy,
+               "settings": settings, "offline": req.offline, "quarantined": fv.quarantined,
+               "preflight": preflight(devices, fv.types), "refused": None}
+        try:
+            check_types(devices, fv.types, req)
+            compile_for(fv, devices)
+            _offline_policy(req, devices)
+        except (Invalid, Conflict) as exc:
+            out["refused"] = {"status": exc.status, "detail": str(exc.args[0]) if exc.args else exc.title}
+        if req.offline == "skip":
+            out["skipped"] = len(_offline_ids(devices))
+        return out
     check_types(devices, fv.types, req)
     programs = compile_for(fv, devices)
+    devices, skipped = _offline_policy(req, devices)
     dep = Deployment.create(
         id=DEPLOYMENT_PREFIX + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
         config=config, settings=settings, created_at=now,
@@ -137,9 +203,31 @@ def create_deployment(body: dict, now: float) -> dict:
     rows = [{"deployment": dep.id, "device": d.id, "position": i, "board": d.board, "batch": batches[i],
              "updated_at": now} for i, d in enumerate(devices)]
     insert_rows(Target, rows)
-    DeploymentEvent.create(deployment=dep.id, at=now, kind="created",
-                           detail={"targets": len(devices), "strategy": req.strategy})
-    return get_deployment(dep.id)
+    detail = {"targets": len(devices), "strategy": req.strategy, "offline": req.offline}
+    if skipped:
+        detail["skipped_offline"] = skipped[:100]
+        detail["skipped_offline_count"] = len(skipped)
+    DeploymentEvent.create(deployment=dep.id, at=now, kind="created", detail=detail)
+    doc = get_deployment(dep.id)
+    if skipped:
+        doc["skipped_offline"] = {"count": len(skipped), "devices": skipped[:100]}
+    return doc
+
+
+def _offline_policy(req, devices: list[Device]) -> tuple[list[Device], list[str]]:
+    """(the targets to create, the ids left out) under the request's `offline` setting."""
+    offline = _offline_ids(devices)
+    if not offline or req.offline == "wait":
+        return devices, []
+    if req.offline == "fail":
+        shown = ", ".join(offline[:20]) + (f" and {len(offline) - 20} more" if len(offline) > 20 else "")
+        raise Conflict(f"{len(offline)} target(s) offline and offline is \"fail\": {shown}; bring them online, "
+                       "or send offline: \"wait\" (the default) or \"skip\"", offline=offline[:1000])
+    if len(offline) == len(devices):
+        raise Conflict("every target is offline and offline is \"skip\": nothing would be deployed",
+                       offline=offline[:1000])
+    gone = set(offline)
+    return [d for d in devices if d.id not in gone], offline
 
 
 def _get(dep_id: str) -> Deployment:

@@ -72,6 +72,13 @@ def _checked_overrides(fv: FlowVersion, overrides: dict, boards: list[str]) -> d
     return normalized(fv.body, overrides, boards[0])
 
 
+def _every_device(include_offline: bool):
+    """`"all": true`: the connected devices (an execution is a run now, and a device
+    that is not there would only time out), or every device with include_offline."""
+    query = Device.select().order_by(Device.id)
+    return query if include_offline else query.where(Device.online == True)  # noqa: E712 (peewee)
+
+
 def create_execution(body: dict, box: SecretBox, now: float, retry_of: str | None = None,
                      pipeline_run: str | None = None,
                      device_ids: list[str] | None = None,
@@ -85,7 +92,9 @@ def create_execution(body: dict, box: SecretBox, now: float, retry_of: str | Non
         timeout = parse_duration(req.timeout)
     except ValueError as exc:
         raise Invalid("bad timeout", [Problem("/timeout", str(exc))]) from None
-    fv = published_version(req.flow_id, req.version)
+    # an execution may run a quarantined version it names (to reproduce the
+    # failure on one device); "latest" skips quarantined ones as deployments do
+    fv = published_version(req.flow_id, req.version, force=True)
     if device_ids is not None:
         found: dict[str, Device] = {}
         for chunk in chunks(device_ids):
@@ -94,9 +103,10 @@ def create_execution(body: dict, box: SecretBox, now: float, retry_of: str | Non
         if not devices:
             raise Conflict(f"the devices of execution {retry_of} are gone")
     else:
-        devices = list(Device.select().order_by(Device.id)) if req.all else resolve_targets(req)
+        devices = list(_every_device(req.include_offline)) if req.all else resolve_targets(req)
     if not devices:
-        raise Invalid("no devices", [Problem("/all", "there are no devices")])
+        raise Invalid("no devices", [Problem("/all", "no device is connected (include_offline: true for every device)"
+                                             if req.all and not req.include_offline else "there are no devices")])
     check_types(devices, fv.types, req)
     programs = compile_for(fv, devices)
     for board, program in programs.items():

@@ -251,10 +251,24 @@ def archive_flow(flow_id: str) -> dict:
 
 def version_doc(v: FlowVersion, full: bool = False) -> dict:
     doc = {"flow_id": v.flow, "version": v.version, "name": v.name, "boards": v.boards, "types": v.types,
-           "restored_from": v.restored_from, "created_at": iso(v.created_at)}
+           "restored_from": v.restored_from, "created_at": iso(v.created_at), "quarantined": v.quarantined}
     if full:
         doc.update(v.body)
     return doc
+
+
+def quarantine_text(fv: FlowVersion) -> str:
+    q = fv.quarantined or {}
+    by = f" (deployment {q['deployment_id']})" if q.get("deployment_id") else ""
+    return f"{q.get('reason') or 'no reason given'}{by}"
+
+
+def quarantine_version(flow_id: str, version: int, reason: str, now: float, deployment_id: str | None = None) -> bool:
+    """Mark a version quarantined (once: the first reason stays). True if it was not already."""
+    q = {"reason": reason[:500], "deployment_id": deployment_id, "at": iso(now)}
+    return bool(FlowVersion.update(quarantined=q)
+                .where((FlowVersion.flow == flow_id) & (FlowVersion.version == version)
+                       & FlowVersion.quarantined.is_null()).execute())
 
 
 def list_versions(flow_id: str, limit: int = paging.DEFAULT_LIMIT,
@@ -276,6 +290,25 @@ def get_version(flow_id: str, version: int) -> FlowVersion:
 
 def version(flow_id: str, number: int) -> dict:
     return version_doc(get_version(flow_id, number), full=True)
+
+
+def quarantine(flow_id: str, number: int, body: dict | None, now: float, who: str = "") -> dict:
+    """Quarantine a version by hand (POST .../quarantine {reason})."""
+    req = schemas.parse(schemas.Quarantine, body or {})
+    get_version(flow_id, number)
+    if not quarantine_version(flow_id, number, req.reason + (f" (by {who})" if who else ""), now):
+        raise Conflict(f"version {number} of flow {flow_id} is already quarantined: "
+                       f"{quarantine_text(get_version(flow_id, number))}")
+    return version_doc(get_version(flow_id, number))
+
+
+def lift_quarantine(flow_id: str, number: int) -> dict:
+    """Un-quarantine a version: "latest" may resolve to it again, and it deploys without force."""
+    fv = get_version(flow_id, number)
+    if fv.quarantined is None:
+        raise Conflict(f"version {number} of flow {flow_id} is not quarantined")
+    FlowVersion.update(quarantined=None).where(FlowVersion.id == fv.id).execute()
+    return version_doc(get_version(flow_id, number))
 
 
 def compare_versions(flow_id: str, v1: int, v2: int) -> dict:

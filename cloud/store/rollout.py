@@ -29,6 +29,7 @@ from cloud.errors import NotFound
 from cloud.models import Command, Deployment, DeploymentEvent, Device, Program, Target
 from cloud.secrets import SecretBox
 from cloud.store import webhooks
+from cloud.store.flows import quarantine_version
 from cloud.timefmt import iso
 
 _DEP_FIELDS = ("status", "phase", "batch", "phase_since", "started_at", "finished_at", "reason", "pace")
@@ -104,6 +105,10 @@ def _step(dep: Deployment, ds: DepState, kept: "_Kept", events: list, now: float
         # has been in between.
         kept.rev = _random.token_hex(8)
         Deployment.update(rev=kept.rev, **dep_changes).where(Deployment.id == dep_id).execute()
+    if dep_changes.get("status") == "rolled_back":
+        # the version that made its deployment roll back is not "latest" any more
+        quarantine_version(dep.flow, dep.version, dep_changes.get("reason") or dep.reason or "rolled back",
+                           now, dep_id)
     if dep_changes:
         if "status" in dep_changes:
             webhooks.emit(f"deployment.{dep_changes['status']}", {

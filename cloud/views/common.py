@@ -42,6 +42,18 @@ def int_param(request: web.Request, name: str, where: str = "query", default: in
     return whole_number(raw, pointer, name, high=high)
 
 
+def bool_param(request: web.Request, name: str) -> bool | None:
+    """An optional true/false query parameter (1/0, yes/no too); anything else is a 422."""
+    raw = request.query.get(name)
+    if not raw:  # absent, or left empty by a form: not given
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise Invalid(f"{name} must be true or false", [Problem(f"?{name}", "must be true or false")])
+
+
 def choice_param(request: web.Request, name: str, choices) -> str | None:
     """An optional query filter that must be one of `choices`: a misspelt
     `?status=runing` is a 422 naming the choices, not an empty list."""

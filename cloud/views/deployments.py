@@ -11,11 +11,13 @@ from cloud.middleware import json_body
 from cloud.store import deployments as store
 from cloud.store import paging
 from cloud.streams import frame
-from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once
+from cloud.views.common import bool_param, choice_param, ok, page_params, paged, replayed, run_once
 
 
 async def create(request: web.Request):
     body = await json_body(request)
+    if bool_param(request, "dry_run"):  # nothing is created: no idempotency record either
+        return ok(await request.app[DB].run(store.create_deployment, body, request.app[CONFIG].clock(), True))
     result = await run_once(request, store.create_deployment, body, request.app[CONFIG].clock())
     return replayed(result) or ok(result, 201)
 

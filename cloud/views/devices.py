@@ -11,7 +11,7 @@ from cloud.middleware import KEY_HASH, json_body
 from cloud.store import devices as store
 from cloud.store import idempotency
 from cloud.store import runs as run_store
-from cloud.views.common import choice_param, ok, page_params, paged, replayed, run_once, whole_number
+from cloud.views.common import bool_param, choice_param, ok, page_params, paged, replayed, run_once, whole_number
 
 log = logging.getLogger("fleetflow.api")
 
@@ -63,25 +63,14 @@ async def _call_hook(hook, *args) -> None:
             await result
 
 
-def _bool(request: web.Request, name: str):
-    raw = request.query.get(name)
-    if not raw:  # absent, or left empty by a form: any
-        return None
-    if raw.lower() in ("1", "true", "yes"):
-        return True
-    if raw.lower() in ("0", "false", "no"):
-        return False
-    raise Invalid(f"{name} must be true or false", [Problem(f"?{name}", "must be true or false")])
-
-
 async def list_(request: web.Request):
     q = request.query
     raw_version = q.get("version")
     where = store.DeviceFilter(
         q=q.get("q") or None, tag=q.get("tag") or None, environment=q.get("environment") or None,
-        board=q.get("board") or None, online=_bool(request, "online"), flow=q.get("flow") or None,
+        board=q.get("board") or None, online=bool_param(request, "online"), flow=q.get("flow") or None,
         version=whole_number(raw_version, "?version", "version") if raw_version else None,
-        trial=_bool(request, "trial"))
+        trial=bool_param(request, "trial"))
     sort = choice_param(request, "sort", tuple(store.SORTS)) or "id"
     limit, cursor = page_params(request)
     docs, cursor = await request.app[DB].run(store.list_devices, where, sort, limit, cursor)

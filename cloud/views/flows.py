@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cloud.appkeys import DB
-from cloud.middleware import json_body
+from cloud.appkeys import CONFIG, DB
+from cloud.middleware import PRINCIPAL, json_body
 from cloud.store import flows as store
 from cloud.views.common import choice_param, int_param, ok, page_params, paged
 
@@ -67,3 +67,15 @@ async def restore(request: web.Request):
     body = await json_body(request, default={})
     flow_id, number = request.match_info["flow_id"], int_param(request, "version", "path")
     return ok(await request.app[DB].run(store.restore_version, flow_id, number, body))
+
+
+async def quarantine(request: web.Request):
+    body = await json_body(request, default={})
+    flow_id, number = request.match_info["flow_id"], int_param(request, "version", "path")
+    return ok(await request.app[DB].run(store.quarantine, flow_id, number, body, request.app[CONFIG].clock(),
+                                        request[PRINCIPAL].by))
+
+
+async def lift_quarantine(request: web.Request):
+    flow_id, number = request.match_info["flow_id"], int_param(request, "version", "path")
+    return ok(await request.app[DB].run(store.lift_quarantine, flow_id, number))

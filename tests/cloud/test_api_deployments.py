@@ -288,3 +288,95 @@ async def test_rate_control_holds_deploys_back_and_is_shown(api):
     assert [e["pointer"] for e in problem["errors"]] == ["/config/max_per_minute"]
     problem = await api.post("/deployments", dict(body, config={"increment_factor": 3}), expect=422)
     assert "needs base_per_minute" in problem["errors"][0]["message"]
+
+
+async def test_a_rolled_back_version_is_quarantined_and_latest_skips_it(api):
+    flow = await api.published_flow()
+    await api.post(f"/flows/{flow['id']}/versions/1/restore", {})  # v2, the one that will fail
+    await api.devices(3, tags=["greenhouse"])
+    body = {"flow_id": flow["id"], "strategy": "canary", "target_tags": ["greenhouse"],
+            "config": {"canary_percentage": 34}}
+    dep = await api.post("/deployments", body, expect=201)
+    assert dep["version"] == 2  # latest
+    dep = await api.post(f"/deployments/{dep['id']}/start")
+    canaries = [t["device_id"] for t in dep["targets"] if t["status"] == "deploying"]
+    ack(api, canaries[0], f"{dep['id']}.{canaries[0]}.deploy", "healthy")
+    ack(api, canaries[1], f"{dep['id']}.{canaries[1]}.deploy", "rolled_back", "error_rate 1.00 > 0.25; n2: boom")
+
+    async def rolled_back():
+        got = await api.get(f"/deployments/{dep['id']}")
+        return got if got["status"] == "rolled_back" else None
+    await api.until(rolled_back)
+    v2 = (await api.get(f"/flows/{flow['id']}/versions"))["versions"][1]
+    assert v2["version"] == 2 and v2["quarantined"]["deployment_id"] == dep["id"]
+    assert "n2: boom" in v2["quarantined"]["reason"]
+
+    # "latest" now means v1; v2 by name needs force and says why
+    again = await api.post("/deployments", body, expect=201)
+    assert again["version"] == 1
+    problem = await api.post("/deployments", dict(body, version=2), expect=409)
+    assert "quarantined" in problem["detail"] and "n2: boom" in problem["detail"] and "force" in problem["detail"]
+    forced = await api.post("/deployments", dict(body, version=2, force=True), expect=201)
+    assert forced["version"] == 2
+
+    # lifted by hand: latest is v2 again; quarantined by hand: refused again
+    lifted = await api.call("DELETE", f"/flows/{flow['id']}/versions/2/quarantine")
+    assert lifted["quarantined"] is None
+    assert (await api.post("/deployments", body, expect=201))["version"] == 2
+    await api.call("DELETE", f"/flows/{flow['id']}/versions/2/quarantine", expect=409)
+    held = await api.post(f"/flows/{flow['id']}/versions/2/quarantine", {"reason": "field report"})
+    assert held["quarantined"]["reason"].startswith("field report (by ")
+    assert (await api.post("/deployments", body, expect=201))["version"] == 1
+    await api.post(f"/flows/{flow['id']}/versions/1/quarantine", {})
+    problem = await api.post("/deployments", body, expect=409)
+    assert "every version" in problem["detail"]
+
+
+async def _fleet_of_four(api):
+    """a: online, b: offline (seen), c: never seen, d: online but lacks dht."""
+    flow = await api.published_flow()
+    for dev_id in "abcd":
+        await api.post("/devices", {"id": dev_id, "board": "unix-sim", "tags": ["site"]}, expect=201)
+    api.app[DB].call(record_status, "a", {"state": "online"}, 1.0)
+    api.app[DB].call(record_status, "b", {"state": "online"}, 1.0)
+    api.app[DB].call(record_status, "b", {"state": "offline"}, 2.0)
+    api.app[DB].call(record_status, "d", {"state": "online", "types": ["switch", "mqtt_out"]}, 1.0)
+    return flow
+
+
+async def test_a_dry_run_classifies_every_target_and_creates_nothing(api):
+    flow = await _fleet_of_four(api)
+    body = {"flow_id": flow["id"], "target_tags": ["site"]}
+    dry = await api.post("/deployments?dry_run=true", body)
+    assert dry["dry_run"] is True and dry["version"] == 1 and dry["offline"] == "wait"
+    pf = dry["preflight"]
+    assert pf["total"] == 4 and pf["counts"] == {"lacks_node": 1, "never_seen": 1, "offline": 1, "ready": 1}
+    classes = {t["device_id"]: (t["class"], t["detail"]) for t in pf["targets"]}
+    assert classes["a"] == ("ready", "") and classes["c"] == ("never_seen", "never connected to the broker")
+    assert classes["b"][0] == "offline" and classes["b"][1].startswith("offline since ")
+    assert classes["d"] == ("lacks_node", "lacks node types: dht")
+    assert [t["class"] for t in pf["targets"]] == ["lacks_node", "never_seen", "offline", "ready"]  # worst first
+    assert dry["refused"]["status"] == 422 and "lack node types" in dry["refused"]["detail"]
+    assert (await api.get("/deployments"))["deployments"] == []  # nothing was created
+
+    without_d = dict(body, target_tags=[], target_devices=["a", "b", "c"])
+    assert (await api.post("/deployments?dry_run=true", without_d))["refused"] is None
+    failing = await api.post("/deployments?dry_run=true", dict(without_d, offline="fail"))
+    assert failing["refused"]["status"] == 409 and "b, c" in failing["refused"]["detail"]
+    await api.post("/deployments?dry_run=maybe", body, expect=422)
+
+
+async def test_offline_targets_wait_skip_or_fail(api):
+    flow = await _fleet_of_four(api)
+    body = {"flow_id": flow["id"], "target_devices": ["a", "b", "c"], "strategy": "all_at_once"}
+    problem = await api.post("/deployments", dict(body, offline="fail"), expect=409)
+    assert problem["offline"] == ["b", "c"] and 'offline is "fail"' in problem["detail"]
+    skipped = await api.post("/deployments", dict(body, offline="skip"), expect=201)
+    assert [t["device_id"] for t in skipped["targets"]] == ["a"]
+    assert skipped["skipped_offline"] == {"count": 2, "devices": ["b", "c"]}
+    created = (await api.get(f"/deployments/{skipped['id']}/events"))["events"][0]
+    assert created["detail"]["skipped_offline"] == ["b", "c"]
+    waiting = await api.post("/deployments", body, expect=201)  # the default: wait for them
+    assert [t["device_id"] for t in waiting["targets"]] == ["a", "b", "c"]
+    await api.post("/deployments", dict(body, target_devices=["b", "c"], offline="skip"), expect=409)
+    await api.post("/deployments", dict(body, offline="later"), expect=422)

@@ -9,6 +9,7 @@ from shared_schema.messages import Ack
 
 from cloud.appkeys import DB, DRIVER
 from cloud.models import Command
+from cloud.store.devices import record_status
 from cloud.store.runs import ingest
 
 STEP_FLOW = {"name": "maintenance-routine", "steps": [
@@ -18,10 +19,26 @@ STEP_FLOW = {"name": "maintenance-routine", "steps": [
 
 
 async def _setup(api, count=2):
+    """A flow and `count` devices, connected (`"all": true` means the connected ones)."""
     flow = await api.published_flow(STEP_FLOW)
     devices = [await api.post("/devices", {"id": f"x{i}", "board": "unix-sim", "tags": ["ops"]}, expect=201)
                for i in range(count)]
+    for d in devices:
+        api.app[DB].call(record_status, d["id"], {"state": "online"}, 1.0)
     return flow, devices
+
+
+async def test_all_means_the_connected_devices_unless_offline_ones_are_asked_for(api):
+    flow, _ = await _setup(api)
+    await api.post("/devices", {"id": "x9", "board": "unix-sim"}, expect=201)  # never connected
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
+    assert [t["device_id"] for t in exe["targets"]] == ["x0", "x1"]
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True, "include_offline": True}, expect=201)
+    assert [t["device_id"] for t in exe["targets"]] == ["x0", "x1", "x9"]
+    api.app[DB].call(record_status, "x0", {"state": "offline"}, 2.0)
+    api.app[DB].call(record_status, "x1", {"state": "offline"}, 2.0)
+    problem = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=422)
+    assert "no device is connected" in problem["errors"][0]["message"]
 
 
 def done(api, device, exe_id, status="completed", run=7, reason=None, stored=True):

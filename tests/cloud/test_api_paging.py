@@ -135,7 +135,7 @@ async def test_an_execution_over_more_devices_than_a_request_may_name_is_replaye
     db, box = api.app[DB], api.app[BOX]
     sealed = box.seal(bytes(32))
     db.call(insert_rows, Device, [{"id": f"ex{i:05d}", "natural_key": natural_key(f"ex{i:05d}"), "board": "unix-sim",
-                                   "password_hash": "-", "key_sealed": sealed, "created_at": 0.0} for i in range(count)])
+                                   "password_hash": "-", "key_sealed": sealed, "created_at": 0.0, "online": True} for i in range(count)])
     flow = await api.published_flow(STEP_FLOW)
     exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
     assert exe["total_targets"] == count and "targets" not in exe

@@ -229,3 +229,19 @@ def test_the_failing_nodes_error_travels_to_every_reason(fleet, capsys):
     assert payloads["execution.failed"]["data"]["reason"] == f"cli-a: {cause}"
     assert payloads["pipeline_run.failed"]["data"]["error"] == step["error"]
     api.request("DELETE", f"/webhooks/{hook['id']}")
+
+
+def test_deploy_dry_run_shows_the_preflight_and_creates_nothing(fleet, capsys):
+    api = fleet["api"]
+    before = len(api.get("/deployments")["deployments"])
+    rc, out, _ = _run(capsys, "deploy", "create", fleet["other"], "--devices", "cli-a,cli-b", "--dry-run")
+    assert rc == 0  # cli-b never connected: waited for by default
+    assert "2 target(s): 1 never seen, 1 ready" in out and "cli-b" in out and "never connected" in out
+    assert "would be created; offline targets: wait" in out
+    rc, out, _ = _run(capsys, "deploy", "create", fleet["other"], "--devices", "cli-a,cli-b", "--dry-run",
+                      "--offline", "fail")
+    assert rc == 1 and "would be refused (409)" in out and "cli-b" in out
+    rc, out, _ = _run(capsys, "deploy", "create", fleet["other"], "--devices", "cli-a", "--dry-run", "--json")
+    dry = json.loads(out)
+    assert rc == 0 and dry["preflight"]["counts"]["ready"] == 1 and dry["refused"] is None
+    assert len(api.get("/deployments")["deployments"]) == before
