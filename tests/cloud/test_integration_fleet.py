@@ -1,8 +1,9 @@
 """The cloud against a real Mosquitto and five simulated devices running the
 real firmware (MicroPython unix port, tools.simdevice): a canary whose
-canary device fails its health check rolls everything back; a rolling
-deployment then succeeds on all five; a cloud restarted in the middle of a
-rolling deployment completes it."""
+canary device fails its health check rolls everything back and quarantines
+its version; a rolling deployment created while one device is off (its
+pre-flight says so; `offline: wait`) succeeds on all five once it is back; a
+cloud restarted in the middle of a rolling deployment completes it."""
 
 from __future__ import annotations
 
@@ -157,6 +158,8 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
         assert by_id["dev_0"]["status"] == "rolled_back"
         assert [by_id[f"dev_{i}"]["status"] for i in (2, 3, 4)] == ["skipped"] * 3
         await devices_run(cloud, temp["id"], 1)  # every device is back on the baseline
+        level_v1 = (await cloud.call("GET", f"/flows/{level['id']}/versions"))["versions"][0]
+        assert level_v1["quarantined"]["deployment_id"] == dep["id"]  # "latest" no longer means it
 
         # 2. rolling: a new version of the temperature flow, on all five
         await cloud.call("POST", f"/flows/{temp['id']}/versions/1/restore", {"publish": False})
@@ -164,9 +167,15 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
         await cloud.call("POST", f"/flows/{temp['id']}/publish")
         # dev_4 (the last batch) is off when it starts, and comes back once its batch is sent
         await loop.run_in_executor(None, sims[4].stop)
-        dep = await cloud.call("POST", "/deployments", {
-            "flow_id": temp["id"], "strategy": "rolling", "target_tags": ["lab"],
-            "config": {"batch_size": 2, "batch_delay": "500ms", "timeout": "60s", "health": HEALTH}}, expect=201)
+        body = {"flow_id": temp["id"], "strategy": "rolling", "target_tags": ["lab"],
+                "config": {"batch_size": 2, "batch_delay": "500ms", "timeout": "60s", "health": HEALTH}}
+        async def dev_4_offline():
+            return not (await cloud.call("GET", "/devices/dev_4"))["online"]
+        await cloud.wait("dev_4 offline", dev_4_offline, 15)
+        dry = await cloud.call("POST", "/deployments?dry_run=true", body)
+        assert dry["preflight"]["counts"]["offline"] == 1 and dry["refused"] is None
+        assert dry["preflight"]["targets"][0]["device_id"] == "dev_4"
+        dep = await cloud.call("POST", "/deployments", body, expect=201)  # offline: "wait", the default
         await cloud.call("POST", f"/deployments/{dep['id']}/start")
 
         async def last_batch_sent():
