@@ -599,6 +599,10 @@ def _guarded_amqtt():
     from amqtt.utils import gen_client_id
 
     class GuardedAmqtt(Amqtt):
+        async def _client_connected(self, listener_name, reader, writer):
+            # every packet of the connection, its CONNECT first, read through the size check
+            await super()._client_connected(listener_name, SizedReader(reader, MAX_PACKET_BYTES), writer)
+
         async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
             try:
                 handler, session = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
@@ -632,6 +636,62 @@ def _guarded_amqtt():
             return handler, session
 
     return GuardedAmqtt
+
+
+class SizedReader:
+    """amqtt's reader with Mosquitto's `max_packet_size`: a packet whose
+    fixed header announces more than `limit` bytes in all ends the
+    connection, as Mosquitto does, before amqtt reads (and allocates) its
+    body. It follows the MQTT framing of the bytes passing through (a fixed
+    header byte, 1-4 bytes of remaining length, then that many bytes), so it
+    doesn't depend on how amqtt splits its reads."""
+
+    def __init__(self, reader, limit: int):
+        self.reader = reader
+        self.limit = limit
+        self.refused = False
+        self._state = "type"  # "type", "length", or "body"
+        self._length = self._shift = self._header = 0
+
+    async def read(self, n: int = -1) -> bytes:
+        if self.refused:
+            raise ConnectionResetError("packet over max_packet_size")
+        data = await self.reader.read(n)
+        self._frame(data)
+        return data
+
+    def feed_eof(self) -> None:
+        self.reader.feed_eof()
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    def _frame(self, data: bytes) -> None:
+        i = 0
+        while i < len(data):
+            if self._state == "body":
+                step = min(self._length, len(data) - i)
+                self._length -= step
+                i += step
+                if self._length == 0:
+                    self._state = "type"
+                continue
+            byte = data[i]
+            i += 1
+            if self._state == "type":
+                self._state, self._length, self._shift, self._header = "length", 0, 0, 1
+                continue
+            self._length += (byte & 0x7F) << self._shift
+            self._shift += 7
+            self._header += 1
+            if byte & 0x80:
+                continue
+            if self._header + self._length > self.limit:
+                self.refused = True
+                log.warning("amqtt: a client sent a %d-byte packet (max_packet_size %d): disconnected",
+                            self._header + self._length, self.limit)
+                raise ConnectionResetError("packet over max_packet_size")  # amqtt: no more data
+            self._state = "body" if self._length else "type"
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
