@@ -275,3 +275,17 @@ async def test_triggered_by_names_the_user_or_the_key_not_the_role(api):
     assert run["triggered_by"] == "user:ada@example.com"
     step = await api.get(f"/executions/{run['steps_snapshot'][0]['execution_id']}")
     assert step["triggered_by"] == "user:ada@example.com"
+
+
+async def test_an_idempotency_key_is_scoped_to_the_user_across_a_refresh(api):
+    token = (await _register_ada(api))[0]["access_token"]
+    api.client.session.cookie_jar.clear()
+    headers = {"Idempotency-Key": "provision-1"}
+    body = {"board": "unix-sim"}
+    first, _ = await _call(api, "POST", "/devices", body, expect=201, token=token, headers=headers)
+    token = (await _call(api, "POST", "/auth/refresh", token=token))[0]["access_token"]
+    again, resp = await _call(api, "POST", "/devices", body, expect=201, token=token, headers=headers)
+    assert again["id"] == first["id"] and resp.headers["Idempotent-Replayed"] == "true"
+    # the same key sent with an API key is another scope: another device
+    other = await api.post("/devices", body, expect=201, headers=headers)
+    assert other["id"] != first["id"]
