@@ -211,6 +211,25 @@ def _validate_for(content: dict, boards: list[str] | None) -> tuple[list[str], l
     return fits, [Problem(ptr, msg, tuple(bs)) for (ptr, msg), bs in found.items()]
 
 
+def check_flow(body: dict) -> dict:
+    """What publishing would say of this content (definition or steps, and
+    variables), saving nothing: for an editor that shows problems as they
+    are made. `boards`: those to fit, else any one board will do."""
+    if not isinstance(body, dict):
+        raise Invalid("the body must be a JSON object")
+    boards = body.get("boards")
+    if boards is not None and not (isinstance(boards, list) and all(isinstance(b, str) for b in boards)):
+        raise Invalid("bad boards", [Problem("/boards", "must be a list of board names")])
+    _check_boards(boards, "/boards")
+    content = _content(body)
+    shape = [Problem(p.pointer, p.message) for p in draft_problems(content)]
+    if not shape and not content.get("definition") and not content.get("steps"):
+        shape = [Problem("/definition", "a flow needs a definition (graph form) or steps (step form)")]
+    fits, problems = ([], shape) if shape else _validate_for(content, boards)
+    return {"valid": not problems and bool(fits), "boards": fits, "types": used_types(content),
+            "problems": [p.as_dict() for p in problems]}
+
+
 def publish_flow(flow_id: str, body: dict | None = None) -> dict:
     req = schemas.parse(schemas.Publish, body or {})
     _check_boards(req.boards, "/boards")

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from cloud.appkeys import CONFIG, DB
 from cloud.middleware import PRINCIPAL, json_body
 from cloud.store import flows as store
-from cloud.views.common import choice_param, int_param, ok, page_params, paged
+from cloud.views.common import any_role, choice_param, int_param, ok, page_params, paged
 
 FLOW_STATUSES = ("draft", "published", "archived")
 
@@ -13,6 +15,12 @@ FLOW_STATUSES = ("draft", "published", "archived")
 async def create(request: web.Request):
     body = await json_body(request)
     return ok(await request.app[DB].run(store.create_flow, body), 201)
+
+
+@any_role
+async def check(request: web.Request):
+    # no database: validation is CPU work, kept off the loop and off the database thread
+    return ok(await asyncio.to_thread(store.check_flow, await json_body(request)))
 
 
 async def list_(request: web.Request):

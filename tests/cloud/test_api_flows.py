@@ -243,3 +243,22 @@ async def test_get_flow_answers_the_same_document_as_the_store_however_it_is_mad
     await api.put(f"/flows/{graph['id']}", {"name": "renamed"})
     assert (await api.get(f"/flows/{graph['id']}"))["name"] == "renamed"  # a changed row is a new answer
     assert (await api.get("/flows/nope", expect=404))["detail"] == "no flow 'nope'"
+
+
+async def test_validate_checks_content_as_publishing_would_and_saves_nothing(api, seed_flow):
+    """An editor shows problems as they are made (issue 12): POST
+    /flows/validate answers 200 with the pointers, for any role."""
+    body = seed_flow()
+    ok = await api.post("/flows/validate", body, role="viewer")
+    assert ok["valid"] and ok["problems"] == [] and "unix-sim" in ok["boards"] and ok["types"] == ["dht", "mqtt_out", "switch"]
+    del body["definition"]["nodes"][0]["config"]["pin"]
+    body["definition"]["connections"].append({"source": "n3", "target": "nowhere"})
+    bad = await api.post("/flows/validate", body, role="viewer")
+    assert not bad["valid"] and bad["boards"] == []
+    pointers = {p["pointer"] for p in bad["problems"]}
+    assert "/definition/nodes/0/config/pin" in pointers and any(p.startswith("/definition/connections") for p in pointers)
+    only_esp = await api.post("/flows/validate", dict(seed_flow(), boards=["esp32-devkitc"]))
+    assert only_esp["boards"] == ["esp32-devkitc"]
+    problem = await api.post("/flows/validate", dict(seed_flow(), boards=["toaster"]), expect=422)
+    assert problem["errors"][0]["pointer"] == "/boards/0"
+    assert (await api.get("/flows"))["flows"] == []  # nothing saved
