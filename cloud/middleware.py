@@ -47,7 +47,10 @@ async def problems(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(exc.status, exc.reason, exc.text or exc.reason, instance=request.path)
+        resp = problem_response(exc.status, exc.reason, exc.text or exc.reason, instance=request.path)
+        if "Allow" in exc.headers:  # a 405 says which methods the path takes (RFC 9110 §15.5.6)
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(500, "Internal error", "the server failed; see its log", instance=request.path)

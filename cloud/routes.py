@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 from shared_schema.models import FlowBody
 
-from cloud import schemas
+from cloud import responses, schemas
 from cloud.views import auth, deployments, devices, executions, flows, keys, pipelines, streams, users, webhooks
 
 API = "/api/v1"
@@ -198,40 +198,64 @@ def _params(route: Route) -> list[dict]:
     params = []
     for part in route.path.split("/"):
         if part.startswith("{"):
-            params.append({"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}})
+            params.append({"name": part[1:-1], "in": "path", "required": True,
+                           "schema": responses.param_schema(route.path, part[1:-1])})
     for name in route.query:
-        params.append({"name": name, "in": "query", "required": name in ("v1", "v2"), "schema": {"type": "string"}})
+        params.append({"name": name, "in": "query", "required": name in ("v1", "v2"),
+                       "schema": responses.param_schema(route.path, name)})
     return params
 
 
-def _body_schema(model) -> dict:
-    schema = model.model_json_schema()
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def _body_schema(model, components: dict) -> dict:
+    """The request body's JSON Schema; the models it nests go to `components`
+    (a pydantic `$defs` inside an operation would not resolve from the document's root)."""
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE)
     if model in (schemas.FlowMeta, schemas.FlowPatch):
         # The flow's content (definition or steps) is shared_schema's draft model.
-        content = FlowBody.model_json_schema()
-        schema.setdefault("$defs", {}).update(content.get("$defs", {}))
+        content = FlowBody.model_json_schema(ref_template=REF_TEMPLATE)
+        components.update(content.pop("$defs", {}))
         for key in ("definition", "steps", "variables"):
             schema["properties"][key] = content["properties"][key]
+    components.update(schema.pop("$defs", {}))
     return schema
+
+
+def _ok(route: Route) -> dict:
+    """The success answer of a route, from cloud/responses.py."""
+    schema = responses.RESPONSES.get((route.method, route.path), {})
+    if route.status == 204 or schema is None:
+        return {"description": "Done: no content"}
+    if schema == "text/event-stream":
+        return {"description": "Server-sent events, one at a time", "content": {"text/event-stream": {
+            "schema": responses.SSE_EVENT}}}
+    return {"description": "OK", "content": {"application/json": {"schema": schema}}}
 
 
 def openapi() -> dict:
     problem = {"description": "Problem (RFC 9457)",
                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    components: dict = dict(responses.SCHEMAS)
     paths: dict = {}
     for route in ROUTES:
         op = {"summary": route.summary, "tags": [route.tag], "operationId": f"{route.handler.__module__.rsplit('.', 1)[-1]}_"
               f"{route.handler.__name__.rstrip('_')}", "parameters": _params(route),
-              "responses": {str(route.status): {"description": "OK"}, "401": problem, "403": problem,
-                            "404": problem, "409": problem, "422": problem}}
+              "responses": {str(route.status): _ok(route), **{code: problem for code in responses.ERROR_STATUSES}}}
+        if route.path == "/devices" and route.method == "POST":
+            op["responses"]["502"] = problem  # the broker refused the device's account
         if API + route.path in PUBLIC:
             op["security"] = []
         if route.body is not None:
             op["requestBody"] = {"required": route.body is not schemas.RollbackBody,
-                                 "content": {"application/json": {"schema": _body_schema(route.body)}}}
+                                 "content": {"application/json": {"schema": _body_schema(route.body, components)}}}
         paths.setdefault(API + route.path, {})[route.method.lower()] = op
     paths[API + "/openapi.json"] = {"get": {"summary": "This document", "tags": ["meta"], "security": [],
-                                            "operationId": "openapi", "responses": {"200": {"description": "OK"}}}}
+                                            "operationId": "openapi", "responses": {"200": {
+                                                "description": "OK", "content": {"application/json": {
+                                                    "schema": {"type": "object", "required": ["openapi", "paths"]}}}}}}}
+    components["Problem"] = responses.PROBLEM
     return {
         "openapi": "3.1.0",
         "info": {"title": "fleetflow cloud", "version": "1"},
@@ -242,11 +266,7 @@ def openapi() -> dict:
                                 "bearer": {"type": "http", "scheme": "bearer"},
                                 # with X-CSRF-Token on POST/PUT/PATCH/DELETE (docs/api.md, Accounts)
                                 "session": {"type": "apiKey", "in": "cookie", "name": "ff_session"}},
-            "schemas": {"Problem": {"type": "object", "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                "detail": {"type": "string"}, "instance": {"type": "string"},
-                "errors": {"type": "array", "items": {"type": "object", "properties": {
-                    "pointer": {"type": "string"}, "message": {"type": "string"}}}}}}},
+            "schemas": components,
         },
     }
 

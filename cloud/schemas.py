@@ -57,7 +57,7 @@ class Publish(_Strict):
 class Restore(_Strict):
     # true: publish a copy of the version as the next one (seed 002);
     # false: only make its content the draft, to edit before publishing.
-    publish: bool = True
+    publish: StrictBool = True
 
 
 class Provision(_Strict):
@@ -108,9 +108,9 @@ class DeploymentCreate(_Strict):
     target_devices: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
     target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
-    all: bool = False  # every device (a fleet past MAX_TARGETS too)
+    all: StrictBool = False  # every device (a fleet past MAX_TARGETS too)
     config: DeploymentConfig = Field(default_factory=DeploymentConfig)
-    force: bool = False  # deploy a quarantined version named in `version`
+    force: StrictBool = False  # deploy a quarantined version named in `version`
     # what happens to targets that are offline (or never seen) when it is created:
     # wait for them (up to the target timeout), skip them, or refuse the deployment
     offline: Literal["wait", "skip", "fail"] = "wait"
@@ -156,8 +156,8 @@ class ExecutionCreate(_Strict):
     target_devices: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
     target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
-    all: bool = False  # every connected device (with include_offline: every device)
-    include_offline: bool = False
+    all: StrictBool = False  # every connected device (with include_offline: every device)
+    include_offline: StrictBool = False
     overrides: Overrides = Field(default_factory=Overrides)
     timeout: Any = "60s"  # "30s", "2m" or seconds
 
@@ -174,14 +174,14 @@ class PipelineStep(_Strict):
     on_failure: Literal["stop", "continue"] = "stop"
     # waits on a person: once its execution ends, the step stays running
     # until POST .../runs/{run}/advance says how it went
-    manual: bool = False
+    manual: StrictBool = False
 
 
 class PipelineTargets(_Strict):
     target_devices: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
     target_tags: list[str] = Field(default_factory=list, max_length=MAX_TARGET_TAGS)
     environment: str | None = None
-    all: bool = False
+    all: StrictBool = False
 
 
 class PipelineCreate(_Strict):

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 
 from shared_schema.params import coerce_var, infer_var_type
 from shared_schema.problems import Problem, pointer
@@ -40,8 +42,8 @@ class _Open(BaseModel):
 
 class _Retry(_Open):
     on_failure: OnFailure | None = None
-    retries: int | None = Field(default=None, ge=0, le=5)
-    backoff_ms: int | str | None = None  # milliseconds, or "20ms", "1s"
+    retries: StrictInt | None = Field(default=None, ge=0, le=5)
+    backoff_ms: StrictInt | str | None = None  # milliseconds, or "20ms", "1s"
 
 
 class GraphNode(_Retry):
@@ -49,8 +51,8 @@ class GraphNode(_Retry):
     type: str = ""
     name: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
-    x: float | None = None
-    y: float | None = None
+    x: StrictFloat | StrictInt | None = None
+    y: StrictFloat | StrictInt | None = None
 
     @field_validator("type")
     @classmethod
@@ -61,7 +63,7 @@ class GraphNode(_Retry):
 class Connection(_Open):
     source: str = ""
     target: str = ""
-    port: int = Field(default=0, ge=0)
+    port: StrictInt = Field(default=0, ge=0)
 
 
 class Variable(_Open):
