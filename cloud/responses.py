@@ -11,6 +11,10 @@ real answers against them with schemathesis, and that every route has one.
 
 from __future__ import annotations
 
+from cloud.engine import execution as exec_core
+from cloud.engine import pipeline as pipeline_core
+from cloud.engine import state as rollout_core
+
 NULL = {"type": "null"}
 STR = {"type": "string"}
 INT = {"type": "integer"}
@@ -74,20 +78,18 @@ SCHEMAS: dict[str, dict] = {
                     "err": nullable(STR)}),
     "Deployment": obj({"id": STR, "flow_id": STR, "version": INT,
                        "strategy": {"enum": ["all_at_once", "rolling", "canary", "blue_green"]},
-                       "status": {"enum": ["pending", "running", "paused", "completed", "failed", "rolled_back",
-                                           "cancelled"]},
+                       "status": {"enum": list(rollout_core.DEPLOYMENT_STATUSES)},
                        "phase": nullable(STR), "batch": nullable(INT), "config": ANY_OBJ, "settings": ANY_OBJ,
                        "targets_selector": {}, "total_targets": INT, "completed_targets": INT,
                        "failed_targets": INT, "counts": COUNTS, "reason": nullable(STR), "created_at": TIME,
                        "started_at": TIME, "finished_at": TIME, "targets_url": STR},
                       {"targets": arr(ref("Target"))}),
-    "Target": obj({"device_id": STR, "status": {"enum": ["pending", "deploying", "success", "failed",
-                                                         "rolled_back", "skipped"]},
+    "Target": obj({"device_id": STR, "status": {"enum": list(rollout_core.TARGET_STATUSES)},
                    "batch": INT, "board": nullable(STR), "step": nullable(STR), "ack": nullable(STR),
                    "seq": nullable(INT), "reason": nullable(STR), "updated_at": TIME}),
     "DeploymentEvent": obj({"at": TIME, "kind": STR, "device_id": nullable(STR), "detail": {}}),
     "Execution": obj({"id": STR, "flow_id": STR, "version": INT,
-                      "status": {"enum": ["pending", "running", "completed", "failed", "cancelled", "timed_out"]},
+                      "status": {"enum": list(exec_core.STATUSES)},
                       "pipeline_run": nullable(STR), "overrides": ANY_OBJ, "timeout": NUM, "retry_of": nullable(STR),
                       "created_at": TIME, "started_at": TIME, "finished_at": TIME, "targets_url": STR},
                      {"total_targets": INT, "counts": COUNTS, "targets": arr(ref("ExecTarget"))}),
@@ -97,8 +99,7 @@ SCHEMAS: dict[str, dict] = {
                      "steps": arr(obj({"flow_id": STR, "flow_name": STR, "on_failure": {"enum": ["stop", "continue"]}})),
                      "targets": ANY_OBJ, "use_count": INT, "last_used_at": TIME, "created_at": TIME,
                      "runs": obj({"total": INT, "completed": INT, "failed": INT, "running": INT})}),
-    "PipelineRun": obj({"id": STR, "pipeline_id": STR, "status": {"enum": ["running", "completed", "failed",
-                                                                          "cancelled"]},
+    "PipelineRun": obj({"id": STR, "pipeline_id": STR, "status": {"enum": list(pipeline_core.RUN_STATUSES)},
                         "current_step": nullable(INT), "triggered_by": nullable(STR), "created_at": TIME,
                         "started_at": TIME, "completed_at": TIME,
                         "steps_snapshot": arr(obj({"step_index": INT, "flow_id": STR, "status": STR,
@@ -127,7 +128,7 @@ RESPONSES: dict[tuple[str, str], dict | None] = {
     ("DELETE", "/flows/{flow_id}"): None,
     ("POST", "/flows/{flow_id}/publish"): _FLOW,
     ("POST", "/flows/{flow_id}/archive"): _FLOW,
-    ("GET", "/flows/{flow_id}/versions"): obj({"flow_id": STR, "versions": arr(ref("FlowVersion"))}),
+    ("GET", "/flows/{flow_id}/versions"): page("versions", "FlowVersion", flow_id=STR),
     ("GET", "/flows/{flow_id}/versions/compare"): ref("Diff"),
     ("GET", "/flows/{flow_id}/versions/{version}"): ref("FlowVersion"),
     ("POST", "/flows/{flow_id}/versions/{version}/restore"): {"anyOf": [ref("FlowVersion"), _FLOW]},
@@ -143,6 +144,9 @@ RESPONSES: dict[tuple[str, str], dict | None] = {
     ("GET", "/deployments/{deployment_id}/targets"): page("targets", "Target", deployment_id=STR),
     ("GET", "/deployments/{deployment_id}/events"): page("events", "DeploymentEvent", deployment_id=STR),
     ("GET", "/deployments/{deployment_id}/stream"): "text/event-stream",
+    ("GET", "/executions/{execution_id}/stream"): "text/event-stream",
+    ("GET", "/devices/{device_id}/stream"): "text/event-stream",
+    ("GET", "/streams/fleet"): "text/event-stream",
     ("POST", "/deployments/{deployment_id}/start"): _DEP,
     ("POST", "/deployments/{deployment_id}/pause"): _DEP,
     ("POST", "/deployments/{deployment_id}/resume"): _DEP,
@@ -157,6 +161,10 @@ RESPONSES: dict[tuple[str, str], dict | None] = {
     ("POST", "/executions/{execution_id}/replay"): _EXE,
     ("POST", "/pipelines"): _PIPE,
     ("GET", "/pipelines"): page("pipelines", "Pipeline"),
+    ("GET", "/pipelines/runs"): page("runs", "PipelineRun"),
+    ("GET", "/pipelines/run"): page("runs", "PipelineRun"),
+    ("POST", "/pipelines/run"): _RUN,  # 201 when it starts a run, 200 for advance and cancel
+    ("POST", "/pipelines/{pipeline_id}/runs/{run_id}/advance"): _RUN,
     ("GET", "/pipelines/{pipeline_id}"): _PIPE,
     ("DELETE", "/pipelines/{pipeline_id}"): None,
     ("POST", "/pipelines/{pipeline_id}/runs"): _RUN,
@@ -164,9 +172,9 @@ RESPONSES: dict[tuple[str, str], dict | None] = {
     ("GET", "/pipelines/{pipeline_id}/runs/{run_id}"): _RUN,
     ("POST", "/pipelines/{pipeline_id}/runs/{run_id}/cancel"): _RUN,
     ("POST", "/webhooks"): {"allOf": [ref("Webhook"), obj({"secret": STR})]},
-    ("GET", "/webhooks"): obj({"webhooks": arr(ref("Webhook"))}),
+    ("GET", "/webhooks"): page("webhooks", "Webhook"),
     ("DELETE", "/webhooks/{webhook_id}"): None,
-    ("GET", "/webhooks/{webhook_id}/deliveries"): obj({"deliveries": arr(ref("Delivery"))}),
+    ("GET", "/webhooks/{webhook_id}/deliveries"): page("deliveries", "Delivery"),
     ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): ref("Delivery"),
     ("GET", "/auth/status"): obj({"has_users": BOOL}),
     ("POST", "/auth/register"): ref("Session"),
@@ -181,14 +189,17 @@ RESPONSES: dict[tuple[str, str], dict | None] = {
     ("PATCH", "/users/{user_id}"): obj({"user": ref("User")}),
     ("DELETE", "/users/{user_id}"): None,
     ("POST", "/keys"): {"allOf": [ref("Key"), obj({"key": STR})]},
-    ("GET", "/keys"): obj({"keys": arr(ref("Key"))}),
+    ("GET", "/keys"): page("keys", "Key"),
     ("POST", "/keys/{key_id}/revoke"): ref("Key"),
 }
 
-# One server-sent event of a stream (cloud/streams.py): `data` is a JSON text.
+# One server-sent event of a stream (cloud/streams.py, cloud/views/streams.py): `data` is a JSON text.
 SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
-    "event": {"enum": ["metadata", "update", "sync", "error", "complete", "message"]},
+    "event": STR,  # metadata, sync, update, error, complete; a device's status, health, runs; the fleet's device, deployment
     "data": STR, "id": STR, "retry": INT}}
+
+# Answers with a second success status besides the route's own.
+ALSO = {("POST", "/pipelines/run"): "201"}
 
 PROBLEM = obj({"type": STR, "title": STR, "status": INT},
               {"detail": STR, "instance": STR,
@@ -207,8 +218,8 @@ def _enum(*values: str) -> dict:
 
 
 _WHOLE = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
-_DEP_STATUSES = _enum("pending", "running", "paused", "completed", "failed", "rolled_back", "cancelled")
-_EXE_STATUSES = _enum("pending", "running", "completed", "failed", "cancelled", "timed_out")
+_DEP_STATUSES = _enum(*rollout_core.DEPLOYMENT_STATUSES)
+_EXE_STATUSES = _enum(*exec_core.STATUSES)
 
 # A parameter's schema by name (path or query), or by (path, name) where it
 # differs per route; a name in neither is a string.
@@ -222,8 +233,7 @@ PARAMS: dict = {
     "online": _enum("true", "false", "1", "0", "yes", "no"),
     ("/flows", "status"): _enum("draft", "published", "archived"),
     ("/deployments", "status"): _DEP_STATUSES,
-    ("/deployments/{deployment_id}/targets", "status"): _enum("pending", "deploying", "success", "failed",
-                                                              "rolled_back", "skipped"),
+    ("/deployments/{deployment_id}/targets", "status"): _enum(*rollout_core.TARGET_STATUSES),
     ("/executions", "status"): _EXE_STATUSES,
     ("/webhooks/{webhook_id}/deliveries", "status"): _enum("pending", "delivered", "dead"),
 }

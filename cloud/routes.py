@@ -243,6 +243,8 @@ def openapi() -> dict:
         op = {"summary": route.summary, "tags": [route.tag], "operationId": f"{route.handler.__module__.rsplit('.', 1)[-1]}_"
               f"{route.handler.__name__.rstrip('_')}", "parameters": _params(route),
               "responses": {str(route.status): _ok(route), **{code: problem for code in responses.ERROR_STATUSES}}}
+        if (route.method, route.path) in responses.ALSO:
+            op["responses"][responses.ALSO[(route.method, route.path)]] = _ok(route)
         if route.path == "/devices" and route.method == "POST":
             op["responses"]["502"] = problem  # the broker refused the device's account
         if API + route.path in PUBLIC:
