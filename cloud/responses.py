@@ -123,6 +123,8 @@ _PIPE, _RUN = ref("Pipeline"), ref("PipelineRun")
 RESPONSES: dict[tuple[str, str], dict | None] = {
     ("POST", "/flows"): _FLOW,
     ("GET", "/flows"): page("flows", "Flow"),
+    ("POST", "/flows/validate"): obj({"valid": BOOL, "boards": STRS, "types": STRS,
+                                      "problems": arr(obj({"pointer": STR, "message": STR}, {"boards": STRS}))}),
     ("GET", "/flows/{flow_id}"): _FLOW,
     ("PUT", "/flows/{flow_id}"): _FLOW,
     ("DELETE", "/flows/{flow_id}"): None,
