@@ -150,6 +150,7 @@ RESPONSES: dict[tuple[str, str], dict | None] = {
     ("GET", "/deployments/{deployment_id}/stream"): "text/event-stream",
     ("GET", "/executions/{execution_id}/stream"): "text/event-stream",
     ("GET", "/devices/{device_id}/stream"): "text/event-stream",
+    ("GET", "/pipelines/{pipeline_id}/stream"): "text/event-stream",
     ("GET", "/streams/fleet"): "text/event-stream",
     ("POST", "/deployments/{deployment_id}/start"): _DEP,
     ("POST", "/deployments/{deployment_id}/pause"): _DEP,

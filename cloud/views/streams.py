@@ -1,5 +1,5 @@
-"""The fleet stream and the execution stream (server-sent events; what they
-hear: cloud.live). Like the deployment stream they open with `metadata`
+"""The fleet, device, execution and pipeline streams (server-sent events;
+what the first three hear: cloud.live). Like the deployment stream they open with `metadata`
 (`sync` after a reconnect with Last-Event-ID), send `: keepalive` comments
 when quiet, and end with `error` when the client fell behind (it reconnects
 and gets a `sync`). A browser's session cookie works, as on every GET."""
@@ -16,6 +16,7 @@ from cloud.appkeys import DB, STREAMS
 from cloud.engine.execution import FINISHED as EXECUTION_FINISHED
 from cloud.store import devices as device_store
 from cloud.store import executions as exe_store
+from cloud.store import pipelines as pipeline_store
 from cloud.streams import frame
 from cloud.views.common import choice_param
 
@@ -127,3 +128,40 @@ async def execution(request: web.Request):
         return resp
     finally:
         streams.unsubscribe(key, sub)
+
+
+PIPELINE_CHECK_S = 1.0
+PIPELINE_RUNS = 10  # the runs a pipeline stream watches: the latest, where an active one is
+
+
+def _pipeline_now(pipeline_id: str) -> dict:
+    return {"pipeline": pipeline_store.get_pipeline(pipeline_id),
+            "runs": pipeline_store.list_runs(pipeline_id, PIPELINE_RUNS)[0]}
+
+
+async def pipeline(request: web.Request):
+    """A pipeline live, for its active-run banner and history: metadata
+    {pipeline with its counters, runs: the latest 10}, then `run` {run,
+    pipeline} whenever a run starts, moves to another step, or a step or
+    the run ends. Pipeline runs move when their steps' executions end, which
+    the database records; the stream looks every second (one indexed read)."""
+    pipeline_id = request.match_info["pipeline_id"]
+    db = request.app[DB]
+    now = await db.run(_pipeline_now, pipeline_id)
+    resp = await _opened(request, now)
+    seen = {r["id"]: r for r in now["runs"]}
+    quiet_since = time.monotonic()
+    event_id = 0
+    while True:
+        await asyncio.sleep(PIPELINE_CHECK_S)
+        now = await db.run(_pipeline_now, pipeline_id)
+        changed = [r for r in reversed(now["runs"]) if seen.get(r["id"]) != r]  # oldest first
+        for run in changed:
+            event_id += 1
+            await resp.write(frame(event_id, "run", {"run": run, "pipeline": now["pipeline"]}))
+            seen[run["id"]] = run
+        if changed:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= KEEPALIVE_S:
+            await resp.write(b": keepalive\n\n")
+            quiet_since = time.monotonic()

@@ -60,7 +60,7 @@ async def test_an_execution_streams_status_and_each_nodes_log_lines_to_a_cookie_
     flow = await api.published_flow(STEP_FLOW)
     for dev in ("s0", "s1"):
         await api.post("/devices", {"id": dev, "board": "unix-sim"}, expect=201)
-    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True, "include_offline": True}, expect=201)
     resp = await api.client.get(f"/api/v1/executions/{exe['id']}/stream")  # the cookie, no key
     assert resp.status == 200 and resp.content_type == "text/event-stream"
     events = Events(resp)
@@ -97,7 +97,7 @@ async def test_an_execution_streams_status_and_each_nodes_log_lines_to_a_cookie_
 async def test_an_execution_stream_filters_log_lines_and_ends_at_once_when_finished(api):
     flow = await api.published_flow(STEP_FLOW)
     await api.post("/devices", {"id": "s0", "board": "unix-sim"}, expect=201)
-    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True}, expect=201)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "all": True, "include_offline": True}, expect=201)
     await api.post(f"/executions/{exe['id']}/cancel")
     headers = {"x-api-key": api.keys["viewer"], "Last-Event-ID": "3"}
     resp = await api.client.get(f"/api/v1/executions/{exe['id']}/stream?level=warning", headers=headers)
@@ -198,3 +198,34 @@ async def test_through_the_bridge_a_device_comes_online_on_the_fleet_stream_and_
         await device.publish(topics.status("br1"), json.dumps({"state": "offline"}), qos=1, retain=True)
         _, offline = await fleet.until(lambda n, d: n == "device" and not d["device"]["online"])
         assert offline["device"]["state"] == "offline"
+
+
+async def test_a_pipeline_streams_its_runs_step_by_step(api):
+    flows = [await api.published_flow({"name": n, "steps": [{"node": "clear-cache", "params": {}}]})
+             for n in ("first", "second")]
+    await api.post("/devices", {"id": "p1", "board": "unix-sim"}, expect=201)
+    pipe = await api.post("/pipelines", {"name": "two", "targets": {"target_devices": ["p1"]},
+                                         "steps": [{"flow_id": f["id"]} for f in flows]}, expect=201)
+    resp = await api.client.get(f"/api/v1/pipelines/{pipe['id']}/stream", headers={"x-api-key": api.keys["viewer"]})
+    events = Events(resp)
+    _, meta = await events.until(lambda n, d: n == "metadata")
+    assert meta["pipeline"]["id"] == pipe["id"] and meta["runs"] == []
+    run = await api.post(f"/pipelines/{pipe['id']}/runs", expect=201)
+    _, started = await events.until(lambda n, d: n == "run")
+    assert started["run"]["id"] == run["id"] and started["run"]["status"] == "running"
+    latest = started
+    for index in (0, 1):
+        if not latest["run"]["steps_snapshot"][index]["execution_id"]:  # the step starts once the one before ends
+            _, latest = await events.until(lambda n, d: d["run"]["steps_snapshot"][index]["execution_id"])
+        exe_id = latest["run"]["steps_snapshot"][index]["execution_id"]
+        _ack(api, "p1", exe_id, "received")
+        _ack(api, "p1", exe_id, "done", status="completed", run=index + 1)
+        record = {"run": index + 1, "exec": exe_id, "trigger": "exec", "status": "completed", "nodes": []}
+        api.app[DB].call(ingest, [("p1", {"dev": "p1", "runs": [record], "dropped": 0}, 1.0)])
+    _, done = await events.until(lambda n, d: d["run"]["status"] == "completed")
+    assert [s["status"] for s in done["run"]["steps_snapshot"]] == ["completed", "completed"]
+    assert done["pipeline"]["runs"]["completed"] == 1
+    steps_seen = [d["run"]["current_step"] for n, d in events.seen if n == "run"]
+    assert steps_seen == sorted(steps_seen) and 1 in steps_seen
+    resp.close()
+    await api.get("/pipelines/nope/stream", expect=404)
