@@ -9,9 +9,9 @@ biggest share of the cloud's CPU (docs/BENCHMARKS.md). Here:
 
 - reads come from a buffer filled 64 KB at a time (`pending()` counts it, so
   aiomqtt's reader keeps going while whole packets wait in it);
-- the packets queued by the time paho writes (one loop iteration's worth:
-  a batch of commands, the PUBACKs of a burst of messages) go out in one
-  `send`; what the socket doesn't take now waits in order, and paho is told
+- the packets queued by the time paho writes (at most WRITE_DELAY_S after
+  the first: a batch of commands, the PUBACKs of a burst of messages) go
+  out in one `send`; what the socket doesn't take now waits in order, and paho is told
   there is more to write (`want_write`) so the loop calls back when it can.
 
 `batched(client)` switches an aiomqtt client's paho client to this before
@@ -21,11 +21,13 @@ acks and the in-flight window are paho's own.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 import paho.mqtt.client as paho
 
 READ_SIZE = 65536
+WRITE_DELAY_S = 0.002  # packets queued within this go out in one write pass (batched)
 RETRY_LATER = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
@@ -128,10 +130,33 @@ class BatchedClient(paho.Client):
         return rc
 
 
-def batched(client):
-    """Give an aiomqtt.Client (not yet connected) the batched socket I/O; returns it."""
+def batched(client, write_delay_s: float = WRITE_DELAY_S):
+    """Give an aiomqtt.Client (not yet connected) the batched socket I/O; returns it.
+
+    A write pass starts `write_delay_s` after the first packet queued since
+    the last one (aiomqtt would start it on the loop's next turn, which at
+    thousands of messages a second is a pass, a TLS record and a system
+    call for every packet or two): what is queued meanwhile goes out with
+    it. Nothing waits longer than that for the socket."""
     inner = client._client  # noqa: SLF001 - aiomqtt's paho client (aiomqtt 2.x)
     if type(inner) is not paho.Client:
         raise TypeError(f"expected aiomqtt to wrap a paho.mqtt.client.Client, got {type(inner).__name__}")
     inner.__class__ = BatchedClient
+    register = inner.on_socket_register_write  # aiomqtt's: adds the socket's writer to its loop
+    loop = client._loop  # noqa: SLF001
+
+    def register_later(c, userdata, sock):
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if not here or write_delay_s <= 0:  # paho connects on an executor thread: as aiomqtt would
+            register(c, userdata, sock)
+            return
+
+        def now():
+            if c._sock is sock and sock.fileno() >= 0:  # noqa: SLF001 - not closed meanwhile
+                register(c, userdata, sock)
+        loop.call_later(write_delay_s, now)
+    inner.on_socket_register_write = register_later
     return client

@@ -87,15 +87,18 @@ def plan_batches(strategy: str, settings: dict, count: int) -> list[int]:
     return [0] * count
 
 
-def decide(deployment: Deployment, targets: list[Target], events, now: float, in_place: bool = False) -> list:
+def decide(deployment: Deployment, targets: list[Target], events, now: float, in_place: bool = False,
+           by_id: dict[str, Target] | None = None) -> list:
     """The actions that follow from `events` at time `now`. The inputs are
     not modified; `state.apply` applies the returned actions.
 
     `in_place=True` is for a caller that would apply the actions to its own
     `targets` anyway (the storage shell's kept copy): they are changed as
     the actions say, instead of copying 100,000 of them every step. If
-    this raises, those targets are half-changed: the caller drops them."""
-    core = _Core(deployment, targets, now, in_place)
+    this raises, those targets are half-changed: the caller drops them.
+    With it, `by_id` may give the caller's own index of those targets by
+    device id (kept beside them), instead of one built every step."""
+    core = _Core(deployment, targets, now, in_place, by_id)
     for event in events:
         core.handle(event)
     core.advance()
@@ -111,10 +114,11 @@ def _clone(state):
 
 
 class _Core:
-    def __init__(self, deployment: Deployment, targets: list[Target], now: float, in_place: bool = False):
+    def __init__(self, deployment: Deployment, targets: list[Target], now: float, in_place: bool = False,
+                 by_id: dict[str, Target] | None = None):
         self.dep = _clone(deployment)
         self.targets = list(targets) if in_place else [_clone(t) for t in targets]
-        self.by_id = {t.device_id: t for t in self.targets}
+        self.by_id = by_id if in_place and by_id is not None else {t.device_id: t for t in self.targets}
         self.s = deployment.settings
         self.now = now
         self.actions: list = []

@@ -12,6 +12,8 @@ device acks the repeat without applying it again.
 from __future__ import annotations
 
 import secrets as _random
+import time
+import weakref
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -24,7 +26,7 @@ from cloud.engine.decide import decide
 from cloud.engine.state import (
     FINISHED, TARGET_STATUSES, Ack, Deployment as DepState, Send, Target as TargetState, UpdateDeployment, UpdateTarget,
 )
-from cloud.db import chunks, insert_rows, select_in, update_in
+from cloud.db import _real, chunks, insert_rows, select_in, update_in
 from cloud.errors import NotFound
 from cloud.models import Command, Deployment, DeploymentEvent, Device, Program, Target
 from cloud.secrets import SecretBox
@@ -72,7 +74,7 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
 
 def _step(dep: Deployment, ds: DepState, kept: "_Kept", events: list, now: float, box: SecretBox) -> StepResult:
     dep_id, ts, meta = dep.id, kept.ts, kept.meta
-    actions = decide(ds, ts, events, now, in_place=True)
+    actions = decide(ds, ts, events, now, in_place=True, by_id=kept.by_id)
 
     log = [_event_row(dep_id, now, e) for e in events if not isinstance(e, Ack)]
     dep_changes: dict = {}
@@ -154,6 +156,7 @@ class _Kept:
 
     def __init__(self, rev: str, ts: list, meta: dict):
         self.rev, self.ts, self.meta = rev, ts, meta
+        self.by_id = {t.device_id: t for t in ts}  # decide's index, built once, not every step
         self.statuses = [t.status for t in ts]  # as stored, by position: what moves the counts
         self.counts = dict.fromkeys(TARGET_STATUSES, 0)
         for status in self.statuses:
@@ -330,9 +333,24 @@ def mark_sent(ids: list[str], now: float) -> None:
         Command.update(sent_count=Command.sent_count + 1, last_sent_at=now).where(Command.id.in_(chunk)).execute()
 
 
+TRIAL_SCAN_S = 10.0  # how often finished deployments are searched for targets still on trial
+_trial: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # database -> (when last searched, found)
+
+
 def active_deployments() -> list[str]:
     """Deployments the driver must keep deciding on: running or paused, or
-    finished with targets still on trial (their timeouts still apply)."""
+    finished with targets still on trial (their timeouts still apply).
+
+    The second kind is searched for at most every TRIAL_SCAN_S: it reads
+    every target row (there is no index on status), which at 100,000
+    targets was a fifth of a big rollout's database thread when done on
+    each tick. Its timeouts are minutes; a late ack is decided on at once
+    whatever this says (the driver steps every deployment an ack names)."""
     ids = {d.id for d in Deployment.select(Deployment.id).where(Deployment.status.in_(ACTIVE))}
-    ids |= {t.deployment for t in Target.select(Target.deployment).where(Target.status == "deploying").distinct()}
-    return sorted(ids)
+    db, now = _real(Target), time.monotonic()
+    searched, trial = _trial.get(db, (None, set()))
+    if searched is None or now - searched >= TRIAL_SCAN_S:
+        trial = {t.deployment for t in Target.select(Target.deployment).where(Target.status == "deploying")
+                 .distinct()}
+        _trial[db] = (now, trial)
+    return sorted(ids | trial)
