@@ -2,7 +2,7 @@
 
 import { createContext, useCallback, useContext, useEffect, useRef, useState } from "react";
 import type { ReactNode } from "react";
-import { ApiError, apiKey, get, post, setApiKey, setSessionHooks } from "./api";
+import { ApiError, apiKey, cookie, get, post, setApiKey, setSessionHooks } from "./api";
 
 export type Role = "admin" | "operator" | "viewer";
 
@@ -50,10 +50,18 @@ interface AuthAnswer {
   refresh_expires_at?: string;
 }
 
-// The role of an API key: the API has no "who am I" for keys, so ask for
-// what only an admin may read. Operator and viewer keys look alike from here;
-// the API still refuses what a key may not do, and the page shows its answer.
+// The role of an API key: /auth/me names it (`{"user": null, "key": {role}}`);
+// a server from before accounts has no /auth/me, so ask there for what only
+// an admin may read (operator and viewer keys then look alike; the API still
+// refuses what a key may not do, and the page shows its answer).
 async function keyRole(): Promise<Role> {
+  try {
+    const me = await get<{ user: User | null; key?: { role: Role } }>("/auth/me");
+    if (me.key?.role) return me.key.role;
+    if (me.user?.role) return me.user.role;
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status === 401) throw e;
+  }
   try {
     await get("/keys");
     return "admin";
@@ -85,7 +93,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   }, [schedule]);
 
   const refresh = useCallback(async (): Promise<boolean> => {
-    if (apiKey()) return false;
+    if (apiKey() || !cookie("ff_csrf")) return false;
     try {
       accept(await post<AuthAnswer>("/auth/refresh"));
       return true;
@@ -106,12 +114,12 @@ export function SessionProvider({ children }: { children: ReactNode }) {
         if (apiKey()) {
           setUser({ email: "API key", role: await keyRole() });
           setMode("key");
-        } else {
-          const me = await get<{ user: User }>("/auth/me");
-          setUser(me.user);
-          setMode("session");
-          // The expiry is not in /auth/me: refresh now to learn it and keep a fresh session.
-          await refresh();
+        } else if (cookie("ff_csrf")) {
+          // A session cookie is only there with its CSRF cookie: without it,
+          // nobody is logged in and the login page shows without a 401.
+          const me = await get<AuthAnswer>("/auth/me");
+          if (!me.user) throw new Error("no user");
+          accept(me);
         }
       } catch (e) {
         if (!(await refresh())) {

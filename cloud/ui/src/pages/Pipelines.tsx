@@ -1,0 +1,100 @@
+// Pipelines: two or more flows run in order on the same devices; the list
+// with run counters, and a new one (steps with stop/continue, targets).
+
+import { useEffect, useState } from "react";
+import { get, getAll, post } from "../api";
+import { Can } from "../auth";
+import { Empty, ErrorBox, Pager, useAction, useLoad } from "../components/common";
+import Targets, { NO_TARGETS, targetBody } from "../components/Targets";
+import type { TargetChoice } from "../components/Targets";
+import { ago } from "../format";
+import { Link, navigate } from "../router";
+
+interface StepIn { flow_id: string; on_failure: "stop" | "continue" }
+
+export function StepsList({ steps, setSteps, flows }: { steps: StepIn[]; setSteps(s: StepIn[]): void; flows: any[] }) {
+  const set = (i: number, patch: Partial<StepIn>) => setSteps(steps.map((s, j) => (j === i ? { ...s, ...patch } : s)));
+  const move = (i: number, d: number) => {
+    const j = i + d;
+    if (j < 0 || j >= steps.length) return;
+    const s = [...steps];
+    [s[i], s[j]] = [s[j], s[i]];
+    setSteps(s);
+  };
+  return (
+    <ol className="pipeline-steps">
+      {steps.map((s, i) => (
+        <li key={i} className="actions" data-step={i}>
+          <select aria-label={`step ${i + 1} flow`} name={`step-${i}-flow`} value={s.flow_id} onChange={(e) => set(i, { flow_id: e.target.value })}>
+            <option value="">choose a published flow…</option>
+            {flows.map((f) => <option key={f.id} value={f.id}>{f.name}</option>)}
+          </select>
+          <select aria-label={`step ${i + 1} on failure`} name={`step-${i}-on-failure`} value={s.on_failure}
+                  onChange={(e) => set(i, { on_failure: e.target.value as StepIn["on_failure"] })}>
+            <option value="stop">on failure: stop</option><option value="continue">on failure: continue</option>
+          </select>
+          <button type="button" aria-label={`move step ${i + 1} up`} disabled={i === 0} onClick={() => move(i, -1)}>↑</button>
+          <button type="button" aria-label={`move step ${i + 1} down`} disabled={i === steps.length - 1} onClick={() => move(i, 1)}>↓</button>
+          <button type="button" aria-label={`remove step ${i + 1}`} disabled={steps.length <= 2} onClick={() => setSteps(steps.filter((_, j) => j !== i))}>✕</button>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function NewPipeline() {
+  const [flows, setFlows] = useState<any[]>([]);
+  const [name, setName] = useState("");
+  const [steps, setSteps] = useState<StepIn[]>([{ flow_id: "", on_failure: "stop" }, { flow_id: "", on_failure: "stop" }]);
+  const [targets, setTargets] = useState<TargetChoice>({ ...NO_TARGETS, mode: "all" });
+  const act = useAction();
+  useEffect(() => { getAll("/flows?status=published&limit=200", "flows", 1000).then(setFlows, () => {}); }, []);
+  async function create() {
+    const p = await act.run(() => post("/pipelines", { name: name.trim(), steps, targets: targetBody(targets) }));
+    if (p) navigate(`/pipelines/${p.id}`);
+  }
+  return (
+    <details className="card">
+      <summary>New pipeline</summary>
+      <form aria-label="new pipeline" onSubmit={(e) => { e.preventDefault(); create(); }}>
+        <label>Name<input name="pipeline-name" required value={name} onChange={(e) => setName(e.target.value)} /></label>
+        <h3>Steps, in order</h3>
+        <StepsList steps={steps} setSteps={setSteps} flows={flows} />
+        <button type="button" onClick={() => setSteps([...steps, { flow_id: "", on_failure: "stop" }])}>Add step</button>
+        <Targets value={targets} onChange={setTargets} types={[]} />
+        <ErrorBox error={act.error} />
+        <button type="submit" className="primary" disabled={act.busy}>Create pipeline</button>
+      </form>
+    </details>
+  );
+}
+
+export default function Pipelines() {
+  const [pages, setPages] = useState<string[]>([]);
+  const [url, setUrl] = useState("");
+  const first = "/pipelines?limit=50";
+  const list = useLoad<{ pipelines: any[]; next: string | null }>(() => get(url || first), [url]);
+  return (
+    <section>
+      <h1>Pipelines</h1>
+      <Can role="operator"><NewPipeline /></Can>
+      <ErrorBox error={list.error} />
+      {list.data && list.data.pipelines.length === 0 && <Empty>No pipeline yet.</Empty>}
+      {list.data && list.data.pipelines.length > 0 && (
+        <div className="table-wrap"><table className="cards">
+          <thead><tr><th>Pipeline</th><th>Steps</th><th>Runs</th><th>Last used</th></tr></thead>
+          <tbody>{list.data.pipelines.map((p) => (
+            <tr key={p.id} data-pipeline={p.id}>
+              <td data-label="Pipeline"><Link to={`/pipelines/${p.id}`}>{p.name}</Link><div className="sub">{p.id}</div></td>
+              <td data-label="Steps">{p.steps.length}</td>
+              <td data-label="Runs">{p.runs.total} ({p.runs.completed} completed, {p.runs.failed} failed{p.runs.running ? `, ${p.runs.running} running` : ""})</td>
+              <td data-label="Last used">{ago(p.last_used_at)}</td>
+            </tr>))}</tbody>
+        </table></div>
+      )}
+      <Pager hasPrev={pages.length > 0} hasNext={!!list.data?.next}
+             onPrev={() => { const p = [...pages]; setUrl(p.pop() ?? ""); setPages(p); }}
+             onNext={() => { setPages([...pages, url || first]); setUrl(list.data!.next!); }} />
+    </section>
+  );
+}

@@ -1,0 +1,276 @@
+"""The essential dashboard scenario in Chromium: register the first user,
+author a flow in the graph editor, fix the validation problem the API points
+at on the node, publish, compare two versions, deploy a canary to simulated
+devices and watch it roll back live, execute with an override and read the
+per-node log, run a two-step pipeline, add a viewer who sees no button that
+would be refused, and nothing overflows at 390 px. No console errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+
+import pytest
+
+pytestmark = [pytest.mark.broker]
+
+ADMIN = ("admin@example.com", "correct horse battery")
+VIEWER = ("viewer@example.com", "viewer pass 1234")
+# Mutating buttons no viewer should see anywhere.
+MUTATING = re.compile(r"^(Create flow|Save draft|Publish|Deploy.*|Execute|Edit.*|Restore.*|Pause|Resume|Roll back|Cancel.*"
+                      r"|Start.*|Delete|Add user|Retry.*|Replay.*|Create deployment|Create pipeline|Remove.*)$")
+
+
+def api(sim, method, path, body=None):
+    req = urllib.request.Request(sim["base"] + "/api/v1" + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"x-api-key": sim["api_key"], "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+class Watch:
+    """Console errors, page errors and failed API calls of a page."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.allowed_statuses: set[int] = set()
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("console", self._console)
+        page.on("response", self._response)
+
+    def _console(self, msg):
+        # A 4xx the page asked for on purpose (the publish that is refused)
+        # is logged by Chromium as "Failed to load resource"; those are
+        # checked by status in _response instead.
+        if msg.type == "error" and "Failed to load resource" not in msg.text:
+            self.errors.append(f"console: {msg.text}")
+
+    def _response(self, resp):
+        if "/api/" in resp.url and resp.status >= 400 and resp.status not in self.allowed_statuses:
+            self.errors.append(f"{resp.status} {resp.request.method} {resp.url}")
+
+
+def drag_node(page, node_type, x, y):
+    canvas = page.locator(".canvas .react-flow__pane")
+    page.locator(f".palette-item[data-type={node_type}]").drag_to(canvas, target_position={"x": x, "y": y})
+
+
+def connect(page, source, target, port=0):
+    src = page.locator(f".react-flow__node[data-id={source}] .react-flow__handle.source").nth(port)
+    dst = page.locator(f".react-flow__node[data-id={target}] .react-flow__handle.target")
+    a, b = src.bounding_box(), dst.bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=8)
+    page.mouse.up()
+
+
+def select_node(page, node_id):
+    page.locator(f".react-flow__node[data-id={node_id}] .fnode-title").click()
+    page.get_by_role("heading", name=re.compile(f"^{node_id}")).wait_for()
+
+
+def no_overflow(page):
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"{page.url} is {width} px wide at 390"
+
+
+def visible_mutating_buttons(page) -> list[str]:
+    names = page.locator("button:visible, a.button:visible").all_inner_texts()
+    return [n.strip() for n in names if MUTATING.match(n.strip())]
+
+
+def test_dashboard_essential_scenario(sim, browser, shots):
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(20000)
+    watch = Watch(page)
+    try:
+        scenario(page, watch, sim, shots, expect)
+    except BaseException:
+        # What the page showed when it failed, for the report.
+        shots(page, "FAILED")
+        print("page text at failure:", page.locator("body").inner_text()[:3000])
+        print("errors seen:", watch.errors)
+        raise
+    finally:
+        ctx.close()
+
+
+def scenario(page, watch, sim, shots, expect):
+    base = sim["base"]
+
+    # 1. The first visitor registers and is the admin; the fleet shows the simulated devices.
+    page.goto(base + "/")
+    expect(page.get_by_role("heading", name="Create the first account")).to_be_visible()
+    shots(page, "login-register")
+    page.get_by_label("Email").fill(ADMIN[0])
+    page.get_by_label("Password").fill(ADMIN[1])
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator(".role")).to_have_text("admin")
+    expect(page.locator("tr[data-device]")).to_have_count(3)
+    expect(page.locator("tr[data-device=sim-002] [data-status=online]")).to_be_visible(timeout=30000)
+    shots(page, "fleet")
+
+    # 2. A new flow in the graph editor: four nodes dragged from the catalog, three connections.
+    page.get_by_role("link", name="Flows").click()
+    page.get_by_role("textbox", name="New flow").fill("Temperature alert")
+    page.get_by_role("button", name="Create flow").click()
+    expect(page.get_by_role("heading", name="Temperature alert")).to_be_visible()
+    flow_id = page.url.rsplit("/", 1)[1]
+    drag_node(page, "dht", 120, 120)
+    drag_node(page, "switch", 380, 120)
+    drag_node(page, "mqtt_out", 640, 80)
+    drag_node(page, "log", 380, 300)
+    expect(page.locator(".react-flow__node")).to_have_count(4)
+    connect(page, "n1", "n2")
+    connect(page, "n2", "n3", port=0)
+    connect(page, "n1", "n4")
+    expect(page.locator(".react-flow__edge")).to_have_count(3)
+
+    page.get_by_role("button", name="Add variable").click()
+    page.get_by_label("variable name").fill("threshold")
+    page.get_by_label("variable value").fill("30")
+    select_node(page, "n1")
+    page.locator("#param-n1-every").fill("2s")
+    page.locator("#param-n1-retries").fill("0")
+    select_node(page, "n2")
+    page.locator("#param-n2-property").fill("temperature")
+    page.locator("#param-n2-value").fill("$threshold")
+    select_node(page, "n4")
+    page.locator("#param-n4-message").fill("t={temperature}")
+    # The missing pin is shown on the node while editing.
+    expect(page.locator(".react-flow__node[data-id=n1] .fnode-problems")).to_contain_text("pin")
+
+    # 3. Publish: the API refuses it and points at the node's field; fixing it publishes v1.
+    watch.allowed_statuses.add(422)
+    page.get_by_role("button", name="Publish", exact=True).click()
+    expect(page.get_by_role("alert").filter(has_text="/definition/nodes/0/config/pin")).to_be_visible()
+    expect(page.locator(".react-flow__node[data-id=n1] .fnode")).to_have_class(re.compile("fnode-bad"))
+    shots(page, "flow-editor-problem")
+    select_node(page, "n1")
+    expect(page.locator("[data-param=pin] .field-problem").first).to_be_visible()
+    page.locator("#param-n1-pin").fill("4")
+    expect(page.locator(".react-flow__node[data-id=n1] .fnode")).to_have_attribute("data-problems", "0")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    expect(page.get_by_text("Published as version 1.")).to_be_visible()
+    watch.allowed_statuses.discard(422)
+    flow = api(sim, "GET", f"/flows/{flow_id}")
+    assert flow["status"] == "published" and flow["version"] == 1
+    n1 = flow["definition"]["nodes"][0]
+    assert n1["config"]["pin"] == 4 and isinstance(n1["x"], int) and isinstance(n1["y"], int)
+    assert {(c["source"], c["target"]) for c in flow["definition"]["connections"]} == {("n1", "n2"), ("n2", "n3"), ("n1", "n4")}
+    shots(page, "flow-editor")
+
+    # 4. A second version (a changed topic), then compare v1 and v2.
+    page.get_by_role("button", name=re.compile("^Edit")).click()
+    select_node(page, "n3")
+    page.locator("#param-n3-topic").fill("alerts")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    expect(page.get_by_text("Published as version 2.")).to_be_visible()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page.get_by_role("heading", name="Compare v1 and v2")).to_be_visible()
+    expect(page.locator("[aria-label=v2] .react-flow__node[data-id=n3] .fnode.diff-changed")).to_be_visible()
+    expect(page.locator(".changes")).to_contain_text("config.topic")
+    shots(page, "compare")
+
+    # 5. A canary to all three: the canary (sim-001) fails its trial and everything rolls back, live.
+    page.goto(f"{base}/#/flows/{flow_id}/deploy")
+    page.get_by_label("Strategy").select_option("canary")
+    page.locator("input[name=health-runs]").fill("2")
+    page.locator("input[name=health-seconds]").fill("2")
+    expect(page.get_by_test_id("health-words")).to_contain_text("2 runs")
+    page.get_by_role("button", name="Select all").click()
+    expect(page.locator(".preview")).to_have_attribute("data-targeted", "3")
+    shots(page, "deploy")
+    page.get_by_role("button", name="Create deployment").click()
+    expect(page.get_by_role("heading", name=re.compile("^Deployment dep_"))).to_be_visible()
+    expect(page.locator(".live")).to_have_text(re.compile("live|closed"))
+    # The canary rolled itself back on the device; nothing else was sent (the others skipped).
+    expect(page.locator("dl [data-status=failed]")).to_be_visible(timeout=90000)
+    canary = page.locator("tr[data-target=sim-001]")
+    expect(canary.locator("td[data-label=Ack]")).to_have_text("rolled_back")
+    expect(canary.locator("td[data-label=Reason]")).to_contain_text("n2: TypeError")
+    expect(page.get_by_test_id("reason")).to_contain_text("canary device sim-001 failed")
+    expect(page.locator("tr[data-target=sim-002]")).to_have_attribute("data-status", "skipped")
+    shots(page, "deployment-live")
+    dep_id = page.url.rsplit("/", 1)[1]
+
+    # 6. Execute v2 on sim-002 with the threshold overridden; read the per-node log.
+    page.goto(f"{base}/#/executions?flow={flow_id}")
+    page.locator("#var-threshold").fill("10")
+    page.locator("input[name=target-device][value=sim-002]").check()
+    page.get_by_role("button", name="Execute", exact=True).click()
+    expect(page.get_by_role("heading", name=re.compile("^Execution exe_"))).to_be_visible()
+    target = page.locator("[data-exec-target=sim-002]")
+    expect(target).to_have_attribute("data-status", "completed", timeout=60000)
+    expect(target.locator("table")).to_contain_text("dht")
+    expect(target.locator("ul.logs")).to_contain_text("t=")
+    assert "threshold" in page.locator("dl").inner_text()
+    shots(page, "execution")
+    page.get_by_label("Severity").select_option("error")
+    expect(target.locator("ul.logs")).to_have_count(0)
+
+    # 7. A two-step pipeline on sim-002: the banner's dots, then the history.
+    other = api(sim, "POST", "/flows", {"name": "Heartbeat", "definition": {
+        "nodes": [{"id": "h1", "type": "inject", "config": {"payload": 1}},
+                  {"id": "h2", "type": "log", "config": {"message": "beat"}}],
+        "connections": [{"source": "h1", "target": "h2"}]}})
+    api(sim, "POST", f"/flows/{other['id']}/publish")
+    page.get_by_role("link", name="Pipelines").click()
+    page.get_by_text("New pipeline").click()
+    page.locator("input[name=pipeline-name]").fill("Check then beat")
+    page.get_by_label("step 1 flow").select_option(flow_id)
+    page.get_by_label("step 2 flow").select_option(other["id"])
+    page.locator("input[name=target-mode][value=devices]").check()
+    page.locator("input[name=target-device][value=sim-002]").check()
+    page.get_by_role("button", name="Create pipeline").click()
+    expect(page.get_by_role("heading", name="Check then beat")).to_be_visible()
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator(".banner .dot")).to_have_count(2)
+    shots(page, "pipeline-running")
+    expect(page.locator("details.run [data-status=completed]").first).to_be_visible(timeout=90000)
+    expect(page.locator(".banner")).to_have_count(0)
+    page.locator("details.run summary").first.click()
+    expect(page.locator("details.run .dot-completed")).to_have_count(2)
+    shots(page, "pipeline")
+
+    # 8. The admin adds a viewer and logs out.
+    page.get_by_role("link", name="Users").click()
+    page.locator("input[name=new-email]").fill(VIEWER[0])
+    page.locator("input[name=new-password]").fill(VIEWER[1])
+    page.locator("select[name=new-role]").select_option("viewer")
+    page.get_by_role("button", name="Add user").click()
+    expect(page.locator(f"tr[data-user='{VIEWER[0]}']")).to_be_visible()
+    shots(page, "users")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+    # 9. The viewer sees no button the API would refuse, and a phone-sized screen does not overflow.
+    page.get_by_label("Email").fill(VIEWER[0])
+    page.get_by_label("Password").fill(VIEWER[1])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".role")).to_have_text("viewer")
+    for path, ready in [("/flows", "tr[data-flow]"), (f"/flows/{flow_id}", ".react-flow__node"),
+                        (f"/deployments/{dep_id}", "tr[data-target]"), ("/pipelines", "tr[data-pipeline]"),
+                        ("/executions", "tr[data-execution]")]:
+        page.goto(f"{base}/#{path}")
+        page.locator(ready).first.wait_for()
+        assert visible_mutating_buttons(page) == [], (path, visible_mutating_buttons(page))
+    page.set_viewport_size({"width": 390, "height": 844})
+    for name, path, ready in [("fleet-390px", "/fleet", "tr[data-device]"), ("flow-390px", f"/flows/{flow_id}", ".react-flow__node"),
+                              ("deployment-390px", f"/deployments/{dep_id}", "tr[data-target]"),
+                              ("device-390px", "/devices/sim-002", "text=Last runs")]:
+        page.goto(f"{base}/#{path}")
+        page.locator(ready).first.wait_for()
+        page.wait_for_timeout(300)
+        no_overflow(page)
+        shots(page, name)
+    page.get_by_role("button", name="Menu").click()
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    assert watch.errors == []
