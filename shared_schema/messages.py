@@ -55,6 +55,7 @@ class Status(_Msg):
     seq: int | None = None
     trial: bool = False
     heap: int | None = None
+    failed: dict | None = None  # {"slot", "reason"}: the slot last rolled back from, and why
 
 
 class Command(_Msg):
@@ -91,6 +92,10 @@ class Health(_Msg):
     trial: bool = False
     flow: str | None = None
     ver: int | None = None
+    dropped: int = 0  # run records dropped from the full buffer while offline
+    out_dropped: int = 0  # queued acks and outputs dropped
+    reconnects: int = 0  # MQTT connects since boot
+    loop_errors: int = 0  # exceptions the device loop caught and went on from
 
 
 class NodeRecord(_Msg):
