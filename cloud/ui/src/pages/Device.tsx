@@ -16,6 +16,22 @@ interface RunNode { id: string; type: string; us?: number; port?: number | null;
 interface Run { run?: number | string; status: string; err?: string | null; at?: string; ts?: string; created_at?: string;
   flow?: string; ver?: number; nodes?: RunNode[]; logs?: [string, string, string][] }
 
+/** A node's run time from its microseconds. */
+export function micros(us: number | null | undefined): string {
+  if (us === null || us === undefined) return "—";
+  return us < 1000 ? `${us} µs` : `${(us / 1000).toFixed(1)} ms`;
+}
+
+/** Who a target selector picks, in words. */
+export function selectorText(sel: any): string {
+  if (!sel || sel.all || (!sel.target_devices?.length && !sel.target_tags?.length && !sel.environment)) return "every device";
+  const parts = [];
+  if (sel.target_devices?.length) parts.push(`devices ${sel.target_devices.join(", ")}`);
+  if (sel.target_tags?.length) parts.push(`tagged ${sel.target_tags.join(" and ")}`);
+  if (sel.environment) parts.push(`in ${sel.environment}`);
+  return parts.join(", ");
+}
+
 export function NodeTable({ nodes }: { nodes: RunNode[] }) {
   if (!nodes?.length) return <p className="hint">no node ran</p>;
   return (
@@ -23,7 +39,7 @@ export function NodeTable({ nodes }: { nodes: RunNode[] }) {
       <thead><tr><th>node</th><th>type</th><th>time</th><th>port</th><th>output / error</th></tr></thead>
       <tbody>{nodes.map((n, i) => (
         <tr key={i} className={n.err ? "bad" : ""}>
-          <td>{n.id}</td><td>{n.type}</td><td>{n.us !== undefined ? `${(n.us / 1000).toFixed(1)} ms` : "—"}</td>
+          <td>{n.id}</td><td>{n.type}</td><td>{micros(n.us)}</td>
           <td>{n.port ?? "—"}</td><td className="mono">{n.err ? n.err : json(n.out ?? "")}</td>
         </tr>))}</tbody>
     </table></div>
@@ -51,6 +67,16 @@ export function LevelFilter({ level, setLevel }: { level: string; setLevel(l: st
   );
 }
 
+/** Does a deployment's target selector pick this device? (docs/api.md, "Targets") */
+export function selects(sel: any, d: Dev): boolean {
+  if (!sel) return false;
+  if (sel.all) return true;
+  if ((sel.target_devices || []).includes(d.id)) return true;
+  const tags: string[] = sel.target_tags || [];
+  if (!tags.length && !sel.environment) return false;
+  return tags.every((t) => (d.tags || []).includes(t)) && (!sel.environment || sel.environment === d.environment);
+}
+
 export default function Device({ id }: { id: string }) {
   const dev = useLoad<Dev>(() => get(`/devices/${encodeURIComponent(id)}`), [id]);
   const runs = useLoad<{ runs: Run[] }>(() => get(`/devices/${encodeURIComponent(id)}/runs?limit=10`), [id]);
@@ -65,7 +91,7 @@ export default function Device({ id }: { id: string }) {
         const d = ev.data?.device ?? ev.data;
         if ((d?.id ?? d?.device_id) !== id) return;
         dev.setData((cur) => (cur ? mergeDevice([cur], ev.data)[0] : cur));
-        if (ev.event.includes("run")) runs.reload();
+        runs.reload(); // a status report: a new flow, slot or trial state may come with new runs
       },
     });
     return () => s.close();
@@ -73,8 +99,7 @@ export default function Device({ id }: { id: string }) {
 
   const d = dev.data;
   const h = (d?.health || {}) as Record<string, any>;
-  const mine = (deps.data?.deployments || []).filter((x: any) =>
-    (x.targets || []).some((t: any) => t.device_id === id) || (x.target_devices || []).includes(id));
+  const mine = d ? (deps.data?.deployments || []).filter((x: any) => selects(x.targets_selector, d)) : [];
   const allLogs = (runs.data?.runs || []).flatMap((r) => r.logs || []);
 
   return (

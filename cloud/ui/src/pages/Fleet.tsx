@@ -62,6 +62,9 @@ export default function Fleet() {
   const first = useMemo(() => "/devices" + query({ ...applied, limit: PAGE }), [applied]);
   const shown = url || first;
   const qTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  // On a phone the filters fold away behind one line; wide screens show them.
+  const [wide] = useState(() => window.matchMedia?.("(min-width: 701px)").matches ?? true);
+  const setCount = (Object.keys(EMPTY) as (keyof Filters)[]).filter((k) => k !== "q" && k !== "sort" && filters[k] !== "").length;
 
   useEffect(() => {
     let on = true;
@@ -103,6 +106,9 @@ export default function Fleet() {
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
         <label className="grow">Search<input type="search" name="q" placeholder="id or name" value={filters.q}
                                             onChange={(e) => set("q", e.target.value)} /></label>
+        <details className="more-filters" open={wide}>
+          <summary>Filters{setCount ? ` (${setCount} set)` : ""}</summary>
+          <div className="filters">
         <label>Board<select name="board" value={filters.board} onChange={(e) => set("board", e.target.value)}>
           <option value="">any</option>{BOARDS.map((b) => <option key={b}>{b}</option>)}</select></label>
         <label>Tag<input name="tag" value={filters.tag} onChange={(e) => set("tag", e.target.value)} /></label>
@@ -118,6 +124,8 @@ export default function Fleet() {
         <label>Sort<select name="sort" value={filters.sort} onChange={(e) => set("sort", e.target.value)}>
           <option value="id">id</option><option value="-id">id, descending</option><option value="name">name</option>
           <option value="-last_seen">last seen, newest</option><option value="last_seen">last seen, oldest</option></select></label>
+          </div>
+        </details>
       </form>
       <ErrorBox error={error} />
       {rows && rows.length === 0 && <Empty>No device matches. Devices appear once provisioned (<code>fleetflow devices provision</code> or <code>fleetflow sim</code>).</Empty>}

@@ -144,9 +144,42 @@ export function VariablesEditor({ variables, setVariables, problems, disabled }:
   );
 }
 
-function Inspector({ node, problems, editable, onChange, onRemove }: {
+/** The node's outgoing connections, editable without a mouse: one list per output port. */
+function Outputs({ node, nodes, edges, editable, setEdges }: {
+  node: Node<NodeData>; nodes: Node<NodeData>[]; edges: Edge[]; editable: boolean; setEdges(f: (e: Edge[]) => Edge[]): void;
+}) {
+  const ports = CATALOG[node.data.type]?.ports ?? 1;
+  const others = nodes.filter((n) => n.id !== node.id && CATALOG[n.data.type]?.kind !== "source");
+  return (
+    <div className="outputs">
+      <h4>Connections out</h4>
+      {Array.from({ length: ports }, (_, p) => {
+        const outs = edges.filter((e) => e.source === node.id && (e.sourceHandle || "p0") === `p${p}`);
+        const free = others.filter((n) => !outs.some((e) => e.target === n.id));
+        return (
+          <div key={p} className="port-row">
+            <span className="sub">{ports > 1 ? (node.data.type === "switch" ? (p === 0 ? "yes (port 0)" : "no (port 1)") : `port ${p}`) : "output"}</span>
+            <ul>{outs.map((e) => (
+              <li key={e.id}>→ {e.target}{editable && <button type="button" className="link" aria-label={`disconnect ${node.id} from ${e.target}`}
+                                                              onClick={() => setEdges((es) => es.filter((x) => x.id !== e.id))}> remove</button>}</li>))}</ul>
+            {editable && free.length > 0 && (
+              <select aria-label={`connect ${node.id} ${ports > 1 ? `port ${p}` : "output"} to`} value=""
+                      onChange={(ev) => { const t = ev.target.value; if (t) setEdges((es) => [...es, { id: `${node.id}:${p}->${t}`, source: node.id, target: t, sourceHandle: `p${p}` }]); }}>
+                <option value="">connect to…</option>
+                {free.map((n) => <option key={n.id} value={n.id}>{n.id} ({n.data.type})</option>)}
+              </select>
+            )}
+          </div>
+        );
+      })}
+    </div>
+  );
+}
+
+function Inspector({ node, problems, editable, onChange, onRemove, nodes, edges, setEdges }: {
   node: Node<NodeData> | null; problems: Problems; editable: boolean;
   onChange(id: string, patch: Partial<NodeData>): void; onRemove(id: string): void;
+  nodes: Node<NodeData>[]; edges: Edge[]; setEdges(f: (e: Edge[]) => Edge[]): void;
 }) {
   if (!node) return <p className="hint">{editable ? "Select a node to edit its params." : "Select a node to see its params."}</p>;
   const spec = CATALOG[node.data.type];
@@ -165,6 +198,7 @@ function Inspector({ node, problems, editable, onChange, onRemove }: {
         <ParamsForm node={node.id} specs={spec.params} config={node.data.config} problems={np?.fields} disabled={!editable}
                     onChange={(name, value) => onChange(node.id, { config: { ...node.data.config, [name]: value } })} />
       )}
+      <Outputs node={node} nodes={nodes} edges={edges} editable={editable} setEdges={setEdges} />
       {editable && <button type="button" className="danger" onClick={() => onRemove(node.id)}>Remove node</button>}
     </div>
   );
@@ -286,7 +320,8 @@ function GraphEditor({ flow, editable, onSaved }: { flow: any; editable: boolean
           {nodes.length === 0 && <p className="canvas-empty">{editable ? "Empty: drag nodes here from the catalog." : "No node."}</p>}
         </div>
         <aside className="side">
-          <Inspector node={sel} problems={problems} editable={editable} onChange={change} onRemove={remove} />
+          <Inspector node={sel} problems={problems} editable={editable} onChange={change} onRemove={remove}
+                     nodes={nodes} edges={edges} setEdges={setEdges} />
           <VariablesEditor variables={variables} setVariables={setVariables} problems={problems.variables} disabled={!editable} />
         </aside>
       </div>

@@ -4,9 +4,11 @@
 import { useEffect, useState } from "react";
 import { del, get, idempotencyKey, post } from "../api";
 import { Can } from "../auth";
-import { Badge, ErrorBox, useAction, useLoad } from "../components/common";
+import { Badge, ErrorBox, LiveDot, useAction, useLoad } from "../components/common";
 import { ago, when } from "../format";
 import { Link, navigate } from "../router";
+import { openStream } from "../sse";
+import { selectorText } from "./Device";
 
 const ACTIVE = ["pending", "running"];
 
@@ -23,34 +25,53 @@ export function StepDots({ steps }: { steps: any[] }) {
   );
 }
 
+/** Puts a run from the stream into the history (newest first), replacing its older copy. */
+export function upsertRun(runs: any[], run: any): any[] {
+  const rest = runs.filter((r) => r.id !== run.id);
+  return [run, ...rest].sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
+}
+
 export default function Pipeline({ id }: { id: string }) {
   const pipe = useLoad<any>(() => get(`/pipelines/${id}`), [id]);
-  const runs = useLoad<{ runs: any[] }>(() => get(`/pipelines/${id}/runs?limit=20`), [id]);
-  const [active, setActive] = useState<any>(null);
+  const [runs, setRuns] = useState<any[]>([]);
+  const [runsError, setRunsError] = useState<unknown>(null);
+  const [live, setLive] = useState("connecting");
   const act = useAction();
-  const latest = runs.data?.runs?.[0];
 
-  // The running run's state: there is no pipeline stream, so it is read again every 1.5 s while it runs.
+  // Live from the pipeline's stream (metadata: the pipeline and its latest
+  // runs; `run` whenever one starts, moves a step, or ends). A server
+  // without it: read the runs again every 1.5 s while one is active.
   useEffect(() => {
-    if (!latest || !ACTIVE.includes(latest.status)) { setActive(null); return; }
-    let on = true;
-    const read = async () => {
-      const r = await get(`/pipelines/${id}/runs/${latest.id}`).catch(() => null);
-      if (!on || !r) return;
-      setActive(r);
-      if (!ACTIVE.includes(r.status)) { runs.reload(); pipe.reload(); }
-    };
-    read();
-    const t = setInterval(read, 1500);
-    return () => { on = false; clearInterval(t); };
-  }, [latest?.id, latest?.status]);
+    let poll: ReturnType<typeof setInterval> | null = null;
+    const readRuns = () => get(`/pipelines/${id}/runs?limit=20`).then((r) => { setRuns(r.runs); setRunsError(null); return r.runs; }, setRunsError);
+    const s = openStream(`/pipelines/${id}/stream`, {
+      onState: (st) => {
+        setLive(st);
+        if (st === "unavailable" && !poll) {
+          readRuns();
+          poll = setInterval(readRuns, 1500);
+        }
+      },
+      onEvent: (ev) => {
+        if (ev.event === "metadata" || ev.event === "sync") {
+          pipe.setData(ev.data.pipeline);
+          setRuns(ev.data.runs || []);
+        } else if (ev.event === "run") {
+          pipe.setData(ev.data.pipeline);
+          setRuns((rs) => upsertRun(rs, ev.data.run));
+        }
+      },
+    });
+    return () => { s.close(); if (poll) clearInterval(poll); };
+  }, [id]);
 
   async function start() {
-    const r = await act.run(() => post(`/pipelines/${id}/runs`, undefined, { "Idempotency-Key": idempotencyKey() }));
-    if (r) runs.reload();
+    const r: any = await act.run(() => post(`/pipelines/${id}/runs`, undefined, { "Idempotency-Key": idempotencyKey() }));
+    if (r) setRuns((rs) => upsertRun(rs, r));
   }
   async function cancel(runId: string) {
-    if (await act.run(() => post(`/pipelines/${id}/runs/${runId}/cancel`))) runs.reload();
+    const r: any = await act.run(() => post(`/pipelines/${id}/runs/${runId}/cancel`));
+    if (r && r.id) setRuns((rs) => upsertRun(rs, r));
   }
   async function remove() {
     if (await act.run(async () => { await del(`/pipelines/${id}`); return true; })) navigate("/pipelines");
@@ -59,10 +80,10 @@ export default function Pipeline({ id }: { id: string }) {
   if (pipe.error) return <ErrorBox error={pipe.error} />;
   const p = pipe.data;
   if (!p) return <p className="loading">Loading…</p>;
-  const shown = active && ACTIVE.includes(active.status) ? active : null;
+  const shown = runs.find((r) => ACTIVE.includes(r.status)) || null;
   return (
     <section>
-      <div className="title-row"><h1>{p.name}</h1>
+      <div className="title-row"><h1>{p.name}</h1><LiveDot state={live} />
         <Can role="operator"><div className="actions">
           <button type="button" className="primary" onClick={start} disabled={act.busy || !!shown}>Start run</button>
           <button type="button" className="danger" onClick={remove} disabled={act.busy || !!shown}>Delete</button>
@@ -80,14 +101,14 @@ export default function Pipeline({ id }: { id: string }) {
         <h2>Steps</h2>
         <ol>{p.steps.map((s: any, i: number) => (
           <li key={i}><Link to={`/flows/${s.flow_id}`}>{s.flow_name || s.flow_id}</Link> · on failure: {s.on_failure}</li>))}</ol>
-        <p className="hint">Targets: {p.targets?.all || !p.targets || Object.keys(p.targets).length === 0 ? "every device" : JSON.stringify(p.targets)}</p>
+        <p className="hint">Targets: {selectorText(p.targets)}</p>
         <p className="hint">Runs: {p.runs.total} ({p.runs.completed} completed, {p.runs.failed} failed, {p.runs.running} running)</p>
       </div>
       <div className="card">
         <h2>Run history</h2>
-        <ErrorBox error={runs.error} />
-        {(runs.data?.runs || []).length === 0 && <p className="hint">No run yet.</p>}
-        {(runs.data?.runs || []).map((r) => (
+        <ErrorBox error={runsError} />
+        {runs.length === 0 && <p className="hint">No run yet.</p>}
+        {runs.map((r) => (
           <details key={r.id} className="run" data-run={r.id}>
             <summary><Badge status={r.status} /> {r.id} · {when(r.created_at)} · by {r.triggered_by || "—"}{r.completed_at ? ` · ended ${ago(r.completed_at)}` : ""}</summary>
             <StepDots steps={r.steps_snapshot || []} />
