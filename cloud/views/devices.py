@@ -73,7 +73,7 @@ async def list_(request: web.Request):
         trial=bool_param(request, "trial"))
     sort = choice_param(request, "sort", tuple(store.SORTS)) or "id"
     limit, cursor = page_params(request)
-    docs, cursor = await request.app[DB].run(store.list_devices, where, sort, limit, cursor)
+    docs, cursor = await request.app[DB].query(store.list_devices, where, sort, limit, cursor)
     return paged(request, "devices", ([_live(request, d) for d in docs], cursor))
 
 
@@ -104,5 +104,5 @@ async def delete(request: web.Request):
 async def runs(request: web.Request):
     limit, cursor = page_params(request, default=20, maximum=500)
     device_id = request.match_info["device_id"]
-    page = await request.app[DB].run(run_store.recent_runs, device_id, limit, cursor)
+    page = await request.app[DB].query(run_store.recent_runs, device_id, limit, cursor)
     return paged(request, "runs", page, device_id=device_id)

@@ -26,7 +26,7 @@ async def check(request: web.Request):
 async def list_(request: web.Request):
     status = choice_param(request, "status", FLOW_STATUSES)
     limit, cursor = page_params(request)
-    return paged(request, "flows", await request.app[DB].run(store.list_flows, status, request.query.get("tag"),
+    return paged(request, "flows", await request.app[DB].query(store.list_flows, status, request.query.get("tag"),
                                                               limit, cursor))
 
 
@@ -57,7 +57,7 @@ async def archive(request: web.Request):
 async def versions(request: web.Request):
     flow_id = request.match_info["flow_id"]
     limit, cursor = page_params(request)
-    return paged(request, "versions", await request.app[DB].run(store.list_versions, flow_id, limit, cursor),
+    return paged(request, "versions", await request.app[DB].query(store.list_versions, flow_id, limit, cursor),
                  flow_id=flow_id)
 
 
