@@ -25,10 +25,10 @@ def _live(request: web.Request, doc: dict) -> dict:
     return doc
 
 
-def _provision(body, box, broker, prefix, reserved, ca):
+def _provision(body, box, broker, prefix, reserved, ca, now):
     """store.provision, with the broker's CA (MQTT over TLS) in the answer:
     inside the transaction, so an Idempotency-Key replay carries it too."""
-    doc, password = store.provision(body, box, broker, prefix, reserved)
+    doc, password = store.provision(body, box, broker, prefix, reserved, now)
     if ca:
         doc["credentials"]["mqtt"]["ca"] = ca
     return doc, password
@@ -38,7 +38,7 @@ async def provision(request: web.Request):
     body = await json_body(request)
     config = request.app[CONFIG]
     result = await run_once(request, _provision, body, request.app[BOX], config.device_broker(),
-                            config.topic_prefix, config.reserved_names(), config.device_ca())
+                            config.topic_prefix, config.reserved_names(), config.device_ca(), config.clock())
     if again := replayed(result):
         return again
     doc, password = result
