@@ -46,7 +46,7 @@ async def _engine(app: web.Application):
         bridge.on_online = driver.resend
         bridge.on_connect = driver.resend
         bridge.on_status = functools.partial(live.device_status, app[STREAMS])
-        bridge.on_runs = functools.partial(live.runs_stored, app[STREAMS])
+        bridge.on_runs = functools.partial(_runs_stored, app[STREAMS], driver)
         bridge.on_health = functools.partial(live.device_health, app[STREAMS])
         tasks.append(asyncio.create_task(bridge.run(), name="fleetflow-bridge"))
         tasks.append(asyncio.create_task(bridge.flush_health(), name="fleetflow-health"))
@@ -62,6 +62,13 @@ async def _engine(app: web.Application):
     if bridge is not None:
         await bridge.close()
     await driver.close()
+
+
+def _runs_stored(streams, driver, batches) -> None:
+    """Run reports were stored: stream clients hear of them, and the driver
+    settles the execution targets waiting for those records."""
+    live.runs_stored(streams, batches)
+    driver.on_runs_stored(batches)
 
 
 def init_app(config: Config) -> web.Application:

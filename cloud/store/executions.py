@@ -234,7 +234,7 @@ def _cancel_commands(exe_id: str, devices: list[str], box: SecretBox) -> list[tu
     return out
 
 
-def tick(now: float, box: SecretBox) -> list[Result]:
+def tick(now: float, box: SecretBox) -> list[tuple[str, Result]]:
     """Every open execution decided on at `now`: records stored since (by
     this process or another replica) settle their targets, and timeouts
     end what is left (nothing stays running forever)."""
@@ -247,7 +247,7 @@ def tick(now: float, box: SecretBox) -> list[Result]:
                          & (ExecTarget.outcome != "")).tuples())
         events = [core.RecordStored(device_id, run) for device_id, run in stored]
         if events or now - exe.created_at >= exe.timeout:
-            results.append(step(exe.id, events, now, box))
+            results.append((exe.id, step(exe.id, events, now, box)))
     return results
 
 

@@ -245,7 +245,7 @@ async def test_one_clock_stamps_and_times_out(aiohttp_client, cloud_config):
     assert flow["created_at"] == "2001-09-09T01:46:40.000Z"
     await call("POST", f"/flows/{flow['id']}/publish", {})
     await call("POST", "/devices", {"id": "c0", "board": "unix-sim"})
-    exe = await call("POST", "/executions", {"flow_id": flow["id"], "all": True, "timeout": "10s"})
+    exe = await call("POST", "/executions", {"flow_id": flow["id"], "target_devices": ["c0"], "timeout": "10s"})
     assert exe["created_at"] == "2001-09-09T01:46:40.000Z"
     await asyncio.sleep(0.3)  # ticks go by; by the app's clock no time has
     assert (await call("GET", f"/executions/{exe['id']}"))["status"] == "pending"
