@@ -74,6 +74,9 @@ def is_reserved(device_id: str, also: Iterable[str | None] = ()) -> bool:
     return low in names or low.startswith(RESERVED_PREFIX)
 
 
+DISCOVERY_PREFIX = "homeassistant"  # Home Assistant's MQTT discovery (cloud/homeassistant.py)
+
+
 def device_role(device_id: str) -> str:
     return f"fleetflow-device-{device_id}"
 
@@ -100,9 +103,15 @@ def delete_device(device_id: str) -> list[dict]:
             {"command": "deleteRole", "rolename": device_role(device_id)}]
 
 
-def cloud_role(prefix: str = "ff") -> list[dict]:
-    """The role of the cloud's account: readwrite <prefix>/# (plus ADMIN_ROLE for $CONTROL)."""
-    return [{"command": "createRole", "rolename": CLOUD_ROLE, "acls": _acls(f"{prefix}/#")}]
+def cloud_role(prefix: str = "ff", discovery: str = DISCOVERY_PREFIX) -> list[dict]:
+    """The role of the cloud's account: readwrite <prefix>/# and Home
+    Assistant's discovery topics (plus ADMIN_ROLE for $CONTROL)."""
+    return [{"command": "createRole", "rolename": CLOUD_ROLE, "acls": _acls(f"{prefix}/#") + _acls(f"{discovery}/#")}]
+
+
+def allow_discovery(discovery: str = DISCOVERY_PREFIX) -> list[dict]:
+    """The cloud role's ACLs for <discovery>/# on a broker set up before it had them."""
+    return [{"command": "addRoleACL", "rolename": CLOUD_ROLE, **acl} for acl in _acls(f"{discovery}/#")]
 
 
 def add_admin(username: str, password: str) -> list[dict]:
