@@ -147,7 +147,7 @@ def step(exe_id: str, events: list, now: float, box: SecretBox) -> Result:
         return Result([], [])
     cancelling = any(isinstance(e, core.Cancel) for e in events)
     named = list({e.device_id for e in events if not isinstance(e, core.Cancel)})
-    rows = _load_targets(exe_id, named, cancelling)
+    rows = _load_targets(exe_id, named, cancelling, now - exe.created_at >= exe.timeout)
     state = core.Execution(exe.id, exe.created_at, exe.timeout, exe.status, exe.started_at, exe.finished_at,
                            _counts(exe_id))
     targets = [core.Target(t.device, t.status, t.run, t.outcome, frozenset(runs), t.reason, t.finished_at)
@@ -208,17 +208,20 @@ def _counts(exe_id: str) -> dict[str, int]:
                 .where(ExecTarget.execution == exe_id).group_by(ExecTarget.status).tuples())
 
 
-def _load_targets(exe_id: str, devices: list[str], every_open: bool) -> dict[str, tuple[ExecTarget, set[int]]]:
+def _load_targets(exe_id: str, devices: list[str], every_open: bool,
+                  timed_out: bool) -> dict[str, tuple[ExecTarget, set[int]]]:
     """The targets `decide` needs (cloud.engine.execution, "Scale"): those
-    named, those awaiting their record, every open one for a cancel; each
-    with the run numbers of this execution's records stored from it."""
+    named; every open one for a cancel; past the timeout, those awaiting
+    their record (rule 6 settles them apart from the rest); each with the
+    run numbers of this execution's records stored from it."""
     found: dict[str, ExecTarget] = {}
     for chunk in chunks(devices):
         found.update((t.device, t) for t in ExecTarget.select().where(
             (ExecTarget.execution == exe_id) & ExecTarget.device.in_(chunk)))
     wanted = (ExecTarget.status.in_(core.OPEN) if every_open
-              else (ExecTarget.status == "running") & (ExecTarget.outcome != ""))
-    found.update((t.device, t) for t in ExecTarget.select().where((ExecTarget.execution == exe_id) & wanted))
+              else (ExecTarget.status == "running") & (ExecTarget.outcome != "") if timed_out else None)
+    if wanted is not None:
+        found.update((t.device, t) for t in ExecTarget.select().where((ExecTarget.execution == exe_id) & wanted))
     runs: dict[str, set[int]] = {d: set() for d in found}
     for chunk in chunks(list(found)):
         for device_id, run in (RunRecord.select(RunRecord.device, RunRecord.run)
