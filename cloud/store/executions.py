@@ -169,13 +169,14 @@ def step(exe_id: str, events: list, now: float, box: SecretBox) -> Result:
         elif isinstance(action, core.Finished):
             ended.append(Ended(exe.id, exe.pipeline_run, action.status))
     columns = ("status", "run", "outcome", "reason", "finished_at")
-    settled = []
     for device_id, fields in changed.items():
         row = rows[device_id][0]
         for key, value in fields.items():
             setattr(row, key, value)
-        if row.status in core.FINISHED:
-            settled.append(command_id(exe_id, device_id, "exec"))
+    # The device has answered for good (the record may still be on its way):
+    # its command needs no re-sending.
+    answered = list({command_id(exe_id, e.device_id, "exec") for e in events
+                     if isinstance(e, core.ExecAck) and e.state in ("done", "rejected", "failed")})
     update_rows(ExecTarget, columns, [(*(getattr(rows[d][0], c) for c in columns), rows[d][0].id) for d in changed])
     if others is not None:  # the open targets left are exactly those not passed to decide (rule 5, 6)
         ExecTarget.update(**others).where((ExecTarget.execution == exe_id)
@@ -183,7 +184,7 @@ def step(exe_id: str, events: list, now: float, box: SecretBox) -> Result:
     if ended:  # nothing of it needs sending again
         Command.update(done=True).where(Command.deployment == exe_id).execute()
     else:
-        update_in(Command, {"done": True}, settled)
+        update_in(Command, {"done": True}, answered)
     exe.save()
     for end in ended:
         webhooks.emit(f"execution.{end.status}", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,

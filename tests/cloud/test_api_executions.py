@@ -256,3 +256,15 @@ async def test_one_clock_stamps_and_times_out(aiohttp_client, cloud_config):
             break
         await asyncio.sleep(0.02)
     assert (got["status"], got["finished_at"]) == ("timed_out", "2001-09-09T01:46:50.000Z")
+
+
+async def test_a_done_command_is_not_sent_again_while_its_record_is_awaited(api):
+    flow, _ = await _setup(api, 1)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["x0"]}, expect=201)
+    cmd_id = f"{exe['id']}.x0.exec"
+    done(api, "x0", exe["id"], stored=False)
+
+    async def answered():
+        return api.app[DB].call(lambda: Command.get_by_id(cmd_id).done)
+    await api.until(answered)  # the outbox stops re-sending it ...
+    assert (await api.get(f"/executions/{exe['id']}"))["targets"][0]["status"] == "running"  # ... the record is awaited
