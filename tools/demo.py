@@ -150,7 +150,7 @@ class Demo:
         self.stack = Stack(self.workdir / "stack", prefer_broker=self.prefer_broker, plain_mqtt=self.plain_mqtt,
                            log=say.note).start()
         say.note(f"API key (admin): {self.api.api_key}")
-        say.note(f"look:  curl -s -H 'x-api-key: {self.api.api_key}' {self.api.api_url('/devices')}")
+        say.note(f"look:  FLEETFLOW_API_KEY={self.api.api_key} fleetflow devices list --cloud {self.api.url}")
         say.note(f"dashboard: {self.api.url}/  (the first visitor creates the admin account; "
                  "or 'Use an API key instead' with the key above)")
 
