@@ -214,8 +214,9 @@ def test_webhooks_keys_and_what_a_user_is_told(fleet, capsys, monkeypatch):
     assert rc == 1 and "401" in err and "FLEETFLOW_API_KEY" in err
     monkeypatch.setenv("FLEETFLOW_API_KEY", fleet["api"].api_key)
     # a URL as the API prints it (…/api/v1) works when pasted into --cloud
-    rc, out, _ = _run(capsys, "devices", "list", "--json", "--cloud", fleet["api"].api_url())
-    assert rc == 0 and len(json.loads(out)) == 2
+    for printed in (fleet["api"].api_url(), fleet["api"].api_url("/deployments/dep_123/events")):
+        rc, out, _ = _run(capsys, "devices", "list", "--json", "--cloud", printed)
+        assert rc == 0 and len(json.loads(out)) == 2, printed
 
 
 def test_the_failing_nodes_error_travels_to_every_reason(fleet, capsys):
