@@ -1,6 +1,4 @@
-# Runs first on a board: bring up Wi-Fi from config.json so main.py's agent
-# can reach the broker. The agent itself survives a missing network (it
-# retries with backoff), so nothing here may raise.
+# Wi-Fi up from config.json before the agent starts; never raises.
 def _wifi():
     try:
         import json
@@ -18,7 +16,7 @@ def _wifi():
                 if sta.isconnected():
                     break
                 time.sleep_ms(100)
-    except Exception as e:  # no network module (unix port), no config yet
+    except Exception as e:  # no network module (unix port), no config
         print("boot: wifi:", e)
 
 

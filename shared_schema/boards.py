@@ -40,6 +40,10 @@ class Board(BaseModel):
     # the biggest MQTT message the device reads into RAM; a bigger one is
     # dropped unread and rejected `oversized` (firmware/fleetflow/link.py)
     msg_max_bytes: int = Field(gt=0)
+    # machine.WDT's timeout: the agent arms it at boot and feeds it after
+    # each loop step, so a hung loop resets the board (the RP2040 counts to
+    # at most 8388 ms)
+    watchdog_ms: int = Field(ge=1000, le=60000)
     flash: Flash
     pins: dict[int, list[PinUse]]
     reserved: dict[int, str] = {}

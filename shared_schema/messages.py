@@ -56,6 +56,7 @@ class Status(_Msg):
     trial: bool = False
     heap: int | None = None
     failed: dict | None = None  # {"slot", "reason"}: the slot last rolled back from, and why
+    reset: str | None = None  # why the device last started: power, watchdog, hard, soft, deepsleep
 
 
 class Command(_Msg):

@@ -144,7 +144,7 @@ def _wanted(rel: Path, port: str, board_nodes: set[str], node_types: set[str]) -
 # What the device reads of board.json (fleetflow/config.py keeps the same
 # keys): the rest (title, sources, flash budgets) is for the host, and every
 # byte of it would be parsed into the device's heap at boot.
-DEVICE_BOARD_KEYS = ("name", "nodes", "pins", "reserved", "program_max_bytes", "msg_max_bytes")
+DEVICE_BOARD_KEYS = ("name", "nodes", "pins", "reserved", "program_max_bytes", "msg_max_bytes", "watchdog_ms")
 
 
 def device_board(spec: dict, board: str | None = None) -> dict:

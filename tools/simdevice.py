@@ -8,6 +8,12 @@
     dev.restart()    # clean stop, then boot again from the same flash
     dev.stop()       # clean: the agent says offline and disconnects
 
+A device whose watchdog reset it (firmware/fleetflow/hal/sim_wdt.py: the
+process ends by SIGUSR1, returncode WDT_RETURNCODE) is powered up again at
+once, as a board's watchdog restarts it, with reset cause `watchdog`
+(FF_RESET, which the simulated HAL's reset_cause() reads); `watchdog_resets`
+counts them. Any other end (crash, power cut, clean stop) is left as it is.
+
 The flash is a LittleFS v2 image the size of a 4 MB ESP32's filesystem
 partition (2 MB), formatted and provisioned BY MicroPython
 (tools/sim_provision.py writes config.json and board.json into it), then
@@ -37,6 +43,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import weakref
 from pathlib import Path
 
@@ -54,6 +61,7 @@ HEAP = os.environ.get("FLEETFLOW_SIM_HEAP", "192k")  # see docs/decisions.md "Si
 CODE = os.environ.get("FLEETFLOW_SIM_CODE", "rom")
 PYTHON = REPO / ".venv" / "bin" / "python"
 _LIVE: "weakref.WeakSet[SimDevice]" = weakref.WeakSet()
+WDT_RETURNCODE = -signal.SIGUSR1  # how the simulated watchdog ends the process
 
 
 def mpy_env(lib: Path | None = None) -> dict:
@@ -129,6 +137,9 @@ class SimDevice:
         self.config.update(settings or {})
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self.watchdog_resets = 0
+        self._powered = False  # wanted up: a watchdog reset is followed by a restart
+        self._lock = threading.RLock()
 
     # -- provisioning --
     def _stamp(self) -> str:
@@ -157,38 +168,60 @@ class SimDevice:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> None:
-        if self.running:
-            return
-        if not self.image.exists():
-            self.provision()
-        elif not self.stamp_path.exists() or self.stamp_path.read_text() != self._stamp():
-            self.provision(keep=True)  # e.g. a restarted simulator: a new broker port
-        bundle = sim_bundle(self.board)
-        self._log = open(self.log_path, "ab")
-        self.proc = owned_popen(  # dies with its owner, even a SIGKILLed one (tools/proc.py)
-            [*device_command(bundle), "-X", f"heapsize={HEAP}", str(bundle / "main.py"), str(self.image)],
-            cwd=REPO, env=mpy_env(bundle / "lib"), stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        _LIVE.add(self)
+    def start(self, reset: str = "power") -> None:
+        """Power up; `reset` is the cause the device's reset_cause() reports."""
+        with self._lock:
+            if self.running:
+                return
+            if not self.image.exists():
+                self.provision()
+            elif not self.stamp_path.exists() or self.stamp_path.read_text() != self._stamp():
+                self.provision(keep=True)  # e.g. a restarted simulator: a new broker port
+            bundle = sim_bundle(self.board)
+            self._log = open(self.log_path, "ab")
+            env = mpy_env(bundle / "lib")
+            env["FF_RESET"] = reset
+            self.proc = owned_popen(  # dies with its owner, even a SIGKILLed one (tools/proc.py)
+                [*device_command(bundle), "-X", f"heapsize={HEAP}", str(bundle / "main.py"), str(self.image)],
+                cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+            self._powered = True
+            _LIVE.add(self)
+            threading.Thread(target=self._watchdog_power, args=(self.proc,), daemon=True,
+                             name=f"power-{self.device_id}").start()
+
+    def _watchdog_power(self, proc: subprocess.Popen) -> None:
+        # The power supply: after a watchdog reset the board starts again.
+        proc.wait()
+        with self._lock:
+            if proc is not self.proc or proc.returncode != WDT_RETURNCODE or not self._powered:
+                return
+            self.watchdog_resets += 1
+            self._close()
+            self._powered = False
+            self.start(reset="watchdog")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Clean stop: SIGINT, the agent publishes offline and disconnects."""
-        if self.running:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._close()
+        with self._lock:
+            self._powered = False
+            if self.running:
+                self.proc.send_signal(signal.SIGINT)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            self._close()
 
     def kill(self) -> None:
         """Power cut: SIGKILL, no goodbye."""
-        if self.running:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._close()
+        with self._lock:
+            self._powered = False
+            if self.running:
+                self.proc.kill()
+                self.proc.wait(5)
+            self._close()
 
     def restart(self) -> None:
         self.stop()

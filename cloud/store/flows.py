@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from functools import lru_cache
 
 from shared_schema.boards import board_names
@@ -101,8 +102,9 @@ def _draft(flow_id: str) -> Flow:
     return flow
 
 
-def create_flow(body: dict, now: float) -> dict:
+def create_flow(body: dict) -> dict:
     meta = _parse_flow_body(schemas.FlowMeta, body, with_content=True)
+    now = time.time()
     flow = Flow.create(id="flow_" + secrets.token_hex(6), name=meta.name, description=meta.description or "",
                        tags=meta.tags, body=_content(body), boards=meta.boards, created_at=now, updated_at=now)
     return flow_doc(flow)
@@ -158,7 +160,7 @@ def _flow_json(row: tuple) -> str:
     return head if body == "{}" else f"{head[:-1]}, {body[1:]}"
 
 
-def update_flow(flow_id: str, body: dict, now: float) -> dict:
+def update_flow(flow_id: str, body: dict) -> dict:
     """PUT replaces the fields it carries; the content (definition or steps,
     variables) is replaced as a whole when any of it is present."""
     flow = _draft(flow_id)
@@ -176,7 +178,7 @@ def update_flow(flow_id: str, body: dict, now: float) -> dict:
         flow.tags = meta.tags
     if "boards" in body:
         flow.boards = meta.boards
-    flow.updated_at = now
+    flow.updated_at = time.time()
     flow.save()
     return flow_doc(flow)
 
@@ -228,7 +230,7 @@ def check_flow(body: dict) -> dict:
             "problems": [p.as_dict() for p in problems]}
 
 
-def publish_flow(flow_id: str, body: dict | None, now: float) -> dict:
+def publish_flow(flow_id: str, body: dict | None = None) -> dict:
     req = schemas.parse(schemas.Publish, body or {})
     _check_boards(req.boards, "/boards")
     flow = _draft(flow_id)
@@ -237,13 +239,14 @@ def publish_flow(flow_id: str, body: dict | None, now: float) -> dict:
     if problems or not fits:
         where = f"board(s) {', '.join(boards)}" if boards else "any board"
         raise Invalid(f"flow {flow_id} cannot be published: it does not validate for {where}", problems)
-    _snapshot(flow, flow.body, fits, flow.restored_from, now)
+    _snapshot(flow, flow.body, fits, restored_from=flow.restored_from)
     return flow_doc(flow)
 
 
-def _snapshot(flow: Flow, body: dict, fits: list[str], restored_from: int | None, now: float) -> FlowVersion:
+def _snapshot(flow: Flow, body: dict, fits: list[str], restored_from: int | None) -> FlowVersion:
     """The next version of `flow`, holding `body`; the flow becomes published
     with that content."""
+    now = time.time()
     flow.version += 1
     row = FlowVersion.create(flow=flow.id, version=flow.version, name=flow.name, body=body, boards=fits,
                              types=used_types(body), restored_from=restored_from, created_at=now)
@@ -255,12 +258,12 @@ def _snapshot(flow: Flow, body: dict, fits: list[str], restored_from: int | None
     return row
 
 
-def archive_flow(flow_id: str, now: float) -> dict:
+def archive_flow(flow_id: str) -> dict:
     flow = _get(flow_id)
     if flow.status == "archived":
         raise Conflict(f"flow {flow_id} is already archived", current_status=flow.status)
     flow.status = "archived"
-    flow.updated_at = now
+    flow.updated_at = time.time()
     flow.save()
     return flow_doc(flow)
 
@@ -332,7 +335,7 @@ def compare_versions(flow_id: str, v1: int, v2: int) -> dict:
     return {"flow_id": flow_id, "v1": v1, "v2": v2, **diff_definitions(a.body, b.body)}
 
 
-def restore_version(flow_id: str, number: int, body: dict | None, now: float) -> dict:
+def restore_version(flow_id: str, number: int, body: dict | None = None) -> dict:
     """Version `number` made current again. By default (`publish: true`) a
     copy of it is published at once as the next version, `restored_from`
     number: validated and compiled for the flow's boards like any publish,
@@ -349,7 +352,7 @@ def restore_version(flow_id: str, number: int, body: dict | None, now: float) ->
         flow.body = old.body
         flow.status = "draft"
         flow.restored_from = number
-        flow.updated_at = now
+        flow.updated_at = time.time()
         flow.save()
         return flow_doc(flow)
     if flow.status == "archived":
@@ -364,7 +367,7 @@ def restore_version(flow_id: str, number: int, body: dict | None, now: float) ->
         where = f"board(s) {', '.join(flow.boards)}" if flow.boards else "any board"
         raise Invalid(f"version {number} of flow {flow_id} cannot be restored: it no longer validates for {where}",
                       problems)
-    return version_doc(_snapshot(flow, old.body, fits, number, now), full=True)
+    return version_doc(_snapshot(flow, old.body, fits, restored_from=number), full=True)
 
 
 def _latest(flow: Flow) -> FlowVersion:

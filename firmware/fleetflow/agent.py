@@ -115,7 +115,7 @@ class Agent(CommandLog):
     # -- boot --
     def boot(self):
         before = dict(self.slots.state)
-        booted = self.slots.boot()  # counts a trial boot before anything runs
+        booted = self.slots.boot(self.hal.reset_cause())  # counts a trial boot (a watchdog reset too) before anything runs
         st = self.slots.state
         if before["trial"] and not st["trial"]:
             h = before.get("health") or {}
@@ -186,6 +186,10 @@ class Agent(CommandLog):
 
     # -- the loop --
     def run(self):
+        # The watchdog is armed before anything can hang, and fed only here,
+        # after each turn of the loop: a step stuck anywhere resets the
+        # board, and on trial that reset counts toward the boot loop.
+        wdt = self.hal.watchdog(self.board.get("watchdog_ms", 8000))
         try:
             self.boot()
         except Exception as e:  # still come online, so the cloud can see and fix it
@@ -195,6 +199,7 @@ class Agent(CommandLog):
             _heap_log("boot")
         while True:
             self.safe_step()
+            wdt.feed()
             # Sleep until the flow's next timer or poll, at most 1 s: what the
             # agent and the link do on their own (pings, reconnects, run
             # batches, heartbeats) is a second or more apart, so due at most
@@ -334,7 +339,7 @@ class Agent(CommandLog):
         return {"state": "online", "fw": VERSION, "board": self.board["name"], "nt_hash": self.nt_hash,
                 "types": self.types, "slot": st["active"], "flow": h.get("flow"), "ver": h.get("ver"),
                 "seq": st["seq"], "trial": st["trial"], "heap": _heap(),
-                "failed": st.get("failed")}
+                "failed": st.get("failed"), "reset": self.hal.reset_cause()}
 
     def health(self):
         it = self.it

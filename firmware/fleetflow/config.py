@@ -58,7 +58,7 @@ def load(root=""):
 # What the device uses of board.json; the rest (title, sources, flash
 # budgets) is for the host and would cost ~10 KB of heap. `nt_hash` is the
 # node table's hash, precomputed by the bundle (tools/bundle.py).
-_BOARD_KEYS = ("name", "nodes", "pins", "reserved", "program_max_bytes", "msg_max_bytes", "nt_hash")
+_BOARD_KEYS = ("name", "nodes", "pins", "reserved", "program_max_bytes", "msg_max_bytes", "watchdog_ms", "nt_hash")
 # Pin capabilities as interned literals rather than one string per pin.
 _CAPS = {"in": "in", "out": "out", "adc": "adc", "pwm": "pwm"}
 

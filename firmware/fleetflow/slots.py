@@ -13,7 +13,9 @@
 #  4. activate: the staged slot becomes active *on trial*; the old active
 #     becomes `prev`, the way back.
 #  5. boot: on trial the boot is counted and committed before the flow runs;
-#     past MAX_TRIAL_BOOTS boots on trial it is a boot loop: roll back.
+#     past MAX_TRIAL_BOOTS boots on trial it is a boot loop: roll back. A
+#     reset by the watchdog (a hung loop) counts like any other; the reason
+#     names a cause other than power (`boot_loop: watchdog reset`).
 #  6. confirm: the trial ends; only now does the accepted `seq` rise.
 #  7. rollback: the active slot goes back to `prev`. The failed program stays
 #     in its slot (and is named in `failed`) for diagnosis until the next
@@ -81,10 +83,11 @@ def _t_activate(st, arg):
 
 
 def _t_boot(st, arg):
+    # arg: the reset cause (fleetflow.hal reset_cause), None or "power" unnamed
     if st["trial"]:
         st["boots"] += 1
         if st["boots"] > MAX_TRIAL_BOOTS:
-            _t_rollback(st, "boot_loop")
+            _t_rollback(st, "boot_loop" if arg in (None, "power") else "boot_loop: %s reset" % arg)
 
 
 def _t_confirm(st, arg):
@@ -253,11 +256,12 @@ class SlotStore:
     def rollback(self, reason):
         return self._apply("rollback", reason)
 
-    def boot(self):
-        """Count the boot, then return (slot, header, program bytes) of a
-        verified active program, or None. An active slot that fails
-        verification is rolled back from (reason `corrupt slot`)."""
-        self._apply("boot")
+    def boot(self, cause=None):
+        """Count the boot (cause: why the device reset), then return (slot,
+        header, program bytes) of a verified active program, or None. An
+        active slot that fails verification is rolled back from (reason
+        `corrupt slot`)."""
+        self._apply("boot", cause)
         while self.state["active"] is not None:
             slot = self.state["active"]
             try:

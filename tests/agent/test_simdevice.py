@@ -62,7 +62,8 @@ def test_bundle_board_carries_the_hash_the_device_would_compute():
 
     bundle = simdevice.sim_bundle("unix-sim")
     board = json.loads((bundle / "board.json").read_text())
-    assert set(board) == {"name", "nodes", "pins", "reserved", "program_max_bytes", "msg_max_bytes", "nt_hash"}
+    assert set(board) == {"name", "nodes", "pins", "reserved", "program_max_bytes", "msg_max_bytes", "watchdog_ms",
+                          "nt_hash"}
     code = ("import json\nfrom fleetflow.nodetable import table_hash\n"
             f"print(table_hash({json.dumps(board['nodes'])}))")
     proc = subprocess.run([str(simdevice.MICROPYTHON), "-X", "heapsize=64k", "-c", code],

@@ -6,6 +6,8 @@
 #   hal.adc(n)                 -> object with read_u16()
 #   hal.pwm(n, freq, duty_u16) -> object with freq([f]), duty_u16([d]), deinit()
 #   hal.dht(n, model)          -> object with measure(), temperature(), humidity()
+#   hal.watchdog(timeout_ms)   -> an armed watchdog, with feed()
+#   hal.reset_cause()          -> why the device last started: power|watchdog|hard|soft|deepsleep
 # Failures look like the hardware's: a DHT that doesn't answer raises
 # OSError(ETIMEDOUT), a corrupted frame Exception("checksum error").
 

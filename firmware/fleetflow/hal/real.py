@@ -33,3 +33,15 @@ class RealHal:
         from machine import Pin
         cls = dht.DHT11 if model == "dht11" else dht.DHT22
         return cls(Pin(n))
+
+    def watchdog(self, timeout_ms):
+        # Fed by the agent's loop only, never from a timer or an interrupt:
+        # those go on running in a hung loop, and the board would never reset.
+        from machine import WDT
+        return WDT(timeout=timeout_ms)
+
+    def reset_cause(self):
+        # machine.PWRON_RESET .. SOFT_RESET are 1..5 on the ESP32 and RP2 ports
+        import machine
+        c = machine.reset_cause()
+        return ("power", "hard", "watchdog", "deepsleep", "soft")[c - 1] if 0 < c < 6 else str(c)

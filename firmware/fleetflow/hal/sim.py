@@ -7,10 +7,15 @@
 #                  "amp": 5, "period": 20, "humidity": 45,
 #                  "fault_rate": 0.1, "seed": 1, "read_ms": 5,
 #                  "script": [[23.1, 40.0], "timeout", "checksum", ["garbage", 40], ...]}},
-#    "adc": {"34": 1234},  "pins": {"5": 1}}
+#    "adc": {"34": 1234},  "pins": {"5": 1},
+#    "wdt_ms": 3000}       # the watchdog's timeout, instead of the board file's
+# The reset cause is what the simulator says it was (FF_RESET: it powers the
+# device up again after the watchdog ended it, tools/simdevice.py).
 # A script is played in order, then its last step repeats. The ADC/PWM and
 # DHT parts live in sim_io.py and sim_dht.py, imported when first used.
 import machine
+import os
+import time
 
 _EIO = 5
 
@@ -95,3 +100,34 @@ class SimHal:
             d = SimDHT(model, **kw)
             self.dhts[n] = d
         return d
+
+    # The simulated machine.WDT: armed once, never stopped; if feed() is not
+    # called for its timeout the device resets, whatever the loop is stuck
+    # in (a Python loop, a blocking call, a driver that never answers). A
+    # board's WDT is hardware beside the CPU; here it is a thread beside the
+    # loop, and the reset is the process ending by SIGUSR1 -- a way out no
+    # other end of the simulated device takes (a clean stop exits 0, a power
+    # cut is SIGKILL) -- sent by a shell, since the unix port has no
+    # os._exit or kill. tools/simdevice.py powers the device up again with
+    # reset cause "watchdog". (Methods of the HAL, not a module or a class
+    # of its own: ~500 B less heap on the unix port.)
+    def watchdog(self, timeout_ms):
+        import _thread
+        self.wdt_ms = self.cfg.get("wdt_ms") or timeout_ms
+        self.feed()
+        _thread.start_new_thread(self._wdt, ())
+        return self
+
+    def feed(self):
+        self.fed = time.ticks_ms()
+
+    def _wdt(self):
+        while True:
+            time.sleep_ms(self.wdt_ms >> 3)
+            late = time.ticks_diff(time.ticks_ms(), self.fed)
+            if late > self.wdt_ms:
+                print("wdt: not fed for %d ms: reset" % late)
+                os.system("kill -s USR1 $PPID")
+
+    def reset_cause(self):
+        return os.getenv("FF_RESET") or "power"
