@@ -46,8 +46,10 @@ async def _engine(app: web.Application):
         bridge.on_online = driver.resend
         bridge.on_connect = driver.resend
         bridge.on_status = functools.partial(live.device_status, app[STREAMS])
-        bridge.on_runs = functools.partial(live.runs_stored, app[STREAMS])
+        bridge.on_runs = functools.partial(_runs_stored, app[STREAMS], driver)
         bridge.on_health = functools.partial(live.device_health, app[STREAMS])
+        if config.ha_discovery:
+            tasks.append(_home_assistant(app, bridge, driver))
         tasks.append(asyncio.create_task(bridge.run(), name="fleetflow-bridge"))
         tasks.append(asyncio.create_task(bridge.flush_health(), name="fleetflow-health"))
         tasks.append(asyncio.create_task(bridge.flush_runs(), name="fleetflow-runs"))
@@ -62,6 +64,43 @@ async def _engine(app: web.Application):
     if bridge is not None:
         await bridge.close()
     await driver.close()
+
+
+def _runs_stored(streams, driver, batches) -> None:
+    """Run reports were stored: stream clients hear of them, and the driver
+    settles the execution targets waiting for those records."""
+    live.runs_stored(streams, batches)
+    driver.on_runs_stored(batches)
+
+
+def _home_assistant(app: web.Application, bridge, driver) -> asyncio.Task:
+    """Home Assistant discovery beside the bridge's own hooks: it hears the
+    same statuses and run reports, and a deleted device's entities go."""
+    from cloud.homeassistant import HomeAssistant
+
+    config = app[CONFIG]
+    ha = HomeAssistant(config, app[DB], driver, app[BOX], config.ha_prefix)
+    bridge.on_status = _both(bridge.on_status, ha.on_status)
+    bridge.on_runs = _both(bridge.on_runs, ha.on_runs)
+    delete = config.on_delete
+
+    async def on_delete(device_id: str) -> None:
+        if delete is not None:
+            result = delete(device_id)
+            if asyncio.iscoroutine(result):
+                await result
+        await ha.on_delete(device_id)
+
+    config.on_delete = on_delete
+    return asyncio.create_task(ha.run(), name="fleetflow-homeassistant")
+
+
+def _both(first, second):
+    def call(*args):
+        if first is not None:
+            first(*args)
+        second(*args)
+    return call
 
 
 def init_app(config: Config) -> web.Application:

@@ -43,6 +43,11 @@ class Config:
     webhook_max_attempts: int = 6  # then the delivery is kept as a dead letter
     mqtt_reconnect_s: float = 2.0  # first reconnect delay; doubles up to 30 s
     mqtt_client_id: str = "fleetflow-cloud"
+    # Home Assistant MQTT discovery (cloud/homeassistant.py): each device and
+    # what its flow exposes, as Home Assistant entities under ha_prefix/.
+    ha_discovery: bool = False
+    ha_prefix: str = "homeassistant"
+    ha_grant: Callable[[], Awaitable[None]] | None = None  # gives the cloud's account the discovery topics
     # bcrypt's cost for users' passwords (cloud.sessions); each step doubles
     # the work (12: ~0.25 s of CPU a login). Only tests lower it.
     password_cost: int = 12

@@ -16,9 +16,9 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from shared_schema.commands import parse_command_id
+from shared_schema.commands import EXECUTION_PREFIX, parse_command_id
 
-from cloud.engine.execution import ExecAck
+from cloud.engine.execution import ExecAck, RecordStored
 from cloud import live
 from cloud.engine.state import Ack
 from cloud.store import deployments as deployment_store
@@ -66,6 +66,16 @@ class Driver:
         self._announce(dep_id, result.update)
         self.send(out)
         return await self.db.run(deployment_store.get_deployment, dep_id)
+
+    def on_runs_stored(self, batches: list[tuple[str, dict]]) -> None:
+        """Run reports the bridge has stored (device id, RunsBatch dict): an
+        execution target waiting for its record settles now rather than on
+        the next tick (which finds records any replica stored)."""
+        for device_id, batch in batches:
+            for rec in batch.get("runs") or ():
+                ref = rec.get("exec")
+                if isinstance(ref, str) and ref.startswith(EXECUTION_PREFIX) and isinstance(rec.get("run"), int):
+                    self._acks.put_nowait((("exec", ref), RecordStored(device_id, rec["run"])))
 
     async def cancel_execution(self, exe_id: str) -> dict:
         """Cancel an execution (IllegalTransition when it has ended), and tell
@@ -138,7 +148,14 @@ class Driver:
                 else:
                     await self._step(key, events)
             if ticking:
-                await self._guard(executions_tick, self.clock(), self.box)
+                try:
+                    out, stepped = await self.db.run(executions_tick, self.clock(), self.box)
+                except Exception:  # one bad record must not stop the loop
+                    log.exception("executions_tick failed")
+                else:
+                    await self._publish(out)
+                    for exe_id in stepped:
+                        live.execution_changed(self.streams, exe_id, None)
             busy = loop.time() - started
             if loop.time() >= next_resend:
                 next_resend = loop.time() + self.resend_after_s
@@ -207,11 +224,14 @@ def execution_round(exe_id: str, events: list, now: float, box) -> list[tuple[st
     return tell_pipelines(executions.step(exe_id, events, now, box), now, box)
 
 
-def executions_tick(now: float, box) -> list[tuple[str, list[dict]]]:
-    out = []
-    for result in executions.tick(now, box):
+def executions_tick(now: float, box) -> tuple[list[tuple[str, list[dict]]], list[str]]:
+    """The commands that follow from the passing of time and the records
+    stored since, and the executions that were decided on."""
+    out, stepped = [], []
+    for exe_id, result in executions.tick(now, box):
         out += tell_pipelines(result, now, box)
-    return out
+        stepped.append(exe_id)
+    return out, stepped
 
 
 def cancel_execution(exe_id: str, now: float, box) -> tuple[dict, list[tuple[str, list[dict]]]]:

@@ -26,9 +26,17 @@ Rules (docs/decisions.md, "Who enforces what"):
 The commands go to `$CONTROL/dynamic-security/v1` and the plugin answers on
 `$CONTROL/dynamic-security/v1/response`, to every client subscribed there:
 each command carries a correlationData of ours to pick our answer out.
-`Accounts` does it from the cloud (aiomqtt, one short connection per change,
-so it works from any replica); tools/broker.py has the same over paho for
-the tools.
+`Accounts` does it from the cloud (aiomqtt, one short connection per
+message, so it works from any replica; changes asked for together share a
+message); tools/broker.py has the same over paho for the tools.
+
+Mosquitto 2.0's plugin rewrites its whole JSON file after each message that
+changes something, so one provisioning costs the broker time in proportion
+to the accounts it holds; its ACLs have no `%c`/`%u` patterns (a role
+allowing `ff/%c/#` or `ff/%u/#` lets a device subscribe to nothing:
+tried on 2.0.11), so one shared role can't replace a role per device. What
+the control API does allow is several changes in one message, one rewrite:
+concurrent provisionings are sent that way.
 """
 
 from __future__ import annotations
@@ -49,6 +57,10 @@ RESERVED_IDS = frozenset({"cloud", "admin"})
 RESERVED_PREFIX = "fleetflow-"
 NOT_FOUND = ("Client not found", "Role not found")
 ANSWER_TIMEOUT_S = 10.0
+# The most one $CONTROL message carries (a device's account is ~800 B of
+# commands): well under the broker's max_packet_size, 12,288 B, past which
+# it would drop the message unanswered.
+MESSAGE_BYTES = 8192
 
 
 class DynsecError(RuntimeError):
@@ -60,6 +72,9 @@ def is_reserved(device_id: str, also: Iterable[str | None] = ()) -> bool:
     low = device_id.lower()
     names = RESERVED_IDS | {n.lower() for n in also if n}
     return low in names or low.startswith(RESERVED_PREFIX)
+
+
+DISCOVERY_PREFIX = "homeassistant"  # Home Assistant's MQTT discovery (cloud/homeassistant.py)
 
 
 def device_role(device_id: str) -> str:
@@ -88,9 +103,15 @@ def delete_device(device_id: str) -> list[dict]:
             {"command": "deleteRole", "rolename": device_role(device_id)}]
 
 
-def cloud_role(prefix: str = "ff") -> list[dict]:
-    """The role of the cloud's account: readwrite <prefix>/# (plus ADMIN_ROLE for $CONTROL)."""
-    return [{"command": "createRole", "rolename": CLOUD_ROLE, "acls": _acls(f"{prefix}/#")}]
+def cloud_role(prefix: str = "ff", discovery: str = DISCOVERY_PREFIX) -> list[dict]:
+    """The role of the cloud's account: readwrite <prefix>/# and Home
+    Assistant's discovery topics (plus ADMIN_ROLE for $CONTROL)."""
+    return [{"command": "createRole", "rolename": CLOUD_ROLE, "acls": _acls(f"{prefix}/#") + _acls(f"{discovery}/#")}]
+
+
+def allow_discovery(discovery: str = DISCOVERY_PREFIX) -> list[dict]:
+    """The cloud role's ACLs for <discovery>/# on a broker set up before it had them."""
+    return [{"command": "addRoleACL", "rolename": CLOUD_ROLE, **acl} for acl in _acls(f"{discovery}/#")]
 
 
 def add_admin(username: str, password: str) -> list[dict]:
@@ -136,9 +157,10 @@ def check(commands: list[dict], responses: list[dict]) -> None:
 class Accounts:
     """Device accounts over $CONTROL, with the cloud's own broker credentials.
 
-    Config.on_provision / on_delete call `add` / `delete`. Each call is one
-    short connection (a random `fleetflow-accounts-*` client id), so calls
-    run concurrently and from any replica; the plugin serialises them.
+    Config.on_provision / on_delete call `add` / `delete`. Each message is
+    one short connection (a random `fleetflow-accounts-*` client id), so it
+    works from any replica, and the plugin serialises what replicas send;
+    calls made while a message is out go together in the next (`run`).
     """
 
     def __init__(self, host: str, port: int, username: str | None, password: str | None, prefix: str = "ff",
@@ -148,6 +170,8 @@ class Accounts:
         self.username, self.password = username, password
         self.prefix = prefix
         self.timeout_s = timeout_s
+        self._waiting: list[tuple[list[dict], asyncio.Future]] = []  # changes for the next message
+        self._sender: asyncio.Task | None = None
 
     @classmethod
     def from_config(cls, config) -> "Accounts":
@@ -162,6 +186,52 @@ class Accounts:
         await self.run(delete_device(device_id))
 
     async def run(self, commands: list[dict]) -> None:
+        """Carry out `commands`; raises DynsecError if the broker refuses one.
+
+        The plugin rewrites its whole JSON file after every message that
+        changes something, so a change costs the broker time in proportion
+        to the accounts it holds (docs/BENCHMARKS.md). Changes asked for
+        while a message is out wait and go together in the next one (a
+        group commit, up to MESSAGE_BYTES): 32 provisionings at once are a
+        few rewrites, not 32. A lone change goes at once."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((commands, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_waiting())
+        await done
+
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            batch, size = [], 0
+            while self._waiting:
+                n = sum(len(json.dumps(c)) + 64 for c in self._waiting[0][0])  # + correlationData, separators
+                if batch and size + n > MESSAGE_BYTES:
+                    break
+                batch.append(self._waiting.pop(0))
+                size += n
+            commands = [c for cmds, _ in batch for c in cmds]
+            try:
+                responses = await self._exchange(commands)
+            except DynsecError as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(DynsecError(str(exc)))
+                continue
+            start = 0
+            for cmds, done in batch:
+                mine = _slice(responses, start, len(cmds))
+                start += len(cmds)
+                if done.done():
+                    continue
+                try:
+                    check(cmds, mine)
+                except DynsecError as exc:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+
+    async def _exchange(self, commands: list[dict]) -> list[dict]:
+        """Send one message of commands and return the plugin's answers to it."""
         import aiomqtt
 
         payload, tag = request(commands)
@@ -175,10 +245,21 @@ class Accounts:
                     async for message in client.messages:
                         responses = answer_for(message.payload, tag)
                         if responses is not None:
-                            check(commands, responses)
-                            return
+                            return responses
         except TimeoutError:
             raise DynsecError(f"no answer on {RESPONSE_TOPIC} within {self.timeout_s:g} s: is Mosquitto's dynamic "
                               f"security plugin loaded, and does {self.username!r} have its admin role?") from None
         except aiomqtt.MqttError as exc:
             raise DynsecError(f"broker {self.host}:{self.port}: {exc}") from None
+        raise DynsecError(f"the link to {self.host}:{self.port} ended before the broker answered")
+
+
+def _slice(responses: list[dict], start: int, count: int) -> list[dict]:
+    """The answers to commands start..start+count-1 of one message, numbered
+    from 0 again (as `check` reads them for those commands alone)."""
+    mine = []
+    for r in responses:
+        tag, _, i = str(r.get("correlationData", "")).rpartition(".")
+        if i.isdigit() and start <= int(i) < start + count:
+            mine.append(dict(r, correlationData=f"{tag}.{int(i) - start}"))
+    return mine

@@ -300,8 +300,8 @@ class Broker:
         return admin
 
     def _acl_allows(self, user: str | None, topic: str) -> bool:
-        if user in self.admins:
-            return topic.startswith("ff/") or topic == "ff/#"
+        if user in self.admins:  # like Mosquitto's cloud role: ff/# and Home Assistant's discovery topics
+            return topic.startswith(("ff/", "homeassistant/")) or topic in ("ff/#", "homeassistant/#")
         if not user:
             return False
         own = f"ff/{user}/"

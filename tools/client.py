@@ -21,6 +21,15 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 API_PATH = "/api/v1"
 
 
+def base_url(url: str) -> str:
+    """The cloud's base URL out of any of its API URLs (what precedes /api/v1)."""
+    url = url.strip().rstrip("/")
+    at = url.find(API_PATH + "/")
+    if url.endswith(API_PATH) or at >= 0:
+        return url[: at if at >= 0 else len(url) - len(API_PATH)]
+    return url
+
+
 class ApiError(Exception):
     """The cloud answered with an error, or could not be reached (status 0)."""
 
@@ -64,9 +73,10 @@ def parse_sse(lines):
 
 class Client:
     def __init__(self, url: str | None = None, api_key: str | None = None, timeout_s: float = 30):
-        # The base URL; one ending in /api/v1 (as the API's own links and the
-        # demo print them) is taken too, so a printed URL works when pasted.
-        self.url = (url or os.environ.get("FLEETFLOW_URL") or DEFAULT_URL).rstrip("/").removesuffix(API_PATH)
+        # The base URL; any URL of the API (…/api/v1, …/api/v1/deployments/dep_1,
+        # as the CLI, the demo and the API's own links print them) is taken
+        # too, so a printed URL works when pasted into --cloud.
+        self.url = base_url(url or os.environ.get("FLEETFLOW_URL") or DEFAULT_URL)
         self.api_key = api_key if api_key is not None else os.environ.get("FLEETFLOW_API_KEY")
         self.timeout_s = timeout_s
 

@@ -5,9 +5,13 @@
     fleetflow pipeline run PIPELINE [--no-wait]      # starts a run and follows its steps live
     fleetflow pipeline show PIPELINE [RUN]           # the pipeline and its runs, or one run step by step
     fleetflow pipeline cancel PIPELINE RUN
+    fleetflow pipeline advance PIPELINE RUN (--done | --failed)   # "Step Done" / "Step Failed"
 
 A step whose flow fails stops the run (`--continue-on-failure`: the next step
-runs anyway). `run` exits 0 only when the run completed.
+runs anyway). `run` exits 0 only when the run completed. A step made with
+`--manual N` (its number, from 1) waits on a person once its flow has run:
+`advance --done` or `--failed` says how it went (and ends any running step
+by hand).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def register(sub) -> None:
     create.add_argument("--description")
     create.add_argument("--continue-on-failure", action="store_true",
                         help="a failed step does not stop the run (default: it does)")
+    create.add_argument("--manual", type=int, action="append", default=[], metavar="N",
+                        help="step N (from 1) waits for `pipeline advance` once its flow has run; repeatable")
     targets = create.add_mutually_exclusive_group()
     targets.add_argument("--devices", help="comma-separated device ids")
     targets.add_argument("--tag", help="every device with this tag")
@@ -51,7 +57,14 @@ def register(sub) -> None:
     cancel = what.add_parser("cancel", help="cancel a run")
     cancel.add_argument("pipeline")
     cancel.add_argument("run")
-    for q, func in ((create, _create), (ls, _list), (run, _run), (show, _show), (cancel, _cancel)):
+    advance = what.add_parser("advance", help="end a run's current step by hand (Step Done / Step Failed)")
+    advance.add_argument("pipeline")
+    advance.add_argument("run")
+    verdict = advance.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--done", action="store_true", help="the step succeeded: the run goes on")
+    verdict.add_argument("--failed", action="store_true", help="the step failed (on_failure applies)")
+    for q, func in ((create, _create), (ls, _list), (run, _run), (show, _show), (cancel, _cancel),
+                    (advance, _advance)):
         client_mod.add_cloud_args(q)
         q.add_argument("--json", action="store_true", help="print the API's answer as JSON")
         q.set_defaults(func=func)
@@ -70,15 +83,17 @@ def pipeline_body(args) -> dict:
         targets["environment"] = args.environment
     else:
         targets["all"] = True
-    body = {"name": args.name, "steps": [{"flow_id": f, "on_failure": on_failure} for f in args.flows],
-            "targets": targets}
+    body = {"name": args.name, "targets": targets,
+            "steps": [{"flow_id": f, "on_failure": on_failure, **({"manual": True} if i in args.manual else {})}
+                      for i, f in enumerate(args.flows, 1)]}
     if args.description:
         body["description"] = args.description
     return body
 
 
 def step_rows(run: dict) -> list[list]:
-    return [[s.get("step_index", i) + 1, s.get("flow_id"), s.get("flow_name"), s.get("status"),
+    return [[s.get("step_index", i) + 1, s.get("flow_id"), s.get("flow_name"),
+             s.get("status") + (" (waits for pipeline advance)" if s.get("waiting") else ""),
              s.get("execution_id"), s.get("error")] for i, s in enumerate(run.get("steps_snapshot") or [])]
 
 
@@ -104,6 +119,9 @@ def lines(run: dict) -> list[str]:
 def _create(args) -> int:
     if len(args.flows) < 2:
         print("pipeline: a pipeline runs two or more flows; name at least two", file=sys.stderr)
+        return 2
+    if bad := [n for n in args.manual if not 1 <= n <= len(args.flows)]:
+        print(f"pipeline: --manual {bad[0]}: there are steps 1 to {len(args.flows)}", file=sys.stderr)
         return 2
     pl = client_mod.call(args, "pipeline", lambda api: api.post("/pipelines", pipeline_body(args)))
     if pl is None:
@@ -200,4 +218,16 @@ def _cancel(args) -> int:
         ui.print_json(run)
     else:
         print(f"pipeline run {args.run}: {run.get('status')}")
+    return 0
+
+
+def _advance(args) -> int:
+    run = client_mod.call(args, "pipeline", lambda api: api.post(f"/pipelines/{args.pipeline}/runs/{args.run}/advance",
+                                                                 {"success": bool(args.done)}))
+    if run is None:
+        return 1
+    if args.json:
+        ui.print_json(run)
+    else:
+        print("\n".join(lines(run)))
     return 0

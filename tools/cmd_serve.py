@@ -67,6 +67,11 @@ def register(sub) -> None:
     p.add_argument("--mosquitto-passwd", help=argparse.SUPPRESS)  # removed: refused with advice
     p.add_argument("--mosquitto-pid", help=argparse.SUPPRESS)
     p.add_argument("--tick", type=float, default=1.0, help="seconds between rollout timer checks")
+    p.add_argument("--ha-discovery", action="store_true",
+                   default=os.environ.get("FLEETFLOW_HA_DISCOVERY", "").lower() in ("1", "true", "yes"),
+                   help="announce devices and what their flows expose to Home Assistant by MQTT discovery "
+                        "(env FLEETFLOW_HA_DISCOVERY=1; docs/home-assistant.md)")
+    p.add_argument("--ha-prefix", default="homeassistant", help="Home Assistant's discovery prefix")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
 
@@ -79,10 +84,15 @@ def build_config(args):
     secret = load_server_secret(os.environ.get("FLEETFLOW_SECRET_FILE", DEFAULT_SECRET_FILE))
     mqtt = None if args.mqtt.lower() in ("", "none", "off") else args.mqtt
     config = Config(db_url=args.db, mqtt_url=mqtt, topic_prefix=args.prefix, secret=secret, engine_tick_s=args.tick,
-                    mqtt_ca_file=getattr(args, "mqtt_ca", None))
+                    mqtt_ca_file=getattr(args, "mqtt_ca", None), ha_discovery=getattr(args, "ha_discovery", False),
+                    ha_prefix=getattr(args, "ha_prefix", "homeassistant"))
     if mqtt and getattr(args, "broker_accounts", "dynsec") == "dynsec":
+        from cloud.dynsec import allow_discovery
+
         accounts = Accounts.from_config(config)
         config.on_provision, config.on_delete = accounts.add, accounts.delete
+        if config.ha_discovery:  # a broker set up before discovery existed: let the cloud's role write there
+            config.ha_grant = lambda: accounts.run(allow_discovery(config.ha_prefix))
     return config
 
 

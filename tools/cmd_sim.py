@@ -112,11 +112,14 @@ def run(args) -> int:
         fleet.start()
         if args.json:
             print(json.dumps({"devices": fleet.ids, "api": api.api_url() if api else None,
+                              "dashboard": f"{api.url}/" if api else None,
                               "api_key": api.api_key if stack else None, "mqtt": f"{host or 'from provisioning'}:{port or ''}",
                               "workdir": str(args.workdir)}), flush=True)
         if api is not None:
             log(f"sim: API {api.api_url()}" + (f"  (admin key: {api.api_key})" if stack else ""))
             log(f"sim: try  FLEETFLOW_URL={api.url} FLEETFLOW_API_KEY={api.api_key} fleetflow devices list")
+            log(f"sim: dashboard {api.url}/  " + ("(the first visitor creates the admin account; or 'Use an API key "
+                                                  "instead' with the key above)" if stack else "(log in as on that cloud)"))
         log("sim: running; Ctrl-C stops every device")
         _watch(fleet, api, args.duration, log)
     except KeyboardInterrupt:

@@ -150,7 +150,9 @@ class Demo:
         self.stack = Stack(self.workdir / "stack", prefer_broker=self.prefer_broker, plain_mqtt=self.plain_mqtt,
                            log=say.note).start()
         say.note(f"API key (admin): {self.api.api_key}")
-        say.note(f"look:  curl -s -H 'x-api-key: {self.api.api_key}' {self.api.api_url('/devices')}")
+        say.note(f"look:  FLEETFLOW_API_KEY={self.api.api_key} fleetflow devices list --cloud {self.api.url}")
+        say.note(f"dashboard: {self.api.url}/  (the first visitor creates the admin account; "
+                 "or 'Use an API key instead' with the key above)")
 
         say.step(f"Booting {self.count} simulated devices: MicroPython unix-port processes running the real "
                  "firmware, each on its own LittleFS image, provisioned through the API")
@@ -286,7 +288,9 @@ def run_story(workdir: Path = VAR, devices: int = 20, exit_after: bool = False, 
         say._say(f"\n[{time.monotonic() - say.t0:6.1f}s] The story is complete: all {len(say.checks)} checks "
                  "held, each checked against the API.")
         if not exit_after:
-            say._say(f"{'':17}The fleet keeps running. Look around: {demo.api.api_url('/deployments')}")
+            say._say(f"{'':17}The fleet keeps running. Look around in the dashboard: {demo.api.url}/")
+            say._say(f"{'':17}(create the first account there, or use the key below) or the API: "
+                     f"{demo.api.api_url('/deployments')}")
             say._say(f"{'':17}(x-api-key: {demo.api.api_key}); device logs in {demo.workdir / 'fleet'}")
             say._say(f"{'':17}Ctrl-C stops everything.")
             while True:

@@ -48,6 +48,7 @@ def summarize(dep: dict) -> dict:
         "phase": dep.get("phase"),
         "batch": dep.get("batch"),
         "batches": batches,
+        "rate": dep.get("rate_per_minute"),  # rate control's current rate, None when unlimited
         "total": dep.get("total_targets") or sum(counts.values()),
         "counts": counts,
         "done": counts["success"] + counts["failed"] + counts["rolled_back"] + counts["skipped"],
@@ -69,6 +70,8 @@ def render(s: dict, elapsed_s: float) -> list[str]:
         head += f"  phase: {s['phase']}"
     if s["batch"] is not None:  # the API counts batches from 0; people count from 1
         head += f"  batch {s['batch'] + 1}" + (f"/{s['batches']}" if s["batches"] else "")
+    if s.get("rate"):
+        head += f"  {s['rate']:g} a minute"
     counts = "  ".join(f"{k} {v}" for k, v in s["counts"].items() if v or k in ("pending", "success", "failed"))
     return [head, f"{_bar(s)} {s['done']}/{s['total']}  {counts}  {elapsed_s:5.1f}s"]
 

@@ -59,7 +59,9 @@ class StackError(Exception):
 
 class Stack:
     def __init__(self, workdir, *, prefer_broker: str = "mosquitto", tick_s: float = 0.2, host: str = "127.0.0.1",
-                 port: int = 0, log=print, users: dict[str, str] | None = None, plain_mqtt: bool = False):
+                 port: int = 0, log=print, users: dict[str, str] | None = None, plain_mqtt: bool = False,
+                 ha_discovery: bool = False):
+        self.ha_discovery = ha_discovery  # Home Assistant MQTT discovery (cloud/homeassistant.py)
         self.workdir = Path(workdir)
         self.users = dict(users or {})  # broker accounts besides the cloud's (devices provisioned before)
         self.plain_mqtt = plain_mqtt
@@ -117,7 +119,7 @@ class Stack:
 
         config = Config(db_url=self.db_url, mqtt_url=mqtt_url, mqtt_ca_file=str(self.tls.ca) if self.tls else None,
                         secret=load_server_secret(str(self.workdir / "cloud.secret")),
-                        engine_tick_s=self.tick_s, mqtt_reconnect_s=0.5)
+                        engine_tick_s=self.tick_s, mqtt_reconnect_s=0.5, ha_discovery=self.ha_discovery)
         config.on_provision, config.on_delete = account_hooks(self.broker, config)
         app = init_app(config)
         key = app[DB].call(key_store.create_key, "admin", "local")["key"]

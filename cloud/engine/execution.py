@@ -26,8 +26,9 @@ Rules
    the execution is a step of.
 
 Scale: an execution may have 100,000 targets and a batch of acks names a
-few. The shell passes only the targets the events name, plus every target
-that awaits its record, plus (for a cancel) every open one; `counts` holds
+few. The shell passes only the targets the events name, plus (past the
+timeout) every target that awaits its record, plus (for a cancel) every
+open one; `counts` holds
 all targets per status, and what must happen to the open targets not passed
 is one `UpdateOtherOpen` action (a single UPDATE in the shell).
 """

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets as _random
-import time
 from dataclasses import dataclass
 
 from peewee import fn
@@ -43,7 +42,7 @@ def _get(device_id: str) -> Device:
 
 
 def provision(body: dict, box: secrets.SecretBox, broker: tuple[str, int], prefix: str,
-              reserved: tuple[str | None, ...] = ()) -> tuple[dict, str]:
+              reserved: tuple[str | None, ...], now: float) -> tuple[dict, str]:
     """Register a device. Returns (document with credentials, MQTT password);
     the credentials are never shown again. `reserved`: the cloud's own broker
     names (Config.reserved_names), refused like cloud.dynsec's fixed ones."""
@@ -61,7 +60,7 @@ def provision(body: dict, box: secrets.SecretBox, broker: tuple[str, int], prefi
     password = secrets.new_token()
     key = os.urandom(32)
     dev = Device.create(id=device_id, name=req.name, board=req.board, tags=req.tags, environment=req.environment,
-                        password_hash=secrets.hash_token(password), key_sealed=box.seal(key), created_at=time.time())
+                        password_hash=secrets.hash_token(password), key_sealed=box.seal(key), created_at=now)
     doc = device_doc(dev)
     doc["credentials"] = {
         "mqtt": {"host": broker[0], "port": broker[1], "username": device_id, "password": password,

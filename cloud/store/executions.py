@@ -147,7 +147,7 @@ def step(exe_id: str, events: list, now: float, box: SecretBox) -> Result:
         return Result([], [])
     cancelling = any(isinstance(e, core.Cancel) for e in events)
     named = list({e.device_id for e in events if not isinstance(e, core.Cancel)})
-    rows = _load_targets(exe_id, named, cancelling)
+    rows = _load_targets(exe_id, named, cancelling, now - exe.created_at >= exe.timeout)
     state = core.Execution(exe.id, exe.created_at, exe.timeout, exe.status, exe.started_at, exe.finished_at,
                            _counts(exe_id))
     targets = [core.Target(t.device, t.status, t.run, t.outcome, frozenset(runs), t.reason, t.finished_at)
@@ -169,13 +169,14 @@ def step(exe_id: str, events: list, now: float, box: SecretBox) -> Result:
         elif isinstance(action, core.Finished):
             ended.append(Ended(exe.id, exe.pipeline_run, action.status))
     columns = ("status", "run", "outcome", "reason", "finished_at")
-    settled = []
     for device_id, fields in changed.items():
         row = rows[device_id][0]
         for key, value in fields.items():
             setattr(row, key, value)
-        if row.status in core.FINISHED:
-            settled.append(command_id(exe_id, device_id, "exec"))
+    # The device has answered for good (the record may still be on its way):
+    # its command needs no re-sending.
+    answered = list({command_id(exe_id, e.device_id, "exec") for e in events
+                     if isinstance(e, core.ExecAck) and e.state in ("done", "rejected", "failed")})
     update_rows(ExecTarget, columns, [(*(getattr(rows[d][0], c) for c in columns), rows[d][0].id) for d in changed])
     if others is not None:  # the open targets left are exactly those not passed to decide (rule 5, 6)
         ExecTarget.update(**others).where((ExecTarget.execution == exe_id)
@@ -183,7 +184,7 @@ def step(exe_id: str, events: list, now: float, box: SecretBox) -> Result:
     if ended:  # nothing of it needs sending again
         Command.update(done=True).where(Command.deployment == exe_id).execute()
     else:
-        update_in(Command, {"done": True}, settled)
+        update_in(Command, {"done": True}, answered)
     exe.save()
     for end in ended:
         webhooks.emit(f"execution.{end.status}", {"id": exe.id, "flow_id": exe.flow, "version": exe.version,
@@ -208,17 +209,20 @@ def _counts(exe_id: str) -> dict[str, int]:
                 .where(ExecTarget.execution == exe_id).group_by(ExecTarget.status).tuples())
 
 
-def _load_targets(exe_id: str, devices: list[str], every_open: bool) -> dict[str, tuple[ExecTarget, set[int]]]:
+def _load_targets(exe_id: str, devices: list[str], every_open: bool,
+                  timed_out: bool) -> dict[str, tuple[ExecTarget, set[int]]]:
     """The targets `decide` needs (cloud.engine.execution, "Scale"): those
-    named, those awaiting their record, every open one for a cancel; each
-    with the run numbers of this execution's records stored from it."""
+    named; every open one for a cancel; past the timeout, those awaiting
+    their record (rule 6 settles them apart from the rest); each with the
+    run numbers of this execution's records stored from it."""
     found: dict[str, ExecTarget] = {}
     for chunk in chunks(devices):
         found.update((t.device, t) for t in ExecTarget.select().where(
             (ExecTarget.execution == exe_id) & ExecTarget.device.in_(chunk)))
     wanted = (ExecTarget.status.in_(core.OPEN) if every_open
-              else (ExecTarget.status == "running") & (ExecTarget.outcome != ""))
-    found.update((t.device, t) for t in ExecTarget.select().where((ExecTarget.execution == exe_id) & wanted))
+              else (ExecTarget.status == "running") & (ExecTarget.outcome != "") if timed_out else None)
+    if wanted is not None:
+        found.update((t.device, t) for t in ExecTarget.select().where((ExecTarget.execution == exe_id) & wanted))
     runs: dict[str, set[int]] = {d: set() for d in found}
     for chunk in chunks(list(found)):
         for device_id, run in (RunRecord.select(RunRecord.device, RunRecord.run)
@@ -234,7 +238,7 @@ def _cancel_commands(exe_id: str, devices: list[str], box: SecretBox) -> list[tu
     return out
 
 
-def tick(now: float, box: SecretBox) -> list[Result]:
+def tick(now: float, box: SecretBox) -> list[tuple[str, Result]]:
     """Every open execution decided on at `now`: records stored since (by
     this process or another replica) settle their targets, and timeouts
     end what is left (nothing stays running forever)."""
@@ -247,7 +251,7 @@ def tick(now: float, box: SecretBox) -> list[Result]:
                          & (ExecTarget.outcome != "")).tuples())
         events = [core.RecordStored(device_id, run) for device_id, run in stored]
         if events or now - exe.created_at >= exe.timeout:
-            results.append(step(exe.id, events, now, box))
+            results.append((exe.id, step(exe.id, events, now, box)))
     return results
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from functools import lru_cache
 
 from shared_schema.boards import board_names
@@ -102,9 +101,8 @@ def _draft(flow_id: str) -> Flow:
     return flow
 
 
-def create_flow(body: dict) -> dict:
+def create_flow(body: dict, now: float) -> dict:
     meta = _parse_flow_body(schemas.FlowMeta, body, with_content=True)
-    now = time.time()
     flow = Flow.create(id="flow_" + secrets.token_hex(6), name=meta.name, description=meta.description or "",
                        tags=meta.tags, body=_content(body), boards=meta.boards, created_at=now, updated_at=now)
     return flow_doc(flow)
@@ -160,7 +158,7 @@ def _flow_json(row: tuple) -> str:
     return head if body == "{}" else f"{head[:-1]}, {body[1:]}"
 
 
-def update_flow(flow_id: str, body: dict) -> dict:
+def update_flow(flow_id: str, body: dict, now: float) -> dict:
     """PUT replaces the fields it carries; the content (definition or steps,
     variables) is replaced as a whole when any of it is present."""
     flow = _draft(flow_id)
@@ -178,7 +176,7 @@ def update_flow(flow_id: str, body: dict) -> dict:
         flow.tags = meta.tags
     if "boards" in body:
         flow.boards = meta.boards
-    flow.updated_at = time.time()
+    flow.updated_at = now
     flow.save()
     return flow_doc(flow)
 
@@ -230,7 +228,7 @@ def check_flow(body: dict) -> dict:
             "problems": [p.as_dict() for p in problems]}
 
 
-def publish_flow(flow_id: str, body: dict | None = None) -> dict:
+def publish_flow(flow_id: str, body: dict | None, now: float) -> dict:
     req = schemas.parse(schemas.Publish, body or {})
     _check_boards(req.boards, "/boards")
     flow = _draft(flow_id)
@@ -239,14 +237,13 @@ def publish_flow(flow_id: str, body: dict | None = None) -> dict:
     if problems or not fits:
         where = f"board(s) {', '.join(boards)}" if boards else "any board"
         raise Invalid(f"flow {flow_id} cannot be published: it does not validate for {where}", problems)
-    _snapshot(flow, flow.body, fits, restored_from=flow.restored_from)
+    _snapshot(flow, flow.body, fits, flow.restored_from, now)
     return flow_doc(flow)
 
 
-def _snapshot(flow: Flow, body: dict, fits: list[str], restored_from: int | None) -> FlowVersion:
+def _snapshot(flow: Flow, body: dict, fits: list[str], restored_from: int | None, now: float) -> FlowVersion:
     """The next version of `flow`, holding `body`; the flow becomes published
     with that content."""
-    now = time.time()
     flow.version += 1
     row = FlowVersion.create(flow=flow.id, version=flow.version, name=flow.name, body=body, boards=fits,
                              types=used_types(body), restored_from=restored_from, created_at=now)
@@ -258,12 +255,12 @@ def _snapshot(flow: Flow, body: dict, fits: list[str], restored_from: int | None
     return row
 
 
-def archive_flow(flow_id: str) -> dict:
+def archive_flow(flow_id: str, now: float) -> dict:
     flow = _get(flow_id)
     if flow.status == "archived":
         raise Conflict(f"flow {flow_id} is already archived", current_status=flow.status)
     flow.status = "archived"
-    flow.updated_at = time.time()
+    flow.updated_at = now
     flow.save()
     return flow_doc(flow)
 
@@ -335,7 +332,7 @@ def compare_versions(flow_id: str, v1: int, v2: int) -> dict:
     return {"flow_id": flow_id, "v1": v1, "v2": v2, **diff_definitions(a.body, b.body)}
 
 
-def restore_version(flow_id: str, number: int, body: dict | None = None) -> dict:
+def restore_version(flow_id: str, number: int, body: dict | None, now: float) -> dict:
     """Version `number` made current again. By default (`publish: true`) a
     copy of it is published at once as the next version, `restored_from`
     number: validated and compiled for the flow's boards like any publish,
@@ -352,7 +349,7 @@ def restore_version(flow_id: str, number: int, body: dict | None = None) -> dict
         flow.body = old.body
         flow.status = "draft"
         flow.restored_from = number
-        flow.updated_at = time.time()
+        flow.updated_at = now
         flow.save()
         return flow_doc(flow)
     if flow.status == "archived":
@@ -367,7 +364,7 @@ def restore_version(flow_id: str, number: int, body: dict | None = None) -> dict
         where = f"board(s) {', '.join(flow.boards)}" if flow.boards else "any board"
         raise Invalid(f"version {number} of flow {flow_id} cannot be restored: it no longer validates for {where}",
                       problems)
-    return version_doc(_snapshot(flow, old.body, fits, restored_from=number), full=True)
+    return version_doc(_snapshot(flow, old.body, fits, number, now), full=True)
 
 
 def _latest(flow: Flow) -> FlowVersion:

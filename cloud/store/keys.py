@@ -14,13 +14,15 @@ ROLES = ("admin", "operator", "viewer")
 PREFIX = "ffk_"
 
 
-def create_key(role: str, name: str = "") -> dict:
-    """A new key; the token is in the answer, and nowhere else ever again."""
+def create_key(role: str, name: str = "", now: float | None = None) -> dict:
+    """A new key; the token is in the answer, and nowhere else ever again.
+    The API passes its clock; a key made offline (`fleetflow keys create`,
+    the tools' own stacks) is stamped with the wall clock."""
     if role not in ROLES:
         raise Invalid("unknown role", [Problem("/role", f"must be one of {', '.join(ROLES)}")])
     token = secrets.new_token(PREFIX)
     row = ApiKey.create(key_hash=secrets.hash_token(token), prefix=token[:10], name=name, role=role,
-                        created_at=time.time())
+                        created_at=time.time() if now is None else now)
     return {**key_doc(row), "key": token}
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import time
 
 from cloud import schemas
 from cloud.db import get_by_pk
@@ -55,9 +54,8 @@ def _matches(patterns: list[str], event: str) -> bool:
     return any(p == "*" or p == event or (p.endswith(".") and event.startswith(p)) for p in patterns)
 
 
-def emit(event: str, payload: dict, now: float | None = None) -> int:
+def emit(event: str, payload: dict, now: float) -> int:
     """Queue `event` for every active webhook that wants it."""
-    now = time.time() if now is None else now
     rows = [{"webhook": w.id, "event": event, "payload": {"event": event, "at": iso(now), "data": payload},
              "next_at": now, "created_at": now}
             for w in Webhook.select().where(Webhook.active == True) if _matches(w.events, event)]  # noqa: E712
@@ -92,7 +90,7 @@ def webhook_doc(w: Webhook) -> dict:
     return {"id": w.id, "url": w.url, "events": w.events, "active": w.active, "created_at": iso(w.created_at)}
 
 
-def create_webhook(body: dict, box: SecretBox) -> dict:
+def create_webhook(body: dict, box: SecretBox, now: float) -> dict:
     req = schemas.parse(schemas.WebhookCreate, body)
     problems = _event_problems(req.events)
     if req.secret is not None and (why := _secret_problem(req.secret)):
@@ -100,7 +98,7 @@ def create_webhook(body: dict, box: SecretBox) -> dict:
     if problems:
         raise Invalid("the webhook has problems", problems)
     secret = req.secret or SECRET_PREFIX + base64.b64encode(os.urandom(SECRET_BYTES[0])).decode()
-    w = Webhook.create(url=req.url, events=req.events, secret_sealed=box.seal(secret.encode()), created_at=time.time())
+    w = Webhook.create(url=req.url, events=req.events, secret_sealed=box.seal(secret.encode()), created_at=now)
     return {**webhook_doc(w), "secret": secret}
 
 
@@ -140,7 +138,7 @@ def list_deliveries(webhook_id: int, status: str | None = None, limit: int = pag
     return [delivery_doc(d) for d in got.rows], got.cursor
 
 
-def redeliver(webhook_id: int, delivery_id: int) -> dict:
+def redeliver(webhook_id: int, delivery_id: int, now: float) -> dict:
     """Give a dead letter another round of attempts."""
     d = Delivery.get_or_none((Delivery.id == delivery_id) & (Delivery.webhook == webhook_id))
     if d is None:
@@ -148,7 +146,7 @@ def redeliver(webhook_id: int, delivery_id: int) -> dict:
     if d.status != "dead":
         raise Conflict(f"delivery {delivery_id} is {d.status}; only dead letters are redelivered",
                        current_status=d.status)
-    d.status, d.attempts, d.next_at = "pending", 0, time.time()
+    d.status, d.attempts, d.next_at = "pending", 0, now  # due at once by the sender's clock
     d.save()
     return delivery_doc(d)
 

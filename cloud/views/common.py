@@ -9,6 +9,13 @@ from cloud.schemas import MAX_NUMBER
 from cloud.store import idempotency, paging
 
 
+def now(request: web.Request) -> float:
+    """The time by the app's one clock (Config.clock): what every store stamps."""
+    from cloud.appkeys import CONFIG
+
+    return request.app[CONFIG].clock()
+
+
 def ok(body, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
 

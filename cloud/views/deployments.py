@@ -25,7 +25,7 @@ async def create(request: web.Request):
 async def list_(request: web.Request):
     status = choice_param(request, "status", DEPLOYMENT_STATUSES)
     limit, cursor = page_params(request)
-    return paged(request, "deployments", await request.app[DB].run(
+    return paged(request, "deployments", await request.app[DB].query(
         store.list_deployments, status, request.query.get("flow_id"), limit, cursor, request.query.get("device_id")))
 
 
@@ -33,18 +33,18 @@ async def targets(request: web.Request):
     dep_id = request.match_info["deployment_id"]
     status = choice_param(request, "status", TARGET_STATUSES)
     limit, cursor = page_params(request)
-    return paged(request, "targets", await request.app[DB].run(store.list_targets, dep_id, status, limit, cursor),
+    return paged(request, "targets", await request.app[DB].query(store.list_targets, dep_id, status, limit, cursor),
                  deployment_id=dep_id)
 
 
 async def get(request: web.Request):
-    return ok(await request.app[DB].run(store.get_deployment, request.match_info["deployment_id"]))
+    return ok(await request.app[DB].query(store.get_deployment, request.match_info["deployment_id"]))
 
 
 async def events(request: web.Request):
     dep_id = request.match_info["deployment_id"]
     limit, cursor = page_params(request, default=paging.MAX_LIMIT)
-    return paged(request, "events", await request.app[DB].run(store.events, dep_id, limit, cursor),
+    return paged(request, "events", await request.app[DB].query(store.events, dep_id, limit, cursor),
                  deployment_id=dep_id)
 
 
@@ -85,7 +85,7 @@ async def stream(request: web.Request):
     key = f"deployment:{dep_id}"
     sub = streams.subscribe(key)  # before reading the document: no update falls in between
     try:
-        doc = await request.app[DB].run(store.get_deployment, dep_id)
+        doc = await request.app[DB].query(store.get_deployment, dep_id)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         await resp.write(frame(0, "sync" if request.headers.get("Last-Event-ID") else "metadata", doc))

@@ -25,10 +25,10 @@ def _live(request: web.Request, doc: dict) -> dict:
     return doc
 
 
-def _provision(body, box, broker, prefix, reserved, ca):
+def _provision(body, box, broker, prefix, reserved, ca, now):
     """store.provision, with the broker's CA (MQTT over TLS) in the answer:
     inside the transaction, so an Idempotency-Key replay carries it too."""
-    doc, password = store.provision(body, box, broker, prefix, reserved)
+    doc, password = store.provision(body, box, broker, prefix, reserved, now)
     if ca:
         doc["credentials"]["mqtt"]["ca"] = ca
     return doc, password
@@ -38,7 +38,7 @@ async def provision(request: web.Request):
     body = await json_body(request)
     config = request.app[CONFIG]
     result = await run_once(request, _provision, body, request.app[BOX], config.device_broker(),
-                            config.topic_prefix, config.reserved_names(), config.device_ca())
+                            config.topic_prefix, config.reserved_names(), config.device_ca(), config.clock())
     if again := replayed(result):
         return again
     doc, password = result
@@ -73,7 +73,7 @@ async def list_(request: web.Request):
         trial=bool_param(request, "trial"))
     sort = choice_param(request, "sort", tuple(store.SORTS)) or "id"
     limit, cursor = page_params(request)
-    docs, cursor = await request.app[DB].run(store.list_devices, where, sort, limit, cursor)
+    docs, cursor = await request.app[DB].query(store.list_devices, where, sort, limit, cursor)
     return paged(request, "devices", ([_live(request, d) for d in docs], cursor))
 
 
@@ -104,5 +104,5 @@ async def delete(request: web.Request):
 async def runs(request: web.Request):
     limit, cursor = page_params(request, default=20, maximum=500)
     device_id = request.match_info["device_id"]
-    page = await request.app[DB].run(run_store.recent_runs, device_id, limit, cursor)
+    page = await request.app[DB].query(run_store.recent_runs, device_id, limit, cursor)
     return paged(request, "runs", page, device_id=device_id)

@@ -24,20 +24,20 @@ async def create(request: web.Request):
 async def list_(request: web.Request):
     status = choice_param(request, "status", ("pending", "running", *store.FINISHED))
     limit, cursor = page_params(request)
-    return paged(request, "executions", await request.app[DB].run(
+    return paged(request, "executions", await request.app[DB].query(
         store.list_executions, request.query.get("flow_id"), status, limit, cursor))
 
 
 async def get(request: web.Request):
     level = choice_param(request, "level", store.LOG_LEVELS)
-    return ok(await request.app[DB].run(store.get_execution, request.match_info["execution_id"], level))
+    return ok(await request.app[DB].query(store.get_execution, request.match_info["execution_id"], level))
 
 
 async def targets(request: web.Request):
     exe_id = request.match_info["execution_id"]
     level = choice_param(request, "level", store.LOG_LEVELS)
     limit, cursor = page_params(request)
-    return paged(request, "targets", await request.app[DB].run(store.list_targets, exe_id, level, limit, cursor),
+    return paged(request, "targets", await request.app[DB].query(store.list_targets, exe_id, level, limit, cursor),
                  execution_id=exe_id)
 
 

@@ -7,14 +7,14 @@ from aiohttp import web
 from cloud.appkeys import CONFIG, DB
 from cloud.middleware import PRINCIPAL, json_body
 from cloud.store import flows as store
-from cloud.views.common import any_role, choice_param, int_param, ok, page_params, paged
+from cloud.views.common import any_role, choice_param, int_param, now, ok, page_params, paged
 
 FLOW_STATUSES = ("draft", "published", "archived")
 
 
 async def create(request: web.Request):
     body = await json_body(request)
-    return ok(await request.app[DB].run(store.create_flow, body), 201)
+    return ok(await request.app[DB].run(store.create_flow, body, now(request)), 201)
 
 
 @any_role
@@ -26,7 +26,7 @@ async def check(request: web.Request):
 async def list_(request: web.Request):
     status = choice_param(request, "status", FLOW_STATUSES)
     limit, cursor = page_params(request)
-    return paged(request, "flows", await request.app[DB].run(store.list_flows, status, request.query.get("tag"),
+    return paged(request, "flows", await request.app[DB].query(store.list_flows, status, request.query.get("tag"),
                                                               limit, cursor))
 
 
@@ -37,7 +37,7 @@ async def get(request: web.Request):
 
 async def update(request: web.Request):
     body = await json_body(request)
-    return ok(await request.app[DB].run(store.update_flow, request.match_info["flow_id"], body))
+    return ok(await request.app[DB].run(store.update_flow, request.match_info["flow_id"], body, now(request)))
 
 
 async def delete(request: web.Request):
@@ -47,17 +47,17 @@ async def delete(request: web.Request):
 
 async def publish(request: web.Request):
     body = await json_body(request, default={})
-    return ok(await request.app[DB].run(store.publish_flow, request.match_info["flow_id"], body))
+    return ok(await request.app[DB].run(store.publish_flow, request.match_info["flow_id"], body, now(request)))
 
 
 async def archive(request: web.Request):
-    return ok(await request.app[DB].run(store.archive_flow, request.match_info["flow_id"]))
+    return ok(await request.app[DB].run(store.archive_flow, request.match_info["flow_id"], now(request)))
 
 
 async def versions(request: web.Request):
     flow_id = request.match_info["flow_id"]
     limit, cursor = page_params(request)
-    return paged(request, "versions", await request.app[DB].run(store.list_versions, flow_id, limit, cursor),
+    return paged(request, "versions", await request.app[DB].query(store.list_versions, flow_id, limit, cursor),
                  flow_id=flow_id)
 
 
@@ -74,7 +74,7 @@ async def compare(request: web.Request):
 async def restore(request: web.Request):
     body = await json_body(request, default={})
     flow_id, number = request.match_info["flow_id"], int_param(request, "version", "path")
-    return ok(await request.app[DB].run(store.restore_version, flow_id, number, body))
+    return ok(await request.app[DB].run(store.restore_version, flow_id, number, body, now(request)))
 
 
 async def quarantine(request: web.Request):

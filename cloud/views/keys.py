@@ -6,13 +6,13 @@ from cloud import schemas
 from cloud.appkeys import DB
 from cloud.middleware import json_body
 from cloud.store import keys as store
-from cloud.views.common import admin_only, int_param, ok, page_params, paged
+from cloud.views.common import admin_only, int_param, now, ok, page_params, paged
 
 
 @admin_only
 async def create(request: web.Request):
     req = schemas.parse(schemas.KeyCreate, await json_body(request))
-    return ok(await request.app[DB].run(store.create_key, req.role, req.name), 201)
+    return ok(await request.app[DB].run(store.create_key, req.role, req.name, now(request)), 201)
 
 
 @admin_only

@@ -5,12 +5,13 @@ from aiohttp import web
 from cloud.appkeys import BOX, DB
 from cloud.middleware import json_body
 from cloud.store import webhooks as store
-from cloud.views.common import admin_only, choice_param, int_param, ok, page_params, paged
+from cloud.views.common import admin_only, choice_param, int_param, now, ok, page_params, paged
 
 
 @admin_only
 async def create(request: web.Request):
-    return ok(await request.app[DB].run(store.create_webhook, await json_body(request), request.app[BOX]), 201)
+    body = await json_body(request)
+    return ok(await request.app[DB].run(store.create_webhook, body, request.app[BOX], now(request)), 201)
 
 
 @admin_only
@@ -37,4 +38,4 @@ async def deliveries(request: web.Request):
 @admin_only
 async def redeliver(request: web.Request):
     return ok(await request.app[DB].run(store.redeliver, int_param(request, "webhook_id", "path"),
-                                        int_param(request, "delivery_id", "path")))
+                                        int_param(request, "delivery_id", "path"), now(request)))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from shared_schema.envelope import command_args, verify, verify_command
 from shared_schema.messages import Ack
 
+from cloud.app import init_app
 from cloud.appkeys import DB, DRIVER
 from cloud.models import Command
 from cloud.store.devices import record_status
+from cloud.store import keys as key_store
 from cloud.store.runs import ingest
 
 STEP_FLOW = {"name": "maintenance-routine", "steps": [
@@ -222,3 +225,46 @@ async def test_an_exec_command_too_big_to_send_is_refused_before_anything_is_rec
                                          "overrides": {"params": short}}, expect=201)
     cmd = api.app[DB].call(Command.get_by_id, f"{exe['id']}.big0.exec").payload[0]
     assert 6000 < len(json.dumps(cmd, separators=(",", ":"))) <= 12032
+
+
+async def test_one_clock_stamps_and_times_out(aiohttp_client, cloud_config):
+    # Config.clock is the only time: what the stores stamp and what timeouts
+    # are judged on (a store stamping the wall clock would time this
+    # execution out at once, its created_at being years after "now").
+    clock = [1_000_000_000.0]  # 2001-09-09T01:46:40Z
+    cloud_config.clock = lambda: clock[0]
+    app = init_app(cloud_config)
+    client = await aiohttp_client(app)
+    headers = {"x-api-key": app[DB].call(key_store.create_key, "admin")["key"]}
+
+    async def call(method, path, body=None):
+        resp = await client.request(method, "/api/v1" + path, json=body, headers=headers)
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+    flow = await call("POST", "/flows", STEP_FLOW)
+    assert flow["created_at"] == "2001-09-09T01:46:40.000Z"
+    await call("POST", f"/flows/{flow['id']}/publish", {})
+    await call("POST", "/devices", {"id": "c0", "board": "unix-sim"})
+    exe = await call("POST", "/executions", {"flow_id": flow["id"], "target_devices": ["c0"], "timeout": "10s"})
+    assert exe["created_at"] == "2001-09-09T01:46:40.000Z"
+    await asyncio.sleep(0.3)  # ticks go by; by the app's clock no time has
+    assert (await call("GET", f"/executions/{exe['id']}"))["status"] == "pending"
+    clock[0] += 10
+    for _ in range(100):
+        got = await call("GET", f"/executions/{exe['id']}")
+        if got["status"] != "pending":
+            break
+        await asyncio.sleep(0.02)
+    assert (got["status"], got["finished_at"]) == ("timed_out", "2001-09-09T01:46:50.000Z")
+
+
+async def test_a_done_command_is_not_sent_again_while_its_record_is_awaited(api):
+    flow, _ = await _setup(api, 1)
+    exe = await api.post("/executions", {"flow_id": flow["id"], "target_devices": ["x0"]}, expect=201)
+    cmd_id = f"{exe['id']}.x0.exec"
+    done(api, "x0", exe["id"], stored=False)
+
+    async def answered():
+        return api.app[DB].call(lambda: Command.get_by_id(cmd_id).done)
+    await api.until(answered)  # the outbox stops re-sending it ...
+    assert (await api.get(f"/executions/{exe['id']}"))["targets"][0]["status"] == "running"  # ... the record is awaited

@@ -34,7 +34,7 @@ async def test_versions_keys_and_webhooks_page(api):
 async def test_deliveries_page_newest_first_with_the_status_filter_kept(api):
     hook = await api.post("/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["*"]}, expect=201)
     for i in range(5):
-        api.app[DB].call(webhook_store.emit, f"test.e{i}", {"i": i})
+        api.app[DB].call(webhook_store.emit, f"test.e{i}", {"i": i}, 1000.0 + i)
     got = await _all(api, f"/webhooks/{hook['id']}/deliveries?status=pending", "deliveries")
     assert [d["event"] for d in got] == [f"test.e{i}" for i in (4, 3, 2, 1, 0)]  # none lost past a cap
     first = await api.get(f"/webhooks/{hook['id']}/deliveries?status=pending&limit=2")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import datetime
 
 import pytest
 
@@ -225,12 +226,12 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
         exe = await cloud.call("POST", "/executions", {"flow_id": temp["id"], "all": True, "timeout": "20s",
                                                        "overrides": {"vars": {"threshold": -100}}}, expect=201)
 
-        async def executed():
+        async def executed():  # a poller that stops at the status, as seed 000's user does
             got = await cloud.call("GET", f"/executions/{exe['id']}")
-            ready = got["status"] != "pending" and all(t["record"] for t in got["targets"])
-            return got if ready and got["status"] != "running" else None
-        exe = await cloud.wait("the execution and its records", executed, 30)
+            return got if got["status"] not in ("pending", "running") else None
+        exe = await cloud.wait("the execution", executed, 30)
         assert exe["status"] == "completed" and exe["version"] == 4, exe
+        assert all(t["record"] for t in exe["targets"]), exe  # the log is there when the status says so
         nodes = exe["targets"][0]["record"]["nodes"]
         assert [n["id"] for n in nodes] == ["n1", "n2", "n3"]  # threshold -100: the alert branch ran
         assert nodes[1]["port"] == 0
@@ -241,6 +242,18 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
             return runs if runs and runs[0]["nodes"] else None
         runs = await cloud.wait("run records", runs_stored, 15)
         assert runs[0]["flow"] == temp["id"] and runs[0]["nodes"][0]["type"] == "dht"
+
+        # 6. rate control: at most 120 deploys a minute, so the five go out over two seconds
+        await cloud.call("POST", f"/flows/{temp['id']}/versions/4/restore", {"publish": False})
+        await cloud.call("PUT", f"/flows/{temp['id']}", temperature_flow(22))
+        await cloud.call("POST", f"/flows/{temp['id']}/publish")
+        dep = await run_deployment(cloud, temp["id"], "all_at_once", {"max_per_minute": 120, "timeout": "60s",
+                                                                      "health": HEALTH})
+        assert dep["status"] == "completed" and dep["rate_per_minute"] == 120, dep
+        events = (await cloud.call("GET", f"/deployments/{dep['id']}/events"))["events"]
+        sent = sorted(datetime.fromisoformat(e["at"]) for e in events if e["kind"] == "send")
+        assert len(sent) == DEVICES and (sent[-1] - sent[0]).total_seconds() >= 1.9, sent
+        await devices_run(cloud, temp["id"], 5)
     finally:
         await loop.run_in_executor(None, lambda: [s.kill() for s in sims])
         await cloud.stop()

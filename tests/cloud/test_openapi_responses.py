@@ -35,6 +35,8 @@ EXCLUDED = (API + "/keys/{key_id}/revoke", API + "/webhooks")
 
 def test_every_route_documents_its_answer_and_its_problems():
     doc = openapi()
+    missing = [f"{r.method} {r.path}" for r in ROUTES if (r.method, r.path) not in responses.RESPONSES]
+    assert not missing, f"add their answers' schemas to cloud/responses.py RESPONSES: {missing}"
     for route in ROUTES:
         op = doc["paths"][API + route.path][route.method.lower()]
         ok = op["responses"][str(route.status)]

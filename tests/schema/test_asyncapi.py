@@ -7,10 +7,8 @@ channel's payload schema."""
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -48,44 +46,17 @@ def test_each_channel_says_its_qos_and_retain():
     assert doc["channels"]["cmd"]["address"] == "ff/{device_id}/cmd"
 
 
-class Sniffer:
-    """An admin MQTT client on the stack's broker that keeps every message under ff/#."""
-
-    def __init__(self, stack):
-        import paho.mqtt.client as mqtt
-
-        password = secrets.token_urlsafe(12)
-        stack.broker.add_user("admin", password, admin=True)
-        self.seen: list[tuple[str, bytes, bool]] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="asyncapi-sniffer")
-        self.client.username_pw_set("admin", password)
-        if stack.tls:
-            self.client.tls_set(ca_certs=str(stack.tls.ca))
-        self.client.on_connect = lambda c, *a: c.subscribe("ff/#", qos=1)
-        self.client.on_message = self._keep
-        self.client.connect(stack.broker.host, stack.broker.port)
-        self.client.loop_start()
-
-    def _keep(self, _client, _userdata, msg):
-        with self.lock:
-            self.seen.append((msg.topic, msg.payload, msg.retain))
-
-    def stop(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 def test_real_traffic_of_simulated_devices_matches_the_schemas(tmp_path):
     from tools.demo import EXAMPLE, variant
     from tools.simdevice import SimDevice
+    from tools.mqtt_watch import Watch
     from tools.stack import Stack
 
     doc = asyncapi.document()
     validators = {name: jsonschema_rs.validator_for(asyncapi.payload_schema(doc, name))
                   for name in asyncapi.CHANNELS}
     with Stack(tmp_path / "stack", log=lambda m: None) as stack:
-        sniffer = Sniffer(stack)
+        sniffer = Watch(stack, "ff/#")
         api = stack.api
         creds = api.provision_device("aa-1", board="unix-sim")["credentials"]
         flow = json.loads(EXAMPLE.read_text())

@@ -168,6 +168,30 @@ def test_pipeline_create_run_show(fleet, capsys):
     assert rc == 2 and "two or more" in err
 
 
+def test_a_manual_step_waits_for_pipeline_advance(fleet, capsys):
+    rc, out, err = _run(capsys, "pipeline", "create", "checked", fleet["other"], fleet["other"], "--devices", "cli-a",
+                        "--manual", "1")
+    assert rc == 0, err
+    pl = out.split()[2]
+    rc, out, err = _run(capsys, "pipeline", "run", pl, "--no-wait")
+    assert rc == 0, err
+    run_id = out.split()[3].rstrip(":")
+    deadline = time.monotonic() + 30
+    while True:  # the device runs step 1's flow; then the step waits on a person
+        rc, out, _ = _run(capsys, "pipeline", "show", pl, run_id)
+        if "waits for pipeline advance" in out or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "1/2" in out and "running (waits for pipeline advance)" in out, out
+    rc, out, err = _run(capsys, "pipeline", "advance", pl, run_id, "--done")
+    assert rc == 0 and "step 1 " in out and "completed" in out and "step 2 " in out, out + err
+    with pytest.raises(SystemExit):  # one of --done or --failed is needed
+        _run(capsys, "pipeline", "advance", pl, run_id)
+    assert "--done" in capsys.readouterr().err
+    rc, _, err = _run(capsys, "pipeline", "create", "x", fleet["other"], fleet["other"], "--manual", "3")
+    assert rc == 2 and "there are steps 1 to 2" in err
+
+
 def test_webhooks_keys_and_what_a_user_is_told(fleet, capsys, monkeypatch):
     rc, out, _ = _run(capsys, "webhooks", "create", "http://127.0.0.1:9/hook", "--event", "deployment.")
     assert rc == 0 and "signing secret whsec_" in out
@@ -190,8 +214,9 @@ def test_webhooks_keys_and_what_a_user_is_told(fleet, capsys, monkeypatch):
     assert rc == 1 and "401" in err and "FLEETFLOW_API_KEY" in err
     monkeypatch.setenv("FLEETFLOW_API_KEY", fleet["api"].api_key)
     # a URL as the API prints it (…/api/v1) works when pasted into --cloud
-    rc, out, _ = _run(capsys, "devices", "list", "--json", "--cloud", fleet["api"].api_url())
-    assert rc == 0 and len(json.loads(out)) == 2
+    for printed in (fleet["api"].api_url(), fleet["api"].api_url("/deployments/dep_123/events")):
+        rc, out, _ = _run(capsys, "devices", "list", "--json", "--cloud", printed)
+        assert rc == 0 and len(json.loads(out)) == 2, printed
 
 
 def test_the_failing_nodes_error_travels_to_every_reason(fleet, capsys):

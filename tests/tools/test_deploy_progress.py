@@ -63,6 +63,8 @@ def test_render_shows_phase_batch_bar_and_counts():
     assert head == "deployment dep_1  canary  running  phase: canary  batch 1/2"
     assert line.startswith("[####xxxx>>>>........] 2/5  pending 2  deploying 1  success 1  failed 1")
     assert line.endswith("3.2s")
+    head, _ = deploy_progress.render(deploy_progress.summarize(dict(DEP, rate_per_minute=120.0)), 1)
+    assert head.endswith("batch 1/2  120 a minute")  # rate control's current rate
 
 
 class _Scripted:

@@ -55,7 +55,9 @@ def sim(tmp_path_factory):
         if info is None:
             err.seek(0)
             pytest.fail(f"fleetflow sim did not start: {err.read()[-3000:]}")
-        base = info["api"].rsplit("/api/v1", 1)[0]
+        base = info["dashboard"].rstrip("/")  # the address `fleetflow sim` prints for the dashboard
+        err.seek(0)
+        assert f"sim: dashboard {base}/" in err.read()
         yield {"base": base, "api_key": info["api_key"], "devices": info["devices"], "workdir": wd}
     finally:
         if proc.poll() is None:

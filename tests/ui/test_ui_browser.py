@@ -77,6 +77,18 @@ def no_overflow(page):
     assert width <= 390, f"{page.url} is {width} px wide at 390"
 
 
+UNNAMED = """() => [...document.querySelectorAll('input, select, textarea, button, a[href]')]
+  .filter((e) => e.offsetParent !== null && e.type !== 'hidden')
+  .filter((e) => !((e.getAttribute('aria-label') || '').trim() || (e.labels && e.labels.length) ||
+                   (e.textContent || '').trim() || e.getAttribute('title')))
+  .map((e) => e.outerHTML.slice(0, 160))"""
+
+
+def unnamed_controls(page) -> list[str]:
+    """Controls a screen reader (or a keyboard user) could not tell apart."""
+    return page.evaluate(UNNAMED)
+
+
 def visible_mutating_buttons(page) -> list[str]:
     names = page.locator("button:visible, a.button:visible").all_inner_texts()
     return [n.strip() for n in names if MUTATING.match(n.strip())]
@@ -115,6 +127,7 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.locator("tr[data-device]")).to_have_count(3)
     expect(page.locator("tr[data-device=sim-002] [data-status=online]")).to_be_visible(timeout=30000)
     shots(page, "fleet")
+    assert unnamed_controls(page) == []
 
     # 2. A new flow in the graph editor: four nodes dragged from the catalog, three connections.
     page.get_by_role("link", name="Flows").click()
@@ -165,6 +178,7 @@ def scenario(page, watch, sim, shots, expect):
     assert n1["config"]["pin"] == 4 and isinstance(n1["x"], int) and isinstance(n1["y"], int)
     assert {(c["source"], c["target"]) for c in flow["definition"]["connections"]} == {("n1", "n2"), ("n2", "n3"), ("n1", "n4")}
     shots(page, "flow-editor")
+    assert unnamed_controls(page) == []
 
     # 4. A second version (a changed topic), then compare v1 and v2.
     page.get_by_role("button", name=re.compile("^Edit")).click()
@@ -187,6 +201,7 @@ def scenario(page, watch, sim, shots, expect):
     page.get_by_role("button", name="Select all").click()
     expect(page.locator(".preview")).to_have_attribute("data-targeted", "3")
     shots(page, "deploy")
+    assert unnamed_controls(page) == []
     page.get_by_role("button", name="Create deployment").click()
     expect(page.get_by_role("heading", name=re.compile("^Deployment dep_"))).to_be_visible()
     expect(page.locator(".live")).to_have_text(re.compile("live|closed"))
@@ -198,6 +213,7 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.get_by_test_id("reason")).to_contain_text("canary device sim-001 failed")
     expect(page.locator("tr[data-target=sim-002]")).to_have_attribute("data-status", "skipped")
     shots(page, "deployment-live")
+    assert unnamed_controls(page) == []
     dep_id = page.url.rsplit("/", 1)[1]
 
     # 6. Execute v2 on sim-002 with the threshold overridden; read the per-node log.
@@ -212,6 +228,7 @@ def scenario(page, watch, sim, shots, expect):
     expect(target.locator("ul.logs")).to_contain_text("t=")
     assert "threshold" in page.locator("dl").inner_text()
     shots(page, "execution")
+    assert unnamed_controls(page) == []
     page.get_by_label("Severity").select_option("error")
     expect(target.locator("ul.logs")).to_have_count(0)
 
@@ -238,6 +255,7 @@ def scenario(page, watch, sim, shots, expect):
     page.locator("details.run summary").first.click()
     expect(page.locator("details.run .dot-completed")).to_have_count(2)
     shots(page, "pipeline")
+    assert unnamed_controls(page) == []
 
     # 8. The admin adds a viewer and logs out.
     page.get_by_role("link", name="Users").click()
@@ -247,14 +265,28 @@ def scenario(page, watch, sim, shots, expect):
     page.get_by_role("button", name="Add user").click()
     expect(page.locator(f"tr[data-user='{VIEWER[0]}']")).to_be_visible()
     shots(page, "users")
+    assert unnamed_controls(page) == []
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 
     # 9. The viewer sees no button the API would refuse, and a phone-sized screen does not overflow.
-    page.get_by_label("Email").fill(VIEWER[0])
-    page.get_by_label("Password").fill(VIEWER[1])
-    page.get_by_role("button", name="Log in").click()
+    # By keyboard: the email field has the focus, Tab to the password, Enter logs in;
+    # then Tab to the first device and Enter opens it.
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.type(VIEWER[0])
+    page.keyboard.press("Tab")
+    page.keyboard.type(VIEWER[1])
+    page.keyboard.press("Enter")
     expect(page.locator(".role")).to_have_text("viewer")
+    page.goto(f"{sim['base']}/#/fleet")
+    first = page.locator("tr[data-device] a").first
+    first.wait_for()
+    for _ in range(40):
+        if page.evaluate("document.activeElement && document.activeElement.closest('tr[data-device]') !== null"):
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Last runs")).to_be_visible()
     for path, ready in [("/flows", "tr[data-flow]"), (f"/flows/{flow_id}", ".react-flow__node"),
                         (f"/deployments/{dep_id}", "tr[data-target]"), ("/pipelines", "tr[data-pipeline]"),
                         ("/executions", "tr[data-execution]")]:

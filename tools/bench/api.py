@@ -72,8 +72,8 @@ def _prepare(db_url: str) -> tuple[str, str]:
                   {"id": "n2", "type": "switch", "config": {"property": "temperature", "op": "gt", "value": 30}},
                   {"id": "n3", "type": "mqtt_out", "config": {"topic": "alert"}}],
         "connections": [{"source": "n1", "target": "n2"}, {"source": "n2", "target": "n3"}]}}
-    flow = db.call(flows.create_flow, body)
-    db.call(flows.publish_flow, flow["id"], {})
+    flow = db.call(flows.create_flow, body, time.time())
+    db.call(flows.publish_flow, flow["id"], {}, time.time())
     db.peewee.close()
     return key, flow["id"]
 

@@ -38,6 +38,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--strategy", default="all_at_once", choices=("all_at_once", "rolling"))
     parser.add_argument("--batch-size", type=int, default=1000, help="rolling only")
     parser.add_argument("--trace", action="store_true", help="print the target counts every half second")
+    parser.add_argument("--resend-after", type=float, default=30.0,
+                        help="the cloud's resend_after_s (its default 30): an unanswered command is sent again "
+                             "this often")
     parser.add_argument("--postgres", action="store_true",
                         help="the cloud on a throwaway PostgreSQL cluster (initdb/pg_ctl) instead of SQLite")
 
@@ -100,6 +103,17 @@ def _cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _resent(dep_id: str) -> int:
+    """Sends beyond the first of the deployment's commands (the outbox's resends)."""
+    import peewee
+
+    from cloud.models import Command
+
+    total = (Command.select(peewee.fn.COALESCE(peewee.fn.SUM(Command.sent_count), 0), peewee.fn.COUNT(Command.id))
+             .where(Command.deployment == dep_id).scalar(as_tuple=True))
+    return int(total[0]) - int(total[1])
+
+
 def _provision(db, box, count: int) -> None:
     """`count` devices straight into the database, in bulk (what the API's
     provisioning would store, minus the broker account: the bench fleet
@@ -136,7 +150,7 @@ async def _measure(args, workdir: Path, db_url: str) -> dict:
         config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:cloudpw@{broker.host}:{broker.port}",
                         mqtt_ca_file=str(broker.tls.ca),
                         secret=b"bench-secret-bench-secret-32byte", engine_tick_s=0.5,
-                        resend_after_s=30)
+                        resend_after_s=args.resend_after)
         app = init_app(config)
         db, box = app[DB], app[BOX]
         key = db.call(key_store.create_key, "admin")["key"]
@@ -189,17 +203,20 @@ async def _measure(args, workdir: Path, db_url: str) -> dict:
             cpu = sum(os.times()[:2]) - cpu0
             others_cpu = {k: round(_cpu_s(pid) - others0[k], 1) for k, pid in others.items() if pid}
         rate = got["completed_targets"] / elapsed * 60
+        resent = db.call(_resent, dep["id"])
         return {
             "devices": args.devices, "strategy": args.strategy, "status": got["status"],
             "completed_targets": got["completed_targets"], "rollout_s": round(elapsed, 2),
             "devices_per_min": round(rate), "budget_per_min": BUDGET_PER_MIN,
             "create_deployment_s": round(create_s, 2), "provision_s": round(provision_s, 2),
+            "commands_resent": resent, "resend_after_s": args.resend_after,
             "rss_bytes": rss, "cloud_cpu_s": round(cpu, 1), **others_cpu, "broker": broker.kind,
             "database": "postgresql" if args.postgres else "sqlite",
             "ok": got["status"] == "completed" and rate >= BUDGET_PER_MIN,
             "command": f"fleetflow bench rollout --devices {args.devices} --strategy {args.strategy}"
                        + (f" --batch-size {args.batch_size}" if args.strategy == "rolling" else "")
-                       + (" --postgres" if args.postgres else ""),
+                       + (" --postgres" if args.postgres else "")
+                       + (f" --resend-after {args.resend_after:g}" if args.resend_after != 30 else ""),
         }
     finally:
         stop.set()
@@ -217,6 +234,7 @@ def run(args) -> dict:
     args.batch_size = getattr(args, "batch_size", 1000)
     args.trace = getattr(args, "trace", False)
     args.postgres = getattr(args, "postgres", False)
+    args.resend_after = getattr(args, "resend_after", 30.0)
     (REPO / "var").mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-rollout-", dir=REPO / "var"))
     try:
