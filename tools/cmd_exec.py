@@ -150,7 +150,7 @@ def target_rows(exe: dict) -> list[list]:
         rec = t.get("record") or {}
         us = rec.get("us")
         rows.append([t.get("device_id"), t.get("status"), t.get("run"),
-                     f"{us / 1000:.1f} ms" if isinstance(us, int) else None,
+                     f"{us / 1000:.1f} ms" if isinstance(us, int) and us > 0 else None,
                      failing_node(rec) or t.get("reason")])
     return rows
 

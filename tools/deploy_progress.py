@@ -172,12 +172,14 @@ class TrialWatch:
 
     def poll(self, dep: dict) -> None:
         """Read the runs of up to TRIAL_DEVICES_MAX devices on trial."""
+        from tools.client import ApiError
+
         if self.api is None:
             return
         for device in sorted(self.trials)[:TRIAL_DEVICES_MAX]:
             try:
                 runs = self.api.get(f"/devices/{device}/runs", limit=50)["runs"]
-            except Exception:  # noqa: BLE001 - the display goes on without the counts
+            except (ApiError, OSError, KeyError):  # the display goes on without the counts
                 return
             since = self._wall.get(device, 0) - 2  # the cloud's clock may differ a little
             mine = [r for r in runs if r.get("flow") == dep.get("flow_id") and r.get("ver") == dep.get("version")
