@@ -19,7 +19,7 @@ ADMIN = ("admin@example.com", "correct horse battery")
 VIEWER = ("viewer@example.com", "viewer pass 1234")
 # Mutating buttons no viewer should see anywhere.
 MUTATING = re.compile(r"^(Create flow|Save draft|Publish|Deploy.*|Execute|Edit.*|Restore.*|Pause|Resume|Roll back|Cancel.*"
-                      r"|Start.*|Delete|Add user|Retry.*|Replay.*|Create deployment|Create pipeline|Remove.*)$")
+                      r"|Start.*|Delete|Add user|Retry.*|Replay.*|Create deployment|Create pipeline|Remove.*|Save.*|Step (done|failed))$")
 
 
 def api(sim, method, path, body=None):
@@ -128,6 +128,21 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.locator("tr[data-device=sim-002] [data-status=online]")).to_be_visible(timeout=30000)
     shots(page, "fleet")
     assert unnamed_controls(page) == []
+    expect(page.locator(".live")).to_have_text("live")  # the fleet stream
+
+    # A device gets a name; the fleet's search finds it by that name.
+    page.locator("a[href='#/devices/sim-002']").click()
+    page.get_by_text("Name, tags, environment").click()
+    page.locator("input[name=device-name]").fill("Greenhouse")
+    page.locator("input[name=device-tags]").fill("sim, greenhouse")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("dl").first).to_contain_text("Greenhouse")
+    page.get_by_role("link", name="Fleet", exact=True).click()
+    page.get_by_role("searchbox").fill("greenh")
+    expect(page.locator("tr[data-device]")).to_have_count(1)
+    expect(page.locator("tr[data-device=sim-002]")).to_contain_text("Greenhouse")
+    page.get_by_role("searchbox").fill("")
+    expect(page.locator("tr[data-device]")).to_have_count(3)
 
     # 2. A new flow in the graph editor: four nodes dragged from the catalog, three connections.
     page.get_by_role("link", name="Flows").click()
@@ -198,6 +213,7 @@ def scenario(page, watch, sim, shots, expect):
     page.locator("input[name=health-runs]").fill("2")
     page.locator("input[name=health-seconds]").fill("2")
     expect(page.get_by_test_id("health-words")).to_contain_text("2 runs")
+    expect(page.get_by_role("button", name="Create deployment")).to_be_disabled()  # no target yet
     page.get_by_role("button", name="Select all").click()
     expect(page.locator(".preview")).to_have_attribute("data-targeted", "3")
     shots(page, "deploy")

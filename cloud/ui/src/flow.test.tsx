@@ -151,6 +151,9 @@ describe("deploy", () => {
     expect(configBody("rolling", {}, { ...HEALTH_DEFAULT })).toEqual({});
     expect(configBody("canary", { canary_percentage: "25", canary_delay: "30m", auto_rollback: false }, { runs: 2, seconds: 2, max_error_rate: 0.25 }))
       .toEqual({ canary_percentage: 25, auto_rollback: false, health: { runs: 2, seconds: 2, max_error_rate: 0.25 } });
+    expect(configBody("rolling", { max_per_minute: "60", base_per_minute: "5", increment_factor: "1.5", min_executed: "" }, { ...HEALTH_DEFAULT }))
+      .toEqual({ max_per_minute: 60, base_per_minute: 5, increment_factor: 1.5 });
+    expect(configBody("blue_green", { max_per_minute: "60" }, { ...HEALTH_DEFAULT })).toEqual({});
     expect(healthInWords({ runs: 3, seconds: 30, max_error_rate: 0.25 })).toMatch(/3 runs.*25%.*30 s/);
   });
   it("counts batches as the engine plans them", () => {

@@ -48,6 +48,15 @@ export const STRATEGIES: Record<Strategy, { label: string; about: string; settin
   },
 };
 
+/** Rate control (all but blue-green): unset by default, so only sent when filled in. */
+export const RATE: Setting[] = [
+  { key: "max_per_minute", label: "At most per minute", kind: "int", default: "", help: "deploys a minute; targets not sent yet stay pending" },
+  { key: "base_per_minute", label: "Ramp: start per minute", kind: "int", default: "", help: "an exponential ramp starts at this rate (at most the maximum)" },
+  { key: "increment_factor", label: "Ramp: factor", kind: "int", default: "", help: "multiplied by this (above 1, at most 5; default 2)…" },
+  { key: "increment_after_successes", label: "Ramp: after successes", kind: "int", default: "", help: "…after every this many successful targets (default 10)" },
+  { key: "min_executed", label: "Judge after", kind: "int", default: "", help: "judge the failure threshold over all finished targets once this many have, not batch by batch" },
+];
+
 export const HEALTH_DEFAULT = { runs: 3, seconds: 30, max_error_rate: 0.25 };
 
 export function healthInWords(h: { runs: number; seconds: number; max_error_rate: number }): string {
@@ -59,7 +68,7 @@ export function healthInWords(h: { runs: number; seconds: number; max_error_rate
 /** The config body for the chosen strategy: only what differs from the defaults. */
 export function configBody(strategy: Strategy, values: Record<string, unknown>, health: Record<string, number>) {
   const out: Record<string, unknown> = {};
-  for (const s of STRATEGIES[strategy].settings) {
+  for (const s of [...STRATEGIES[strategy].settings, ...(strategy === "blue_green" ? [] : RATE)]) {
     const v = values[s.key];
     if (v === undefined || v === "" || v === s.default) continue;
     out[s.key] = s.kind === "int" || s.kind === "percent" ? Number(v) : v;

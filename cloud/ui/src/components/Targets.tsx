@@ -36,7 +36,11 @@ export function lacking(d: Device & { types?: string[] | null }, types: string[]
   return types.filter((t) => !d.types!.includes(t));
 }
 
-export default function Targets({ value, onChange, types }: { value: TargetChoice; onChange(t: TargetChoice): void; types: string[] }) {
+export interface Preview { targeted: number; missing: number }
+
+export default function Targets({ value, onChange, types, onPreview }: {
+  value: TargetChoice; onChange(t: TargetChoice): void; types: string[]; onPreview?(p: Preview): void;
+}) {
   const [devices, setDevices] = useState<Device[]>([]);
   useEffect(() => { getAll<Device>("/devices?limit=1000", "devices", 5000).then((d) => setDevices(d.sort((a, b) => naturalCompare(a.id, b.id))), () => {}); }, []);
   const chosen = useMemo(() => targeted(devices, value), [devices, value]);
@@ -44,6 +48,7 @@ export default function Targets({ value, onChange, types }: { value: TargetChoic
   const never = chosen.filter((d) => d.state === "never_seen");
   const missing = chosen.map((d) => [d.id, lacking(d as any, types)] as const).filter(([, m]) => m && m.length);
   const set = (patch: Partial<TargetChoice>) => onChange({ ...value, ...patch });
+  useEffect(() => { onPreview?.({ targeted: chosen.length, missing: missing.length }); }, [chosen.length, missing.length]);
   return (
     <fieldset className="targets">
       <legend>Targets</legend>

@@ -9,7 +9,8 @@ import Targets, { NO_TARGETS, targetBody } from "../components/Targets";
 import type { TargetChoice } from "../components/Targets";
 import { Link, navigate } from "../router";
 import type { Strategy } from "../strategies";
-import { configBody, HEALTH_DEFAULT, healthInWords, STRATEGIES } from "../strategies";
+import { configBody, HEALTH_DEFAULT, healthInWords, RATE, STRATEGIES } from "../strategies";
+import type { Preview } from "../components/Targets";
 
 export default function Deploy({ id }: { id: string }) {
   const data = useLoad(async () => {
@@ -26,6 +27,7 @@ export default function Deploy({ id }: { id: string }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [key] = useState(idempotencyKey);
+  const [preview, setPreview] = useState<Preview>({ targeted: 0, missing: 0 });
 
   useEffect(() => {
     const vs = data.data?.versions;
@@ -88,6 +90,20 @@ export default function Deploy({ id }: { id: string }) {
               ))}
             </div>
           </div>
+          {strategy !== "blue_green" && (
+            <details className="card">
+              <summary>Rate control (optional)</summary>
+              <div className="settings">
+                {RATE.map((s) => (
+                  <div className="field" key={s.key}>
+                    <label>{s.label}<input name={s.key} inputMode="decimal" value={String(values[s.key] ?? "")}
+                                           onChange={(e) => setValues({ ...values, [s.key]: e.target.value })} /></label>
+                    <span className="hint">{s.help}</span>
+                  </div>
+                ))}
+              </div>
+            </details>
+          )}
           <fieldset className="card">
             <legend>Health rule</legend>
             <div className="settings">
@@ -98,11 +114,13 @@ export default function Deploy({ id }: { id: string }) {
             </div>
             <p className="hint" data-testid="health-words">{healthInWords(health)}</p>
           </fieldset>
-          <div className="card"><Targets value={targets} onChange={setTargets} types={types} /></div>
+          <div className="card"><Targets value={targets} onChange={setTargets} types={types} onPreview={setPreview} /></div>
           <ErrorBox error={error} />
           <div className="actions">
             <label className="check"><input type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} />start at once</label>
-            <button type="submit" className="primary" disabled={busy}>Create deployment</button>
+            <button type="submit" className="primary" disabled={busy || preview.targeted === 0 || preview.missing > 0}>Create deployment</button>
+            {preview.targeted === 0 && <span className="hint">choose the targets first</span>}
+            {preview.missing > 0 && <span className="bad">{preview.missing} target{preview.missing > 1 ? "s lack" : " lacks"} a node this version uses: the API would refuse it</span>}
           </div>
         </form>
       </Can>

@@ -129,6 +129,7 @@ export default function Deployment({ id }: { id: string }) {
             <dt>flow</dt><dd><Link to={`/flows/${doc.flow_id}`}>{doc.flow_id}</Link> v{doc.version}</dd>
             <dt>strategy</dt><dd>{doc.strategy.replace(/_/g, " ")}</dd>
             <dt>phase</dt><dd data-testid="phase">{doc.phase || "—"}{n > 0 && doc.phase !== "done" ? ` · batch ${Math.min(doc.batch + 1, n)}/${n}` : ""}</dd>
+            {doc.rate_per_minute != null && <><dt>rate</dt><dd data-testid="rate">{doc.rate_per_minute} a minute</dd></>}
             {countdown && <><dt>waiting</dt><dd data-testid="countdown">{countdown}</dd></>}
             <dt>started</dt><dd>{when(doc.started_at)}</dd>
             {doc.finished_at && <><dt>finished</dt><dd>{when(doc.finished_at)}</dd></>}

@@ -2,8 +2,9 @@
 // output, errors), its log lines by severity, and its deployments.
 
 import { useEffect, useState } from "react";
-import { get } from "../api";
-import { Badge, Empty, ErrorBox, LiveDot, useLoad } from "../components/common";
+import { get, patch } from "../api";
+import { Can } from "../auth";
+import { Badge, Empty, ErrorBox, LiveDot, useAction, useLoad } from "../components/common";
 import { ago, bytes, duration, json, when } from "../format";
 import { Link } from "../router";
 import { openStream } from "../sse";
@@ -77,6 +78,31 @@ export function selects(sel: any, d: Dev): boolean {
   return tags.every((t) => (d.tags || []).includes(t)) && (!sel.environment || sel.environment === d.environment);
 }
 
+function EditDevice({ d, onSaved }: { d: Dev; onSaved(d: Dev): void }) {
+  const [name, setName] = useState(d.name || "");
+  const [tags, setTags] = useState((d.tags || []).join(", "));
+  const [env, setEnv] = useState(d.environment || "");
+  const act = useAction();
+  async function save() {
+    const out = await act.run(() => patch<Dev>(`/devices/${encodeURIComponent(d.id)}`, {
+      name: name.trim() || null, tags: tags.split(",").map((t) => t.trim()).filter(Boolean), environment: env.trim() || null,
+    }));
+    if (out) onSaved(out);
+  }
+  return (
+    <details className="card">
+      <summary>Name, tags, environment</summary>
+      <form className="actions" aria-label="edit device" onSubmit={(e) => { e.preventDefault(); save(); }}>
+        <label>Name<input name="device-name" value={name} onChange={(e) => setName(e.target.value)} /></label>
+        <label>Tags (comma-separated)<input name="device-tags" value={tags} onChange={(e) => setTags(e.target.value)} /></label>
+        <label>Environment<input name="device-environment" value={env} onChange={(e) => setEnv(e.target.value)} /></label>
+        <button type="submit" disabled={act.busy}>Save</button>
+      </form>
+      <ErrorBox error={act.error} />
+    </details>
+  );
+}
+
 export default function Device({ id }: { id: string }) {
   const dev = useLoad<Dev>(() => get(`/devices/${encodeURIComponent(id)}`), [id]);
   const runs = useLoad<{ runs: Run[] }>(() => get(`/devices/${encodeURIComponent(id)}/runs?limit=10`), [id]);
@@ -138,6 +164,7 @@ export default function Device({ id }: { id: string }) {
           </div>
         </div>
       )}
+      {d && <Can role="operator"><EditDevice key={d.id} d={d} onSaved={(x) => dev.setData((cur) => ({ ...cur!, ...x }))} /></Can>}
       <div className="card">
         <h2>Last runs</h2>
         <ErrorBox error={runs.error} />

@@ -73,6 +73,10 @@ export default function Pipeline({ id }: { id: string }) {
     const r: any = await act.run(() => post(`/pipelines/${id}/runs/${runId}/cancel`));
     if (r && r.id) setRuns((rs) => upsertRun(rs, r));
   }
+  async function advance(runId: string, success: boolean) {
+    const r: any = await act.run(() => post(`/pipelines/${id}/runs/${runId}/advance`, { success }));
+    if (r && r.id) setRuns((rs) => upsertRun(rs, r));
+  }
   async function remove() {
     if (await act.run(async () => { await del(`/pipelines/${id}`); return true; })) navigate("/pipelines");
   }
@@ -95,12 +99,19 @@ export default function Pipeline({ id }: { id: string }) {
           <div className="title-row"><strong>Run {shown.id} <Badge status={shown.status} /> step {Math.min((shown.current_step ?? 0) + 1, shown.steps_snapshot.length)}/{shown.steps_snapshot.length}</strong>
             <Can role="operator"><button type="button" className="danger" onClick={() => cancel(shown.id)}>Cancel run</button></Can></div>
           <StepDots steps={shown.steps_snapshot} />
+          {shown.status === "running" && shown.steps_snapshot[shown.current_step]?.manual && (
+            <Can role="operator"><div className="actions">
+              <span>Step {shown.current_step + 1} waits on a person:</span>
+              <button type="button" onClick={() => advance(shown.id, true)}>Step done</button>
+              <button type="button" className="danger" onClick={() => advance(shown.id, false)}>Step failed</button>
+            </div></Can>
+          )}
         </div>
       )}
       <div className="card">
         <h2>Steps</h2>
         <ol>{p.steps.map((s: any, i: number) => (
-          <li key={i}><Link to={`/flows/${s.flow_id}`}>{s.flow_name || s.flow_id}</Link> · on failure: {s.on_failure}</li>))}</ol>
+          <li key={i}><Link to={`/flows/${s.flow_id}`}>{s.flow_name || s.flow_id}</Link> · on failure: {s.on_failure}{s.manual ? " · waits on a person" : ""}</li>))}</ol>
         <p className="hint">Targets: {selectorText(p.targets)}</p>
         <p className="hint">Runs: {p.runs.total} ({p.runs.completed} completed, {p.runs.failed} failed, {p.runs.running} running)</p>
       </div>

@@ -10,7 +10,7 @@ import type { TargetChoice } from "../components/Targets";
 import { ago } from "../format";
 import { Link, navigate } from "../router";
 
-interface StepIn { flow_id: string; on_failure: "stop" | "continue" }
+interface StepIn { flow_id: string; on_failure: "stop" | "continue"; manual?: boolean }
 
 export function StepsList({ steps, setSteps, flows }: { steps: StepIn[]; setSteps(s: StepIn[]): void; flows: any[] }) {
   const set = (i: number, patch: Partial<StepIn>) => setSteps(steps.map((s, j) => (j === i ? { ...s, ...patch } : s)));
@@ -33,6 +33,8 @@ export function StepsList({ steps, setSteps, flows }: { steps: StepIn[]; setStep
                   onChange={(e) => set(i, { on_failure: e.target.value as StepIn["on_failure"] })}>
             <option value="stop">on failure: stop</option><option value="continue">on failure: continue</option>
           </select>
+          <label className="check"><input type="checkbox" name={`step-${i}-manual`} checked={!!s.manual}
+                                          onChange={(e) => set(i, { manual: e.target.checked })} />waits on a person</label>
           <button type="button" aria-label={`move step ${i + 1} up`} disabled={i === 0} onClick={() => move(i, -1)}>↑</button>
           <button type="button" aria-label={`move step ${i + 1} down`} disabled={i === steps.length - 1} onClick={() => move(i, 1)}>↓</button>
           <button type="button" aria-label={`remove step ${i + 1}`} disabled={steps.length <= 2} onClick={() => setSteps(steps.filter((_, j) => j !== i))}>✕</button>
