@@ -115,7 +115,7 @@ ROUTES = [
           query=("limit", "cursor",)),
     Route("GET", "/pipelines/runs", pipelines.all_runs, "Recent runs of every pipeline, newest first", "pipelines",
           query=("status", "limit", "cursor")),
-    Route("GET", "/pipelines/run", pipelines.all_runs, "Seed 003's name for /pipelines/runs", "pipelines",
+    Route("GET", "/pipelines/run", pipelines.seed_runs, "Seed 003's name for /pipelines/runs", "pipelines",
           query=("status", "limit", "cursor")),
     Route("POST", "/pipelines/run", pipelines.seed_run,
           "Seed 003's run endpoint: action start (pipeline_id), advance (run_id, success) or cancel (run_id)",

@@ -62,6 +62,11 @@ async def all_runs(request: web.Request):
     return await _runs(request, None)
 
 
+async def seed_runs(request: web.Request):
+    """Seed 003's `GET /api/pipelines/run?limit=N`: the same list."""
+    return await _runs(request, None)
+
+
 async def run(request: web.Request):
     m = request.match_info
     return ok(await request.app[DB].read(store.get_run, m["pipeline_id"], m["run_id"]))

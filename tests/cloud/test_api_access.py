@@ -69,5 +69,7 @@ async def test_openapi_lists_every_route(api):
             served.add((path, route.method))
     assert served and served <= documented
     assert documented <= served | {(p, "HEAD") for p, _ in documented}
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))  # OpenAPI: each operationId names one operation
     create_flow = doc["paths"][API + "/flows"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"name", "definition", "steps", "boards"} <= set(create_flow["properties"])
