@@ -59,7 +59,8 @@ def test_dht_states_come_from_the_node_records(out, expected):
     assert dht_states(batch, json.loads(EXAMPLE.read_text())) == expected
 
 
-def test_serve_with_discovery_as_home_assistant_sees_it(tmp_path):
+@pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
+def test_serve_with_discovery_as_home_assistant_sees_it(tmp_path, broker):
     from tools.mqtt_watch import Watch
     from tools.simdevice import SimDevice
     from tools.stack import Stack
@@ -71,7 +72,9 @@ def test_serve_with_discovery_as_home_assistant_sees_it(tmp_path):
                 out[topic] = json.loads(payload) if payload else None
         return out
 
-    with Stack(tmp_path / "stack", log=lambda m: None, ha_discovery=True) as stack:
+    with Stack(tmp_path / "stack", log=lambda m: None, ha_discovery=True, prefer_broker=broker) as stack:
+        if stack.broker.kind != broker:
+            pytest.skip(f"{broker} is not installed here (the stack fell back to {stack.broker.kind})")
         api = stack.api
         creds = api.provision_device("ha-1", board="unix-sim", name="Porch")["credentials"]
         example = api.create_flow(json.loads(EXAMPLE.read_text()))
