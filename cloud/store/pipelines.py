@@ -16,7 +16,7 @@ from cloud import schemas
 from cloud.db import get_by_pk, get_or_404
 from cloud.engine import pipeline as core
 from cloud.errors import Conflict, Invalid, NotFound, Problem
-from cloud.models import Flow, Pipeline, PipelineRun
+from cloud.models import Flow, Pipeline, PipelineRun, database
 from cloud.secrets import SecretBox
 from cloud.store import paging, webhooks
 from cloud.store.executions import cancel as cancel_execution, create_execution, first_failure
@@ -107,8 +107,9 @@ def step(run: PipelineRun, events: list, now: float, box: SecretBox) -> list[tup
             if isinstance(action, core.StartStep):
                 step_ = state.steps[action.index]
                 try:
-                    doc, out = create_execution({"flow_id": step_["flow_id"], **p.targets}, box, now,
-                                                pipeline_run=run.id, triggered_by=run.triggered_by)
+                    with database.atomic():  # a savepoint: a refused execution leaves no row behind
+                        doc, out = create_execution({"flow_id": step_["flow_id"], **p.targets}, box, now,
+                                                    pipeline_run=run.id, triggered_by=run.triggered_by)
                 except (Invalid, Conflict) as exc:  # e.g. the flow has no published version any more
                     events.append(core.StepStartFailed(action.index, exc.detail))
                     continue
