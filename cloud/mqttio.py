@@ -112,6 +112,32 @@ class BatchedClient(paho.Client):
         sock = self._sock
         return super().want_write() or (isinstance(sock, BufferedSocket) and sock.unsent > 0)
 
+    def _update_inflight(self) -> paho.MQTTErrorCode:
+        # On every PUBACK paho walks all messages out for one still queued
+        # behind the in-flight window; when every one is in flight (the
+        # count says so: paho keeps only QoS > 0 messages there, and counts
+        # those not queued) there is none to find.
+        if len(self._out_messages) <= self._inflight_messages:
+            return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._update_inflight()
+
+    def _handle_on_message(self, message) -> None:
+        # paho matches every message against the per-topic callbacks
+        # (message_callback_add) even when there are none: a generator and a
+        # walk of the empty tree per message. With none, straight to on_message.
+        if self._on_message_filtered._root._children:  # noqa: SLF001
+            super()._handle_on_message(message)
+            return
+        on_message = self.on_message
+        if on_message:
+            with self._in_callback_mutex:
+                try:
+                    on_message(self, self._userdata, message)
+                except Exception as err:
+                    self._easy_log(paho.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                    if not self.suppress_exceptions:
+                        raise
+
     def _packet_write(self) -> paho.MQTTErrorCode:
         sock = self._sock
         if not isinstance(sock, BufferedSocket):

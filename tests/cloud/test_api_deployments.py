@@ -209,6 +209,23 @@ async def test_unanswered_commands_are_sent_again_until_answered(api):
     await api.until(answered)
 
 
+async def test_a_round_of_resends_is_capped_oldest_first(api):
+    """Most unanswered commands of a big rollout are waiting in the broker,
+    not lost: a round re-sends at most `limit` of them, the oldest first."""
+    import time
+
+    from cloud.store import rollout
+
+    _, _, body = await _seed_setup(api)
+    dep = await api.post("/deployments", dict(body, target_devices=["dev_001", "dev_002", "dev_003"]), expect=201)
+    await api.post(f"/deployments/{dep['id']}/start")
+    db = api.app[DB]
+    db.call(rollout.mark_sent, [f"{dep['id']}.dev_00{i}.deploy" for i in (1, 2, 3)], time.time())
+    everything = db.call(rollout.stale_commands, time.time() + 31, 30)
+    assert len(everything) == 3
+    assert db.call(rollout.stale_commands, time.time() + 31, 30, 2) == everything[:2]
+
+
 async def _sse_events(resp, until_event: str, limit: int = 200) -> list[tuple[str, dict]]:
     import json
 

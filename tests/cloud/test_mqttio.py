@@ -100,3 +100,46 @@ async def test_batched_switches_an_aiomqtt_client_before_it_connects():
     assert type(client._client) is BatchedClient
     with pytest.raises(TypeError, match="expected aiomqtt to wrap"):
         batched(client)  # not twice, nor anything but paho's own client
+
+
+def test_messages_reach_on_message_and_the_per_topic_callbacks():
+    client = BatchedClient(paho.CallbackAPIVersion.VERSION2)
+    heard = []
+    client.on_message = lambda c, u, m: heard.append(("any", m.topic))
+    message = paho.MQTTMessage(topic=b"ff/d1/ack")
+    client._handle_on_message(message)  # no per-topic callbacks: on_message
+    client.message_callback_add("ff/+/ack", lambda c, u, m: heard.append(("acks", m.topic)))
+    client._handle_on_message(message)  # paho's own way: the matching callback instead
+    client._handle_on_message(paho.MQTTMessage(topic=b"ff/d1/status"))
+    assert heard == [("any", "ff/d1/ack"), ("acks", "ff/d1/ack"), ("any", "ff/d1/status")]
+
+
+@pytest.mark.broker
+async def test_a_batched_client_sends_what_waits_behind_its_window_through_a_real_broker(tmp_path):
+    """50 QoS 1 messages through a 2-message window: each PUBACK lets the
+    next queued one out (BatchedClient._update_inflight), in order."""
+    import asyncio
+
+    from tools.broker import start_broker
+    from tools.tls import client_context
+
+    with start_broker(tmp_path / "b", users={"cloud": "pw"}) as broker:
+        tls = client_context(broker.tls.ca) if broker.tls else None
+        listener = aiomqtt.Client(broker.host, broker.port, username="cloud", password="pw", identifier="l",
+                                  tls_context=tls)
+        sender = batched(aiomqtt.Client(broker.host, broker.port, username="cloud", password="pw", identifier="s",
+                                        tls_context=tls, max_inflight_messages=2))
+        async with listener, sender:
+            await listener.subscribe("ff/x/#", qos=1)
+            for i in range(50):
+                sender._client.publish("ff/x/m", str(i), qos=1)  # queued beyond the window of 2
+            got = []
+            async with asyncio.timeout(10):
+                async for message in listener.messages:
+                    got.append(int(message.payload))
+                    if len(got) == 50:
+                        break
+            assert got == list(range(50))
+            async with asyncio.timeout(5):
+                while sender._client._out_messages:  # until the broker has acked every one
+                    await asyncio.sleep(0.01)
