@@ -48,7 +48,7 @@ class Watch:
             self.errors.append(f"console: {msg.text}")
 
     def _response(self, resp):
-        if "/api/" in resp.url and resp.status >= 400 and resp.status not in self.allowed_statuses:
+        if resp.status >= 400 and not ("/api/" in resp.url and resp.status in self.allowed_statuses):
             self.errors.append(f"{resp.status} {resp.request.method} {resp.url}")
 
 
@@ -309,6 +309,11 @@ def scenario(page, watch, sim, shots, expect):
         page.goto(f"{base}/#{path}")
         page.locator(ready).first.wait_for()
         assert visible_mutating_buttons(page) == [], (path, visible_mutating_buttons(page))
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(f"{base}/#/flows/{flow_id}")
+    page.locator(".react-flow__node").first.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1920
+    shots(page, "flow-1920px", full=False)
     page.set_viewport_size({"width": 390, "height": 844})
     for name, path, ready in [("fleet-390px", "/fleet", "tr[data-device]"), ("flow-390px", f"/flows/{flow_id}", ".react-flow__node"),
                               ("deployment-390px", f"/deployments/{dep_id}", "tr[data-target]"),

@@ -84,8 +84,9 @@ describe("problems", () => {
     expect(p.nodes.n3.node[0]).toMatch(/source takes no input/);
     expect(p.connections[1][0]).toMatch(/not there/);
     expect(p.variables[0][0]).toMatch(/name/);
-    const twice = mergeProblems(p, placeProblems([{ pointer: "/definition/nodes/0/config/pin", message: p.nodes.n1.fields.pin[0] }], ["n1"]));
-    expect(twice.nodes.n1.fields.pin).toHaveLength(1);
+    const twice = mergeProblems(p, placeProblems([{ pointer: "/definition/nodes/0/config/pin", message: "missing required param 'pin'" }], ["n1"]));
+    expect(twice.nodes.n1.fields.pin).toEqual(["missing required param 'pin'"]); // the API's words win on a field
+    expect(twice.nodes.n2.node[0]).toMatch(/unknown node type/);
   });
   it("gives new nodes the first free id", () => {
     expect(newNodeId([{ id: "n1" }, { id: "n3" }])).toBe("n2");

@@ -180,6 +180,8 @@ export function checkDefinition(def: Definition, catalog: Record<string, NodeSpe
   return out;
 }
 
+/** Both sets of problems; where `b` (the API's) has something to say about
+ * a field, its words replace `a`'s (the catalog check's) for that field. */
 export function mergeProblems(a: Problems, b: Problems): Problems {
   const out = emptyProblems();
   for (const p of [a, b]) {
@@ -187,6 +189,7 @@ export function mergeProblems(a: Problems, b: Problems): Problems {
       const t = (out.nodes[id] ??= { node: [], fields: {} });
       for (const m of n.node) if (!t.node.includes(m)) t.node.push(m);
       for (const [f, ms] of Object.entries(n.fields)) {
+        if (p === b && ms.length) t.fields[f] = [];
         const tf = (t.fields[f] ??= []);
         for (const m of ms) if (!tf.includes(m)) tf.push(m);
       }

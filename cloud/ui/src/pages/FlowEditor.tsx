@@ -216,6 +216,9 @@ function GraphEditor({ flow, editable, onSaved }: { flow: any; editable: boolean
   const [busy, setBusy] = useState(false);
   const wrapper = useRef<HTMLDivElement>(null);
   const rf = useReactFlow();
+  // Fit the view to the nodes a flow opens with; an empty flow keeps the
+  // view still (fitting when the first node lands would move the canvas under the pointer).
+  const initialCount = useRef((def.nodes || []).length);
 
   const definition = useMemo(() => toDefinition(nodes, edges, variables), [nodes, edges, variables]);
   const problems = useMemo(() => mergeProblems(checkDefinition(definition), server), [definition, server]);
@@ -311,7 +314,7 @@ function GraphEditor({ flow, editable, onSaved }: { flow: any; editable: boolean
         <div className="canvas" ref={wrapper} onDrop={onDrop} onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }}
              aria-label="flow graph">
           <ReactFlow nodes={nodes} edges={edges} nodeTypes={NODE_TYPES} onNodesChange={onNodesChange}
-                     onEdgesChange={onEdgesChange} onConnect={onConnect} fitView fitViewOptions={{ maxZoom: 1.2 }}
+                     onEdgesChange={onEdgesChange} onConnect={onConnect} fitView={initialCount.current > 0} fitViewOptions={{ maxZoom: 1.2 }}
                      nodesDraggable={editable} nodesConnectable={editable} elementsSelectable deleteKeyCode={editable ? ["Backspace", "Delete"] : null}
                      onPaneClick={() => setSelected(null)} proOptions={{ hideAttribution: true }}>
             <Background />
