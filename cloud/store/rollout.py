@@ -105,6 +105,7 @@ def _step(dep: Deployment, ds: DepState, kept: "_Kept", events: list, now: float
         # A new revision: what this process keeps in memory is what is stored
         # only if no other step (another process, a rolled-back transaction)
         # has been in between.
+        kept.before = (kept.rev, dict(kept.counts))  # what a reader sees until this commits
         kept.rev = _random.token_hex(8)
         Deployment.update(rev=kept.rev, **dep_changes).where(Deployment.id == dep_id).execute()
     if dep_changes.get("status") == "rolled_back":
@@ -156,6 +157,7 @@ class _Kept:
 
     def __init__(self, rev: str, ts: list, meta: dict):
         self.rev, self.ts, self.meta = rev, ts, meta
+        self.before: tuple = (None, {})  # the revision before `rev` and its counts
         self.by_id = {t.device_id: t for t in ts}  # decide's index, built once, not every step
         self.statuses = [t.status for t in ts]  # as stored, by position: what moves the counts
         self.counts = dict.fromkeys(TARGET_STATUSES, 0)
@@ -182,9 +184,14 @@ def kept_counts(dep: Deployment) -> dict | None:
     it is the stored revision (a big rollout's document without a GROUP BY
     over every target row each time it is read); else None."""
     kept = _KEPT.get(dep.id)
-    if kept is not None and dep.rev and kept.rev == dep.rev:
+    if kept is None or not dep.rev:
+        return None
+    if kept.rev == dep.rev:
         return dict(kept.counts)
-    return None
+    # The reader thread (cloud.db.Database.query) sees the last commit while
+    # a step is still writing the next revision: those counts are kept too.
+    rev, counts = kept.before
+    return dict(counts) if rev == dep.rev else None
 
 
 def _targets(dep: Deployment) -> _Kept:

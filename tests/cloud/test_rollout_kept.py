@@ -58,3 +58,18 @@ async def test_a_step_whose_transaction_is_rolled_back_is_forgotten(api):
     assert doc["counts"] == db.call(target_counts, [dep_id])[dep_id]  # which is what is stored
     db.call(rollout.step, dep_id, [_healthy("k1")], time.time(), api.app[BOX])
     assert db.call(get_deployment, dep_id)["status"] == "completed"
+
+
+async def test_a_reader_of_the_last_commit_gets_its_counts_while_the_next_is_written(api):
+    """The API reads a deployment on the reader thread: it may see the
+    revision before the one a step is writing, and its counts come from
+    memory too, not from a GROUP BY over every target."""
+    dep_id = await _started(api)
+    db, box = api.app[DB], api.app[BOX]
+    committed = db.call(Deployment.get_by_id, dep_id)
+    counts_then = rollout.kept_counts(committed)
+    assert counts_then == target_counts([dep_id])[dep_id] and counts_then["deploying"] == 3
+    db.call(rollout.step, dep_id, [_healthy("k1")], time.time(), box)  # the next revision
+    assert rollout.kept_counts(committed) == counts_then  # as a reader of the old commit sees it
+    now = db.call(Deployment.get_by_id, dep_id)
+    assert rollout.kept_counts(now) == dict(counts_then, deploying=2, success=1)
