@@ -16,6 +16,7 @@ from cloud.bridge import Bridge
 from cloud.config import Config
 from cloud.db import Database
 from cloud.driver import Driver
+from cloud.fanout import Fanout, check_replica
 from cloud.routes import PUBLIC, add_routes
 from cloud.secrets import SecretBox
 from cloud.streams import Streams
@@ -34,12 +35,17 @@ async def _database(app: web.Application):
 async def _engine(app: web.Application):
     config = app[CONFIG]
     bridge = Bridge(config, app[DB]) if config.mqtt_url else None
-    driver = Driver(app[DB], app[BOX], config, bridge, app[STREAMS])
+    fanout = Fanout(config.db_url, config.replica) if config.replica is not None else None
+    if fanout is not None:
+        app[STREAMS].replicate(fanout)
+    driver = Driver(app[DB], app[BOX], config, bridge, app[STREAMS], fanout)
     app[DRIVER] = driver
     sender = Sender(app[DB], app[BOX], config.clock, config.webhook_poll_s, config.webhook_backoff_s,
                     config.webhook_max_attempts)
     tasks = [asyncio.create_task(driver.run(), name="fleetflow-driver"),
              asyncio.create_task(sender.run(), name="fleetflow-webhooks")]
+    if fanout is not None:
+        tasks.append(asyncio.create_task(fanout.run(), name="fleetflow-fanout"))
     if bridge is not None:
         app[BRIDGE] = bridge
         bridge.on_ack = driver.on_ack
@@ -64,6 +70,8 @@ async def _engine(app: web.Application):
     if bridge is not None:
         await bridge.close()
     await driver.close()
+    if fanout is not None:
+        await fanout.close()
 
 
 def _runs_stored(streams, driver, batches) -> None:
@@ -106,6 +114,8 @@ def _both(first, second):
 def init_app(config: Config) -> web.Application:
     if not config.secret:
         raise ValueError("Config.secret is required: it seals the devices' HMAC keys")
+    if config.replica is not None:
+        check_replica(config)
     db = Database(config.db_url)
     # Migrate before serving: an upgrade keeps the data and adds what is new.
     with db.peewee.connection_context():

@@ -22,6 +22,18 @@ the bookkeeping is cloud/inbox.py's, with its rules):
   reconnects (`on_connect`), and to a device when it comes back: a status
   heard live (not a retained copy) for the first time on this link, or a
   device that was offline (`on_online`).
+
+Replicas (Config.replica; docs/decisions.md, "Replicas"): acks, health and
+run reports come through shared subscriptions (`$share/<group>/ff/+/ack`),
+so the broker hands each to one replica; status is a plain subscription on
+every replica (retained copies are not sent to a shared subscription, and
+they tell a replica that (re)connects which devices are online). A replica
+connects with a clean session under a client id of its own: Mosquitto keeps
+handing an offline persistent member of a share group its turn of the
+messages, which would sit in a dead replica's queue; a clean session's
+subscriptions end with its connection, and the rest go to the replicas
+alive. What was in flight to a replica that died is lost to it: acks come
+again (a command re-sent is acked again), run reports in flight do not.
 """
 
 from __future__ import annotations
@@ -68,6 +80,8 @@ class Bridge:
         self.config = config
         self.db = db
         self.topics = Topics(config.topic_prefix)
+        self.replicated = config.replica is not None
+        self.share_group = config.mqtt_share_group if self.replicated else None
         self.live: dict[str, dict] = {}  # device id -> {"status":..., "health":...}
         self.connected = asyncio.Event()
         self.on_ack = None  # callable(device_id, Ack) set by the driver
@@ -93,17 +107,23 @@ class Bridge:
         backoff = self.config.mqtt_reconnect_s
         while True:
             try:
+                # One process alone keeps a persistent session; a replica a
+                # clean one (module doc, "Replicas").
                 client = aiomqtt.Client(parts["host"], parts["port"], username=parts["username"],
-                                        password=parts["password"], identifier=self.config.mqtt_client_id,
-                                        clean_session=False, keepalive=30, tls_context=tls_context,
+                                        password=parts["password"], identifier=self.config.bridge_client_id(),
+                                        clean_session=self.replicated, keepalive=30, tls_context=tls_context,
                                         max_inflight_messages=INFLIGHT, logger=mqtt_log)
                 batched(client)  # reads and writes in bulk (cloud/mqttio.py)
                 _manual_acks(client)
                 _on_published(client, self._on_published)
                 async with client:
                     self._new_link()
-                    for topic, qos in self.topics.cloud_subscriptions():
-                        await client.subscribe(topic, qos=qos)
+                    for topic, qos in self.topics.cloud_subscriptions(self.share_group):
+                        granted = await client.subscribe(topic, qos=qos)
+                        if any(_refused(g) for g in granted):
+                            log.error("the broker refused the subscription %s%s", topic, (
+                                ": replicas need shared subscriptions (Mosquitto 2, EMQX, HiveMQ; amqtt has "
+                                "none)" if topic.startswith("$share/") else ""))
                     self._client = client
                     self.connected.set()
                     backoff = self.config.mqtt_reconnect_s
@@ -309,6 +329,12 @@ class Bridge:
 def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("a resend failed", exc_info=task.exception())
+
+
+def _refused(granted) -> bool:
+    """A SUBACK return code of failure (0x80 in MQTT 3.1.1, >= 0x80 in 5)."""
+    value = getattr(granted, "value", granted)
+    return isinstance(value, int) and value >= 0x80
 
 
 def _paho(client: aiomqtt.Client):

@@ -51,6 +51,16 @@ class Config:
     # bcrypt's cost for users' passwords (cloud.sessions); each step doubles
     # the work (12: ~0.25 s of CPU a login). Only tests lower it.
     password_cost: int = 12
+    # Replicas (docs/decisions.md, "Replicas"): None is one cloud process
+    # alone. A name, unique among the replicas (the host's, say), makes this
+    # process one of several `fleetflow serve` on one PostgreSQL and one
+    # broker: MQTT client id `<mqtt_client_id>-<replica>` with a clean session,
+    # shared subscriptions in mqtt_share_group, a lease per deployment,
+    # execution and pipeline run (lease_ttl_s: how long a replica that stops
+    # renewing keeps them), event streams fanned out with LISTEN/NOTIFY.
+    replica: str | None = None
+    mqtt_share_group: str = "fleetflow"
+    lease_ttl_s: float = 10.0
     clock: Callable[[], float] = field(default=time.time)
 
     def mqtt_parts(self) -> dict:
@@ -76,9 +86,14 @@ class Config:
         with open(self.mqtt_ca_file) as f:
             return f.read()
 
+    def bridge_client_id(self) -> str:
+        """The bridge's MQTT client id: one per replica (two clients with one id
+        take the session from each other)."""
+        return self.mqtt_client_id if self.replica is None else f"{self.mqtt_client_id}-{self.replica}"
+
     def reserved_names(self) -> tuple[str | None, ...]:
         """The cloud's own broker names, which no device may take (cloud.dynsec.is_reserved)."""
-        return self.mqtt_client_id, self.mqtt_parts()["username"]
+        return self.mqtt_client_id, self.bridge_client_id(), self.mqtt_parts()["username"]
 
     def device_broker(self) -> tuple[str, int]:
         parts = self.mqtt_parts()

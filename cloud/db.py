@@ -58,6 +58,14 @@ def _real(model) -> peewee.Database:
     return db.obj if isinstance(db, peewee.DatabaseProxy) else db
 
 
+def for_update(query, skip_locked: bool = False):
+    """`query` ... FOR UPDATE where the database has it (PostgreSQL): the
+    rows it reads stay locked until the transaction ends, so two replicas'
+    steps on one row take turns (or, skip_locked, the second passes over the
+    rows the first has). SQLite has a single writer already."""
+    return query.for_update(skip_locked=skip_locked or None) if _real(query.model).for_update else query
+
+
 def _quoted(db: peewee.Database, name: str) -> str:
     return f"{db.quote[0]}{name}{db.quote[1]}"
 

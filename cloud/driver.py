@@ -8,6 +8,16 @@ all end in `cloud.store.rollout.step`, which decides and records in one
 transaction; the driver then publishes the commands it produced. A command
 is recorded before it is sent, so a crash in between only means it is sent
 on restart; re-sending is always safe (same id, same bytes).
+
+Replicas (Config.replica; docs/decisions.md, "Replicas"): the driver steps
+only what its replica holds the lease of (cloud.leaseholder), renewing them
+every tick; an ack heard for what another replica holds is handed to it
+(cloud.fanout), and what nobody holds is claimed. When a replica takes a
+lease over (the one before died), it sends that work's unanswered commands
+again at once: the device acks a repeat with the state it reached, which
+is how acks lost with the dead replica come back. Re-sends (a device back
+online, the bridge reconnected, the stale timer) are of what this replica
+holds, so each goes out once.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from shared_schema.commands import EXECUTION_PREFIX, parse_command_id
 from cloud.engine.execution import ExecAck, RecordStored
 from cloud import live
 from cloud.engine.state import Ack
+from cloud.leaseholder import Leaseholder, command_owner_key
 from cloud.store import deployments as deployment_store
 from cloud.store import executions, pipelines, rollout
 
@@ -30,7 +41,7 @@ MAX_GATHER_S = 1.0
 
 
 class Driver:
-    def __init__(self, db, box, config, bridge=None, streams=None):
+    def __init__(self, db, box, config, bridge=None, streams=None, fanout=None):
         self.db = db
         self.streams = streams  # cloud.streams.Streams: live updates for event-stream clients
         self.box = box
@@ -40,6 +51,7 @@ class Driver:
         self.bridge = bridge
         self._acks: asyncio.Queue = asyncio.Queue()
         self._background: set[asyncio.Task] = set()
+        self.leases = Leaseholder(db, config, fanout, on_acks=self._handed)
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -61,6 +73,7 @@ class Driver:
     async def command(self, dep_id: str, event) -> dict:
         """A user command (Start, Pause, Resume, Rollback, Cancel); raises
         IllegalTransition when the deployment's status forbids it."""
+        await self.leases.take(dep_id)  # started here, driven from here (unless another replica drives it)
         result = await self.db.run(rollout.step, dep_id, [event], self.clock(), self.box)
         out = result.outgoing
         self._announce(dep_id, result.update)
@@ -94,15 +107,25 @@ class Driver:
 
     async def resend(self, device_id: str | None = None) -> int:
         """Send again what a device (or every device) has not answered yet."""
-        pending = await self.db.run(rollout.pending_commands, device_id)
+        pending = await self.leases.mine(await self.db.run(rollout.pending_commands, device_id))
         await self._publish(pending)
         return len(pending)
 
     async def close(self) -> None:
-        """Stop background sends (what they had not sent stays in the outbox)."""
+        """Stop background sends (what they had not sent stays in the outbox),
+        and give up this replica's leases: another takes over at once."""
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        try:
+            await self.leases.release_all()
+        except Exception:  # the database is gone: the leases expire instead
+            log.exception("could not release the leases")
+
+    def _handed(self, owner, events: list) -> None:
+        """Acks another replica heard for what this one holds."""
+        for event in events:
+            self._acks.put_nowait((owner, event))
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -137,10 +160,19 @@ class Driver:
             if ticking:
                 next_tick = loop.time() + self.tick_s
                 try:
+                    taken = await self.leases.renew()
                     for dep_id in await self.db.run(rollout.active_deployments):
-                        by_dep.setdefault(dep_id, [])
+                        if self.leases.holds(dep_id):
+                            by_dep.setdefault(dep_id, [])
+                    if taken:
+                        await self._take_over(taken)
                 except Exception:
-                    log.exception("could not list active deployments")
+                    log.exception("could not list (and lease) active deployments")
+            try:
+                by_dep = await self.leases.route(by_dep)
+            except Exception:  # the database is away: the devices ack again on a re-send
+                log.exception("could not find who drives %d deployments and executions", len(by_dep))
+                by_dep = {}
             for key, events in by_dep.items():
                 if isinstance(key, tuple):
                     await self._guard(execution_round, key[1], events, self.clock(), self.box)
@@ -149,7 +181,8 @@ class Driver:
                     await self._step(key, events)
             if ticking:
                 try:
-                    out, stepped = await self.db.run(executions_tick, self.clock(), self.box)
+                    out, stepped = await self.db.run(executions_tick, self.clock(), self.box,
+                                                    self.leases.held_executions())
                 except Exception:  # one bad record must not stop the loop
                     log.exception("executions_tick failed")
                 else:
@@ -160,9 +193,16 @@ class Driver:
             if loop.time() >= next_resend:
                 next_resend = loop.time() + self.resend_after_s
                 try:
-                    await self._publish(await self.db.run(rollout.stale_commands, self.clock(), self.resend_after_s))
+                    await self._publish(await self.leases.mine(
+                        await self.db.run(rollout.stale_commands, self.clock(), self.resend_after_s)))
                 except Exception:
                     log.exception("could not re-send unanswered commands")
+
+    async def _take_over(self, keys: set[str]) -> None:
+        """Send again the unanswered commands of work this replica just took over."""
+        pending = [(dev, messages) for dev, messages in await self.db.run(rollout.pending_commands)
+                   if command_owner_key(messages) in keys]
+        await self._publish(pending)
 
     async def _guard(self, fn, *args) -> None:
         """Run a storage step that may produce commands, and send them."""
@@ -224,11 +264,12 @@ def execution_round(exe_id: str, events: list, now: float, box) -> list[tuple[st
     return tell_pipelines(executions.step(exe_id, events, now, box), now, box)
 
 
-def executions_tick(now: float, box) -> tuple[list[tuple[str, list[dict]]], list[str]]:
+def executions_tick(now: float, box,
+                    only: set[str] | None = None) -> tuple[list[tuple[str, list[dict]]], list[str]]:
     """The commands that follow from the passing of time and the records
     stored since, and the executions that were decided on."""
     out, stepped = [], []
-    for exe_id, result in executions.tick(now, box):
+    for exe_id, result in executions.tick(now, box, only):
         out += tell_pipelines(result, now, box)
         stepped.append(exe_id)
     return out, stepped

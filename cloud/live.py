@@ -42,8 +42,10 @@ def device_status(streams, device_id: str, status: dict, now: float) -> None:
     doc = {"id": device_id, "online": online, "state": "online" if online else "offline", "last_seen": iso(now)}
     if online:  # an offline report carries nothing else; the last reported values stand
         doc.update({key: status.get(key) for key in STATUS_FIELDS})
-    streams.publish(FLEET, "device", {"device": doc})
-    streams.publish(device_key(device_id), "status", {"device": doc})
+    # Every cloud replica hears every status (cloud.bridge, "Replicas"), so
+    # each tells its own watchers only.
+    streams.publish(FLEET, "device", {"device": doc}, replicate=False)
+    streams.publish(device_key(device_id), "status", {"device": doc}, replicate=False)
 
 
 def device_health(streams, device_id: str, health: dict, now: float) -> None:

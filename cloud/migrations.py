@@ -131,6 +131,9 @@ def _v13_quarantine(db: peewee.Database) -> None:
     if "quarantined" not in {c.name for c in db.get_columns("flow_version")}:
         migrator = pw_migrate.SchemaMigrator.from_database(db)
         pw_migrate.migrate(migrator.add_column("flow_version", "quarantined", models.FlowVersion.quarantined))
+def _v14_leases(db: peewee.Database) -> None:
+    """Cloud replicas: who drives what (cloud.store.leases)."""
+    db.create_tables([models.Lease], safe=True)
 
 
 STEPS = [
@@ -147,6 +150,7 @@ STEPS = [
     (11, _v11_cores),
     (12, _v12_device_lists),
     (13, _v13_quarantine),
+    (14, _v14_leases),
 ]
 LATEST = STEPS[-1][0]
 
@@ -158,8 +162,23 @@ def current_version(db: peewee.Database) -> int:
     return row or 0
 
 
+# PostgreSQL advisory lock held while migrating: replicas starting at once
+# take turns, and the later ones find the steps done.
+MIGRATION_LOCK = 0x6666_6d69  # "ffmi"
+
+
 def migrate(db: peewee.Database, target: int | None = None) -> list[int]:
     """Apply the missing steps up to `target` (default: all); returns those applied."""
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        return _migrate(db, target)
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        return _migrate(db, target)
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+def _migrate(db: peewee.Database, target: int | None) -> list[int]:
     models.database.initialize(db)
     db.create_tables([models.SchemaVersion], safe=True)
     applied = []

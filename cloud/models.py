@@ -345,8 +345,15 @@ class Session(BaseModel):
 
     class Meta:
         table_name = "user_session"
+class Lease(BaseModel):
+    """Which cloud replica drives a deployment, an execution (and the
+    pipeline run whose step it is) until when (cloud.store.leases)."""
+
+    key = peewee.CharField(max_length=80, primary_key=True)  # "deployment:<id>", "execution:<id>"
+    holder = peewee.CharField(max_length=64)  # the replica's name
+    expires_at = peewee.DoubleField()
 
 
 ALL = [SchemaVersion, ApiKey, Flow, FlowVersion, Device, Deployment, Target, Program, Command, DeploymentEvent,
        RunRecord, NodeRecord, Execution, ExecTarget, Webhook, Delivery,
-       Pipeline, PipelineRun, IdempotentAnswer, User, Session]
+       Pipeline, PipelineRun, IdempotentAnswer, User, Session, Lease]

@@ -37,6 +37,20 @@ class Streams:
     def __init__(self):
         self._subs: dict[str, set[Subscriber]] = {}
         self._ids = itertools.count(1)
+        self._fanout = None
+
+    def replicate(self, fanout) -> None:
+        """Replicas (cloud.fanout): what is published here reaches the
+        watchers of every replica, and theirs reach ours. An event too big
+        for one NOTIFY is split when it is an update (by targets); otherwise
+        the other replicas drop their watchers of that key, who reconnect and
+        get a `sync`. A LISTEN connection made again drops every watcher
+        here for the same reason: events were missed."""
+        from cloud import fanout as fanout_mod
+
+        self._fanout = fanout
+        fanout.on(fanout_mod.STREAM_CHANNEL, self._heard)
+        fanout.on_gap.append(self.drop_all)
 
     def subscribe(self, key: str) -> Subscriber:
         sub = Subscriber()
@@ -53,7 +67,45 @@ class Streams:
     def count(self, key: str) -> int:
         return len(self._subs.get(key, ()))
 
-    def publish(self, key: str, event: str, data: dict) -> None:
+    def publish(self, key: str, event: str, data: dict, replicate: bool = True) -> None:
+        """Send an event to the watchers of `key`, here and on every replica
+        (replicate False: here only, for what every replica hears itself)."""
+        self._deliver(key, event, data)
+        if self._fanout is not None and replicate:
+            self._relay(key, event, data)
+
+    def drop_all(self) -> None:
+        for key, subs in list(self._subs.items()):
+            for sub in list(subs):
+                self._drop(key, sub)
+
+    def _relay(self, key: str, event: str, data: dict) -> None:
+        from cloud.fanout import MAX_PAYLOAD, STREAM_CHANNEL, encode, fits, split_list
+
+        message = {"key": key, "event": event, "data": data}
+        if fits(message):
+            parts = [message]
+        elif event == "update" and isinstance(data.get("targets"), list):
+            room = MAX_PAYLOAD - len(encode({**message, "data": {}})) + 2  # what `data` may take
+            parts = [{"key": key, "event": event, "data": d} for d in split_list(data, "targets", room)]
+        else:
+            parts = []
+        if not parts:
+            parts = [{"key": key, "drop": True}]
+        for part in parts:
+            self._fanout.send(STREAM_CHANNEL, part)
+
+    def _heard(self, message: dict) -> None:
+        key = message.get("key")
+        if not isinstance(key, str):
+            return
+        if message.get("drop"):
+            for sub in list(self._subs.get(key, ())):
+                self._drop(key, sub)
+        elif isinstance(message.get("event"), str) and isinstance(message.get("data"), dict):
+            self._deliver(key, message["event"], message["data"])
+
+    def _deliver(self, key: str, event: str, data: dict) -> None:
         item = (next(self._ids), event, data)
         for sub in list(self._subs.get(key, ())):
             if sub.dropped:

@@ -16,6 +16,8 @@ KINDS = ("status", "cmd", "ack", "health", "runs", "out")
 QOS = {"status": 1, "cmd": 1, "ack": 1, "health": 0, "runs": 1}
 # What the cloud subscribes to: everything devices publish, except `out`.
 CLOUD_KINDS = ("status", "ack", "health", "runs")
+# What every cloud replica hears, not one of them (retained; cloud_subscriptions).
+PLAIN_KINDS = ("status",)
 
 
 class TopicError(ValueError):
@@ -27,6 +29,13 @@ def check_device_id(dev: str) -> str:
     if not isinstance(dev, str) or not dev or any(c in dev for c in "/+#\x00") or dev.startswith("$"):
         raise TopicError(f"device id {dev!r} cannot be an MQTT topic level (no '/', '+', '#', NUL, leading '$')")
     return dev
+
+
+def check_share_group(group: str) -> str:
+    """A shared subscription's group name is one topic level (MQTT 5, 4.8.2): no '/', '+', '#'."""
+    if not isinstance(group, str) or not group or any(c in group for c in "/+#\x00"):
+        raise TopicError(f"share group {group!r} must be one topic level (no '/', '+', '#', NUL)")
+    return group
 
 
 @dataclass(frozen=True)
@@ -62,9 +71,20 @@ class Topics:
             raise TopicError(f"unknown topic kind {kind!r}; kinds: {', '.join(KINDS)}")
         return f"{self.prefix}/+/{kind}" + ("/#" if kind == "out" else "")
 
-    def cloud_subscriptions(self) -> list[tuple[str, int]]:
-        """(filter, qos) pairs the cloud subscribes to."""
-        return [(self.all(kind), QOS[kind]) for kind in CLOUD_KINDS]
+    def cloud_subscriptions(self, share_group: str | None = None) -> list[tuple[str, int]]:
+        """(filter, qos) pairs the cloud subscribes to. With `share_group`
+        (cloud replicas, docs/decisions.md "Replicas") every kind but status
+        is a shared subscription, `$share/<group>/ff/+/ack`: the broker hands
+        each message to one replica of the group. Status stays a plain
+        subscription on every replica: the broker sends retained messages
+        to a plain subscription when it is made, and MQTT 5 (4.8.2) says not
+        to a shared one, so the retained copies are what tells a replica
+        (re)connecting which devices are online."""
+        if share_group is not None:
+            check_share_group(share_group)
+        shared = () if share_group is None else set(CLOUD_KINDS) - set(PLAIN_KINDS)
+        return [(f"$share/{share_group}/{self.all(kind)}" if kind in shared else self.all(kind), QOS[kind])
+                for kind in CLOUD_KINDS]
 
     def acl_pattern(self) -> str:
         """Mosquitto ACL line confining each device to its own subtree."""

@@ -26,6 +26,12 @@ private CA and a broker certificate are made in var/tls/ on first run
 (mqtt://, default mqtt://127.0.0.1:1883) only with --plain-mqtt, for a lab
 LAN: passwords and programs then cross the network in clear.
 
+Replicas: `--replica NAME` makes this process one of several on one
+PostgreSQL and one broker (Mosquitto 2: shared subscriptions), each with
+its own name and the same secret; a lease per deployment and execution
+(--lease-ttl), event streams fanned out over LISTEN/NOTIFY. Behind a load
+balancer: docs/replicas.md.
+
 The server secret that seals device HMAC keys comes from FLEETFLOW_SECRET,
 else the file FLEETFLOW_SECRET_FILE (default var/fleetflow.secret), created
 on first run. Make the first API key with `fleetflow keys create --role admin`.
@@ -72,6 +78,13 @@ def register(sub) -> None:
                    help="announce devices and what their flows expose to Home Assistant by MQTT discovery "
                         "(env FLEETFLOW_HA_DISCOVERY=1; docs/home-assistant.md)")
     p.add_argument("--ha-prefix", default="homeassistant", help="Home Assistant's discovery prefix")
+    p.add_argument("--replica", metavar="NAME", default=os.environ.get("FLEETFLOW_REPLICA"),
+                   help="run as one of several replicas on one PostgreSQL and one broker, under this name "
+                        "(unique per replica; docs/replicas.md)")
+    p.add_argument("--lease-ttl", type=float, metavar="S", default=float(os.environ.get("FLEETFLOW_LEASE_TTL", 10)),
+                   help="with --replica: seconds a replica that stopped renewing keeps its leases (default 10)")
+    p.add_argument("--share-group", default=os.environ.get("FLEETFLOW_SHARE_GROUP", "fleetflow"),
+                   help="with --replica: the MQTT shared-subscription group of the replicas")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
 
@@ -85,7 +98,10 @@ def build_config(args):
     mqtt = None if args.mqtt.lower() in ("", "none", "off") else args.mqtt
     config = Config(db_url=args.db, mqtt_url=mqtt, topic_prefix=args.prefix, secret=secret, engine_tick_s=args.tick,
                     mqtt_ca_file=getattr(args, "mqtt_ca", None), ha_discovery=getattr(args, "ha_discovery", False),
-                    ha_prefix=getattr(args, "ha_prefix", "homeassistant"))
+                    ha_prefix=getattr(args, "ha_prefix", "homeassistant"),
+                    replica=getattr(args, "replica", None) or None,
+                    lease_ttl_s=getattr(args, "lease_ttl", 10.0),
+                    mqtt_share_group=getattr(args, "share_group", "fleetflow"))
     if mqtt and getattr(args, "broker_accounts", "dynsec") == "dynsec":
         from cloud.dynsec import allow_discovery
 
@@ -181,7 +197,11 @@ def run(args) -> int:
     except UsageError as exc:
         print(f"fleetflow serve: {exc}", file=sys.stderr)
         return 2
-    app = init_app(build_config(args))
+    try:
+        app = init_app(build_config(args))
+    except ValueError as exc:  # a replica on SQLite, a bad replica name
+        print(f"fleetflow serve: {exc}", file=sys.stderr)
+        return 2
     try:
         web.run_app(app, host=host, port=port, print=lambda msg: print(msg, flush=True))
     except OSError as exc:  # the port is taken, the address is not this machine's

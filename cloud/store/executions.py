@@ -238,12 +238,15 @@ def _cancel_commands(exe_id: str, devices: list[str], box: SecretBox) -> list[tu
     return out
 
 
-def tick(now: float, box: SecretBox) -> list[tuple[str, Result]]:
+def tick(now: float, box: SecretBox, only: set[str] | None = None) -> list[tuple[str, Result]]:
     """Every open execution decided on at `now`: records stored since (by
     this process or another replica) settle their targets, and timeouts
-    end what is left (nothing stays running forever)."""
+    end what is left (nothing stays running forever). `only`: the
+    executions this replica drives (cloud.store.leases); None, all."""
     results = []
     for exe in Execution.select().where(Execution.status.in_(core.OPEN)):
+        if only is not None and exe.id not in only:
+            continue
         stored = (ExecTarget.select(ExecTarget.device, ExecTarget.run)
                   .join(RunRecord, on=((RunRecord.exec == ExecTarget.execution) & (RunRecord.device == ExecTarget.device)
                                        & (RunRecord.run == ExecTarget.run)))

@@ -26,7 +26,7 @@ from cloud.engine.decide import decide
 from cloud.engine.state import (
     FINISHED, TARGET_STATUSES, Ack, Deployment as DepState, Send, Target as TargetState, UpdateDeployment, UpdateTarget,
 )
-from cloud.db import _real, chunks, insert_rows, select_in, update_in
+from cloud.db import _real, chunks, for_update, insert_rows, select_in, update_in
 from cloud.errors import NotFound
 from cloud.models import Command, Deployment, DeploymentEvent, Device, Program, Target
 from cloud.secrets import SecretBox
@@ -59,7 +59,9 @@ def step(dep_id: str, events: list, now: float, box: SecretBox) -> StepResult:
 
     Built for big fleets: one query for the targets, and updates grouped so
     a batch of thousands is a handful of statements, not thousands."""
-    dep = Deployment.get_or_none(Deployment.id == dep_id)
+    # Replicas: a user command run by one replica and a step of the one
+    # holding the lease (cloud.store.leases, rule 5) take turns here.
+    dep = for_update(Deployment.select().where(Deployment.id == dep_id)).get_or_none()
     if dep is None:
         raise NotFound(f"no deployment {dep_id!r}")
     ds = DepState(id=dep.id, strategy=dep.strategy, settings=dep.settings,

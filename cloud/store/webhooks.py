@@ -14,7 +14,7 @@ import binascii
 import os
 
 from cloud import schemas
-from cloud.db import get_by_pk
+from cloud.db import for_update, get_by_pk
 from cloud.engine.state import DEPLOYMENT_STATUSES
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Delivery, Webhook
@@ -27,6 +27,7 @@ SECRET_BYTES = (24, 64)  # the spec's recommended key sizes
 MAX_ATTEMPTS = 6
 BACKOFF_S = 2.0  # then 4, 8, 16, 32 s
 BACKOFF_MAX_S = 300.0
+CLAIM_S = 60.0  # a delivery being sent is not due for anyone else for this long (due)
 
 
 # Every event a webhook can get: family -> the statuses it is sent for.
@@ -154,11 +155,21 @@ def redeliver(webhook_id: int, delivery_id: int, now: float) -> dict:
 # -- the sender's side ------------------------------------------------------------
 
 def due(now: float, limit: int = 50) -> list[dict]:
-    """The deliveries due now: id, event, payload, url, secret_sealed."""
+    """The deliveries due now, taken for sending: id, event, payload, url,
+    secret_sealed. Taken: not due again for CLAIM_S (record_attempt sets
+    when it is), so other senders (cloud replicas) pass over it, and a
+    sender that dies mid-attempt leaves it to be sent again after CLAIM_S
+    (receivers drop the repeat by its webhook-id). On PostgreSQL two
+    replicas asking at once skip each other's rows (SKIP LOCKED)."""
+    ids = [d for (d,) in for_update(Delivery.select(Delivery.id)
+                                    .where((Delivery.status == "pending") & (Delivery.next_at <= now))
+                                    .order_by(Delivery.next_at).limit(limit), skip_locked=True).tuples()]
+    if not ids:
+        return []
+    Delivery.update(next_at=now + CLAIM_S).where(Delivery.id.in_(ids)).execute()
     return list(Delivery.select(Delivery.id, Delivery.event, Delivery.payload, Webhook.url, Webhook.secret_sealed)
                 .join(Webhook, on=(Webhook.id == Delivery.webhook))
-                .where((Delivery.status == "pending") & (Delivery.next_at <= now))
-                .order_by(Delivery.next_at).limit(limit).dicts())
+                .where(Delivery.id.in_(ids)).order_by(Delivery.next_at, Delivery.id).dicts())
 
 
 def record_attempt(delivery_id: int, ok: bool, error: str, now: float,

@@ -31,6 +31,7 @@ def test_an_upgrade_keeps_the_data(tmp_path):
 
     new = Database(path)
     assert migrations.migrate(new.peewee) == list(range(2, migrations.LATEST + 1))
+    assert new.peewee.table_exists("lease")
     assert "device_last_seen" in {ix.name for ix in new.peewee.get_indexes("device")}
     assert new.peewee.table_exists("run_record") and new.peewee.table_exists("node_record")
     assert new.call(key_store.role_of, made["key"]) == "admin"

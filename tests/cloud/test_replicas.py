@@ -1,0 +1,151 @@
+"""Cloud replicas on one PostgreSQL (docs/decisions.md, "Replicas"): leases
+taken, kept, lost when not renewed and taken over; events one replica
+publishes reach the stream watchers of another over LISTEN/NOTIFY, split
+when they are too big for one NOTIFY; shared subscriptions named right.
+The failover of a rolling deployment between two `fleetflow serve`
+processes is tests/cloud/test_replica_failover.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cloud.config import Config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pg_url(postgres, empty_postgres):  # postgres: the session's cluster (conftest.py)
+    return empty_postgres(postgres)
+
+
+@pytest.fixture
+def pg_db(pg_url):
+    from cloud import migrations, models
+    from cloud.db import Database
+
+    db = Database(pg_url)
+    with db.peewee.connection_context():
+        migrations.migrate(db.peewee)
+    models.database.initialize(db.peewee)
+    yield db
+    db.peewee.close()
+
+
+def test_a_lease_is_held_by_one_replica_until_it_expires_or_is_released(pg_db):
+    from cloud.store import leases
+
+    keys = ["deployment:dep_1", "execution:exe_1"]
+    assert pg_db.call(leases.claim, keys, "a", 100.0, 10.0) == set(keys)
+    assert pg_db.call(leases.claim, keys + ["deployment:dep_2"], "b", 105.0, 10.0) == {"deployment:dep_2"}
+    assert pg_db.call(leases.holders, keys, 105.0) == {k: "a" for k in keys}
+    assert pg_db.call(leases.claim, keys, "a", 108.0, 10.0) == set(keys)  # renewed: now until 118
+    assert pg_db.call(leases.claim, keys, "b", 117.0, 10.0) == set()
+    # a stops renewing (it died): once its leases expire, b takes them
+    assert pg_db.call(leases.holders, keys, 118.5) == {}
+    assert pg_db.call(leases.claim, keys, "b", 118.5, 10.0) == set(keys)
+    assert pg_db.call(leases.claim, keys, "a", 119.0, 10.0) == set()
+    # released on purpose: free at once
+    pg_db.call(leases.release, ["deployment:dep_1"], "b")
+    assert pg_db.call(leases.claim, ["deployment:dep_1"], "a", 119.0, 10.0) == {"deployment:dep_1"}
+    pg_db.call(leases.release, ["execution:exe_1"], "a")  # not a's: nothing happens
+    assert pg_db.call(leases.holders, ["execution:exe_1"], 119.0) == {"execution:exe_1": "b"}
+
+
+def test_two_replicas_claiming_at_once_get_one_lease_each_key(pg_url, pg_db):
+    """Claims from two connections at the same moment: each key goes to one."""
+    import threading
+
+    from cloud import models
+    from cloud.db import Database
+    from cloud.store import leases
+
+    keys = [f"deployment:dep_{i}" for i in range(200)]
+    got = {}
+    barrier = threading.Barrier(2)
+
+    def claim(name):
+        db = Database(pg_url)  # its own connection, as another replica has
+        models.database.initialize(db.peewee)
+        barrier.wait()
+        got[name] = db.call(leases.claim, keys, name, 100.0, 10.0)
+        db.peewee.close()
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    models.database.initialize(pg_db.peewee)
+    assert got["a"].isdisjoint(got["b"]) and got["a"] | got["b"] == set(keys)
+    holders = pg_db.call(leases.holders, keys, 100.0)
+    assert all(holders[k] == ("a" if k in got["a"] else "b") for k in keys)
+
+
+async def test_stream_events_reach_the_watchers_of_another_replica(pg_url):
+    from cloud.fanout import Fanout
+    from cloud.streams import Streams
+
+    here, there = Streams(), Streams()
+    fan_here, fan_there = Fanout(pg_url, "here"), Fanout(pg_url, "there")
+    here.replicate(fan_here)
+    there.replicate(fan_there)
+    tasks = [asyncio.create_task(f.run()) for f in (fan_here, fan_there)]
+    try:
+        await asyncio.wait_for(asyncio.gather(fan_here.ready.wait(), fan_there.ready.wait()), 10)
+        watcher = there.subscribe("deployment:dep_1")
+        local = here.subscribe("deployment:dep_1")
+        other_key = there.subscribe("deployment:dep_2")
+        here.publish("deployment:dep_1", "update", {"id": "dep_1", "deployment": {"status": "running"}, "targets": []})
+        # a batch of 400 targets is ~30 KB of JSON: four NOTIFYs or more
+        targets = [{"device_id": f"device-{i:04d}", "status": "deploying", "step": "deploy"} for i in range(400)]
+        here.publish("deployment:dep_1", "update", {"id": "dep_1", "deployment": {"status": "running"},
+                                                    "targets": targets})
+        _id, event, data = await asyncio.wait_for(watcher.next(), 10)
+        assert (event, data["deployment"]) == ("update", {"status": "running"}) and data["targets"] == []
+        heard = []
+        while len(heard) < len(targets):
+            _id, event, data = await asyncio.wait_for(watcher.next(), 10)
+            assert event == "update" and data["deployment"] == {"status": "running"}
+            heard += data["targets"]
+        assert heard == targets  # all of them, in order, in parts
+        assert local.queue.qsize() == 2  # the publisher's own watchers got each event once, whole
+        assert other_key.queue.empty()
+        # an event that cannot be split drops the remote watchers (they reconnect for a sync)
+        here.publish("deployment:dep_1", "error", {"detail": "x" * 9000})
+        assert await asyncio.wait_for(watcher.next(), 10) is None
+        assert there.count("deployment:dep_1") == 0 and here.count("deployment:dep_1") == 1
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await fan_here.close()
+        await fan_there.close()
+
+
+def test_replicas_share_every_device_topic_but_status():
+    from shared_schema.topics import TopicError, Topics
+
+    subs = dict(Topics("ff").cloud_subscriptions("cloud"))
+    assert subs == {"ff/+/status": 1, "$share/cloud/ff/+/ack": 1, "$share/cloud/ff/+/health": 0,
+                    "$share/cloud/ff/+/runs": 1}
+    assert dict(Topics("ff").cloud_subscriptions()) == {"ff/+/status": 1, "ff/+/ack": 1, "ff/+/health": 0,
+                                                        "ff/+/runs": 1}
+    with pytest.raises(TopicError, match="one topic level"):
+        Topics("ff").cloud_subscriptions("a/b")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"replica": "a b"}, "want 1 to 40 letters"),
+    ({"replica": "a", "db_url": "sqlite:///x.db"}, "SQLite is for one cloud process alone"),
+    ({"replica": "a", "lease_ttl_s": 1.0}, "at least three ticks"),
+    ({"replica": "a", "mqtt_share_group": "x/y"}, "one topic level"),
+])
+def test_a_replica_that_cannot_work_is_refused_with_the_reason(fields, message):
+    from cloud.app import init_app
+
+    config = Config(**{"db_url": "postgresql://ff@127.0.0.1:1/x", "secret": b"s" * 32, **fields})
+    with pytest.raises(ValueError, match=message):
+        init_app(config)
