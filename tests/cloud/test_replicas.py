@@ -149,3 +149,40 @@ def test_a_replica_that_cannot_work_is_refused_with_the_reason(fields, message):
     config = Config(**{"db_url": "postgresql://ff@127.0.0.1:1/x", "secret": b"s" * 32, **fields})
     with pytest.raises(ValueError, match=message):
         init_app(config)
+
+
+async def test_acks_heard_by_one_replica_reach_the_one_that_drives_their_work(pg_url, pg_db):
+    from cloud.engine.execution import ExecAck, RecordStored
+    from cloud.engine.state import Ack
+    from cloud.fanout import Fanout
+    from cloud.leaseholder import Leaseholder
+
+    heard = []
+    fans = {name: Fanout(pg_url, name) for name in ("a", "b")}
+    holders = {name: Leaseholder(pg_db, Config(db_url=pg_url, replica=name), fans[name],
+                                 on_acks=lambda owner, events, n=name: heard.append((n, owner, events)))
+               for name in ("a", "b")}
+    tasks = [asyncio.create_task(f.run()) for f in fans.values()]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(f.ready.wait() for f in fans.values())), 10)
+        assert await holders["b"].take("dep_1") and await holders["b"].take(("exec", "exe_1"))
+        acks = [Ack(f"d{i}", "deploy", "healthy", "") for i in range(300)]  # ~12 KB: two NOTIFYs
+        exec_events = [ExecAck("d1", "done", "", 7, "completed"), RecordStored("d1", 7)]
+        mine = await holders["a"].route({"dep_1": acks, ("exec", "exe_1"): exec_events, "dep_2": [acks[0]]})
+        assert list(mine) == ["dep_2"]  # nobody held dep_2: a took it
+        assert holders["a"].holds("dep_2") and not holders["a"].holds("dep_1")
+        await asyncio.wait_for(_until(lambda: sum(len(e) for _n, _o, e in heard) == 302), 10)
+        assert {n for n, _o, _e in heard} == {"b"}
+        assert [a for _n, o, e in heard if o == "dep_1" for a in e] == acks
+        assert [a for _n, o, e in heard if o == ("exec", "exe_1") for a in e] == exec_events
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for f in fans.values():
+            await f.close()
+
+
+async def _until(check):
+    while not check():
+        await asyncio.sleep(0.02)
