@@ -66,6 +66,12 @@ def for_update(query, skip_locked: bool = False):
     return query.for_update(skip_locked=skip_locked or None) if _real(query.model).for_update else query
 
 
+def get_for_update(model, pk):
+    """The row of `model` with primary key `pk`, locked FOR UPDATE until
+    the transaction ends (`for_update`), or None."""
+    return for_update(model.select().where(model._meta.primary_key == pk)).get_or_none()
+
+
 def _quoted(db: peewee.Database, name: str) -> str:
     return f"{db.quote[0]}{name}{db.quote[1]}"
 

@@ -28,10 +28,10 @@ from shared_schema.overrides import normalized, override_problems
 from cloud import schemas
 from peewee import fn
 
-from cloud.db import chunks, get_or_404, insert_rows, update_in, update_rows
+from cloud.db import chunks, get_for_update, get_or_404, insert_rows, update_in, update_rows
 from cloud.engine import execution as core
 from cloud.engine.settings import parse_duration
-from cloud.errors import Conflict, Invalid, Problem
+from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Command, Device, Execution, ExecTarget, Flow, FlowVersion, RunRecord
 from cloud.secrets import SecretBox
 from cloud.store.deployments import (
@@ -142,7 +142,11 @@ def step(exe_id: str, events: list, now: float, box: SecretBox) -> Result:
     """Decide on `events` (cloud.engine.execution's ExecAck, RecordStored,
     Cancel) at `now` and record the outcome. Raises IllegalTransition
     (nothing recorded) for a cancel the status does not allow."""
-    exe = _get(exe_id)
+    # Locked: a cancel run by one replica and the step of the replica that
+    # drives the execution (cloud.store.leases) take turns.
+    exe = get_for_update(Execution, exe_id)
+    if exe is None:
+        raise NotFound(f"no execution {exe_id!r}")
     if exe.status in core.FINISHED and not any(isinstance(e, core.Cancel) for e in events):
         return Result([], [])
     cancelling = any(isinstance(e, core.Cancel) for e in events)

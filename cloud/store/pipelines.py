@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets as _random
 
 from cloud import schemas
-from cloud.db import get_by_pk, get_or_404
+from cloud.db import get_by_pk, get_for_update, get_or_404
 from cloud.engine import pipeline as core
 from cloud.errors import Conflict, Invalid, NotFound, Problem
 from cloud.models import Flow, Pipeline, PipelineRun, database
@@ -152,7 +152,7 @@ def start_run(pipeline_id: str, box: SecretBox, now: float, triggered_by: str = 
 def on_execution_finished(run_id: str, exe_id: str, status: str, now: float, box: SecretBox) -> list:
     """The execution of a pipeline step ended (the driver says so): the run
     goes on, stops, or waits on a person."""
-    run = get_by_pk(PipelineRun, run_id)
+    run = get_for_update(PipelineRun, run_id)
     if run is None or run.status in core.RUN_FINISHED:
         return []
     return step(run, [core.ExecutionEnded(exe_id, status, first_failure(exe_id) or "")], now, box)
@@ -160,20 +160,22 @@ def on_execution_finished(run_id: str, exe_id: str, status: str, now: float, box
 
 def advance_run(pipeline_id: str | None, run_id: str, success: bool, now: float, box: SecretBox) -> tuple[dict, list]:
     """End the run's current step by hand ("Step Done" / "Step Failed")."""
-    run = get_run_row(pipeline_id, run_id)
+    run = get_run_row(pipeline_id, run_id, lock=True)
     outgoing = step(run, [core.Advance(success)], now, box)
     return run_doc(run), outgoing
 
 
 def cancel_run(pipeline_id: str | None, run_id: str, now: float, box: SecretBox) -> tuple[dict, list]:
-    run = get_run_row(pipeline_id, run_id)
+    run = get_run_row(pipeline_id, run_id, lock=True)
     outgoing = step(run, [core.Cancel()], now, box)
     return run_doc(run), outgoing
 
 
-def get_run_row(pipeline_id: str | None, run_id: str) -> PipelineRun:
-    """A run of `pipeline_id`, or of any pipeline when None (seed 003 names runs alone)."""
-    run = get_by_pk(PipelineRun, run_id)
+def get_run_row(pipeline_id: str | None, run_id: str, lock: bool = False) -> PipelineRun:
+    """A run of `pipeline_id`, or of any pipeline when None (seed 003 names
+    runs alone); `lock`: FOR UPDATE, for a change (replicas: an advance or a
+    cancel here and the step the driving replica takes next take turns)."""
+    run = get_for_update(PipelineRun, run_id) if lock else get_by_pk(PipelineRun, run_id)
     if run is None or (pipeline_id is not None and run.pipeline != pipeline_id):
         raise NotFound(f"pipeline {pipeline_id} has no run {run_id!r}" if pipeline_id else f"no pipeline run {run_id!r}")
     return run
