@@ -232,6 +232,20 @@ def scenario(page, watch, sim, shots, expect):
     assert unnamed_controls(page) == []
     dep_id = page.url.rsplit("/", 1)[1]
 
+    # 5b. All at once to the two healthy devices: each shows its trial counting down, then both keep v2.
+    page.goto(f"{base}/#/flows/{flow_id}/deploy")
+    page.get_by_label("Strategy").select_option("all_at_once")
+    page.locator("input[name=health-runs]").fill("2")
+    page.locator("input[name=health-seconds]").fill("8")
+    page.locator("input[name=target-device][value=sim-002]").check()
+    page.locator("input[name=target-device][value=sim-003]").check()
+    page.get_by_role("button", name="Create deployment").click()
+    expect(page.get_by_test_id("trial").first).to_contain_text(re.compile(r"on trial: \d of 2 healthy runs, \d+ s left"),
+                                                                timeout=60000)
+    shots(page, "deployment-trial")
+    expect(page.locator("dl [data-status=completed]")).to_be_visible(timeout=60000)
+    expect(page.locator("tr[data-target][data-status=success]")).to_have_count(2)
+
     # 6. Execute v2 on sim-002 with the threshold overridden; read the per-node log.
     page.goto(f"{base}/#/executions?flow={flow_id}")
     page.locator("#var-threshold").fill("10")

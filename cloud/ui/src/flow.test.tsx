@@ -10,7 +10,7 @@ import { NODE_TYPES, ProblemsCtx, toDefinition, toRfEdges, toRfNodes } from "./p
 import { markNodes } from "./pages/Compare";
 import { batchCount, configBody, HEALTH_DEFAULT, healthInWords } from "./strategies";
 import { lacking, targetBody, targeted } from "./components/Targets";
-import { applyUpdate, eventDetail, trialText } from "./pages/Deployment";
+import { applyUpdate, eventDetail, trialRuns, trialText } from "./pages/Deployment";
 import { upsertRun } from "./pages/Pipeline";
 import { selects } from "./pages/Device";
 import { overridesBody } from "./pages/Executions";
@@ -186,11 +186,19 @@ describe("live pages", () => {
     expect(next.targets[1]).toMatchObject({ device_id: "b", status: "deploying", ack: "received", batch: 1 });
     expect(next.targets[0]).toBe(doc.targets[0]);
   });
-  it("counts a trial down from the applied ack", () => {
-    const now = Date.parse("2026-01-01T00:00:12Z");
-    const t = { device_id: "a", status: "deploying", batch: 0, ack: "applied", updated_at: "2026-01-01T00:00:00Z" };
-    expect(trialText(t, { runs: 3, seconds: 30 }, { health: { ver: 2, runs: 2 } }, now)).toBe("on trial: 2 of 3 healthy runs, 18 s left");
-    expect(trialText({ ...t, ack: "received" }, { runs: 3, seconds: 30 }, null, now)).toBeNull();
+  it("counts a trial down with its healthy runs, as the CLI words it", () => {
+    expect(trialText({ runs: 3, seconds: 30 }, 2, 0, 12)).toBe("on trial: 2 of 3 healthy runs, 18 s left");
+    expect(trialText({ runs: 3, seconds: 30 }, null, 0, -1)).toBe("on trial, 30 s left");
+    expect(trialText({ runs: 3, seconds: 30 }, 1, 1, 31)).toBe("on trial: 1 of 3 healthy runs, 1 failed, time is up, waiting for 1 more run");
+    const since = Date.parse("2026-01-01T00:00:10Z");
+    const runs = [
+      { flow: "f", ver: 2, status: "completed", received_at: "2026-01-01T00:00:12Z" },
+      { flow: "f", ver: 2, status: "failed", received_at: "2026-01-01T00:00:14Z" },
+      { flow: "f", ver: 2, status: "completed", received_at: "2026-01-01T00:00:15Z", exec: "exe_1" },
+      { flow: "f", ver: 1, status: "completed", received_at: "2026-01-01T00:00:13Z" },
+      { flow: "f", ver: 2, status: "completed", received_at: "2026-01-01T00:00:01Z" },
+    ];
+    expect(trialRuns(runs, "f", 2, since)).toEqual([1, 1]);
   });
   it("shows an event's detail on one line", () => {
     expect(eventDetail({ strategy: "canary", targets: 3 })).toBe("strategy: canary, targets: 3");

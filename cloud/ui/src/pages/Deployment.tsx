@@ -42,15 +42,34 @@ const ACTIONS: { verb: string; label: string; when: string[]; danger?: boolean }
   { verb: "cancel", label: "Cancel", when: ["pending", "running", "paused"], danger: true },
 ];
 
-/** "on trial: 2 of 3 healthy runs, 18 s left" for a target whose device runs the new flow on trial. */
-export function trialText(t: Target, health: { runs: number; seconds: number }, device: any, now: number): string | null {
-  if (t.status !== "deploying" || (t.ack !== "applied" && t.ack !== "received" && t.ack !== "staged")) return null;
-  if (t.ack !== "applied") return null;
-  const since = t.updated_at ? Date.parse(t.updated_at) : now;
-  const left = Math.max(0, health.seconds - (now - since) / 1000);
-  const runs = device?.health?.ver !== undefined && device?.health?.runs !== undefined ? Math.min(device.health.runs, health.runs) : null;
-  return `on trial: ${runs === null ? "?" : runs} of ${health.runs} healthy runs, ${Math.ceil(left)} s left`;
+/** "on trial: 2 of 3 healthy runs, 18 s left": where a device on trial stands
+ * against the health rule (the same words as `fleetflow deploy` prints). */
+export function trialText(health: { runs?: number; seconds?: number }, ok: number | null, failed: number, onTrialS: number): string {
+  const need = health.runs ?? 3;
+  const seconds = health.seconds ?? 30;
+  const left = Math.min(seconds, Math.max(0, seconds - onTrialS));
+  let text = "on trial";
+  if (ok !== null) {
+    text += `: ${Math.min(ok, need)} of ${need} healthy run${need === 1 ? "" : "s"}`;
+    if (failed) text += `, ${failed} failed`;
+  }
+  text += left > 0 ? `, ${Math.ceil(left)} s left` : ", time is up";
+  if (left <= 0 && ok !== null && ok + failed < need) {
+    const more = need - ok - failed;
+    text += `, waiting for ${more} more run${more === 1 ? "" : "s"}`;
+  }
+  return text;
 }
+
+/** The runs a device made of this deployment's version since it applied it: [healthy, failed]. */
+export function trialRuns(runs: any[], flowId: string, version: number, sinceMs: number): [number, number] {
+  const mine = runs.filter((r) => r.flow === flowId && r.ver === version && !r.exec &&
+    Date.parse(r.received_at || r.at || "") >= sinceMs - 2000);
+  const ok = mine.filter((r) => r.status === "completed").length;
+  return [ok, mine.length - ok];
+}
+
+const TRIAL_DEVICES_MAX = 8; // devices whose runs are read while on trial
 
 export default function Deployment({ id }: { id: string }) {
   const [doc, setDoc] = useState<any>(null);
@@ -87,14 +106,20 @@ export default function Deployment({ id }: { id: string }) {
     return () => { s.close(); clearInterval(tick); };
   }, [id]);
 
-  // Devices on trial: their health says how many runs the new flow made.
-  const onTrial = (doc?.targets || []).filter((t: Target) => t.status === "deploying" && t.ack === "applied").map((t: Target) => t.device_id).join(",");
+  // Devices on trial: their run records of the new version say how far the
+  // trial got (the stream carries acks, not runs), read every 2 s meanwhile.
+  const onTrial = (doc?.targets || []).filter((t: Target) => t.status === "deploying" && t.ack === "applied")
+    .map((t: Target) => t.device_id).slice(0, TRIAL_DEVICES_MAX).join(",");
   useEffect(() => {
-    if (!onTrial) return;
+    if (!onTrial || !doc) return;
     const ids = onTrial.split(",");
-    Promise.all(ids.map((d: string) => get(`/devices/${encodeURIComponent(d)}`).catch(() => null)))
-      .then((docs) => setDevices((cur) => ({ ...cur, ...Object.fromEntries(docs.filter(Boolean).map((x: any) => [x.id, x])) })));
-  }, [onTrial, Math.floor(now / 3000)]);
+    let on = true;
+    const read = () => Promise.all(ids.map((d: string) => get(`/devices/${encodeURIComponent(d)}/runs?limit=50`).then((r) => [d, r.runs] as const, () => null)))
+      .then((got) => { if (on) setDevices((cur) => ({ ...cur, ...Object.fromEntries(got.filter(Boolean) as [string, any[]][]) })); });
+    read();
+    const t = setInterval(read, 2000);
+    return () => { on = false; clearInterval(t); };
+  }, [onTrial]);
 
   async function command(verb: string) {
     const out = await act.run(() => post(`/deployments/${id}/${verb}`, verb === "rollback" ? { reason: "rolled back from the dashboard" } : undefined));
@@ -161,7 +186,13 @@ export default function Deployment({ id }: { id: string }) {
           <div className="table-wrap"><table className="cards" aria-label="targets">
             <thead><tr><th>Device</th><th>Status</th><th>Batch</th><th>Step</th><th>Ack</th><th>Reason</th></tr></thead>
             <tbody>{doc.targets.map((t: Target) => {
-              const trial = trialText(t, health, devices[t.device_id], now);
+              let trial: string | null = null;
+              if (t.status === "deploying" && t.ack === "applied") {
+                const since = t.updated_at ? Date.parse(t.updated_at) : now;
+                const runs = devices[t.device_id];
+                const [ok, failed] = runs ? trialRuns(runs, doc.flow_id, doc.version, since) : [null, 0];
+                trial = trialText(health, ok, failed, (now - since) / 1000);
+              }
               return (
                 <tr key={t.device_id} data-target={t.device_id} data-status={t.status}>
                   <td data-label="Device"><Link to={`/devices/${encodeURIComponent(t.device_id)}`}>{t.device_id}</Link></td>
