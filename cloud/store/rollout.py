@@ -124,16 +124,18 @@ def _step(dep: Deployment, ds: DepState, kept: "_Kept", events: list, now: float
         groups.setdefault(tuple(sorted(fields.items())), []).append(meta[device_id]["id"])
     for fields, ids in groups.items():
         update_in(Target, dict(fields), ids)
-    done, heard = [], []
+    done, heard = {}, {}  # command ids, each once, in order
     for a in events:
         if isinstance(a, Ack):
             final = a.state in _FINAL.get(a.step, ()) or (
                 a.step in ("deploy", "activate") and a.state == "applied" and not dep.settings["health_check"])
-            (done if final else heard).append(command_id(dep_id, a.device_id, a.step))
-    update_in(Command, {"done": True}, done)
+            (done if final else heard)[command_id(dep_id, a.device_id, a.step)] = None
+    update_in(Command, {"done": True}, list(done))
     # The device has the command (it acked it on the way): not a message
-    # lost in transit, so the re-send timer starts again from now.
-    update_in(Command, {"last_sent_at": now}, heard)
+    # lost in transit, so the re-send timer starts again from now. One that
+    # is done in this step too needs no timer (a burst brings `received`,
+    # `applied` and `healthy` together: 200,000 row updates saved at 100,000).
+    update_in(Command, {"last_sent_at": now}, [c for c in heard if c not in done])
     insert_rows(DeploymentEvent, log)
     update = None
     if dep_changes or target_changes:

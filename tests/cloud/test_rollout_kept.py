@@ -73,3 +73,19 @@ async def test_a_reader_of_the_last_commit_gets_its_counts_while_the_next_is_wri
     assert rollout.kept_counts(committed) == counts_then  # as a reader of the old commit sees it
     now = db.call(Deployment.get_by_id, dep_id)
     assert rollout.kept_counts(now) == dict(counts_then, deploying=2, success=1)
+
+
+async def test_a_command_answered_for_good_in_a_step_is_not_also_touched_for_its_resend_timer(api):
+    """`received` and `healthy` of one command in the same step: it is done,
+    one row update, not a second one restarting a timer it no longer has."""
+    from cloud.models import Command
+
+    dep_id = await _started(api)
+    db, box = api.app[DB], api.app[BOX]
+    cmd = f"{dep_id}.k1.deploy"
+    db.call(rollout.mark_sent, [cmd], 1000.0)
+    db.call(rollout.step, dep_id, [Ack("k1", "deploy", "received", ""), _healthy("k1")], time.time(), box)
+    row = db.call(Command.get_by_id, cmd)
+    assert row.done and row.last_sent_at == 1000.0
+    db.call(rollout.step, dep_id, [Ack("k2", "deploy", "received", "")], time.time(), box)  # alone: timer restarts
+    assert db.call(Command.get_by_id, f"{dep_id}.k2.deploy").last_sent_at > 1000.0
