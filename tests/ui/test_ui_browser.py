@@ -19,7 +19,7 @@ ADMIN = ("admin@example.com", "correct horse battery")
 VIEWER = ("viewer@example.com", "viewer pass 1234")
 # Mutating buttons no viewer should see anywhere.
 MUTATING = re.compile(r"^(Create flow|Save draft|Publish|Deploy.*|Execute|Edit.*|Restore.*|Pause|Resume|Roll back|Cancel.*"
-                      r"|Start.*|Delete|Add user|Retry.*|Replay.*|Create deployment|Create pipeline|Remove.*|Save.*|Step (done|failed))$")
+                      r"|Start.*|Delete|Add user|Retry.*|Replay.*|Create deployment|Create pipeline|Remove.*|Save.*|Archive|Step (done|failed))$")
 
 
 def api(sim, method, path, body=None):

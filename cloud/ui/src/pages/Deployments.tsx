@@ -1,8 +1,9 @@
 // Deployments, newest first, with their counts.
 
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { get, query } from "../api";
-import { Badge, Empty, ErrorBox, Pager, useLoad } from "../components/common";
+import { Badge, Empty, ErrorBox, LiveDot, Pager, useLoad } from "../components/common";
+import { openStream } from "../sse";
 import { ago } from "../format";
 import { Link } from "../router";
 
@@ -12,9 +13,26 @@ export default function Deployments() {
   const [url, setUrl] = useState("");
   const first = "/deployments" + query({ status, limit: 50 });
   const list = useLoad<{ deployments: any[]; next: string | null }>(() => get(url || first), [url, first]);
+  const [live, setLive] = useState("connecting");
+  // Status, phase and counts of the listed deployments follow the fleet stream's `deployment` events.
+  useEffect(() => {
+    const s = openStream("/streams/fleet", {
+      onState: setLive,
+      onEvent: (ev) => {
+        if (ev.event !== "deployment" || !ev.data?.deployment?.id) return;
+        const change = ev.data.deployment;
+        list.setData((cur) => cur && {
+          ...cur,
+          deployments: cur.deployments.map((d) => (d.id === change.id ? { ...d, ...change,
+            completed_targets: change.counts?.success ?? d.completed_targets, failed_targets: change.counts?.failed ?? d.failed_targets } : d)),
+        });
+      },
+    });
+    return () => s.close();
+  }, []);
   return (
     <section>
-      <div className="title-row"><h1>Deployments</h1>
+      <div className="title-row"><h1>Deployments</h1><LiveDot state={live} />
         <label className="inline">Status<select name="status" value={status} onChange={(e) => { setStatus(e.target.value); setPages([]); setUrl(""); }}>
           <option value="">any</option>{["pending", "running", "paused", "completed", "failed", "rolled_back", "cancelled"].map((s) => <option key={s}>{s}</option>)}
         </select></label></div>

@@ -477,6 +477,13 @@ export default function FlowEditor({ id }: { id: string }) {
     } catch (e) { setError(e); }
   }
 
+  async function archive() {
+    setError(null);
+    try {
+      flow.setData(await post(`/flows/${id}/archive`));
+    } catch (e) { setError(e); }
+  }
+
   if (flow.error) return <ErrorBox error={flow.error} />;
   if (!f) return <p className="loading">Loading…</p>;
   const graph = f.definition !== undefined && f.definition !== null;
@@ -492,6 +499,7 @@ export default function FlowEditor({ id }: { id: string }) {
             <Link className="button" to={`/executions?flow=${id}`}>Execute</Link>
           </>}
           {operator && f.status === "draft" && f.version && <Link className="button" to={`/flows/${id}/deploy`}>Deploy v{f.version}</Link>}
+          {operator && f.status !== "archived" && <button type="button" onClick={archive}>Archive</button>}
         </div>
       </div>
       <p className="sub">{f.id}{f.description ? ` · ${f.description}` : ""}</p>
