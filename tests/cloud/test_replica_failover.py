@@ -6,7 +6,8 @@ killed with SIGKILL in the middle of its first batch; replica `b` takes the
 lease over once it expires and finishes the rollout; a client watching the
 deployment's event stream on `b` from the start sees every step and
 `complete`; no device applies the deploy twice (a witness on the broker
-hears every ack; a repeat is acked with `repeat`, never applied)."""
+hears every ack; a repeat is acked with `repeat`, never applied); and the
+devices' run reports, heard by one replica or the other, are stored once."""
 
 from __future__ import annotations
 
@@ -119,6 +120,20 @@ class AckWitness:
         self.client.disconnect()
 
 
+def run_records(db_url: str) -> tuple[int, list]:
+    """How many run records are stored, and the (device, flow, run) stored more than once."""
+    import psycopg2
+
+    from cloud.models import RunRecord
+
+    with psycopg2.connect(db_url) as conn, conn.cursor() as cur:
+        table = RunRecord._meta.table_name
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        count = cur.fetchone()[0]
+        cur.execute(f"SELECT device, flow, run FROM {table} GROUP BY device, flow, run HAVING COUNT(*) > 1")
+        return count, cur.fetchall()
+
+
 @pytest.fixture
 def broker(tmp_path):
     if not shutil.which("mosquitto"):
@@ -208,6 +223,15 @@ def test_kill_9_of_the_replica_driving_a_rollout_mid_batch_the_other_finishes_it
         devices = b.api.list_devices()
         seqs = {t["device_id"]: t["seq"] for t in done["targets"]}
         assert all(d["flow"] == flow["id"] and d["seq"] == seqs[d["id"]] for d in devices), devices
+
+        # a comes back (same name) and shares the device messages with b again
+        # (shared subscriptions): every run report is stored once, not once by each
+        a.start()
+        until("replica a answers again", a.answers, 30)
+        before, _ = run_records(pg_url)
+        until("more run reports", lambda: run_records(pg_url)[0] >= before + 4 * DEVICES, 20)
+        stored, twice = run_records(pg_url)
+        assert twice == [], twice
     finally:
         for sim in sims:
             sim.kill()
