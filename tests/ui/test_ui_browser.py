@@ -263,11 +263,24 @@ def scenario(page, watch, sim, shots, expect):
     expect(target.locator("ul.logs")).to_have_count(0)
 
     # 7. A two-step pipeline on sim-002: the banner's dots, then the history.
-    other = api(sim, "POST", "/flows", {"name": "Heartbeat", "definition": {
-        "nodes": [{"id": "h1", "type": "inject", "config": {"payload": 1}},
-                  {"id": "h2", "type": "log", "config": {"message": "beat"}}],
-        "connections": [{"source": "h1", "target": "h2"}]}})
-    api(sim, "POST", f"/flows/{other['id']}/publish")
+    # The second flow in the step form: an ordered list of nodes.
+    page.get_by_role("link", name="Flows").click()
+    page.get_by_role("textbox", name="New flow").fill("Heartbeat")
+    page.locator("select[name=flow-form]").select_option("steps")
+    page.get_by_role("button", name="Create flow").click()
+    expect(page.get_by_role("heading", name="Heartbeat")).to_be_visible()
+    other = {"id": page.url.rsplit("/", 1)[1]}
+    page.get_by_label("Add step").select_option("inject")
+    page.get_by_role("button", name="Add", exact=True).click()
+    page.get_by_label("Add step").select_option("log")
+    page.get_by_role("button", name="Add", exact=True).click()
+    page.locator("#param-s1-payload").fill("1")
+    page.locator("#param-s2-message").fill("beat")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    expect(page.get_by_text("Published as version 1.")).to_be_visible()
+    shots(page, "flow-steps")
+    assert api(sim, "GET", f"/flows/{other['id']}")["steps"] == [{"node": "inject", "params": {"payload": 1}},
+                                                                  {"node": "log", "params": {"message": "beat"}}]
     page.get_by_role("link", name="Pipelines").click()
     page.get_by_text("New pipeline").click()
     page.locator("input[name=pipeline-name]").fill("Check then beat")
