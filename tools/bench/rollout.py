@@ -9,7 +9,8 @@ created, started and watched through the API. Prints devices_per_min from
 `start` to `completed`, the cloud process's peak RSS during the rollout
 (`rss_bytes`, sampled from /proc) and the CPU seconds it used
 (`cloud_cpu_s`), with the CPU seconds the simulated fleet and the broker
-used meanwhile (`fleet_cpu_s`, `broker_cpu_s`: which side limits).
+used meanwhile (`fleet_cpu_s`, `broker_cpu_s`, and `postgres_cpu_s`, the
+server's with its backends: which side limits).
 `--postgres` runs the cloud on a throwaway PostgreSQL cluster (tools/pgcluster.py) instead of SQLite.
 """
 
@@ -98,13 +99,32 @@ def _rss_bytes() -> int:
     return 0
 
 
-def _cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) used so far by another process (0 when unknown)."""
+def _cpu_s(pid: int | None, children: bool = False) -> float:
+    """CPU seconds (user + system) used so far by another process (0 when
+    unknown), and by its child processes alive now when `children`."""
     if not pid:
         return 0.0
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if children:
+        import psutil
+
+        for child in psutil.Process(pid).children(recursive=True):
+            try:
+                total += _cpu_s(child.pid)
+            except OSError:
+                pass  # gone meanwhile
+    return total
+
+
+def _postmaster_pid() -> int:
+    """The throwaway PostgreSQL server's postmaster (its backends are its children)."""
+    from cloud.models import Device
+
+    data_dir = Device._meta.database.execute_sql("SHOW data_directory").fetchone()[0]
+    with open(os.path.join(data_dir, "postmaster.pid")) as fh:
+        return int(fh.readline())
 
 
 def _resent(dep_id: str) -> int:
@@ -190,7 +210,9 @@ async def _measure(args, workdir: Path, db_url: str) -> dict:
                                                       "target_tags": ["bench"], "config": cfg})
             create_s = time.perf_counter() - t
             others = {"fleet_cpu_s": fleet.pid, "broker_cpu_s": getattr(getattr(broker, "proc", None), "pid", None)}
-            others0 = {k: _cpu_s(pid) for k, pid in others.items()}
+            if args.postgres:
+                others["postgres_cpu_s"] = db.call(_postmaster_pid)
+            others0 = {k: _cpu_s(pid, k == "postgres_cpu_s") for k, pid in others.items()}
             t0, cpu0, rss = time.perf_counter(), sum(os.times()[:2]), _rss_bytes()
             await call("POST", f"/deployments/{dep['id']}/start")
             while True:
@@ -205,7 +227,8 @@ async def _measure(args, workdir: Path, db_url: str) -> dict:
                     raise RuntimeError("the rollout took over 10 minutes")
             elapsed = time.perf_counter() - t0
             cpu = sum(os.times()[:2]) - cpu0
-            others_cpu = {k: round(_cpu_s(pid) - others0[k], 1) for k, pid in others.items() if pid}
+            others_cpu = {k: round(_cpu_s(pid, k == "postgres_cpu_s") - others0[k], 1) for k, pid in others.items()
+                          if pid}
         rate = got["completed_targets"] / elapsed * 60
         resent = db.call(_resent, dep["id"])
         return {
