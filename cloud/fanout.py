@@ -148,11 +148,12 @@ class Fanout:
         backoff = RECONNECT_S
         first = True
         while True:
-            conn = None
+            conn, fd = None, None
             lost = asyncio.Event()
             try:
                 conn = await loop.run_in_executor(None, self._listen_conn, list(self._handlers))
-                loop.add_reader(conn.fileno(), self._readable, conn, lost)
+                fd = conn.fileno()  # a broken connection has none to give any more
+                loop.add_reader(fd, self._readable, conn, lost)
                 self.ready.set()
                 if not first:
                     log.warning("listening again on PostgreSQL: what was sent meanwhile is lost")
@@ -160,12 +161,13 @@ class Fanout:
                         fn()
                 first, backoff = False, RECONNECT_S
                 await lost.wait()
-            except psycopg2.Error as exc:
+            except (psycopg2.Error, OSError) as exc:
                 log.warning("cannot LISTEN on PostgreSQL (%s); retrying in %.1fs", exc, backoff)
             finally:
                 self.ready.clear()
+                if fd is not None:
+                    loop.remove_reader(fd)
                 if conn is not None:
-                    loop.remove_reader(conn.fileno())
                     conn.close()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -186,3 +186,38 @@ async def test_acks_heard_by_one_replica_reach_the_one_that_drives_their_work(pg
 async def _until(check):
     while not check():
         await asyncio.sleep(0.02)
+
+
+async def test_a_lost_listen_connection_is_made_again_and_its_watchers_resync(pg_url):
+    """PostgreSQL ends the LISTEN connection (a restart, a failover): every
+    watcher here is dropped (it reconnects and gets a sync: events were
+    missed), and events flow again once the connection is made again."""
+    import psycopg2
+
+    from cloud.fanout import Fanout
+    from cloud.streams import Streams
+
+    here, there = Streams(), Streams()
+    fans = [Fanout(pg_url, "here"), Fanout(pg_url, "there")]
+    here.replicate(fans[0])
+    there.replicate(fans[1])
+    tasks = [asyncio.create_task(f.run()) for f in fans]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(f.ready.wait() for f in fans)), 10)
+        watcher = there.subscribe("deployment:dep_1")
+        with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE pid <> pg_backend_pid() AND query = 'LISTEN \"ff_stream\"'")
+            assert cur.rowcount == 2  # both replicas' LISTEN connections
+        assert await asyncio.wait_for(watcher.next(), 10) is None  # dropped: reconnect for a sync
+        await asyncio.wait_for(_until(lambda: all(f.ready.is_set() for f in fans)), 10)
+        again = there.subscribe("deployment:dep_1")
+        here.publish("deployment:dep_1", "update", {"id": "dep_1", "deployment": {"status": "paused"}, "targets": []})
+        _id, event, data = await asyncio.wait_for(again.next(), 10)
+        assert (event, data["deployment"]) == ("update", {"status": "paused"})
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for f in fans:
+            await f.close()
