@@ -194,7 +194,8 @@ class Driver:
                 next_resend = loop.time() + self.resend_after_s
                 try:
                     await self._publish(await self.leases.mine(
-                        await self.db.run(rollout.stale_commands, self.clock(), self.resend_after_s)))
+                        await self.db.run(rollout.stale_commands, self.clock(), self.resend_after_s,
+                                          skip_owners=await self.leases.others())))
                 except Exception:
                     log.exception("could not re-send unanswered commands")
 

@@ -115,6 +115,12 @@ class Leaseholder:
             # again when that one sends the command again
         return by_owner
 
+    async def others(self) -> list[str]:
+        """The deployment and execution ids other replicas drive ([] alone)."""
+        if not self.replicated:
+            return []
+        return await self.db.run(leases.owners_held_by_others, self.name, self.clock())
+
     async def mine(self, out: list[tuple[str, list[dict]]]) -> list[tuple[str, list[dict]]]:
         """Of commands to send again, those of what this replica holds or
         nobody holds (a finished deployment's last cancel, say): each is

@@ -73,6 +73,12 @@ def holders(keys: list[str], now: float) -> dict[str, str]:
     return out
 
 
+def owners_held_by_others(holder: str, now: float) -> list[str]:
+    """The deployment and execution ids other replicas hold unexpired leases on."""
+    return [key.partition(":")[2] for (key,) in Lease.select(Lease.key)
+            .where((Lease.holder != holder) & (Lease.expires_at >= now)).tuples()]
+
+
 def active_keys() -> list[str]:
     """The lease keys of the work still to drive: deployments that are
     running, paused or have targets on trial (rollout.active_deployments),

@@ -333,7 +333,8 @@ def pending_commands(device_id: str | None = None) -> list[tuple[str, list[dict]
 RESEND_MAX = 2000  # stale commands sent again in one round, oldest first
 
 
-def stale_commands(now: float, older_than_s: float, limit: int = RESEND_MAX) -> list[tuple[str, list[dict]]]:
+def stale_commands(now: float, older_than_s: float, limit: int = RESEND_MAX,
+                   skip_owners: list[str] = ()) -> list[tuple[str, list[dict]]]:
     """Commands sent more than `older_than_s` ago and still unanswered: a
     message lost on the way (a broker queue overflowing, say) is sent again
     and the device acks it again with the state it reached.
@@ -343,9 +344,12 @@ def stale_commands(now: float, older_than_s: float, limit: int = RESEND_MAX) -> 
     (100,000 sent at once), and re-sending them all doubled the traffic
     (95,538 of 100,000 sent twice, bench rollout). What was lost is found
     over a few rounds; a reconnect (the cloud's or a device's) re-sends at
-    once, without a limit."""
-    query = (Command.select().where((Command.done == False) & (Command.last_sent_at < now - older_than_s))  # noqa: E712
-             .order_by(Command.created_at, Command.id).limit(limit))
+    once, without a limit. `skip_owners`: deployments and executions other
+    cloud replicas drive (they re-send theirs), left out before the limit."""
+    query = Command.select().where((Command.done == False) & (Command.last_sent_at < now - older_than_s))  # noqa: E712
+    if skip_owners:
+        query = query.where(Command.deployment.not_in(list(skip_owners)))
+    query = query.order_by(Command.created_at, Command.id).limit(limit)
     return [(c.device, c.payload) for c in query]
 
 

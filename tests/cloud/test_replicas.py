@@ -221,3 +221,24 @@ async def test_a_lost_listen_connection_is_made_again_and_its_watchers_resync(pg
         await asyncio.gather(*tasks, return_exceptions=True)
         for f in fans:
             await f.close()
+
+
+def test_the_stale_resend_round_leaves_out_what_other_replicas_drive(pg_db):
+    """Each replica re-sends its own unanswered commands; the others' are
+    left out before the round's limit, so they cannot crowd its own out."""
+    from cloud.models import Command
+    from cloud.store import leases, rollout
+
+    def command(owner, device, at):
+        cmd_id = f"{owner}.{device}.deploy"
+        return {"id": cmd_id, "deployment": owner, "device": device, "step": "deploy",
+                "payload": [{"id": cmd_id, "op": "deploy"}], "created_at": at, "last_sent_at": at}
+
+    pg_db.call(lambda: Command.insert_many([command("dep_b", f"d{i}", 10.0 + i) for i in range(3)]
+                                           + [command("dep_a", "d9", 20.0)]).execute())
+    pg_db.call(leases.claim, ["deployment:dep_a"], "a", 100.0, 10.0)
+    pg_db.call(leases.claim, ["deployment:dep_b", "execution:exe_1"], "b", 100.0, 10.0)
+    others = pg_db.call(leases.owners_held_by_others, "a", 101.0)
+    assert sorted(others) == ["dep_b", "exe_1"]
+    assert [d for d, _m in pg_db.call(rollout.stale_commands, 101.0, 30.0, 2)] == ["d0", "d1"]  # the oldest
+    assert [d for d, _m in pg_db.call(rollout.stale_commands, 101.0, 30.0, 2, skip_owners=others)] == ["d9"]
