@@ -16,7 +16,7 @@ from cloud.bridge import Bridge
 from cloud.config import Config
 from cloud.db import Database
 from cloud.driver import Driver
-from cloud.fanout import Fanout, check_replica
+from cloud.fanout import Fanout
 from cloud.routes import PUBLIC, add_routes
 from cloud.secrets import SecretBox
 from cloud.streams import Streams
@@ -115,7 +115,7 @@ def init_app(config: Config) -> web.Application:
     if not config.secret:
         raise ValueError("Config.secret is required: it seals the devices' HMAC keys")
     if config.replica is not None:
-        check_replica(config)
+        config.check_replica()
     db = Database(config.db_url)
     # Migrate before serving: an upgrade keeps the data and adds what is new.
     with db.peewee.connection_context():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -16,6 +17,8 @@ ProvisionHook = Callable[[str, str], "Awaitable[None] | None"]
 # on_delete(device_id): called before a device is deleted, so its broker
 # account goes and its live session is kicked (cloud.dynsec.Accounts.delete).
 DeleteHook = Callable[[str], "Awaitable[None] | None"]
+
+REPLICA_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 @dataclass
@@ -85,6 +88,25 @@ class Config:
             return None
         with open(self.mqtt_ca_file) as f:
             return f.read()
+
+    def check_replica(self) -> None:
+        """ValueError, worded for the user, when `replica` cannot be used: a
+        name that is not one short word, a database other than PostgreSQL
+        (SQLite is one process's), a bad share group, a lease ttl shorter
+        than three ticks (a lease is renewed every tick)."""
+        from shared_schema.topics import check_share_group
+
+        if not isinstance(self.replica, str) or not REPLICA_NAME.fullmatch(self.replica):
+            raise ValueError(f"replica name {self.replica!r}: want 1 to 40 letters, digits, '-' or '_' "
+                             "(it names the replica's MQTT client and its PostgreSQL channel)")
+        scheme = urlparse(self.db_url).scheme if "://" in self.db_url else "sqlite"
+        if scheme not in ("postgres", "postgresql"):
+            raise ValueError(f"replica {self.replica!r} on {scheme}: replicas share one PostgreSQL "
+                             "(postgresql://user:pw@host/db); SQLite is for one cloud process alone")
+        check_share_group(self.mqtt_share_group)
+        if not self.lease_ttl_s >= 3 * self.engine_tick_s:
+            raise ValueError(f"lease ttl {self.lease_ttl_s!r}s: want at least three ticks "
+                             f"({3 * self.engine_tick_s:g}s): a lease is renewed every tick")
 
     def bridge_client_id(self) -> str:
         """The bridge's MQTT client id: one per replica (two clients with one id

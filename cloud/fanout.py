@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("fleetflow.fanout")
@@ -35,29 +34,6 @@ MAX_PAYLOAD = 7900  # what a caller's message may take; the rest is for the send
 RECONNECT_S = 0.5
 MAX_BACKOFF_S = 10.0
 STREAM_CHANNEL = "ff_stream"
-
-
-REPLICA_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
-
-
-def check_replica(config) -> None:
-    """ValueError, worded for the user, when Config.replica cannot be used:
-    a name that is not one short word, or a database other than PostgreSQL."""
-    from urllib.parse import urlparse
-
-    from shared_schema.topics import check_share_group
-
-    if not isinstance(config.replica, str) or not REPLICA_NAME.fullmatch(config.replica):
-        raise ValueError(f"replica name {config.replica!r}: want 1 to 40 letters, digits, '-' or '_' "
-                         "(it names the replica's MQTT client and its PostgreSQL channel)")
-    scheme = urlparse(config.db_url).scheme if "://" in config.db_url else "sqlite"
-    if scheme not in ("postgres", "postgresql"):
-        raise ValueError(f"replica {config.replica!r} on {scheme}: replicas share one PostgreSQL "
-                         "(postgresql://user:pw@host/db); SQLite is for one cloud process alone")
-    check_share_group(config.mqtt_share_group)
-    if not config.lease_ttl_s >= 3 * config.engine_tick_s:
-        raise ValueError(f"lease ttl {config.lease_ttl_s!r}s: want at least three ticks "
-                         f"({3 * config.engine_tick_s:g}s): a lease is renewed every tick")
 
 
 def ack_channel(replica: str) -> str:

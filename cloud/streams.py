@@ -18,6 +18,8 @@ import asyncio
 import itertools
 import json
 
+from cloud.fanout import MAX_PAYLOAD, STREAM_CHANNEL, encode, fits, split_list
+
 QUEUE_SIZE = 256
 _DROPPED = object()
 
@@ -46,10 +48,8 @@ class Streams:
         the other replicas drop their watchers of that key, who reconnect and
         get a `sync`. A LISTEN connection made again drops every watcher
         here for the same reason: events were missed."""
-        from cloud import fanout as fanout_mod
-
         self._fanout = fanout
-        fanout.on(fanout_mod.STREAM_CHANNEL, self._heard)
+        fanout.on(STREAM_CHANNEL, self._heard)
         fanout.on_gap.append(self.drop_all)
 
     def subscribe(self, key: str) -> Subscriber:
@@ -80,8 +80,6 @@ class Streams:
                 self._drop(key, sub)
 
     def _relay(self, key: str, event: str, data: dict) -> None:
-        from cloud.fanout import MAX_PAYLOAD, STREAM_CHANNEL, encode, fits, split_list
-
         message = {"key": key, "event": event, "data": data}
         if fits(message):
             parts = [message]
