@@ -286,7 +286,7 @@ class Bridge:
         try:
             if kind == "status":
                 status = Status.model_validate(body)
-                doc = status.model_dump(mode="json")
+                doc = stamp_clock(status.model_dump(mode="json"), now)
                 self.live.setdefault(device_id, {})["status"] = doc
                 came_online = await self.db.run(device_store.record_status, device_id, doc, now)
                 if self.on_status:
@@ -313,7 +313,7 @@ class Bridge:
                 if self.inbox.nodes >= RUNS_FLUSH_NODES or len(self.inbox) >= RUNS_FLUSH_MESSAGES:
                     self._runs_due.set()
             elif kind == "health":
-                health = Health.model_validate(body).model_dump(mode="json")
+                health = stamp_clock(Health.model_validate(body).model_dump(mode="json"), now)
                 self.live.setdefault(device_id, {})["health"] = health
                 self._health[device_id] = (health, now)
                 if self.on_health:
@@ -324,6 +324,17 @@ class Bridge:
             log.exception("failed to handle %s from %s", kind, device_id)
         finally:
             self._release(token)
+
+
+def stamp_clock(doc: dict, now: float) -> dict:
+    """A status or health report with its arrival time (`received_at`) and
+    how far the device's clock is from ours (`clock_skew_s`, device minus
+    cloud, to about a second: the device says whole seconds; None while its
+    clock is not synced, or from a firmware that doesn't say)."""
+    doc["received_at"] = now
+    t = doc.get("time")
+    doc["clock_skew_s"] = round(t - now, 1) if doc.get("synced") and isinstance(t, (int, float)) else None
+    return doc
 
 
 def _log_failure(task: asyncio.Task) -> None:

@@ -66,7 +66,8 @@ SCHEMAS: dict[str, dict] = {
                    "state": {"enum": ["online", "offline", "never_seen"]}, "last_seen": TIME, "created_at": TIME,
                    "types": nullable(STRS), "health": nullable(ANY_OBJ), "fw": nullable(STR),
                    "slot": nullable(STR), "flow": nullable(STR), "ver": nullable(INT), "seq": nullable(INT),
-                   "trial": nullable(BOOL), "heap": nullable(INT), "nt_hash": nullable(STR)}),
+                   "trial": nullable(BOOL), "heap": nullable(INT), "nt_hash": nullable(STR),
+                   "reset": nullable(STR), "time_synced": nullable(BOOL), "clock_skew_s": nullable(NUM)}),
     "ProvisionedDevice": {"allOf": [ref("Device"), obj({"credentials": obj({
         "mqtt": obj({"host": STR, "port": INT, "username": STR, "password": STR, "client_id": STR, "prefix": STR},
                     {"ca": STR}),

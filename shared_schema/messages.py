@@ -57,6 +57,10 @@ class Status(_Msg):
     heap: int | None = None
     failed: dict | None = None  # {"slot", "reason"}: the slot last rolled back from, and why
     reset: str | None = None  # why the device last started: power, watchdog, hard, soft, deepsleep
+    synced: bool | None = None  # its clock was set by NTP (None: a firmware that doesn't say)
+    time: float | None = None  # its clock, Unix seconds, when it sent this (None: not synced)
+    rssi: int | None = None  # Wi-Fi signal, dBm (None: Wi-Fi down)
+    wifi_reconnects: int = 0  # Wi-Fi connects after a loss, since boot
 
 
 class Command(_Msg):
@@ -97,6 +101,10 @@ class Health(_Msg):
     out_dropped: int = 0  # queued acks and outputs dropped
     reconnects: int = 0  # MQTT connects since boot
     loop_errors: int = 0  # exceptions the device loop caught and went on from
+    synced: bool | None = None  # its clock was set by NTP
+    time: float | None = None  # its clock, Unix seconds, when it sent this (None: not synced)
+    rssi: int | None = None  # Wi-Fi signal, dBm (None: Wi-Fi down)
+    wifi_reconnects: int = 0  # Wi-Fi connects after a loss, since boot
 
 
 class NodeRecord(_Msg):
@@ -126,3 +134,9 @@ class RunsBatch(_Msg):
     dev: str
     runs: list[RunRecord] = Field(default_factory=list)
     dropped: int = 0
+    # the device's clock when it sent the batch: `time` (Unix seconds, None
+    # while not synced) was its clock at tick `t_ms`, so a record's wall time
+    # is time - (t_ms - record t_ms) / 1000
+    synced: bool | None = None
+    time: float | None = None
+    t_ms: int | None = None

@@ -20,8 +20,11 @@ Faults per device, each a real mechanism, injected on purpose:
 - dead_sensor: the DHT never answers (every read times out);
 - boot_loop: the board resets about 1.5 s after every boot (power-cycled by
   the simulator), so a flow on trial is rolled back by the boot counter;
-- net_drop: the device reaches the broker through a relay that drops the
-  network for 6 s every 20 s (tools.netfault.FlakyLink).
+- net_drop: the device's Wi-Fi drops for 6 s every 20 s (`net_drop_s`): its
+  simulated interface loses the access point, and the relay it reaches the
+  broker through cuts every connection meanwhile (tools.netfault.FlakyLink);
+  the device notices, runs its flow offline, reconnects by itself and ships
+  the runs it kept.
 """
 
 from __future__ import annotations
@@ -181,12 +184,16 @@ class Fleet:
                 # no broker given: the one the device's provisioning names
                 host = self.mqtt_host or c.get("mqtt_host", "127.0.0.1")
                 port = self.mqtt_port or c.get("mqtt_port", 1883)
+                sensors = sensors_config(spec, i)
                 if "net_drop" in spec.faults:
-                    link = FlakyLink(host, port, *self.net_drop_s).start()
+                    down_file = self.workdir / spec.device_id / "wifi_down"
+                    down_file.unlink(missing_ok=True)
+                    link = FlakyLink(host, port, *self.net_drop_s, down_file=down_file).start()
                     self.links[spec.device_id] = link
                     host, port = link.host, link.port
+                    sensors["wifi"] = {"down_file": str(down_file)}
                 dev = SimDevice(self.workdir / spec.device_id, spec.device_id, c["key"], host, port,
-                                c["mqtt_password"], board=self.board, sensors=sensors_config(spec, i),
+                                c["mqtt_password"], board=self.board, sensors=sensors,
                                 settings=self.settings, mqtt_ca=c.get("mqtt_ca"))
                 self.devices[spec.device_id] = dev
                 dev.start()

@@ -4,18 +4,24 @@ broker that goes down for `down_s` every `up_s` seconds.
 The device is configured with the relay's port instead of the broker's. While
 the link is down, open connections are cut (the device sees its socket die,
 the broker sees the client vanish and publishes its last will) and new ones
-are refused, exactly what a Wi-Fi drop looks like from both ends.
+are refused, exactly what a Wi-Fi drop looks like from both ends. With
+`down_file`, the file exists while the link is down: the simulated board's
+Wi-Fi interface (firmware/fleetflow/hal/sim.py SimWLAN) reads it, so the
+device sees its access point gone, as a board does, and must connect again.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
 
 class FlakyLink:
-    def __init__(self, target_host: str, target_port: int, up_s: float = 20, down_s: float = 6):
+    def __init__(self, target_host: str, target_port: int, up_s: float = 20, down_s: float = 6,
+                 down_file: Path | str | None = None):
         self.target = (target_host, target_port)
+        self.down_file = Path(down_file) if down_file else None
         self.up_s, self.down_s = up_s, down_s
         self.host = "127.0.0.1"
         self.port = 0
@@ -45,16 +51,24 @@ class FlakyLink:
             self.drop()
             if self._stop.wait(self.down_s):
                 break
-            self.up = True
+            self.restore()
 
     def drop(self) -> None:
         """The network goes down now: cut every connection."""
         self.up = False
         self.drops += 1
+        if self.down_file:
+            self.down_file.touch()
         with self._lock:
             conns, self._conns = self._conns, set()
         for c in conns:
             _close(c)
+
+    def restore(self) -> None:
+        """The network is back."""
+        self.up = True
+        if self.down_file:
+            self.down_file.unlink(missing_ok=True)
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -100,6 +114,8 @@ class FlakyLink:
         if self._server is not None:
             _close(self._server)
         self.drop()
+        if self.down_file:
+            self.down_file.unlink(missing_ok=True)
         for t in self._threads:
             t.join(timeout=2)
 

@@ -20,7 +20,7 @@ from cloud.timefmt import iso
 
 ACTIVE_DEPLOYMENTS = ("pending", "running", "paused")
 # What a device's live document takes from its retained status message.
-STATUS_FIELDS = ("fw", "slot", "flow", "ver", "seq", "trial", "heap", "nt_hash")
+STATUS_FIELDS = ("fw", "slot", "flow", "ver", "seq", "trial", "heap", "nt_hash", "reset")
 
 
 def device_doc(dev: Device) -> dict:
@@ -34,6 +34,11 @@ def device_doc(dev: Device) -> dict:
     }
     for key in STATUS_FIELDS:
         doc[key] = status.get(key)
+    # the device's clock, from its latest status or health (cloud/bridge.py stamp_clock)
+    health = dev.health or {}
+    latest = health if health.get("received_at", 0) >= status.get("received_at", 0) else status
+    doc["time_synced"] = latest.get("synced")
+    doc["clock_skew_s"] = latest.get("clock_skew_s")
     return doc
 
 

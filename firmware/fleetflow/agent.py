@@ -27,6 +27,7 @@ from fleetflow import VERSION
 from fleetflow.cold import unload
 from fleetflow.slots import SlotStore
 from fleetflow.link import Link
+from fleetflow.net import Net
 from fleetflow.records import RunBuffer
 from fleetflow.runsmsg import RunsBody, PIECE
 from fleetflow.health import rule_of, judge, CONFIRM, ROLLBACK
@@ -78,6 +79,7 @@ class Agent(CommandLog):
         self._runs_ship = cfg["runs_batch"]  # records that make a message (_fit_runs)
         self._piece = bytearray(PIECE)  # runs messages go through it (fleetflow.runsmsg)
         self.device = Device(self.records)
+        self.net = Net(self.hal, cfg)  # Wi-Fi and the clock; before the link takes the CA
         self.link = Link(cfg, self._on_connect)
         self.outbox = []
         self.out_dropped = 0
@@ -243,7 +245,10 @@ class Agent(CommandLog):
 
     def step(self):
         now = time.ticks_ms()
-        self.link.poll(now)
+        if self.net.up(now):
+            self.link.poll(now)
+        elif self.link.connected:
+            self.link.drop(self.net.why)
         if self.link.inbox:
             while self.link.inbox:
                 self.command(self.link.inbox.pop(0)[1])
@@ -336,21 +341,21 @@ class Agent(CommandLog):
     def status(self):
         st = self.slots.state
         h = self.hdr or {}
-        return {"state": "online", "fw": VERSION, "board": self.board["name"], "nt_hash": self.nt_hash,
+        return self.net.report({"state": "online", "fw": VERSION, "board": self.board["name"], "nt_hash": self.nt_hash,
                 "types": self.types, "slot": st["active"], "flow": h.get("flow"), "ver": h.get("ver"),
                 "seq": st["seq"], "trial": st["trial"], "heap": _heap(),
-                "failed": st.get("failed"), "reset": self.hal.reset_cause()}
+                "failed": st.get("failed"), "reset": self.hal.reset_cause()})
 
     def health(self):
         it = self.it
         st = self.slots.state
         h = self.hdr or {}
-        return {"uptime_s": time.ticks_diff(time.ticks_ms(), self.t_boot) // 1000, "heap": _heap(),
+        return self.net.report({"uptime_s": time.ticks_diff(time.ticks_ms(), self.t_boot) // 1000, "heap": _heap(),
                 "runs": it.runs if it else 0, "errors": it.errors if it else 0,
                 "last_error": it.last_error if it else None, "slot": st["active"], "trial": st["trial"],
                 "flow": h.get("flow"), "ver": h.get("ver"), "dropped": self.records.dropped,
                 "out_dropped": self.out_dropped, "reconnects": self.link.connects,
-                "loop_errors": self.loop_errors}
+                "loop_errors": self.loop_errors})
 
     def _on_connect(self):
         # Called from link.poll (not from the MQTT callback): may publish.
@@ -378,7 +383,8 @@ class Agent(CommandLog):
             # (no dict per node row) onto the socket, through one 256-byte
             # buffer: no block the size of a message is ever needed.
             try:
-                body = RunsBody(recs, self.dev, self._piece, _RUNS_MSG_BYTES, self.cfg["runs_batch"])
+                body = RunsBody(recs, self.dev, self._piece, _RUNS_MSG_BYTES, self.cfg["runs_batch"],
+                                self.net.stamp(now))
             except MemoryError:
                 # a record too big for the heap left: drop it (counted), or
                 # it would block every message after it

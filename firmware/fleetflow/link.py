@@ -30,7 +30,6 @@ from fleetflow.errors import FFError
 _MAX_INBOX = const(8)
 _MSG_MAX_BYTES = const(12288)  # for a board.json that predates msg_max_bytes
 _PIECE = const(128)  # the piece an unwanted message is read off the socket in
-_CLOCK_SANE_YEAR = const(2025)  # a clock before this was never set
 
 
 class _TimeoutSock:
@@ -59,7 +58,7 @@ class _TimeoutSock:
             # MicroPython >= 1.22 no longer has, and would wrap this wrapper
             # (mbedtls needs the real socket): so the TLS is done here. A
             # wrong CA or host name raises ValueError: the link stays down.
-            _clock_set()
+            # (The clock it checks dates with is set first: fleetflow.net.)
             self._s = tls[0].wrap_socket(self._raw, server_hostname=tls[1])
 
     # read/write take their arguments plainly (no *a): check_msg reads one
@@ -133,21 +132,6 @@ class _Streaming:
         self._s.setblocking(flag)
 
 
-def _clock_set():
-    # mbedtls checks the certificate's validity dates against the board's
-    # clock, which starts at 2000 on an ESP32 or RP2 after power-up: set it
-    # by NTP (Wi-Fi is up when we get here) before the first handshake.
-    # The unix port has the host's clock. On failure the handshake says
-    # "certificate not yet valid" and the link retries with backoff.
-    if time.gmtime()[0] >= _CLOCK_SANE_YEAR:
-        return
-    try:
-        import ntptime
-        ntptime.settime()
-    except Exception as e:  # no ntptime module, no answer: the handshake will tell
-        print("link: clock: ntp:", e)
-
-
 class _SockModule:
     # Stands in for `usocket` inside umqtt.simple so its sockets get timeouts.
     timeout_s = 5
@@ -187,6 +171,15 @@ def _tls_context(mq):
     return ctx, mq["host"]
 
 
+def backoff_ms(min_ms, max_ms, n):
+    """min_ms doubled n times, at most max_ms, +-25% jitter so a fleet
+    doesn't reconnect in lockstep (the link's retries, and fleetflow.net's)."""
+    d = min_ms << min(n, 16)
+    if d > max_ms:
+        d = max_ms
+    return d - d // 4 + random.getrandbits(16) % (d // 2 + 1)
+
+
 class Link:
     def __init__(self, cfg, on_connect):
         mq = cfg["mqtt"]
@@ -224,13 +217,6 @@ class Link:
             self.inbox_dropped += 1
         self.inbox.append((topic, msg))
 
-    def backoff_ms(self):
-        d = self._min_ms << min(self.failures, 16)
-        if d > self._max_ms:
-            d = self._max_ms
-        # +-25% jitter so a fleet doesn't reconnect in lockstep
-        return d - d // 4 + random.getrandbits(16) % (d // 2 + 1)
-
     def drop(self, why=None):
         if self.connected:
             print("link: down:", why)
@@ -241,7 +227,7 @@ class Link:
             self._cl.sock.close()
         except Exception:
             pass
-        self._retry_at = time.ticks_add(time.ticks_ms(), self.backoff_ms())
+        self._retry_at = time.ticks_add(time.ticks_ms(), backoff_ms(self._min_ms, self._max_ms, self.failures))
 
     def poll(self, now):
         """Connect when due, read what arrived, ping in time. Never raises."""

@@ -44,11 +44,12 @@ class RunsBody:
     len() is its size in bytes; emit(write) writes it, in pieces, to
     write(buffer) -- the link hands it the socket's write."""
 
-    def __init__(self, recs, dev, buf, max_bytes, max_n):
+    def __init__(self, recs, dev, buf, max_bytes, max_n, clock=""):
+        # clock: more fields of the message, ending in a comma (fleetflow.net stamp)
         import json
         self.recs = recs
         self.buf = buf
-        self.head = '{"dev":%s,"runs":[' % json.dumps(dev)
+        self.head = '{"dev":%s,%s"runs":[' % (json.dumps(dev), clock)
         self.size = 0
         p = Pieces(buf, self._count)
         p.write(self.head)

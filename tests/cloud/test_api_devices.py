@@ -124,6 +124,23 @@ async def test_list_filters_and_live_state(api):
     assert [d["id"] for d in (await api.get("/devices?environment=prod"))["devices"]] == ["a", "b"]
 
 
+async def test_a_device_shows_its_reset_cause_and_clock_skew_from_what_it_reported(api):
+    from cloud.bridge import stamp_clock
+    from cloud.store.devices import record_health
+
+    await api.post("/devices", {"id": "c", "board": "unix-sim"}, expect=201)
+    status = {"state": "online", "slot": None, "reset": "watchdog", "synced": False, "time": None}
+    api.app[DB].call(record_status, "c", stamp_clock(status, 1000.0), 1000.0)
+    c = await api.get("/devices/c")
+    assert (c["reset"], c["time_synced"], c["clock_skew_s"]) == ("watchdog", False, None)
+    # synced later: its health says so, 2.5 s behind the cloud's clock
+    health = stamp_clock({"runs": 1, "synced": True, "time": 1997.5}, 2000.0)
+    api.app[DB].call(record_health, {"c": (health, 2000.0)})
+    c = await api.get("/devices/c")
+    assert (c["time_synced"], c["clock_skew_s"]) == (True, -2.5)
+    assert c["health"]["received_at"] == 2000.0
+
+
 async def test_run_reports_are_stored_and_listed_per_node(api):
     from cloud.store.runs import ingest
 

@@ -40,6 +40,34 @@ d = SimDHT(fault_rate=0.5, seed=11)
 r = reads(d, 400)
 OUT["faults"] = [d.faults, sum(1 for x in r if x == "OSError 110"), sum(1 for x in r if x == "checksum error")]
 
+# the simulated Wi-Fi station: not associated at power-up, up assoc_ms after
+# connect(), down while its down_file exists, and back only by connect()
+import os, time
+down = "/tmp/ff_hal_wifi_%d" % time.ticks_us()
+w = get_hal("unix-sim", {"wifi": {"down_file": down, "assoc_ms": 50, "rssi": -70}}).wlan()
+seen = [w.isconnected()]
+w.connect("ssid", "key")
+seen.append(w.isconnected())
+time.sleep_ms(80)
+seen += [w.isconnected(), w.status("rssi")]
+open(down, "w").close()
+seen.append(w.isconnected())
+os.remove(down)
+seen.append(w.isconnected())
+w.connect("ssid", "key")
+time.sleep_ms(80)
+seen.append(w.isconnected())
+OUT["wifi"] = seen
+
+def ntp(cfg):
+    try:
+        get_hal("unix-sim", cfg).ntp()
+        return "ok"
+    except OSError as e:
+        return e.errno
+OUT["ntp"] = [ntp({}), ntp({"clock": {"ntp_fail_s": -1}}), ntp({"clock": {"ntp_fail_s": 60}}),
+              ntp({"clock": {"ntp_fail_s": 0}})]
+
 # the real backend: importing it needs neither machine.Pin nor dht
 real = get_hal("esp32-devkitc")
 OUT["real"] = [type(real).__name__, "dht" in sys.modules]
@@ -70,6 +98,14 @@ def test_sim_dht_fault_rate_mixes_timeouts_and_checksum_errors(out):
     faults, timeouts, checksums = out["faults"]
     assert faults == timeouts + checksums
     assert 140 <= faults <= 260 and timeouts > 40 and checksums > 40
+
+
+def test_sim_wifi_drops_with_its_access_point_and_comes_back_only_by_connect(out):
+    assert out["wifi"] == [False, False, True, -70, False, False, True]
+
+
+def test_sim_ntp_fails_as_the_clock_fault_says(out):
+    assert out["ntp"] == ["ok", 110, 110, "ok"]
 
 
 def test_real_backend_imports_lazily(out):

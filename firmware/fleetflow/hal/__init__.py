@@ -7,6 +7,8 @@
 #   hal.pwm(n, freq, duty_u16) -> object with freq([f]), duty_u16([d]), deinit()
 #   hal.dht(n, model)          -> object with measure(), temperature(), humidity()
 #   hal.watchdog(timeout_ms)   -> an armed watchdog, with feed()
+#   hal.wlan()                 -> the Wi-Fi station: isconnected(), connect(ssid, key), status("rssi")
+#   hal.ntp()                  -> sets the clock by NTP, once; OSError when no answer
 #   hal.reset_cause()          -> why the device last started: power|watchdog|hard|soft|deepsleep
 # Failures look like the hardware's: a DHT that doesn't answer raises
 # OSError(ETIMEDOUT), a corrupted frame Exception("checksum error").

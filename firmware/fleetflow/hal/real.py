@@ -40,6 +40,18 @@ class RealHal:
         from machine import WDT
         return WDT(timeout=timeout_ms)
 
+    def wlan(self):
+        # the station interface; fleetflow.net connects it and keeps it up
+        import network
+        w = network.WLAN(network.STA_IF)
+        w.active(True)
+        return w
+
+    def ntp(self):
+        # one try, blocking at most ntptime.timeout (1 s); sets the RTC in UTC
+        import ntptime
+        ntptime.settime()
+
     def reset_cause(self):
         # machine.PWRON_RESET .. SOFT_RESET are 1..5 on the ESP32 and RP2 ports
         import machine

@@ -8,7 +8,8 @@
 #                  "fault_rate": 0.1, "seed": 1, "read_ms": 5,
 #                  "script": [[23.1, 40.0], "timeout", "checksum", ["garbage", 40], ...]}},
 #    "adc": {"34": 1234},  "pins": {"5": 1},
-#    "wdt_ms": 3000}       # the watchdog's timeout, instead of the board file's
+#    "wdt_ms": 3000,       # the watchdog's timeout, instead of the board file's
+#    "wifi": {...}, "clock": {...}}   # Wi-Fi and NTP faults: SimWLAN below
 # The reset cause is what the simulator says it was (FF_RESET: it powers the
 # device up again after the watchdog ended it, tools/simdevice.py).
 # A script is played in order, then its last step repeats. The ADC/PWM and
@@ -18,6 +19,8 @@ import os
 import time
 
 _EIO = 5
+_ETIMEDOUT = 110
+_T0 = time.ticks_ms()  # power-up
 
 
 class SimPin(machine.PinBase):
@@ -129,5 +132,55 @@ class SimHal:
                 print("wdt: not fed for %d ms: reset" % late)
                 os.system("kill -s USR1 $PPID")
 
+    def wlan(self):
+        return SimWLAN(self.cfg.get("wifi") or {})
+
+    def ntp(self):
+        # NTP, as the "clock" fault says (below)
+        n = (self.cfg.get("clock") or {}).get("ntp_fail_s", 0)
+        if n < 0 or time.ticks_diff(time.ticks_ms(), _T0) < n * 1000:
+            raise OSError(_ETIMEDOUT)  # as ntptime's socket times out
+
     def reset_cause(self):
         return os.getenv("FF_RESET") or "power"
+
+
+# The simulated board's network: a Wi-Fi station interface with
+# the calls of network.WLAN the agent uses, and NTP. The unix port is on the
+# host's network and clock, so what these emulate is how they fail:
+#   "wifi": {"down_file": PATH, "rssi": -61, "assoc_ms": 300}
+#     the access point is out of reach while PATH exists (tools/netfault.py's
+#     FlakyLink makes it during a net_drop outage, when it cuts the TCP path
+#     to the broker too); the station then loses its association and gets
+#     it back only through connect(), assoc_ms later (association and DHCP),
+#     as a board does; at power-up it is not associated
+#   "clock": {"ntp_fail_s": N}
+#     NTP answers nothing for the first N s after boot (-1: never): the
+#     device starts with a clock it can't trust
+class SimWLAN:
+    def __init__(self, cfg):
+        self.down_file = cfg.get("down_file")
+        self.cfg = cfg
+        self.up = False
+        self.assoc_at = None
+
+    def isconnected(self):
+        try:
+            if self.down_file:
+                os.stat(self.down_file)  # there: the access point is out of reach
+                self.up = False
+                self.assoc_at = None
+                return False
+        except OSError:
+            pass
+        if self.assoc_at is not None and time.ticks_diff(time.ticks_ms(), self.assoc_at) >= 0:
+            self.up = True
+            self.assoc_at = None
+        return self.up
+
+    def connect(self, ssid=None, key=None):
+        self.up = False
+        self.assoc_at = time.ticks_add(time.ticks_ms(), self.cfg.get("assoc_ms", 300))
+
+    def status(self, what=None):
+        return self.cfg.get("rssi", -61)

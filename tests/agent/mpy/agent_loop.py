@@ -77,10 +77,16 @@ class _Link:
         return True
 
 
+class _Clock:
+    def stamp(self, now):
+        return '"synced":false,"time":null,"t_ms":%d,' % now
+
+
 class _Flushing:
     # the agent's state _flush reads
     def __init__(self):
         self.link = _Link()
+        self.net = _Clock()
         self._status_due = False
         self.outbox = []
         self.records = RunBuffer(4)
