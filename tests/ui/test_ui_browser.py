@@ -206,6 +206,11 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.locator("[aria-label=v2] .react-flow__node[data-id=n3] .fnode.diff-changed")).to_be_visible()
     expect(page.locator(".changes")).to_contain_text("config.topic")
     shots(page, "compare")
+    # Restore is one click: v1's content becomes v3.
+    page.get_by_role("button", name="Restore v1").click()
+    expect(page.get_by_text("latest v3")).to_be_visible()
+    expect(page.locator("tr[data-version='3']")).to_contain_text("restored from v1")
+    assert api(sim, "GET", f"/flows/{flow_id}/versions/compare?v1=1&v2=3")["same"] is True
 
     # 5. A canary to all three: the canary (sim-001) fails its trial and everything rolls back, live.
     page.goto(f"{base}/#/flows/{flow_id}/deploy")
@@ -245,6 +250,28 @@ def scenario(page, watch, sim, shots, expect):
     shots(page, "deployment-trial")
     expect(page.locator("dl [data-status=completed]")).to_be_visible(timeout=60000)
     expect(page.locator("tr[data-target][data-status=success]")).to_have_count(2)
+    expect(page.get_by_test_id("progress")).to_have_text("2/2 updated")
+
+    # 5c. Rolling, one device a batch, a minute apart: the delay counts down; pause, resume, cancel.
+    page.goto(f"{base}/#/flows/{flow_id}/deploy")
+    page.get_by_label("Strategy").select_option("rolling")
+    page.locator("input[name=batch_size]").fill("1")
+    page.locator("input[name=batch_delay]").fill("1m")
+    page.locator("input[name=health-runs]").fill("1")
+    page.locator("input[name=health-seconds]").fill("1")
+    page.locator("input[name=target-device][value=sim-002]").check()
+    page.locator("input[name=target-device][value=sim-003]").check()
+    page.get_by_role("button", name="Create deployment").click()
+    expect(page.get_by_test_id("countdown")).to_contain_text(re.compile(r"next batch in \d+ s"), timeout=60000)
+    expect(page.get_by_test_id("phase")).to_contain_text("batch 1/2")
+    expect(page.get_by_test_id("progress")).to_have_text("1/2 updated")
+    shots(page, "deployment-delay")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("dl [data-status=paused]")).to_be_visible()
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("dl [data-status=running]")).to_be_visible()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("dl [data-status=cancelled]")).to_be_visible()
 
     # 6. Execute v2 on sim-002 with the threshold overridden; read the per-node log.
     page.goto(f"{base}/#/executions?flow={flow_id}")

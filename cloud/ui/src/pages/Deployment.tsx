@@ -162,7 +162,7 @@ export default function Deployment({ id }: { id: string }) {
           </dl>
         </div>
         <div className="card">
-          <h2>{doc.completed_targets}/{doc.total_targets} updated{doc.failed_targets ? `, ${doc.failed_targets} failed` : ""}</h2>
+          <h2 data-testid="progress">{counts.success ?? doc.completed_targets}/{doc.total_targets} updated{(counts.failed ?? doc.failed_targets) ? `, ${counts.failed ?? doc.failed_targets} failed` : ""}</h2>
           <div className="bar" aria-hidden="true">
             <span className="b-ok" style={{ width: pct(counts.success || 0) }} />
             <span className="b-bad" style={{ width: pct((counts.failed || 0) + (counts.rolled_back || 0)) }} />
