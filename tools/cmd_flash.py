@@ -12,8 +12,8 @@ MQTT password and HMAC key once; they go straight into the board's config.
 MQTT over TLS: the board verifies the broker's certificate against the CA
 written into its config: --mqtt-ca FILE, else the one the cloud's answer
 carries, else var/tls/ca.pem (what `fleetflow serve` makes). The board needs
-the right time for that check: boot.py's Wi-Fi is up before the agent, which
-sets the clock by NTP (ntptime) before its first handshake. Plain MQTT only
+the right time for that check: the agent brings Wi-Fi up and sets the clock
+by NTP (ntptime) before its first handshake (firmware/fleetflow/net.py). Plain MQTT only
 with --plain-mqtt, for a lab LAN.
 """
 

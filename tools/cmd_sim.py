@@ -11,7 +11,8 @@ bundle on its own LittleFS image, with its own credentials (kept in the
 workdir, so a restart reuses them: the new broker gets their accounts and
 each flash image its new port, flows kept; --fresh starts over). Profiles:
 steady, sine, noisy, failing, or mixed (default). Faults: crash (a node raises every run), boot_loop,
-dead_sensor, net_drop. The broker it starts speaks MQTT over TLS only (its
+dead_sensor, net_drop (the device's Wi-Fi goes down for a minute every three,
+--net-drop UP,DOWN; it reconnects by itself and ships the runs it kept). The broker it starts speaks MQTT over TLS only (its
 CA in <workdir>/stack/tls/ca.pem, or <workdir>/broker/tls/ with --no-cloud),
 and each device verifies it against that CA. Ctrl-C stops every process cleanly; if the simulator
 is killed outright (SIGKILL), the kernel sends its devices and its Mosquitto
@@ -50,9 +51,22 @@ def register(sub) -> None:
     p.add_argument("--mqtt-port", type=int)
     p.add_argument("--no-cloud", action="store_true", help="no cloud: a broker, devices provisioned locally")
     p.add_argument("--plain-mqtt", action="store_true", help="plain MQTT, no TLS: only on a lab LAN you trust")
+    p.add_argument("--net-drop", type=_up_down, default=(120.0, 60.0), metavar="UP,DOWN",
+                   help="a net_drop device's Wi-Fi is up UP seconds, then down DOWN seconds, again and again "
+                        "(default 120,60)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--json", action="store_true", help="print the fleet (ids, API URL, key) as JSON once started")
     p.set_defaults(func=run)
+
+
+def _up_down(text: str) -> tuple[float, float]:
+    try:
+        up, down = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write UP,DOWN in seconds, e.g. 120,60") from None
+    if up <= 0 or down <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: both must be more than 0 seconds")
+    return up, down
 
 
 def _sigterm(*_):
@@ -108,6 +122,7 @@ def run(args) -> int:
             host, port = stack.broker.host, stack.broker.port
         fleet = fleet_mod.Fleet(args.workdir, args.devices, mqtt_host=host, mqtt_port=port, provision=provision,
                                 prefix=args.prefix, profile=args.profile, profiles=profiles, faults=faults,
+                                net_drop_s=args.net_drop,
                                 log=lambda m: log(f"sim: {m}"))
         fleet.start()
         if args.json:

@@ -20,7 +20,8 @@ Faults per device, each a real mechanism, injected on purpose:
 - dead_sensor: the DHT never answers (every read times out);
 - boot_loop: the board resets about 1.5 s after every boot (power-cycled by
   the simulator), so a flow on trial is rolled back by the boot counter;
-- net_drop: the device's Wi-Fi drops for 6 s every 20 s (`net_drop_s`): its
+- net_drop: the device's Wi-Fi drops for a minute after every two
+  (`net_drop_s`, (up, down) seconds; `fleetflow sim --net-drop`): its
   simulated interface loses the access point, and the relay it reaches the
   broker through cuts every connection meanwhile (tools.netfault.FlakyLink);
   the device notices, runs its flow offline, reconnects by itself and ships
@@ -141,7 +142,7 @@ class LocalProvisioner:
 class Fleet:
     def __init__(self, workdir, count: int, *, mqtt_host: str | None, mqtt_port: int | None, provision, prefix: str = "sim",
                  profile: str = "mixed", profiles: dict | None = None, faults: dict | None = None,
-                 board: str = "unix-sim", settings: dict | None = None, net_drop_s: tuple = (20, 6), log=print):
+                 board: str = "unix-sim", settings: dict | None = None, net_drop_s: tuple = (120, 60), log=print):
         self.workdir = Path(workdir)
         self.specs = plan(count, prefix, profile, profiles, faults)
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port

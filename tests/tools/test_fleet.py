@@ -32,6 +32,20 @@ def test_bad_fault_assignments_say_what_is_wrong(item, message):
         fleet_mod.parse_assignments([item], fleet_mod.FAULTS, IDS, "--fault")
 
 
+@pytest.mark.parametrize("text, expected", [("120,60", (120.0, 60.0)), ("4,2.5", (4.0, 2.5)),
+                                            ("60", "write UP,DOWN"), ("5,0", "more than 0")])
+def test_net_drop_takes_up_and_down_seconds(text, expected):
+    import argparse
+
+    from tools.cmd_sim import _up_down
+
+    if isinstance(expected, tuple):
+        assert _up_down(text) == expected
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match=expected):
+            _up_down(text)
+
+
 def test_plan_mixes_profiles_and_keeps_faults_per_device():
     specs = fleet_mod.plan(4, profile="mixed", profiles={"sim-004": ["failing"]}, faults={"sim-002": ["crash"]})
     assert [(s.device_id, s.profile, s.faults) for s in specs] == [
