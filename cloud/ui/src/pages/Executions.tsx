@@ -7,7 +7,7 @@ import { Can } from "../auth";
 import { Badge, Empty, ErrorBox, Pager, useLoad } from "../components/common";
 import ParamsForm from "../components/ParamsForm";
 import Targets, { NO_TARGETS, targetBody } from "../components/Targets";
-import type { TargetChoice } from "../components/Targets";
+import type { Preview, TargetChoice } from "../components/Targets";
 import { CATALOG } from "../catalog";
 import { ApiError } from "../api";
 import { ago } from "../format";
@@ -39,6 +39,7 @@ function NewExecution({ flowId }: { flowId: string }) {
   const [problems, setProblems] = useState<Record<string, string[]>>({});
   const [key] = useState(idempotencyKey);
   const [busy, setBusy] = useState(false);
+  const [preview, setPreview] = useState<Preview>({ targeted: 0, missing: 0 });
   if (data.error) return <ErrorBox error={data.error} />;
   if (!data.data) return null;
   const { flow, version } = data.data;
@@ -87,10 +88,10 @@ function NewExecution({ flowId }: { flowId: string }) {
             <p className="hint">Empty: the flow's value ({Object.entries(n.config || {}).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(", ") || "defaults"}). Pins are never overridden.</p>
           </fieldset>))}
       </details>
-      <Targets value={targets} onChange={setTargets} types={version.types || []} />
+      <Targets value={targets} onChange={setTargets} types={version.types || []} onPreview={setPreview} />
       <label>Timeout<input name="timeout" value={timeout} onChange={(e) => setTimeoutS(e.target.value)} /></label>
       <ErrorBox error={error} />
-      <button type="submit" className="primary" disabled={busy}>Execute</button>
+      <button type="submit" className="primary" disabled={busy || preview.targeted === 0 || preview.missing > 0}>Execute</button>
     </form>
   );
 }
