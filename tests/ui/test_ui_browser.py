@@ -173,6 +173,7 @@ def scenario(page, watch, sim, shots, expect):
     page.locator("#param-n4-message").fill("t={temperature}")
     # The missing pin is shown on the node while editing.
     expect(page.locator(".react-flow__node[data-id=n1] .fnode-problems")).to_contain_text("pin")
+    expect(page.get_by_test_id("unsaved")).to_be_visible()
 
     # 3. Publish: the API refuses it and points at the node's field; fixing it publishes v1.
     watch.allowed_statuses.add(422)
@@ -186,6 +187,7 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.locator(".react-flow__node[data-id=n1] .fnode")).to_have_attribute("data-problems", "0")
     page.get_by_role("button", name="Publish", exact=True).click()
     expect(page.get_by_text("Published as version 1.")).to_be_visible()
+    expect(page.get_by_test_id("unsaved")).to_have_count(0)
     watch.allowed_statuses.discard(422)
     flow = api(sim, "GET", f"/flows/{flow_id}")
     assert flow["status"] == "published" and flow["version"] == 1

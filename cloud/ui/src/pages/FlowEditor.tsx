@@ -221,6 +221,15 @@ function GraphEditor({ flow, editable, onSaved }: { flow: any; editable: boolean
   const initialCount = useRef((def.nodes || []).length);
 
   const definition = useMemo(() => toDefinition(nodes, edges, variables), [nodes, edges, variables]);
+  // What was last saved, to tell unsaved edits (and warn before leaving the page with them).
+  const [savedText, setSavedText] = useState(() => JSON.stringify(definition));
+  const dirty = editable && JSON.stringify(definition) !== savedText;
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => { e.preventDefault(); };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty]);
   const problems = useMemo(() => mergeProblems(checkDefinition(definition), server), [definition, server]);
   const count = problemCount(problems);
 
@@ -278,6 +287,7 @@ function GraphEditor({ flow, editable, onSaved }: { flow: any; editable: boolean
     const ids = definition.nodes.map((n) => n.id);
     try {
       let saved = await put(`/flows/${flow.id}`, body);
+      setSavedText(JSON.stringify(definition));
       setServer(emptyProblems());
       if (publish) {
         saved = await post(`/flows/${flow.id}/publish`);
@@ -301,6 +311,7 @@ function GraphEditor({ flow, editable, onSaved }: { flow: any; editable: boolean
         <div className="actions editor-actions">
           <button type="button" onClick={() => save(false)} disabled={busy}>Save draft</button>
           <button type="button" className="primary" onClick={() => save(true)} disabled={busy}>Publish</button>
+          {dirty && <span className="sub" data-testid="unsaved">unsaved changes</span>}
           <span className={count ? "bad" : "ok"} role="status" aria-live="polite" data-problem-count={count}>
             {count ? `${count} problem${count > 1 ? "s" : ""}` : "no problem found"}
           </span>
