@@ -329,6 +329,24 @@ def scenario(page, watch, sim, shots, expect):
     shots(page, "pipeline")
     assert unnamed_controls(page) == []
 
+    # An operator's phone: the editor (catalog, canvas, inspector) fits 390 px.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{base}/#/flows/{other['id']}")
+    page.get_by_role("button", name=re.compile("^Edit")).click()
+    page.locator("[data-step='0']").wait_for()
+    no_overflow(page)
+    shots(page, "flow-steps-390px")
+    page.goto(f"{base}/#/flows")
+    page.get_by_role("textbox", name="New flow").fill("Phone flow")
+    page.get_by_role("button", name="Create flow").click()
+    page.locator(".palette-item[data-type=inject]").click()
+    page.locator(".palette-item[data-type=log]").click()
+    expect(page.locator(".react-flow__node")).to_have_count(2)
+    page.wait_for_timeout(400)  # the view glides to the node just added
+    no_overflow(page)
+    shots(page, "flow-editor-390px")
+    page.set_viewport_size({"width": 1440, "height": 900})
+
     # 8. The admin adds a viewer and logs out.
     page.get_by_role("link", name="Users").click()
     page.locator("input[name=new-email]").fill(VIEWER[0])

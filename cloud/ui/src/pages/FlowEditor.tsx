@@ -250,10 +250,12 @@ function GraphEditor({ flow, editable, onSaved }: { flow: any; editable: boolean
       const id = newNodeId(ns);
       const pos = position ?? { x: 80 + (ns.length % 4) * 220, y: 80 + Math.floor(ns.length / 4) * 140 };
       setSelected(id);
+      // Added by a press (keyboard, or a phone): bring it into view.
+      if (!position) setTimeout(() => rf.setCenter(pos.x + 80, pos.y + 30, { zoom: rf.getZoom(), duration: 200 }), 0);
       return [...ns.map((n) => ({ ...n, selected: false })),
               { id, type: "flow", position: pos, selected: true, data: { type, name: null, config: {}, extra: {} } }];
     });
-  }, []);
+  }, [rf]);
 
   const onDrop = (e: DragEvent) => {
     e.preventDefault();
