@@ -397,6 +397,12 @@ def scenario(page, watch, sim, shots, expect):
         page.wait_for_timeout(300)
         no_overflow(page)
         shots(page, name)
+    # The device page: live from its stream, its runs per node, the deployments that targeted it.
+    page.goto(f"{base}/#/devices/sim-002")
+    expect(page.locator(".live")).to_have_text("live")
+    expect(page.locator("details.run").first).to_be_visible()
+    expect(page.locator("details.run table").first).to_contain_text("dht")
+    expect(page.locator(".card", has_text="Deployments").locator("li")).to_have_count(3)  # 3 of the 4 targeted it
     page.get_by_role("button", name="Menu").click()
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()

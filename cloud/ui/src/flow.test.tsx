@@ -12,7 +12,6 @@ import { batchCount, configBody, HEALTH_DEFAULT, healthInWords } from "./strateg
 import { lacking, targetBody, targeted } from "./components/Targets";
 import { applyUpdate, eventDetail, trialRuns, trialText } from "./pages/Deployment";
 import { upsertRun } from "./pages/Pipeline";
-import { selects } from "./pages/Device";
 import { overridesBody } from "./pages/Executions";
 
 const dht = CATALOG.dht.params;
@@ -209,13 +208,6 @@ describe("live pages", () => {
     const out = upsertRun(upsertRun(runs, { id: "r2", created_at: "2026-01-01T00:00:02Z", status: "running" }),
                           { id: "r2", created_at: "2026-01-01T00:00:02Z", status: "completed" });
     expect(out.map((r) => [r.id, r.status])).toEqual([["r2", "completed"], ["r1", "completed"]]);
-  });
-  it("knows which deployments picked a device", () => {
-    const d: any = { id: "a", tags: ["x"], environment: "prod" };
-    expect(selects({ target_devices: ["a"] }, d)).toBe(true);
-    expect(selects({ target_tags: ["x"], environment: "prod" }, d)).toBe(true);
-    expect(selects({ target_tags: ["x", "y"] }, d)).toBe(false);
-    expect(selects({ all: true }, d)).toBe(true);
   });
   it("sends only the overrides that were set", () => {
     expect(overridesBody({ threshold: "10", other: "" }, { n1: { every: undefined }, n2: { op: "lt" } }))

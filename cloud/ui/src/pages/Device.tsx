@@ -14,7 +14,7 @@ import { mergeDevice } from "./Fleet";
 export const LEVELS = ["debug", "info", "warning", "error"];
 
 interface RunNode { id: string; type: string; us?: number; port?: number | null; out?: unknown; err?: string | null }
-interface Run { run?: number | string; status: string; err?: string | null; at?: string; ts?: string; created_at?: string;
+interface Run { run?: number | string; status: string; err?: string | null; at?: string; received_at?: string; created_at?: string;
   flow?: string; ver?: number; nodes?: RunNode[]; logs?: [string, string, string][] }
 
 /** A node's run time from its microseconds. */
@@ -68,16 +68,6 @@ export function LevelFilter({ level, setLevel }: { level: string; setLevel(l: st
   );
 }
 
-/** Does a deployment's target selector pick this device? (docs/api.md, "Targets") */
-export function selects(sel: any, d: Dev): boolean {
-  if (!sel) return false;
-  if (sel.all) return true;
-  if ((sel.target_devices || []).includes(d.id)) return true;
-  const tags: string[] = sel.target_tags || [];
-  if (!tags.length && !sel.environment) return false;
-  return tags.every((t) => (d.tags || []).includes(t)) && (!sel.environment || sel.environment === d.environment);
-}
-
 function EditDevice({ d, onSaved }: { d: Dev; onSaved(d: Dev): void }) {
   const [name, setName] = useState(d.name || "");
   const [tags, setTags] = useState((d.tags || []).join(", "));
@@ -106,26 +96,42 @@ function EditDevice({ d, onSaved }: { d: Dev; onSaved(d: Dev): void }) {
 export default function Device({ id }: { id: string }) {
   const dev = useLoad<Dev>(() => get(`/devices/${encodeURIComponent(id)}`), [id]);
   const runs = useLoad<{ runs: Run[] }>(() => get(`/devices/${encodeURIComponent(id)}/runs?limit=10`), [id]);
-  const deps = useLoad<{ deployments: any[] }>(() => get(`/deployments?limit=100`), [id]);
+  const deps = useLoad<{ deployments: any[] }>(() => get(`/deployments?device_id=${encodeURIComponent(id)}&limit=20`), [id]);
   const [level, setLevel] = useState("info");
   const [live, setLive] = useState("connecting");
 
+  // Live from the device's own stream: its status, each health message as
+  // heard, and run records as stored. A server without it: the fleet stream.
   useEffect(() => {
-    const s = openStream("/streams/fleet", {
-      onState: setLive,
+    let fleet: { close(): void } | null = null;
+    const s = openStream(`/devices/${encodeURIComponent(id)}/stream`, {
+      onState: (st) => {
+        setLive(st);
+        if (st === "unavailable" && !fleet) {
+          fleet = openStream("/streams/fleet", {
+            onState: setLive,
+            onEvent: (ev) => {
+              const x = ev.data?.device;
+              if (ev.event !== "device" || x?.id !== id) return;
+              dev.setData((cur) => (cur ? mergeDevice([cur], ev.data)[0] : cur));
+              runs.reload();
+            },
+          });
+        }
+      },
       onEvent: (ev) => {
-        const d = ev.data?.device ?? ev.data;
-        if ((d?.id ?? d?.device_id) !== id) return;
-        dev.setData((cur) => (cur ? mergeDevice([cur], ev.data)[0] : cur));
-        runs.reload(); // a status report: a new flow, slot or trial state may come with new runs
+        if (ev.event === "metadata" || ev.event === "sync") dev.setData(ev.data);
+        else if (ev.event === "status") dev.setData((cur) => (cur ? mergeDevice([cur], ev.data)[0] : cur));
+        else if (ev.event === "health") dev.setData((cur) => (cur ? { ...cur, health: ev.data.health, heap: ev.data.health?.heap ?? cur.heap } : cur));
+        else if (ev.event === "runs") runs.setData((cur) => ({ runs: [...[...(ev.data.runs || [])].reverse(), ...(cur?.runs || [])].slice(0, 10) }));
       },
     });
-    return () => s.close();
+    return () => { s.close(); fleet?.close(); };
   }, [id]);
 
   const d = dev.data;
   const h = (d?.health || {}) as Record<string, any>;
-  const mine = d ? (deps.data?.deployments || []).filter((x: any) => selects(x.targets_selector, d)) : [];
+  const mine = deps.data?.deployments || [];
   const allLogs = (runs.data?.runs || []).flatMap((r) => r.logs || []);
 
   return (
@@ -171,7 +177,7 @@ export default function Device({ id }: { id: string }) {
         {runs.data && runs.data.runs.length === 0 && <Empty>No run recorded yet.</Empty>}
         {(runs.data?.runs || []).map((r, i) => (
           <details key={i} open={i === 0} className="run">
-            <summary><Badge status={r.status} /> {r.flow ? `${r.flow} v${r.ver}` : ""} {when(r.at || r.ts || r.created_at)} {r.err ? <span className="bad"> — {r.err}</span> : null}</summary>
+            <summary><Badge status={r.status} /> {r.flow ? `${r.flow} v${r.ver}` : ""} {when(r.received_at || r.at || r.created_at)} {r.err ? <span className="bad"> — {r.err}</span> : null}</summary>
             <NodeTable nodes={r.nodes || []} />
           </details>
         ))}
@@ -182,7 +188,7 @@ export default function Device({ id }: { id: string }) {
       </div>
       <div className="card">
         <h2>Deployments</h2>
-        {mine.length === 0 ? <Empty>None of the latest deployments targets this device.</Empty> : (
+        {mine.length === 0 ? <Empty>No deployment has targeted this device.</Empty> : (
           <ul>{mine.map((x: any) => <li key={x.id}><Link to={`/deployments/${x.id}`}>{x.id}</Link> <Badge status={x.status} /> {x.flow_id} v{x.version}</li>)}</ul>
         )}
       </div>
