@@ -23,6 +23,7 @@ _IOCTL_BLOCK_COUNT = const(4)
 _IOCTL_BLOCK_SIZE = const(5)
 _IOCTL_ERASE = const(6)
 _EIO = const(5)
+_BLANK = const(256)  # divides every block size LittleFS is given here
 
 
 class FileBlockDev:
@@ -39,9 +40,11 @@ class FileBlockDev:
         self.count = block_count
         self.cow = cow
         self._dirty = {}
-        # One erased block, made once: an erase must not allocate 4 KB
-        # from the device heap every time LittleFS frees a block.
-        self._blank = b"\xff" * block_size
+        # An erased piece, made once and written over a block to erase it:
+        # an erase allocates nothing, and the piece is not a whole 4 KB block
+        # (the device heap would hold it for good; a board's flash driver
+        # erases in C and holds none).
+        self._blank = b"\xff" * _BLANK
         try:
             self._f = open(path, "r+b")
         except OSError:
@@ -118,7 +121,8 @@ class FileBlockDev:
         if op == _IOCTL_BLOCK_SIZE:
             return self.bs
         if op == _IOCTL_ERASE:
-            self.writeblocks(arg, self._blank, 0)
+            for off in range(0, self.bs, _BLANK):
+                self.writeblocks(arg, self._blank, off)
             return 0
         if op == _IOCTL_SYNC:
             if not self.cow:

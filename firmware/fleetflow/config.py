@@ -51,21 +51,19 @@ def load(root=""):
     mq.setdefault("port", 8883 if ca else 1883)
     mq.setdefault("user", cfg["device_id"])
     mq.setdefault("password", "")
-    cfg["board"] = _slim(_read_json(pre + "board.json"))
+    cfg["board"] = _slim(_read_json(pre + "board.json"), pre + "board.json")
     return cfg
 
 
-# What the device uses of board.json; the rest (title, sources, flash
-# budgets) is for the host and would cost ~10 KB of heap. `nt_hash` is the
-# node table's hash, precomputed by the bundle (tools/bundle.py).
-_BOARD_KEYS = ("name", "nodes", "pins", "reserved", "program_max_bytes", "msg_max_bytes", "watchdog_ms", "nt_hash")
-# Pin capabilities as interned literals rather than one string per pin.
-_CAPS = {"in": "in", "out": "out", "adc": "adc", "pwm": "pwm"}
+# What the device keeps of board.json; the rest is for the host or read when
+# needed. `nt_hash` is the node table's hash, precomputed by the bundle
+# (tools/bundle.py). The pin map and the reserved pins' reasons (~5.5 KB
+# parsed on the 64-bit port) only matter while a program is checked:
+# fleetflow.params reads them from `path` then.
+_BOARD_KEYS = ("name", "nodes", "program_max_bytes", "msg_max_bytes", "watchdog_ms", "nt_hash")
 
 
-def _slim(board):
+def _slim(board, path):
     b = {k: board[k] for k in _BOARD_KEYS if k in board}
-    pins = b.get("pins") or {}
-    for k in pins:
-        pins[k] = tuple(_CAPS.get(c, c) for c in pins[k])
+    b["path"] = path
     return b

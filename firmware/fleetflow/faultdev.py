@@ -80,7 +80,7 @@ class FaultBlockDev:
             if self._cut():
                 return -_EIO
             if self.lose_unsynced:
-                self._cache.append((arg, self.inner._blank, 0))
+                self._cache.append((arg, b"\xff" * self.inner.bs, 0))  # erased flash reads 0xff
                 return 0
             return self.inner.ioctl(op, arg)
         if op == _IOCTL_SYNC:

@@ -73,6 +73,8 @@ def check_pin(nid, spec, pin, board):
     """Refuse a pin the board lacks, reserves, or can't use this way."""
     if board is None:
         return
+    if "pins" not in board:
+        board = _pin_map(board)
     name = spec[0]
     key = str(pin)
     reserved = board.get("reserved") or {}
@@ -84,6 +86,26 @@ def check_pin(nid, spec, pin, board):
     if spec[EXTRA] not in caps:
         raise FFError("%s.%s: GPIO %d can't be used as %s (it can: %s)" % (
             nid, name, pin, spec[EXTRA], ",".join(caps)))
+
+
+# The agent keeps only the board's name and limits in RAM (fleetflow.config):
+# its pin map, parsed, is ~5.5 KB on the 64-bit port and only a program check
+# needs it. board["path"] names the board.json to read it from; this module
+# is cold code (unloaded with the loader), so the map is kept for one check.
+_pins = [None, None]
+
+
+def _pin_map(board):
+    path = board.get("path")
+    if path is None:
+        return board
+    if _pins[0] != path:
+        import json
+        with open(path) as f:
+            b = json.load(f)
+        _pins[0], _pins[1] = path, {"name": board.get("name"), "pins": b.get("pins"),
+                                    "reserved": b.get("reserved")}
+    return _pins[1]
 
 
 def _tname(v):

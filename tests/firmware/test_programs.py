@@ -138,6 +138,10 @@ p = load_program(json.dumps({"f": 1, "flow": "m", "ver": 1, "nodes": [
     {"id": "a", "type": "set-log-level", "params": {"level": "warning"}},
     {"id": "b", "type": "mqtt_out", "params": {"topic": "$$x"}}]}), TABLE)
 OUT["aliases"] = [p.types, p.cfgs[1]]
+# the agent's board keeps only its name and limits in RAM (fleetflow.config):
+# the pin map is read from board.json while a program is checked
+slim = {"name": "unix-sim", "program_max_bytes": 8192, "path": BOARD_PATH}
+OUT["slim_board"] = [refuse(c, slim) for c in cases["pins"]]
 # a board without the node compiled in
 small = nt.load_table(["dht", "switch"])
 OUT["not_compiled"] = None
@@ -150,7 +154,8 @@ except FFError as e:
 
 @pytest.fixture(scope="module")
 def out(device):
-    payload = json.dumps({"bad": [text for text, _ in BAD], "good": json.dumps(GOOD), "fuzz": _fuzz_cases()})
+    payload = json.dumps({"bad": [text for text, _ in BAD], "good": json.dumps(GOOD), "fuzz": _fuzz_cases(),
+                          "pins": [text for text, _ in PIN_CASES]})
     return device(BODY, stdin=payload)
 
 
@@ -179,6 +184,24 @@ def test_type_aliases_and_literal_dollar(out):
     types, mqtt_cfg = out["aliases"]
     assert types == ["set_log_level", "mqtt_out"]
     assert mqtt_cfg[0] == "$x"
+
+
+PIN_CASES = [
+    (json.dumps(GOOD), None),
+    (mutate(["nodes", 2, "params", "pin"], 34), "n3.pin: GPIO 34 can't be used as out (it can: in,adc)"),
+    (mutate(["nodes", 2, "params", "pin"], 7), "n3.pin: GPIO 7 is reserved (SPI flash (SD0)"),
+    (mutate(["nodes", 2, "params", "pin"], 24), "n3.pin: board unix-sim has no GPIO 24"),
+]
+
+
+def test_the_agents_board_reads_its_pin_map_from_board_json(out):
+    # the agent's board dict has no pins (fleetflow.config: ~5.5 KB of heap
+    # saved); the check reads them from the board file and refuses the same
+    for reason, (_text, wanted) in zip(out["slim_board"], PIN_CASES):
+        if wanted is None:
+            assert reason is None
+        else:
+            assert reason is not None and reason.startswith(wanted), reason
 
 
 def test_a_node_the_board_lacks_is_refused(out):
