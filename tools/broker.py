@@ -475,8 +475,11 @@ def _amqtt_plugins():
 class AmqttBroker(Broker):
     kind = "amqtt"
 
-    def __init__(self, workdir, users=None, port=None, tls=None):
+    def __init__(self, workdir, users=None, port=None, tls=None, max_packet_size: int | None = MAX_PACKET_BYTES):
         super().__init__(workdir, users, port, tls)
+        # None: no packet limit, like a broker someone set up without one
+        # (the device's own defence is tested against it).
+        self.max_packet_size = max_packet_size
         self._key = f"{id(self)}"
         _AMQTT_BROKERS[self._key] = self
         self._thread: threading.Thread | None = None
@@ -508,7 +511,7 @@ class AmqttBroker(Broker):
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self._broker = _guarded_amqtt()(self._config(), loop=loop)
+                self._broker = _guarded_amqtt(self.max_packet_size)(self._config(), loop=loop)
                 loop.run_until_complete(self._broker.start())
             except BaseException as exc:  # reported to the starting thread
                 errors.append(exc)
@@ -585,8 +588,9 @@ class AmqttBroker(Broker):
         self._thread = self._loop = self._broker = None
 
 
-def _guarded_amqtt():
-    """amqtt's Broker, authenticating a CONNECT before any session is touched.
+def _guarded_amqtt(max_packet_size: int | None = MAX_PACKET_BYTES):
+    """amqtt's Broker, authenticating a CONNECT before any session is touched
+    and refusing a packet over max_packet_size (None: any size).
 
     amqtt 0.12.1 handles the session a CONNECT names (deletes it on a clean
     session, takes it over otherwise) before it asks the auth plugins, so a
@@ -601,7 +605,9 @@ def _guarded_amqtt():
     class GuardedAmqtt(Amqtt):
         async def _client_connected(self, listener_name, reader, writer):
             # every packet of the connection, its CONNECT first, read through the size check
-            await super()._client_connected(listener_name, SizedReader(reader, MAX_PACKET_BYTES), writer)
+            if max_packet_size:
+                reader = SizedReader(reader, max_packet_size)
+            await super()._client_connected(listener_name, reader, writer)
 
         async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
             try:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from mqtt_cloud import Cloud
 from shared_schema.compiler import compile_program
 from shared_schema.envelope import chunked, make_envelope, signed_command
-from tools.broker import mosquitto_path, start_broker
+from tools.broker import AmqttBroker, mosquitto_path, start_broker
 from tools.simdevice import SimDevice
 
 KEY = "5e" * 32
@@ -108,9 +108,16 @@ class Rig:
 
 @contextmanager
 def rig(tmp_path, kind: str, settings: dict | None = None, sensors: dict | None = None):
+    """kind: "mosquitto", "amqtt", or "amqtt-unlimited" (amqtt with no packet
+    size limit, like a broker someone set up without one)."""
     if kind == "mosquitto" and not mosquitto_path():
         print("WARNING: mosquitto is not installed: this test runs on amqtt instead")
-    broker = start_broker(tmp_path / "broker", users={"cloud": "cloudpw", DEV: "devpw"}, prefer=kind)
+    users = {"cloud": "cloudpw", DEV: "devpw"}
+    if kind == "amqtt-unlimited":
+        broker = AmqttBroker(tmp_path / "broker", users, tls=True, max_packet_size=None)
+        broker.start()
+    else:
+        broker = start_broker(tmp_path / "broker", users=users, prefer=kind)
     cloud = None
     device = None
     try:

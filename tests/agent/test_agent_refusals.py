@@ -189,10 +189,11 @@ def test_oversized_commands_are_dropped_unread_and_the_device_stays_online(tmp_p
     # reconnect, for ever. Now the link reads it off the socket in pieces,
     # PUBACKs it, and the agent rejects it by the id in its first bytes.
     # Mosquitto as we configure it refuses any packet over the device's budget
-    # itself (tests/tools/test_broker_accounts.py); amqtt has no packet limit,
-    # like a broker someone set up without one, and passes the 200 KB on.
+    # itself (tests/tools/test_broker_accounts.py), and so does our amqtt; this
+    # one runs with no packet limit, like a broker someone set up without one,
+    # and passes the 200 KB on.
     size = 200_000
-    with rig(tmp_path, "amqtt") as r:
+    with rig(tmp_path, "amqtt-unlimited") as r:
         r.status(lambda s: s.get("state") == "online")
         n_online = len([s for s in r.cloud.json_on(f"ff/{DEV}/status") if s.get("state") == "online"])
         r.cloud.publish(f"ff/{DEV}/cmd", _big_command("big", size), qos=1)
