@@ -172,6 +172,7 @@ RESPONSES: dict[tuple[str, str], dict | None] = {
     ("POST", "/pipelines/run"): _RUN,  # 201 when it starts a run, 200 for advance and cancel
     ("POST", "/pipelines/{pipeline_id}/runs/{run_id}/advance"): _RUN,
     ("GET", "/pipelines/{pipeline_id}"): _PIPE,
+    ("PATCH", "/pipelines/{pipeline_id}"): _PIPE,
     ("DELETE", "/pipelines/{pipeline_id}"): None,
     ("POST", "/pipelines/{pipeline_id}/runs"): _RUN,
     ("GET", "/pipelines/{pipeline_id}/runs"): page("runs", "PipelineRun", pipeline_id=STR),

@@ -191,6 +191,16 @@ class PipelineCreate(_Strict):
     targets: PipelineTargets = Field(default_factory=lambda: PipelineTargets(all=True))
 
 
+class PipelinePatch(_Strict):
+    """A pipeline's new name, description, steps or targets: what is given
+    replaces the field whole (steps as a list), checked as on create."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    steps: list[PipelineStep] | None = Field(default=None, min_length=2)
+    targets: PipelineTargets | None = None
+
+
 class RunAdvance(_Strict):
     """End a run's current step by hand (seed 003's "Step Done" / "Step Failed")."""
 

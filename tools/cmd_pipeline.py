@@ -1,6 +1,7 @@
 """`fleetflow pipeline`: flows run one after another on the same devices.
 
     fleetflow pipeline create NAME FLOW1 FLOW2 [...] [--continue-on-failure] (--devices d1,d2 | --tag T | --environment E | --all)
+    fleetflow pipeline update PIPELINE [--name N] [--description D] [--flows F1 F2 ...] [--continue-on-failure | --stop-on-failure] [--manual N] [--devices ... | --tag T | --environment E | --all]
     fleetflow pipeline list
     fleetflow pipeline run PIPELINE [--no-wait]      # starts a run and follows its steps live
     fleetflow pipeline show PIPELINE [RUN]           # the pipeline and its runs, or one run step by step
@@ -11,7 +12,10 @@ A step whose flow fails stops the run (`--continue-on-failure`: the next step
 runs anyway). `run` exits 0 only when the run completed. A step made with
 `--manual N` (its number, from 1) waits on a person once its flow has run:
 `advance --done` or `--failed` says how it went (and ends any running step
-by hand).
+by hand). `update` changes only what it is given (refused while a run is in
+progress): `--flows` replaces the steps; `--continue-on-failure`,
+`--stop-on-failure` and `--manual` without `--flows` apply to the current
+steps (`--manual` then names every manual step).
 """
 
 from __future__ import annotations
@@ -41,11 +45,18 @@ def register(sub) -> None:
                         help="a failed step does not stop the run (default: it does)")
     create.add_argument("--manual", type=int, action="append", default=[], metavar="N",
                         help="step N (from 1) waits for `pipeline advance` once its flow has run; repeatable")
-    targets = create.add_mutually_exclusive_group()
-    targets.add_argument("--devices", help="comma-separated device ids")
-    targets.add_argument("--tag", help="every device with this tag")
-    targets.add_argument("--environment", help="every device in this environment")
-    targets.add_argument("--all", action="store_true", help="every device (the default)")
+    _target_args(create, "every device (the default)")
+    update = what.add_parser("update", help="change a pipeline's name, description, steps or targets")
+    update.add_argument("pipeline")
+    update.add_argument("--name")
+    update.add_argument("--description", help="the new description ('' clears it)")
+    update.add_argument("--flows", nargs="+", metavar="FLOW", help="the new steps: flow ids, in the order they run")
+    policy = update.add_mutually_exclusive_group()
+    policy.add_argument("--continue-on-failure", action="store_true", help="every step: a failure does not stop the run")
+    policy.add_argument("--stop-on-failure", action="store_true", help="every step: a failure stops the run")
+    update.add_argument("--manual", type=int, action="append", default=None, metavar="N",
+                        help="step N (from 1) waits for `pipeline advance`; the others no longer do; repeatable")
+    _target_args(update, "every device")
     ls = what.add_parser("list", help="pipelines with their run counters")
     run = what.add_parser("run", help="start a run and follow it step by step")
     run.add_argument("pipeline")
@@ -63,7 +74,7 @@ def register(sub) -> None:
     verdict = advance.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--done", action="store_true", help="the step succeeded: the run goes on")
     verdict.add_argument("--failed", action="store_true", help="the step failed (on_failure applies)")
-    for q, func in ((create, _create), (ls, _list), (run, _run), (show, _show), (cancel, _cancel),
+    for q, func in ((create, _create), (update, _update), (ls, _list), (run, _run), (show, _show), (cancel, _cancel),
                     (advance, _advance)):
         client_mod.add_cloud_args(q)
         q.add_argument("--json", action="store_true", help="print the API's answer as JSON")
@@ -71,23 +82,57 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
+def _target_args(parser, all_help: str) -> None:
+    targets = parser.add_mutually_exclusive_group()
+    targets.add_argument("--devices", help="comma-separated device ids")
+    targets.add_argument("--tag", help="every device with this tag")
+    targets.add_argument("--environment", help="every device in this environment")
+    targets.add_argument("--all", action="store_true", help=all_help)
+
+
+def _targets(args) -> dict | None:
+    """The targets the options name, or None when they name none."""
+    if args.devices:
+        return {"target_devices": [d.strip() for d in args.devices.split(",") if d.strip()]}
+    if args.tag:
+        return {"target_tags": [args.tag]}
+    if args.environment:
+        return {"environment": args.environment}
+    return {"all": True} if args.all else None
+
+
 def pipeline_body(args) -> dict:
     """The POST /pipelines body from the command line (pure)."""
     on_failure = "continue" if args.continue_on_failure else "stop"
-    targets: dict = {}
-    if args.devices:
-        targets["target_devices"] = [d.strip() for d in args.devices.split(",") if d.strip()]
-    elif args.tag:
-        targets["target_tags"] = [args.tag]
-    elif args.environment:
-        targets["environment"] = args.environment
-    else:
-        targets["all"] = True
-    body = {"name": args.name, "targets": targets,
+    body = {"name": args.name, "targets": _targets(args) or {"all": True},
             "steps": [{"flow_id": f, "on_failure": on_failure, **({"manual": True} if i in args.manual else {})}
                       for i, f in enumerate(args.flows, 1)]}
     if args.description:
         body["description"] = args.description
+    return body
+
+
+def update_body(args, current: dict | None) -> dict:
+    """The PATCH /pipelines/{id} body from the command line (pure): only
+    what the options change. `current` (the pipeline as it is) is needed
+    when step options come without --flows."""
+    body: dict = {}
+    if args.name is not None:
+        body["name"] = args.name
+    if args.description is not None:
+        body["description"] = args.description or None
+    if (targets := _targets(args)) is not None:
+        body["targets"] = targets
+    policy = "continue" if args.continue_on_failure else "stop" if args.stop_on_failure else None
+    if args.flows or policy or args.manual is not None:
+        old = [] if args.flows else (current or {}).get("steps", [])
+        flows = args.flows or [s["flow_id"] for s in old]
+        steps = []
+        for n, flow in enumerate(flows, 1):
+            was = old[n - 1] if old else {}
+            manual = (n in args.manual) if args.manual is not None else bool(was.get("manual"))
+            steps.append({"flow_id": flow, "on_failure": policy or was.get("on_failure", "stop"), "manual": manual})
+        body["steps"] = steps
     return body
 
 
@@ -130,6 +175,38 @@ def _create(args) -> int:
         ui.print_json(pl)
     else:
         print(f"created pipeline {pl['id']} ({pl['name']}): " + " -> ".join(s["flow_id"] for s in pl["steps"]))
+    return 0
+
+
+def _update(args) -> int:
+    steps = len(args.flows) if args.flows else None
+    if steps is not None and steps < 2:
+        print("pipeline: a pipeline runs two or more flows; name at least two", file=sys.stderr)
+        return 2
+
+    def change(api):
+        current = None if args.flows else api.get(f"/pipelines/{args.pipeline}")
+        n = steps if current is None else len(current["steps"])
+        if bad := [m for m in args.manual or [] if not 1 <= m <= n]:
+            raise ValueError(f"--manual {bad[0]}: there are steps 1 to {n}")
+        body = update_body(args, current)
+        if not body:
+            raise ValueError("nothing to change: give --name, --description, --flows, a step option or targets")
+        return api.request("PATCH", f"/pipelines/{args.pipeline}", body)
+
+    try:
+        pl = client_mod.call(args, "pipeline", change)
+    except ValueError as exc:
+        print(f"pipeline: {exc}", file=sys.stderr)
+        return 2
+    if pl is None:
+        return 1
+    if args.json:
+        ui.print_json(pl)
+    else:
+        print(f"updated pipeline {pl['id']} ({pl['name']}): " + " -> ".join(
+            s["flow_id"] + (" (continue on failure)" if s["on_failure"] == "continue" else "")
+            + (" (manual)" if s.get("manual") else "") for s in pl["steps"]))
     return 0
 
 

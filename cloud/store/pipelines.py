@@ -41,26 +41,62 @@ def _counts(pipeline_id: str) -> dict:
     return counts
 
 
-def create_pipeline(body: dict, now: float) -> dict:
-    req = schemas.parse(schemas.PipelineCreate, body)
+def _resolved_steps(steps: list[schemas.PipelineStep]) -> list[dict]:
+    """The steps as stored, each with its flow's name; Invalid names every unknown flow."""
     problems = []
-    steps = []
-    for i, step in enumerate(req.steps):
-        flow = get_by_pk(Flow, step.flow_id)
+    resolved = []
+    for i, step_ in enumerate(steps):
+        flow = get_by_pk(Flow, step_.flow_id)
         if flow is None:
-            problems.append(Problem(f"/steps/{i}/flow_id", f"no flow {step.flow_id!r}"))
+            problems.append(Problem(f"/steps/{i}/flow_id", f"no flow {step_.flow_id!r}"))
             continue
-        steps.append({"flow_id": flow.id, "flow_name": flow.name, "on_failure": step.on_failure,
-                      "manual": step.manual})
+        resolved.append({"flow_id": flow.id, "flow_name": flow.name, "on_failure": step_.on_failure,
+                         "manual": step_.manual})
     if problems:
         raise Invalid("unknown flows in the steps", problems)
+    return resolved
+
+
+def create_pipeline(body: dict, now: float) -> dict:
+    req = schemas.parse(schemas.PipelineCreate, body)
     p = Pipeline.create(id="pl_" + _random.token_hex(6), name=req.name, description=req.description or "",
-                        steps=steps, targets=req.targets.model_dump(), created_at=now)
+                        steps=_resolved_steps(req.steps), targets=req.targets.model_dump(), created_at=now)
     return pipeline_doc(p)
 
 
-def _get(pipeline_id: str) -> Pipeline:
-    return get_or_404(Pipeline, pipeline_id, "pipeline")
+def _get(pipeline_id: str, lock: bool = False) -> Pipeline:
+    """The pipeline or NotFound; `lock`: FOR UPDATE (an edit and a run's start take turns)."""
+    if not lock:
+        return get_or_404(Pipeline, pipeline_id, "pipeline")
+    p = get_for_update(Pipeline, pipeline_id)
+    if p is None:
+        raise NotFound(f"no pipeline {pipeline_id!r}")
+    return p
+
+
+def _check_idle(pipeline_id: str) -> None:
+    """Conflict while a run of the pipeline is pending or running: it follows the steps as they are."""
+    if PipelineRun.select().where((PipelineRun.pipeline == pipeline_id)
+                                  & (PipelineRun.status.in_(("pending", "running")))).exists():
+        raise Conflict(f"pipeline {pipeline_id} has a run in progress")
+
+
+def update_pipeline(pipeline_id: str, body: dict) -> dict:
+    """Change what the body gives (a field given as null is left alone but
+    the description, which null clears); refused while a run is in progress."""
+    req = schemas.parse(schemas.PipelinePatch, body)
+    p = _get(pipeline_id, lock=True)
+    _check_idle(pipeline_id)
+    if req.name is not None:
+        p.name = req.name
+    if "description" in req.model_fields_set:
+        p.description = req.description or ""
+    if req.steps is not None:
+        p.steps = _resolved_steps(req.steps)
+    if req.targets is not None:
+        p.targets = req.targets.model_dump()
+    p.save()
+    return pipeline_doc(p, _counts(pipeline_id))
 
 
 def get_pipeline(pipeline_id: str) -> dict:
@@ -75,9 +111,7 @@ def list_pipelines(limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None)
 
 def delete_pipeline(pipeline_id: str) -> None:
     _get(pipeline_id)
-    if PipelineRun.select().where((PipelineRun.pipeline == pipeline_id)
-                                  & (PipelineRun.status.in_(("pending", "running")))).exists():
-        raise Conflict(f"pipeline {pipeline_id} has a run in progress")
+    _check_idle(pipeline_id)
     PipelineRun.delete().where(PipelineRun.pipeline == pipeline_id).execute()
     Pipeline.delete().where(Pipeline.id == pipeline_id).execute()
 
@@ -135,7 +169,7 @@ def step(run: PipelineRun, events: list, now: float, box: SecretBox) -> list[tup
 
 
 def start_run(pipeline_id: str, box: SecretBox, now: float, triggered_by: str = "") -> tuple[dict, list]:
-    p = _get(pipeline_id)
+    p = _get(pipeline_id, lock=True)  # an edit waits until the run exists, then refuses
     snap = [{"step_index": i, "flow_id": s["flow_id"], "flow_name": s["flow_name"], "manual": bool(s.get("manual")),
              "status": "pending", "execution_id": None, "execution_status": None, "waiting": False,
              "started_at": None, "completed_at": None, "error": None}

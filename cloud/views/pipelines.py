@@ -27,6 +27,11 @@ async def get(request: web.Request):
     return ok(await request.app[DB].read(store.get_pipeline, request.match_info["pipeline_id"]))
 
 
+async def update(request: web.Request):
+    return ok(await request.app[DB].run(store.update_pipeline, request.match_info["pipeline_id"],
+                                        await json_body(request)))
+
+
 async def delete(request: web.Request):
     await request.app[DB].run(store.delete_pipeline, request.match_info["pipeline_id"])
     return web.Response(status=204)

@@ -145,3 +145,43 @@ async def test_seed_003_run_endpoint_and_run_lists(api):
     assert (await api.get("/pipelines/run?limit=2"))["runs"] == every["runs"]
     assert [r["id"] for r in (await api.get("/pipelines/runs?status=cancelled"))["runs"]] == [run["id"]]
     await api.get("/pipelines/runs?limit=0", expect=422)
+
+
+async def test_edit_a_pipeline_checked_as_on_create_and_not_while_it_runs(api):
+    pipeline = await _setup(api, ["stop", "stop"])
+    pid, flows = pipeline["id"], [s["flow_id"] for s in pipeline["steps"]]
+    third = await api.published_flow(FLOWS[2])
+    got = await api.call("PATCH", f"/pipelines/{pid}", {
+        "name": "CI/CD v2", "description": "nightly",
+        "steps": [{"flow_id": flows[0], "on_failure": "continue"}, {"flow_id": third["id"], "manual": True}]})
+    assert got["name"] == "CI/CD v2" and got["description"] == "nightly"
+    assert [(s["flow_id"], s["flow_name"], s["on_failure"], s["manual"]) for s in got["steps"]] == [
+        (flows[0], "clear", "continue", False), (third["id"], "level", "stop", True)]
+    assert got["targets"]["target_devices"] == ["p1"]  # what the body does not give stays
+    got = await api.call("PATCH", f"/pipelines/{pid}", {"description": None, "targets": {"target_tags": ["lab"]}})
+    assert got["description"] is None and got["name"] == "CI/CD v2" and got["targets"]["target_tags"] == ["lab"]
+    assert await api.get(f"/pipelines/{pid}") == got
+
+    # the same checks and pointers as POST; nothing changes
+    problem = await api.call("PATCH", f"/pipelines/{pid}", {"steps": [{"flow_id": flows[0]}, {"flow_id": "nope"}]},
+                             expect=422)
+    assert problem["errors"][0]["pointer"] == "/steps/1/flow_id" and "nope" in problem["errors"][0]["message"]
+    problem = await api.call("PATCH", f"/pipelines/{pid}", {"steps": [{"flow_id": flows[0]}]}, expect=422)
+    assert problem["errors"][0]["pointer"] == "/steps"
+    problem = await api.call("PATCH", f"/pipelines/{pid}", {"steps": [{"flow_id": flows[0], "on_failure": "maybe"},
+                                                                      {"flow_id": flows[1]}]}, expect=422)
+    assert problem["errors"][0]["pointer"] == "/steps/0/on_failure"
+    problem = await api.call("PATCH", f"/pipelines/{pid}", {"name": ""}, expect=422)
+    assert problem["errors"][0]["pointer"] == "/name"
+    assert await api.get(f"/pipelines/{pid}") == got
+    await api.call("PATCH", f"/pipelines/{pid}", {"name": "x"}, role="viewer", expect=403)
+    await api.call("PATCH", f"/pipelines/{pid}", {"name": "by an operator"}, role="operator")
+    await api.call("PATCH", "/pipelines/pl_nope", {"name": "x"}, expect=404)
+
+    # a run follows the steps as they are: no edit until it ends
+    await api.call("PATCH", f"/pipelines/{pid}", {"targets": {"target_devices": ["p1"]}})
+    run = await api.post(f"/pipelines/{pid}/runs", expect=201)
+    problem = await api.call("PATCH", f"/pipelines/{pid}", {"name": "mid-run"}, expect=409)
+    assert "run in progress" in problem["detail"]
+    await api.post(f"/pipelines/{pid}/runs/{run['id']}/cancel")
+    assert (await api.call("PATCH", f"/pipelines/{pid}", {"name": "after"}))["name"] == "after"

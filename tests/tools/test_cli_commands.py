@@ -166,6 +166,15 @@ def test_pipeline_create_run_show(fleet, capsys):
     assert "stop on failure" in out and "completed" in out
     rc, _, err = _run(capsys, "pipeline", "create", "one", fleet["other"])
     assert rc == 2 and "two or more" in err
+    rc, out, err = _run(capsys, "pipeline", "update", pl, "--name", "twice", "--continue-on-failure", "--manual", "2")
+    assert rc == 0 and "updated pipeline" in out and "(twice)" in out, out + err
+    assert out.count("(continue on failure)") == 2 and out.count("(manual)") == 1, out
+    rc, out, _ = _run(capsys, "pipeline", "show", pl)
+    assert "continue on failure" in out and "stop on failure" not in out and "cli-a" in out
+    rc, _, err = _run(capsys, "pipeline", "update", pl, "--flows", fleet["other"], "nope")
+    assert rc == 1 and "/steps/1/flow_id" in err
+    rc, _, err = _run(capsys, "pipeline", "update", pl)
+    assert rc == 2 and "nothing to change" in err
 
 
 def test_a_manual_step_waits_for_pipeline_advance(fleet, capsys):
