@@ -2,7 +2,7 @@
 author a flow in the graph editor, fix the validation problem the API points
 at on the node, publish, compare two versions, deploy a canary to simulated
 devices and watch it roll back live, execute with an override and read the
-per-node log, run a two-step pipeline, add a viewer who sees no button that
+per-node log, run a two-step pipeline and edit it, add a viewer who sees no button that
 would be refused, and nothing overflows at 390 px. No console errors."""
 
 from __future__ import annotations
@@ -328,6 +328,15 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.locator("details.run .dot-completed")).to_have_count(2)
     shots(page, "pipeline")
     assert unnamed_controls(page) == []
+    # Edit it in the same form, prefilled: the second step no longer stops the run.
+    page.get_by_role("button", name="Edit", exact=True).click()
+    expect(page.locator("input[name=pipeline-name]")).to_have_value("Check then beat")
+    page.get_by_label("step 2 on failure").select_option("continue")
+    page.get_by_role("button", name="Save changes").click()
+    steps_card = page.locator(".card", has=page.get_by_role("heading", name="Steps", exact=True))
+    expect(steps_card.locator("li").nth(1)).to_contain_text("on failure: continue")
+    pipeline_id = page.url.rsplit("/", 1)[1]
+    assert [s["on_failure"] for s in api(sim, "GET", f"/pipelines/{pipeline_id}")["steps"]] == ["stop", "continue"]
 
     # An operator's phone: the editor (catalog, canvas, inspector) fits 390 px.
     page.set_viewport_size({"width": 390, "height": 844})

@@ -1,5 +1,5 @@
-// A pipeline: its steps, start, the active run's banner with step dots,
-// cancel, and the run history with counters.
+// A pipeline: its steps (edited in the form that made it), start, the
+// active run's banner with step dots, cancel, and the run history with counters.
 
 import { useEffect, useState } from "react";
 import { del, get, idempotencyKey, post } from "../api";
@@ -9,6 +9,7 @@ import { ago, when } from "../format";
 import { Link, navigate } from "../router";
 import { openStream } from "../sse";
 import { selectorText } from "./Device";
+import { PipelineForm } from "./Pipelines";
 
 const ACTIVE = ["pending", "running"];
 
@@ -36,6 +37,7 @@ export default function Pipeline({ id }: { id: string }) {
   const [runs, setRuns] = useState<any[]>([]);
   const [runsError, setRunsError] = useState<unknown>(null);
   const [live, setLive] = useState("connecting");
+  const [editing, setEditing] = useState(false);
   const act = useAction();
 
   // Live from the pipeline's stream (metadata: the pipeline and its latest
@@ -89,7 +91,9 @@ export default function Pipeline({ id }: { id: string }) {
     <section>
       <div className="title-row"><h1>{p.name}</h1><LiveDot state={live} />
         <Can role="operator"><div className="actions">
-          <button type="button" className="primary" onClick={start} disabled={act.busy || !!shown}>Start run</button>
+          <button type="button" className="primary" onClick={start} disabled={act.busy || !!shown || editing}>Start run</button>
+          <button type="button" onClick={() => setEditing(true)} disabled={act.busy || !!shown || editing}
+                  title={shown ? "a run in progress follows the steps as they are: edit once it ends" : undefined}>Edit</button>
           <button type="button" className="danger" onClick={remove} disabled={act.busy || !!shown}>Delete</button>
         </div></Can>
       </div>
@@ -108,8 +112,16 @@ export default function Pipeline({ id }: { id: string }) {
           )}
         </div>
       )}
+      {editing && !shown && (
+        <div className="card">
+          <h2>Edit pipeline</h2>
+          <PipelineForm pipeline={p} onCancel={() => setEditing(false)}
+                        onSaved={(saved) => { pipe.setData(saved); setEditing(false); }} />
+        </div>
+      )}
       <div className="card">
         <h2>Steps</h2>
+        {p.description && <p>{p.description}</p>}
         <ol>{p.steps.map((s: any, i: number) => (
           <li key={i}><Link to={`/flows/${s.flow_id}`}>{s.flow_name || s.flow_id}</Link> · on failure: {s.on_failure}{s.manual ? " · waits on a person" : ""}</li>))}</ol>
         <p className="hint">Targets: {selectorText(p.targets)}</p>

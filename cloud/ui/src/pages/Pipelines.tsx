@@ -1,8 +1,9 @@
 // Pipelines: two or more flows run in order on the same devices; the list
-// with run counters, and a new one (steps with stop/continue, targets).
+// with run counters, and the form that makes a new one or edits one (steps
+// with stop/continue, targets).
 
 import { useEffect, useState } from "react";
-import { get, getAll, post } from "../api";
+import { get, getAll, patch, post } from "../api";
 import { Can } from "../auth";
 import { Empty, ErrorBox, Pager, useAction, useLoad } from "../components/common";
 import Targets, { NO_TARGETS, targetBody } from "../components/Targets";
@@ -10,7 +11,7 @@ import type { TargetChoice } from "../components/Targets";
 import { ago } from "../format";
 import { Link, navigate } from "../router";
 
-interface StepIn { flow_id: string; on_failure: "stop" | "continue"; manual?: boolean }
+export interface StepIn { flow_id: string; on_failure: "stop" | "continue"; manual?: boolean; flow_name?: string }
 
 export function StepsList({ steps, setSteps, flows }: { steps: StepIn[]; setSteps(s: StepIn[]): void; flows: any[] }) {
   const set = (i: number, patch: Partial<StepIn>) => setSteps(steps.map((s, j) => (j === i ? { ...s, ...patch } : s)));
@@ -27,6 +28,7 @@ export function StepsList({ steps, setSteps, flows }: { steps: StepIn[]; setStep
         <li key={i} className="actions" data-step={i}>
           <select aria-label={`step ${i + 1} flow`} name={`step-${i}-flow`} value={s.flow_id} onChange={(e) => set(i, { flow_id: e.target.value })}>
             <option value="">choose a published flow…</option>
+            {s.flow_id && !flows.some((f) => f.id === s.flow_id) && <option value={s.flow_id}>{s.flow_name || s.flow_id}</option>}
             {flows.map((f) => <option key={f.id} value={f.id}>{f.name}</option>)}
           </select>
           <select aria-label={`step ${i + 1} on failure`} name={`step-${i}-on-failure`} value={s.on_failure}
@@ -44,29 +46,55 @@ export function StepsList({ steps, setSteps, flows }: { steps: StepIn[]; setStep
   );
 }
 
-function NewPipeline() {
+/** The form's target choice for a pipeline's stored targets (the reverse of targetBody). */
+export function choiceOf(t: any): TargetChoice {
+  if (!t || t.all) return { ...NO_TARGETS, mode: "all" };
+  if (t.target_devices?.length) return { ...NO_TARGETS, mode: "devices", devices: [...t.target_devices] };
+  return { ...NO_TARGETS, mode: "tags", tags: (t.target_tags || []).join(", "), environment: t.environment || "" };
+}
+
+const NEW_STEPS: StepIn[] = [{ flow_id: "", on_failure: "stop" }, { flow_id: "", on_failure: "stop" }];
+
+/** A new pipeline (POST) or, given `pipeline`, the same form prefilled to edit it (PATCH). */
+export function PipelineForm({ pipeline, onSaved, onCancel }: { pipeline?: any; onSaved(p: any): void; onCancel?(): void }) {
   const [flows, setFlows] = useState<any[]>([]);
-  const [name, setName] = useState("");
-  const [steps, setSteps] = useState<StepIn[]>([{ flow_id: "", on_failure: "stop" }, { flow_id: "", on_failure: "stop" }]);
-  const [targets, setTargets] = useState<TargetChoice>({ ...NO_TARGETS, mode: "all" });
+  const [name, setName] = useState(pipeline?.name ?? "");
+  const [description, setDescription] = useState(pipeline?.description ?? "");
+  const [steps, setSteps] = useState<StepIn[]>(pipeline
+    ? pipeline.steps.map((s: any) => ({ flow_id: s.flow_id, flow_name: s.flow_name, on_failure: s.on_failure, manual: !!s.manual }))
+    : NEW_STEPS);
+  const [targets, setTargets] = useState<TargetChoice>(choiceOf(pipeline?.targets));
   const act = useAction();
   useEffect(() => { getAll("/flows?status=published&limit=200", "flows", 1000).then(setFlows, () => {}); }, []);
-  async function create() {
-    const p = await act.run(() => post("/pipelines", { name: name.trim(), steps, targets: targetBody(targets) }));
-    if (p) navigate(`/pipelines/${p.id}`);
+  async function save() {
+    const body = { name: name.trim(), description: description.trim() || null, targets: targetBody(targets),
+                   steps: steps.map(({ flow_id, on_failure, manual }) => ({ flow_id, on_failure, manual: !!manual })) };
+    const p = await act.run(() => (pipeline ? patch(`/pipelines/${pipeline.id}`, body) : post("/pipelines", body)));
+    if (p) onSaved(p);
   }
+  const verb = pipeline ? "edit" : "new";
+  return (
+    <form aria-label={`${verb} pipeline`} onSubmit={(e) => { e.preventDefault(); save(); }}>
+      <label>Name<input name="pipeline-name" required value={name} onChange={(e) => setName(e.target.value)} /></label>
+      <label>Description<input name="pipeline-description" value={description} onChange={(e) => setDescription(e.target.value)} /></label>
+      <h3>Steps, in order</h3>
+      <StepsList steps={steps} setSteps={setSteps} flows={flows} />
+      <button type="button" onClick={() => setSteps([...steps, { flow_id: "", on_failure: "stop" }])}>Add step</button>
+      <Targets value={targets} onChange={setTargets} types={[]} />
+      <ErrorBox error={act.error} />
+      <div className="actions">
+        <button type="submit" className="primary" disabled={act.busy}>{pipeline ? "Save changes" : "Create pipeline"}</button>
+        {onCancel && <button type="button" onClick={onCancel}>Cancel</button>}
+      </div>
+    </form>
+  );
+}
+
+function NewPipeline() {
   return (
     <details className="card">
       <summary>New pipeline</summary>
-      <form aria-label="new pipeline" onSubmit={(e) => { e.preventDefault(); create(); }}>
-        <label>Name<input name="pipeline-name" required value={name} onChange={(e) => setName(e.target.value)} /></label>
-        <h3>Steps, in order</h3>
-        <StepsList steps={steps} setSteps={setSteps} flows={flows} />
-        <button type="button" onClick={() => setSteps([...steps, { flow_id: "", on_failure: "stop" }])}>Add step</button>
-        <Targets value={targets} onChange={setTargets} types={[]} />
-        <ErrorBox error={act.error} />
-        <button type="submit" className="primary" disabled={act.busy}>Create pipeline</button>
-      </form>
+      <PipelineForm onSaved={(p) => navigate(`/pipelines/${p.id}`)} />
     </details>
   );
 }
