@@ -64,6 +64,9 @@ class Config:
     replica: str | None = None
     mqtt_share_group: str = "fleetflow"
     lease_ttl_s: float = 10.0
+    # whether deployments rehearse on simulated twins unless they say
+    # (cloud/rehearsal.py); tests of other things turn it off
+    rehearsal_default: bool = True
     clock: Callable[[], float] = field(default=time.time)
 
     def mqtt_parts(self) -> dict:

@@ -30,7 +30,9 @@ from shared_schema.commands import EXECUTION_PREFIX, parse_command_id
 
 from cloud.engine.execution import ExecAck, RecordStored
 from cloud import live
-from cloud.engine.state import Ack
+from cloud import rehearsal
+from cloud.engine.state import Ack, Start
+from cloud.errors import Conflict
 from cloud.leaseholder import Leaseholder, command_owner_key
 from cloud.store import deployments as deployment_store
 from cloud.store import executions, pipelines, rollout
@@ -72,8 +74,13 @@ class Driver:
 
     async def command(self, dep_id: str, event) -> dict:
         """A user command (Start, Pause, Resume, Rollback, Cancel); raises
-        IllegalTransition when the deployment's status forbids it."""
+        IllegalTransition when the deployment's status forbids it. A Start of
+        a deployment that rehearses runs the rehearsal first (in the
+        background): it starts when the rehearsal passes."""
         await self.leases.take(dep_id)  # started here, driven from here (unless another replica drives it)
+        if isinstance(event, Start) and await self.db.run(rehearsal.begin, dep_id, self.clock()):
+            self._background_task(self._rehearse(dep_id))
+            return await self.db.run(deployment_store.get_deployment, dep_id)
         result = await self.db.run(rollout.step, dep_id, [event], self.clock(), self.box)
         out = result.outgoing
         self._announce(dep_id, result.update)
@@ -101,9 +108,28 @@ class Driver:
     def send(self, out: list[tuple[str, list[dict]]]) -> None:
         """Publish commands already in the outbox, in the background (a start
         of 10,000 targets need not hold the request)."""
-        task = asyncio.get_running_loop().create_task(self._publish(out))
+        self._background_task(self._publish(out))
+
+    def _background_task(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _rehearse(self, dep_id: str) -> None:
+        """Run a deployment's rehearsal, keep its result, then start it if it passed."""
+        try:
+            plan = await self.db.run(rehearsal.plan, dep_id)
+            result = await asyncio.get_running_loop().run_in_executor(None, rehearsal.run_plan, plan)
+        except Exception as exc:  # the twins could not run: the deployment does not start blind
+            log.exception("rehearsal of %s failed to run", dep_id)
+            result = rehearsal.broken(exc)
+        passed, update = await self.db.run(rehearsal.record, dep_id, result, self.clock())
+        self._announce(dep_id, update)
+        if passed:
+            try:
+                await self.command(dep_id, Start())
+            except Conflict as exc:  # cancelled meanwhile
+                log.info("%s not started after its rehearsal: %s", dep_id, exc)
 
     async def resend(self, device_id: str | None = None) -> int:
         """Send again what a device (or every device) has not answered yet."""

@@ -131,9 +131,18 @@ def _v13_quarantine(db: peewee.Database) -> None:
     if "quarantined" not in {c.name for c in db.get_columns("flow_version")}:
         migrator = pw_migrate.SchemaMigrator.from_database(db)
         pw_migrate.migrate(migrator.add_column("flow_version", "quarantined", models.FlowVersion.quarantined))
+
+
 def _v14_leases(db: peewee.Database) -> None:
     """Cloud replicas: who drives what (cloud.store.leases)."""
     db.create_tables([models.Lease], safe=True)
+
+
+def _v15_rehearsal(db: peewee.Database) -> None:
+    """A deployment's rehearsal on simulated twins (issue 14)."""
+    if "rehearsal" not in {c.name for c in db.get_columns("deployment")}:
+        migrator = pw_migrate.SchemaMigrator.from_database(db)
+        pw_migrate.migrate(migrator.add_column("deployment", "rehearsal", models.Deployment.rehearsal))
 
 
 STEPS = [
@@ -151,6 +160,7 @@ STEPS = [
     (12, _v12_device_lists),
     (13, _v13_quarantine),
     (14, _v14_leases),
+    (15, _v15_rehearsal),
 ]
 LATEST = STEPS[-1][0]
 

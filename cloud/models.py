@@ -121,6 +121,9 @@ class Deployment(BaseModel):
     # targets (migration 7): what lets a process trust the targets it keeps
     # in memory between steps (cloud.store.rollout).
     rev = peewee.CharField(max_length=16, default="")
+    # the rehearsal on simulated twins (cloud/rehearsal.py; migration 15):
+    # None when off, else {"status": pending|running|passed|failed, "runs", ...result}
+    rehearsal = JSONField(null=True)
     # Rate control's state (cloud.engine.state.Deployment.pace; migration 11).
     pace = JSONField(null=True)
 

@@ -114,6 +114,10 @@ class DeploymentCreate(_Strict):
     # what happens to targets that are offline (or never seen) when it is created:
     # wait for them (up to the target timeout), skip them, or refuse the deployment
     offline: Literal["wait", "skip", "fail"] = "wait"
+    # run it on simulated twins first (cloud/rehearsal.py); None: on for canary,
+    # rolling and blue-green and for all_at_once on more than one device
+    rehearse: bool | None = None
+    rehearsal_runs: int = Field(default=20, ge=1, le=500)
 
 
 class Quarantine(_Strict):

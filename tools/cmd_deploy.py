@@ -69,6 +69,10 @@ def register(sub) -> None:
                    help="offline or never-seen targets: wait for them (default, up to the timeout), skip them, "
                         "or refuse the deployment")
     c.add_argument("--force", action="store_true", help="deploy a quarantined version named with --version")
+    c.add_argument("--rehearse", action=argparse.BooleanOptionalAction, default=None,
+                   help="run it first on simulated twins fed with the targets' recorded readings "
+                        "(default: on, except all-at-once on one device)")
+    c.add_argument("--rehearsal-runs", type=int, help="runs per twin (default 20)")
     c.add_argument("--dry-run", action="store_true",
                    help="only the pre-flight: who is ready, offline, never seen or lacks a node; nothing is created")
     c.add_argument("--no-start", action="store_true", help="create only")
@@ -115,6 +119,10 @@ def deployment_body(args) -> dict:
         body["offline"] = args.offline
     if getattr(args, "force", False):
         body["force"] = True
+    if getattr(args, "rehearse", None) is not None:
+        body["rehearse"] = args.rehearse
+    if getattr(args, "rehearsal_runs", None):
+        body["rehearsal_runs"] = args.rehearsal_runs
     config: dict = {"auto_rollback": not args.no_auto_rollback, "health_check": not args.no_health_check}
     for name, _kind, _help in SETTINGS:
         value = getattr(args, name)

@@ -6,9 +6,13 @@
 3. 20 simulated devices, each a MicroPython unix-port process running the real
    firmware on its own LittleFS image, provisioned through the API;
 4. the example flow published as v1 and rolled out to all 20 at once;
-5. v2, with a typo that fails every run, rolled out canary first: the canary
-   devices roll themselves back and the deployment rolls the fleet back;
-6. v3, the fix, rolled out in batches of 5 to all 20.
+5. v2, with a typo that fails every run, rolled out canary first: the cloud
+   rehearses it on simulated twins fed with the readings the fleet recorded,
+   catches the failing node before any device gets it, and quarantines v2;
+6. the same v2 forced past the rehearsal (what a twin cannot see still
+   reaches the canary): the canary devices roll themselves back and the
+   deployment rolls the fleet back;
+7. v3, the fix, rolled out in batches of 5 to all 20.
 
 Every outcome is checked against the API as it is narrated; `run_story`
 returns whether all of them held (`fleetflow demo --exit` exits 0 only then).
@@ -48,7 +52,7 @@ class Narrator:
     t0: float = field(default_factory=time.monotonic)
     checks: list = field(default_factory=list)
     step_no: int = 0
-    steps: int = 5
+    steps: int = 6
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -186,10 +190,25 @@ class Demo:
         say.check(vers == {v1: self.count}, f"every device reports v{v1}", _fmt(vers))
 
         say.step("v2 has a typo: its Round node reads 'temperatur'. It validates (a message may carry any "
-                 "field), but fails on every run. Deploying it canary first: 10% of the fleet, watched for up to 20 s")
+                 "field), but fails on every run. Deploying it canary first; before any device gets it, the "
+                 "cloud rehearses it on simulated twins fed with the readings the fleet recorded under v1")
         v2 = self._publish(flow_id, variant(base, typo=True))
-        dep = self._deploy({"flow_id": flow_id, "version": v2, "strategy": "canary", "target_devices": targets,
-                            "config": {"canary_percentage": 10, "canary_delay": "20s", "health": HEALTH}})
+        canary = {"flow_id": flow_id, "version": v2, "strategy": "canary", "target_devices": targets,
+                  "config": {"canary_percentage": 10, "canary_delay": "20s", "health": HEALTH}}
+        dep = self._deploy(canary)
+        r = dep.get("rehearsal") or {}
+        twins = ", ".join(f"{b['board']}: {b['runs']['candidate']} runs of v{v2} and of the v{v1} it replaces, "
+                          f"{b['readings_replayed']} recorded readings replayed" for b in r.get("boards", []))
+        say.check(dep["status"] == "failed" and r.get("status") == "failed",
+                  f"the rehearsal caught it: {dep.get('reason')}", f"{twins}; {r.get('seconds')} s")
+        vers = self._all_on(v1)
+        say.check(vers == {v1: self.count} and all(t["status"] == "skipped" for t in dep["targets"]),
+                  f"no device received v{v2}; v{v2} is quarantined (deploying it needs force)", _fmt(vers))
+
+        say.step(f"A twin cannot see everything (a sensor only the real board has, its wiring). The canary is "
+                 f"the second line: forcing v{v2} past the quarantine without a rehearsal, 10% of the fleet first, "
+                 "watched for up to 20 s")
+        dep = self._deploy(dict(canary, force=True, rehearse=False))
         self._events(dep["id"])
         canary = [t for t in dep["targets"] if t["batch"] == 0]
         rest = [t for t in dep["targets"] if t["batch"] != 0]
@@ -278,7 +297,8 @@ def run_story(workdir: Path = VAR, devices: int = 20, exit_after: bool = False, 
     """Tell the story; True when every step came out as narrated."""
     demo = Demo(workdir, devices, out, prefer_broker, plain_mqtt)
     say = demo.say
-    print(f"fleetflow demo: {devices} devices, a broken update caught by a canary, a good one rolled out",
+    print(f"fleetflow demo: {devices} devices, a broken update caught by a rehearsal and by a canary, a good one "
+          "rolled out",
           file=out, flush=True)
     ok = False
     try:

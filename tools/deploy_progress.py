@@ -52,7 +52,28 @@ def summarize(dep: dict) -> dict:
         "total": dep.get("total_targets") or sum(counts.values()),
         "counts": counts,
         "done": counts["success"] + counts["failed"] + counts["rolled_back"] + counts["skipped"],
+        "rehearsal": dep.get("rehearsal"),
     }
+
+
+def rehearsal_text(r: dict | None) -> str | None:
+    """The rehearsal on simulated twins in words (pure); None when the deployment has none."""
+    if not r:
+        return None
+    status = r.get("status")
+    if status == "pending":
+        return "rehearsal: on simulated twins when it starts"
+    if status == "running":
+        return "rehearsing on simulated twins: this version and the one the targets run, fed with their recorded readings"
+    boards = r.get("boards") or []
+    runs = sum((b.get("runs") or {}).get("candidate") or 0 for b in boards)
+    readings = sum(b.get("readings_replayed") or 0 for b in boards)
+    diffs = sum(1 for b in boards for f in b.get("findings", ()) if f.get("kind") == "output_diff")
+    where = ", ".join(b["board"] for b in boards) or "no board"
+    if status == "passed":
+        return (f"rehearsal passed: {runs} runs on twins of {where}, {readings} recorded readings replayed, "
+                f"no new errors" + (f", {diffs} node(s) with different outputs" if diffs else ""))
+    return f"rehearsal failed: {r.get('reason') or 'see its findings'}"
 
 
 def _bar(s: dict, width: int = 20) -> str:
@@ -73,7 +94,9 @@ def render(s: dict, elapsed_s: float) -> list[str]:
     if s.get("rate"):
         head += f"  {s['rate']:g} a minute"
     counts = "  ".join(f"{k} {v}" for k, v in s["counts"].items() if v or k in ("pending", "success", "failed"))
-    return [head, f"{_bar(s)} {s['done']}/{s['total']}  {counts}  {elapsed_s:5.1f}s"]
+    lines = [head, f"{_bar(s)} {s['done']}/{s['total']}  {counts}  {elapsed_s:5.1f}s"]
+    said = rehearsal_text(s.get("rehearsal"))
+    return lines + [said] if said else lines
 
 
 def apply(doc: dict, event: str, data: dict) -> dict:

@@ -9,6 +9,7 @@ from shared_schema.commands import DEPLOYMENT_PREFIX
 from shared_schema.compiler import CompileError, compile_program
 
 from cloud import schemas
+from cloud.engine import rehearsal
 from cloud.engine import settings as engine_settings
 from cloud.engine.decide import plan_batches
 from cloud.engine.state import TARGET_STATUSES
@@ -166,9 +167,10 @@ def _offline_ids(devices: list[Device]) -> list[str]:
     return [d.id for d in devices if not d.online]
 
 
-def create_deployment(body: dict, now: float, dry_run: bool = False) -> dict:
+def create_deployment(body: dict, now: float, dry_run: bool = False, rehearse_default: bool = True) -> dict:
     """Create a deployment (pending). `dry_run`: nothing is created; the answer is the
-    pre-flight of every target (`preflight`) and whether creating it would be refused."""
+    pre-flight of every target (`preflight`) and whether creating it would be refused.
+    `rehearse_default`: whether it rehearses when the body does not say (cloud/rehearsal.py)."""
     req = schemas.parse(schemas.DeploymentCreate, body)
     config = req.config.model_dump(exclude_unset=True)  # the keys given, as given
     settings = engine_settings.resolve(req.strategy, config)
@@ -192,9 +194,11 @@ def create_deployment(body: dict, now: float, dry_run: bool = False) -> dict:
     check_types(devices, fv.types, req)
     programs = compile_for(fv, devices)
     devices, skipped = _offline_policy(req, devices)
+    rehearse = rehearsal.wanted(req.strategy, len(devices), req.rehearse, rehearse_default)
     dep = Deployment.create(
         id=DEPLOYMENT_PREFIX + _random.token_hex(6), flow=fv.flow, version=fv.version, strategy=req.strategy,
         config=config, settings=settings, created_at=now,
+        rehearsal={"status": "pending", "runs": req.rehearsal_runs} if rehearse else None,
         selector={"target_devices": list(first_positions(req.target_devices)), "target_tags": req.target_tags,
                   "environment": req.environment, "all": req.all})
     for board, prog in programs.items():
@@ -244,6 +248,12 @@ def target_doc(t: Target) -> dict:
             "ack": t.ack or None, "seq": t.seq, "reason": t.reason or None, "updated_at": iso(t.updated_at)}
 
 
+def rehearsal_doc(r: dict | None) -> dict | None:
+    if r is None:
+        return None
+    return {k: (iso(v) if k.endswith("_at") else v) for k, v in r.items()}
+
+
 def deployment_doc(dep: Deployment, counts: dict, targets: list[Target] | None = None) -> dict:
     doc = {
         "id": dep.id, "flow_id": dep.flow, "version": dep.version, "strategy": dep.strategy, "status": dep.status,
@@ -255,6 +265,7 @@ def deployment_doc(dep: Deployment, counts: dict, targets: list[Target] | None =
         "failed_targets": counts["failed"], "counts": counts, "reason": dep.reason or None,
         "created_at": iso(dep.created_at), "started_at": iso(dep.started_at), "finished_at": iso(dep.finished_at),
         "targets_url": f"/api/v1/deployments/{dep.id}/targets",
+        "rehearsal": rehearsal_doc(dep.rehearsal),
     }
     if targets is not None:
         doc["targets"] = [target_doc(t) for t in targets]

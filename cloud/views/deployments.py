@@ -16,9 +16,11 @@ from cloud.views.common import bool_param, choice_param, ok, page_params, paged,
 
 async def create(request: web.Request):
     body = await json_body(request)
+    config = request.app[CONFIG]
     if bool_param(request, "dry_run"):  # nothing is created: no idempotency record either
-        return ok(await request.app[DB].run(store.create_deployment, body, request.app[CONFIG].clock(), True))
-    result = await run_once(request, store.create_deployment, body, request.app[CONFIG].clock())
+        return ok(await request.app[DB].run(store.create_deployment, body, config.clock(), True,
+                                            config.rehearsal_default))
+    result = await run_once(request, store.create_deployment, body, config.clock(), False, config.rehearsal_default)
     return replayed(result) or ok(result, 201)
 
 

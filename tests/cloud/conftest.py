@@ -134,7 +134,10 @@ def db_url(tmp_path) -> str:
 
 @pytest.fixture
 def cloud_config(db_url) -> Config:
-    return Config(db_url=db_url, mqtt_url=None, secret=b"s" * 32, engine_tick_s=0.05)
+    # rehearsals (cloud/rehearsal.py) run real MicroPython twins: the API
+    # tests of everything else start deployments at once; test_rehearsal.py
+    # and the fleet tests keep the default (on)
+    return Config(db_url=db_url, mqtt_url=None, secret=b"s" * 32, engine_tick_s=0.05, rehearsal_default=False)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ ENGINE = Path(cloud.engine.__file__).parent
 # What engine/ may import: its own modules, the error types, the shared schema
 # (pure), and standard-library modules without I/O.
 ALLOWED = ("cloud.engine", "cloud.errors", "shared_schema", "__future__", "copy", "math", "dataclasses",
-           "typing", "collections", "enum", "functools", "itertools", "re")
+           "typing", "collections", "enum", "functools", "itertools", "re",
+           "ast", "json")  # parsing text (ast.literal_eval, json.loads): no I/O
 
 
 def imports(path: Path) -> list[str]:

@@ -99,6 +99,16 @@ class Cloud:
         return await self.wait(f"deployment {dep_id} to end", ended, timeout_s)
 
 
+def fleet_config(db_url, broker, loop, **kw) -> Config:
+    """The cloud's config for a fleet test: MQTT over TLS end to end (the bridge
+    verifies the broker with the CA, and each device gets that CA in its
+    provisioning answer), quick ticks, devices added to the broker as provisioned."""
+    return Config(db_url=db_url, mqtt_url=f"mqtts://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
+                  mqtt_ca_file=str(broker.tls.ca),
+                  secret=b"integration-secret-32-bytes-long", engine_tick_s=0.2, mqtt_reconnect_s=0.2,
+                  on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw), **kw)
+
+
 @pytest.fixture
 def broker(tmp_path):
     from tools.broker import mosquitto_path
@@ -116,12 +126,7 @@ async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, d
     from tools.simdevice import SimDevice
 
     loop = asyncio.get_running_loop()
-    # MQTT over TLS end to end: the bridge verifies the broker with the CA, and
-    # each device gets that CA in its provisioning answer
-    config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
-                    mqtt_ca_file=str(broker.tls.ca),
-                    secret=b"integration-secret-32-bytes-long", engine_tick_s=0.2, mqtt_reconnect_s=0.2,
-                    on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
+    config = fleet_config(db_url, broker, loop)
     cloud = Cloud(aiohttp_client, config)
     await cloud.start()
     sims = []

@@ -20,10 +20,9 @@ import threading
 import pytest
 
 from cloud.appkeys import DB
-from cloud.config import Config
 from cloud.store.rollout import take_seqs
 from tools.bench.runaway import ladder, unchecked_program
-from test_integration_fleet import CLOUD_PW, Cloud, broker, publish  # noqa: F401 (broker: a fixture)
+from test_integration_fleet import CLOUD_PW, Cloud, broker, fleet_config, publish  # noqa: F401 (broker: a fixture)
 from tools.tls import client_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
@@ -77,11 +76,7 @@ async def test_runaway_fan_out_is_refused_and_never_knocks_a_device_over(tmp_pat
     from tools.simdevice import SimDevice
 
     loop = asyncio.get_running_loop()
-    config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:{CLOUD_PW}@{broker.host}:{broker.port}",
-                    mqtt_ca_file=str(broker.tls.ca),
-                    secret=b"integration-secret-32-bytes-long", engine_tick_s=0.2, mqtt_reconnect_s=0.2,
-                    on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
-    cloud = Cloud(aiohttp_client, config)
+    cloud = Cloud(aiohttp_client, fleet_config(db_url, broker, loop))
     await cloud.start()
     made = await cloud.call("POST", "/devices", {"id": "dev_r", "board": "unix-sim"}, expect=201)
     creds = made["credentials"]

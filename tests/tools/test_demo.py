@@ -29,9 +29,10 @@ def test_demo_exit_tells_the_whole_story_and_every_check_holds(tmp_path, procs_m
     kind = "mosquitto" if mosquitto_path() else "amqtt"  # make demo's rule: Mosquitto when installed
     for line in (f"broker: {kind}", "20/20 devices online at the cloud",
                  "v1 deployment completed: 20/20 devices healthy",
+                 "the rehearsal caught it: rehearsal: new error: ", "no device received v2; v2 is quarantined",
                  "the canary failed", "the deployment stopped and rolled back; the other 18 devices never received v2",
                  "the whole fleet still runs v1", "v3 rolled out in 4 batches: 20/20 devices healthy",
-                 "every device reports v3", "The story is complete: all 8 checks held"):
+                 "every device reports v3", "The story is complete: all 10 checks held"):
         assert line in out, out
     assert procs_mentioning(str(tmp_path / "demo")) == []
 
@@ -39,9 +40,9 @@ def test_demo_exit_tells_the_whole_story_and_every_check_holds(tmp_path, procs_m
 def test_demo_on_the_embedded_amqtt_broker(tmp_path, procs_mentioning):
     """What `make demo` does where Mosquitto is not installed (10 devices to keep it short)."""
     out = _story(tmp_path / "demo", "--broker", "amqtt", "--devices", "10")
-    for line in ("broker: amqtt", "10/10 devices online at the cloud", "the canary failed",
+    for line in ("broker: amqtt", "10/10 devices online at the cloud", "the rehearsal caught it", "the canary failed",
                  "the other 9 devices never received v2", "v3 rolled out in 2 batches: 10/10 devices healthy",
-                 "The story is complete: all 8 checks held"):
+                 "The story is complete: all 10 checks held"):
         assert line in out, out
     assert procs_mentioning(str(tmp_path / "demo")) == []
 

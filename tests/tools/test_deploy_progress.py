@@ -31,8 +31,9 @@ def _args(argv):
       "config": {"auto_rollback": True, "health_check": True, "failure_threshold": 5.0, "max_per_minute": 1000,
                  "base_per_minute": 50, "increment_factor": 1.5, "increment_after_successes": 20,
                  "min_executed": 100}}),
-    (["f5", "--all", "--offline", "skip", "--version", "2", "--force"],
+    (["f5", "--all", "--offline", "skip", "--version", "2", "--force", "--no-rehearse"],
      {"flow_id": "f5", "strategy": "rolling", "all": True, "offline": "skip", "version": 2, "force": True,
+      "rehearse": False,
       "config": {"auto_rollback": True, "health_check": True}}),
     (["f3", "--environment", "prod", "--strategy", "blue_green"],
      {"flow_id": "f3", "strategy": "blue_green", "environment": "prod",
@@ -140,3 +141,19 @@ def test_stream_events_update_the_deployment_document(event, data, expected):
     got = deploy_progress.apply(doc, event, data)
     assert got == (doc if expected is None else expected)
     assert doc["targets"][0]["status"] == "pending"  # the input is left as it was
+
+
+@pytest.mark.parametrize("rehearsal, expected", [
+    (None, None),
+    ({"status": "pending", "runs": 20}, "rehearsal: on simulated twins when it starts"),
+    ({"status": "running"}, "rehearsing on simulated twins: this version and the one the targets run, fed with "
+                            "their recorded readings"),
+    ({"status": "passed", "boards": [{"board": "unix-sim", "runs": {"candidate": 20}, "readings_replayed": 6,
+                                      "findings": [{"kind": "output_diff"}]}]},
+     "rehearsal passed: 20 runs on twins of unix-sim, 6 recorded readings replayed, no new errors, "
+     "1 node(s) with different outputs"),
+    ({"status": "failed", "reason": "rehearsal: new error: n2: KeyError: temperatur"},
+     "rehearsal failed: rehearsal: new error: n2: KeyError: temperatur"),
+])
+def test_the_rehearsal_in_words(rehearsal, expected):
+    assert deploy_progress.rehearsal_text(rehearsal) == expected

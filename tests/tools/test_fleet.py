@@ -92,7 +92,8 @@ def test_a_fleet_with_faults_behaves_as_each_fault_says(tmp_path, procs_mentioni
             api.publish_flow(flow["id"])
             dep = api.create_deployment({"flow_id": flow["id"], "strategy": "all_at_once",
                                          "target_devices": ["sim-001", "sim-002"],
-                                         "config": {"health": HEALTH, "failure_threshold": 100}})
+                                         "config": {"health": HEALTH, "failure_threshold": 100},
+                                         "rehearse": False})  # the faults are on the real devices
             api.deployment_action(dep["id"], "start")
             deadline = time.monotonic() + 40
             while api.deployment(dep["id"])["status"] == "running" and time.monotonic() < deadline:

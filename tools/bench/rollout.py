@@ -207,7 +207,9 @@ async def _measure(args, workdir: Path, db_url: str) -> dict:
                 cfg.update(batch_size=args.batch_size, batch_delay=0)
             t = time.perf_counter()
             dep = await call("POST", "/deployments", {"flow_id": flow["id"], "strategy": args.strategy,
-                                                      "target_tags": ["bench"], "config": cfg})
+                                                      "target_tags": ["bench"], "config": cfg,
+                                                      # the rollout's own speed is measured: no rehearsal first
+                                                      "rehearse": False})
             create_s = time.perf_counter() - t
             others = {"fleet_cpu_s": fleet.pid, "broker_cpu_s": getattr(getattr(broker, "proc", None), "pid", None)}
             if args.postgres:

@@ -7,7 +7,7 @@
 #                  "amp": 5, "period": 20, "humidity": 45,
 #                  "fault_rate": 0.1, "seed": 1, "read_ms": 5,
 #                  "script": [[23.1, 40.0], "timeout", "checksum", ["garbage", 40], ...]}},
-#    "adc": {"34": 1234},  "pins": {"5": 1},
+#    "adc": {"34": 1234 or [1234, 2000, ...]},  "pins": {"5": 1},
 #    "wdt_ms": 3000,       # the watchdog's timeout, instead of the board file's
 #    "wifi": {...}, "clock": {...}}   # Wi-Fi and NTP faults: SimWLAN below
 # The reset cause is what the simulator says it was (FF_RESET: it powers the

@@ -2,11 +2,18 @@
 
 
 class SimADC:
+    # raw: a value, or a script of values played in order (then the last repeats)
     def __init__(self, raw=0):
         self.raw = raw
+        self.reads = 0
 
     def read_u16(self):
-        return self.raw
+        raw = self.raw
+        if type(raw) is list:
+            n = self.reads
+            self.reads = n + 1
+            return raw[min(n, len(raw) - 1)] if raw else 0
+        return raw
 
 
 class SimPWM:
