@@ -115,15 +115,16 @@ def _twin(board: str, program: str, sim: dict, runs: int) -> dict:
     from tools import bundle, simdevice
 
     b = simdevice.sim_bundle()
-    spec = bundle.device_board(bundle.load_board(board), board)
+    full = bundle.load_board(board)
+    spec = bundle.device_board(full, board)
     job = {"board": spec, "program": program, "sim": sim, "runs": runs, "max_ms": runs * 3_600_000}
     try:
         proc = subprocess.run([*simdevice.device_command(b, "lib"), "-X", f"heapsize={simdevice.HEAP}", str(TWIN)],
                               input=json.dumps(job), env=simdevice.mpy_env(b / "lib"), capture_output=True,
                               text=True, timeout=TWIN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return {"records": [], "done": {"runs": 0, "memory_error": None,
-                                        "crash": f"the twin did not finish in {TWIN_TIMEOUT_S:g} s"}}
+        return {"records": [], "board_heap_bytes": full["heap_bytes"],
+                "done": {"runs": 0, "memory_error": None, "crash": f"the twin did not finish in {TWIN_TIMEOUT_S:g} s"}}
     records, done = [], None
     for line in proc.stdout.splitlines():
         try:
@@ -137,7 +138,7 @@ def _twin(board: str, program: str, sim: dict, runs: int) -> dict:
     if done is None:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         done = {"runs": len(records), "memory_error": None, "crash": f"the twin exited {proc.returncode}: {tail[0]}"}
-    return {"records": records, "done": done}
+    return {"records": records, "done": done, "board_heap_bytes": full["heap_bytes"]}
 
 
 def run_plan(p: dict) -> dict:
@@ -150,7 +151,9 @@ def run_plan(p: dict) -> dict:
         cs = core.summarize(cand["records"])
         bs = core.summarize(base["records"]) if base else None
         memory = cand["done"].get("memory_error") or cand["done"].get("crash")
-        findings = core.compare(bs, cs, memory)
+        heap = (cand["done"].get("peak_heap_bytes"), base["done"].get("peak_heap_bytes") if base else None,
+                cand["board_heap_bytes"])
+        findings = core.compare(bs, cs, memory, heap=heap)
         for f in findings:
             f["board"] = b["board"]
         findings_all += findings
@@ -159,6 +162,7 @@ def run_plan(p: dict) -> dict:
                        "errors": {"candidate": sum(n["errors"] for n in cs["nodes"].values()),
                                   "baseline": sum(n["errors"] for n in bs["nodes"].values()) if bs else None},
                        "flow_heap_bytes": cand["done"].get("flow_heap_bytes"),
+                       "peak_heap_bytes": cand["done"].get("peak_heap_bytes"),
                        "findings": findings})
     status, reason = core.verdict(findings_all)
     if not p["boards"]:

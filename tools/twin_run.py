@@ -9,7 +9,8 @@
 # timer or poll, so N runs of a flow that polls every 2 s take milliseconds.
 # Prints one JSON line per run record ({"ev": "run", "rec": {...}}, the wire
 # form a device ships) and a last {"ev": "done", ...} line: runs, errors,
-# the heap the flow took, and a MemoryError if the twin ran out of heap.
+# the heap the flow keeps (after loading, and its peak between runs, both
+# after a collect), and a MemoryError if the twin ran out of heap.
 import gc
 import json
 import sys
@@ -28,7 +29,14 @@ def main():
     from fleetflow.hal import get_hal
     from fleetflow.records import RunBuffer
 
+    from fleetflow.interp import Interpreter
+
     hal = get_hal(board["name"], job["sim"] or {})
+    records = RunBuffer(8)
+    # What the flow keeps: its checked Program, its node modules, its
+    # Interpreter and what runs leave behind, measured after a collect (the
+    # garbage a run makes on the way is not kept; a run that needs more than
+    # the twin's heap ends in MemoryError, reported as such).
     gc.collect()
     before = gc.mem_alloc()
     peak = 0
@@ -37,17 +45,18 @@ def main():
     try:
         prog = load_program(job["program"], load_table(board["nodes"]), board)
         job = None
-        from fleetflow.interp import Interpreter
-        records = RunBuffer(8)
         it = Interpreter(prog, hal, records, lambda *a: None)
         gc.collect()
-        loaded = gc.mem_alloc() - before
+        loaded = peak = gc.mem_alloc() - before
         t = 0
         it.start(t)
         while True:
             it.poll(t)
-            peak = max(peak, gc.mem_alloc() - before)
-            for rec in records.take():
+            got = records.take()
+            if got:
+                gc.collect()
+                peak = max(peak, gc.mem_alloc() - before)
+            for rec in got:
                 done += 1
                 errors += 1 if rec.get("err") or any(n.get("err") for n in rec.get("nodes") or ()) else 0
                 emit("run", rec=rec)

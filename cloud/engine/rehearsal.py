@@ -30,7 +30,11 @@ import json
 import re
 
 INPUT_TYPES = ("dht", "adc")
-FAILING = ("new_error", "memory", "budget")
+FAILING = ("new_error", "memory", "budget", "heap")
+# A flow may keep at most 1/FLOW_HEAP_SHARE of the board's heap_bytes on the
+# twin (the rest is the agent's: link, records, the next deploy's check). The
+# twin is the 64-bit unix port; a 32-bit board keeps about 0.7 of that.
+FLOW_HEAP_SHARE = 2
 SCRIPT_MAX = 200  # readings replayed per pin at most
 ERROR_TEXT_MAX = 200
 
@@ -132,12 +136,25 @@ def _differs(a, b, tolerance: float) -> bool:
     return a != b
 
 
+def heap_budget(board_heap_bytes: int) -> int:
+    return board_heap_bytes // FLOW_HEAP_SHARE
+
+
 def compare(baseline: dict | None, candidate: dict, memory_error: str | None = None,
-            tolerance: float = 0.01) -> list[dict]:
-    """Findings for the candidate's summary against the baseline's (None: nothing runs there now)."""
+            tolerance: float = 0.01, heap: tuple[int | None, int | None, int] | None = None) -> list[dict]:
+    """Findings for the candidate's summary against the baseline's (None: nothing runs there now).
+    heap: (the candidate's peak flow heap, the baseline's or None, the board's heap_bytes)."""
     findings: list[dict] = []
     if memory_error:
         findings.append({"kind": "memory", "node": None, "detail": memory_error[:ERROR_TEXT_MAX], "count": 1})
+    if heap and heap[0] is not None:
+        peak, base_peak, board_heap = heap
+        budget = heap_budget(board_heap)
+        if peak > budget and (base_peak is None or peak > base_peak):
+            findings.append({"kind": "heap", "node": None, "count": 1,
+                             "detail": f"the flow took {peak} bytes of heap on the twin, more than the board's "
+                                       f"flow share of {budget} (heap_bytes {board_heap} / {FLOW_HEAP_SHARE})"
+                                       + (f" and the version running now ({base_peak})" if base_peak else "")})
     base_nodes = (baseline or {}).get("nodes", {})
     for node_id, s in candidate["nodes"].items():
         b = base_nodes.get(node_id)

@@ -93,6 +93,8 @@ async def test_rehearsal_stops_a_version_that_fails_on_a_recorded_reading(tmp_pa
         assert board["board"] == "unix-sim" and board["readings_replayed"] >= 4
         assert [(f["kind"], f["node"]) for f in board["findings"]] == [("new_error", "n2")]
         assert board["runs"]["candidate"] == board["runs"]["baseline"] == 20
+        # the heap the flow keeps on the twin is measured, and within the board's flow share
+        assert 0 < board["flow_heap_bytes"] <= board["peak_heap_bytes"] <= 65_536 // 2, board
         assert {t["status"] for t in ended["targets"]} == {"skipped"}
         kinds = [e["kind"] for e in (await cloud.call("GET", f"/deployments/{dep['id']}/events"))["events"]]
         assert kinds == ["created", "rehearsal", "rehearsal", "status"]

@@ -73,6 +73,20 @@ def test_compare_finds(candidate, memory, kinds):
     assert sorted(f["kind"] for f in findings) == sorted(kinds)
 
 
+@pytest.mark.parametrize("heap, kinds", [
+    ((32_768, None, 65_536), []),                 # at the share (half of 64 KB): fine
+    ((32_769, None, 65_536), ["heap"]),           # above it, nothing runs there now
+    ((40_000, 36_000, 65_536), ["heap"]),         # above it and above the version running now
+    ((40_000, 40_000, 65_536), []),               # no worse than what runs now
+    ((None, None, 65_536), []),                   # the twin never got to measure
+])
+def test_heap_above_the_boards_flow_share(heap, kinds):
+    findings = core.compare(BASE, core.summarize([]), None, heap=heap)
+    assert [f["kind"] for f in findings] == kinds
+    if kinds:
+        assert "32768" in findings[0]["detail"] and core.verdict(findings)[0] == "failed"
+
+
 def test_a_node_failing_in_both_is_not_new_and_no_baseline_still_judges():
     failing = [_rec(("s", "switch", None, "TypeError: x"))]
     assert core.compare(core.summarize(failing), core.summarize(failing)) == []
