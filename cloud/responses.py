@@ -191,6 +191,7 @@ RESPONSES: dict[tuple[str, str], dict | None] = {
     ("POST", "/auth/login"): ref("Session"),
     ("POST", "/auth/refresh"): ref("Session"),
     ("POST", "/auth/logout"): None,
+    ("POST", "/auth/password"): obj({"user": ref("User")}),
     ("GET", "/auth/me"): obj({"user": nullable(ref("User"))},
                              {"key": obj({"id": INT, "role": STR, "by": STR}), "expires_at": TIME,
                               "refresh_expires_at": TIME}),

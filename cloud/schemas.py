@@ -140,6 +140,13 @@ class Credentials(_Strict):
     password: str = Field(max_length=200)
 
 
+class PasswordChange(_Strict):
+    """Change your own password: the current one proves it is you (cloud.sessions checks the new one's length)."""
+
+    current_password: str = Field(max_length=200)
+    new_password: str = Field(max_length=200)
+
+
 class UserCreate(Credentials):
     role: Role
 

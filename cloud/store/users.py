@@ -99,6 +99,17 @@ def update_user(user_id: int, role: str | None = None, password_hash: str | None
     return user_doc(user)
 
 
+def change_own_password(user_id: int, password_hash: str, keep_token: str) -> dict:
+    """A user's new password: every other session of theirs ends, the one
+    that asked (`keep_token`) goes on."""
+    user = _get(user_id)
+    user.password_hash = password_hash
+    user.save()
+    Session.delete().where((Session.user == user.id)
+                           & (Session.token_hash != secrets.hash_token(keep_token))).execute()
+    return user_doc(user)
+
+
 def delete_user(user_id: int) -> None:
     user = _get(user_id)
     if user.role == "admin" and not _other_admins(user):

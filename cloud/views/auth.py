@@ -1,5 +1,5 @@
 """Logging in (cloud.sessions has the rules): register the first user,
-log in, refresh, log out, who am I."""
+log in, refresh, log out, who am I, change my password."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 
 from cloud import schemas, secrets, sessions
 from cloud.appkeys import CONFIG, DB, HASHING
-from cloud.errors import BadRequest, Forbidden, Unauthorized
+from cloud.errors import BadRequest, Forbidden, Invalid, Problem, Unauthorized
 from cloud.middleware import PRINCIPAL, json_body
 from cloud.store import users as store
 from cloud.timefmt import iso
@@ -103,3 +103,18 @@ async def me(request: web.Request):
     login = await db.read(store.login_of, who.session)
     return ok({"user": await db.read(store.get_user, who.user_id), "expires_at": iso(login.expires_at),
                "refresh_expires_at": iso(login.refresh_until)})
+
+
+@any_role
+async def change_password(request: web.Request):
+    """The logged-in user's own password (any role): the current one first;
+    the user's other sessions end, this one goes on."""
+    req = schemas.parse(schemas.PasswordChange, await json_body(request))
+    token = _session_of(request)
+    new = sessions.checked_password(req.new_password, "/new_password")
+    db = request.app[DB]
+    user = await db.read(store.get_user, request[PRINCIPAL].user_id)
+    found = await db.read(store.password_hash_of, user["email"])
+    if not await _verified(request, req.current_password, found[1] if found else None):
+        raise Invalid("the current password is wrong", [Problem("/current_password", "not this account's password")])
+    return ok({"user": await db.run(store.change_own_password, user["id"], await hashed(request, new), token)})

@@ -289,3 +289,32 @@ async def test_an_idempotency_key_is_scoped_to_the_user_across_a_refresh(api):
     # the same key sent with an API key is another scope: another device
     other = await api.post("/devices", body, expect=201, headers=headers)
     assert other["id"] != first["id"]
+
+
+async def test_a_user_changes_their_own_password_and_their_other_sessions_end(api):
+    admin = (await _register_ada(api))[0]["access_token"]
+    await _user(api, admin, "vi@example.com", "viewer")
+    other = (await _login(api, "vi@example.com", "password viewer"))["access_token"]
+    browser = await _login(api, "vi@example.com", "password viewer")  # the cookie session that asks
+    csrf = {sessions.CSRF_HEADER: browser["csrf_token"]}
+    change = {"current_password": "password viewer", "new_password": "a better one"}
+    await _call(api, "POST", "/auth/password", change, expect=403)  # a change: the CSRF token is needed
+    problem, _ = await _call(api, "POST", "/auth/password", {**change, "current_password": "guess"}, expect=422,
+                             headers=csrf)
+    assert [p["pointer"] for p in problem["errors"]] == ["/current_password"]
+    problem, _ = await _call(api, "POST", "/auth/password", {**change, "new_password": "short"}, expect=422,
+                             headers=csrf)
+    assert [p["pointer"] for p in problem["errors"]] == ["/new_password"]
+    await _call(api, "GET", "/flows", token=other)  # nothing changed yet
+    done, _ = await _call(api, "POST", "/auth/password", change, headers=csrf)  # a viewer may
+    assert done["user"]["email"] == "vi@example.com" and done["user"]["role"] == "viewer"
+    await _call(api, "GET", "/auth/me")  # this session goes on
+    await _call(api, "GET", "/flows", expect=401, token=other)  # the other one ended
+    await _call(api, "GET", "/flows", token=admin)  # nobody else's
+    await _login(api, "vi@example.com", "password viewer", expect=401)
+    await _login(api, "vi@example.com", "a better one")
+    stored = api.app[DB].call(lambda: User.get(User.email == "vi@example.com").password_hash)
+    assert stored.startswith("$2b$") and "better" not in stored
+    problem, _ = await _call(api, "POST", "/auth/password", change, expect=400,
+                             headers={"x-api-key": api.keys["viewer"]})
+    assert "API key" in problem["detail"]
