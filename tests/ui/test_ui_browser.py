@@ -2,8 +2,9 @@
 author a flow in the graph editor, fix the validation problem the API points
 at on the node, publish, compare two versions, deploy a canary to simulated
 devices and watch it roll back live, execute with an override and read the
-per-node log, run a two-step pipeline and edit it, add a viewer who sees no button that
-would be refused, and nothing overflows at 390 px. No console errors."""
+per-node log, run a two-step pipeline and edit it, add a viewer who sees no
+button that would be refused and changes their own password, and nothing
+overflows at 390 px. No console errors."""
 
 from __future__ import annotations
 
@@ -412,7 +413,22 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.locator("details.run").first).to_be_visible()
     expect(page.locator("details.run table").first).to_contain_text("dht")
     expect(page.locator(".card", has_text="Deployments").locator("li")).to_have_count(3)  # 3 of the 4 targeted it
+    # The viewer changes their own password from the account page (the address in the header).
+    page.locator("header a.user").click()
+    expect(page.get_by_role("heading", name="Account")).to_be_visible()
+    page.get_by_label("Current password").fill(VIEWER[1])
+    page.get_by_label("New password", exact=True).fill("viewer pass 5678")
+    page.get_by_label("New password again").fill("viewer pass 5678")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status").filter(has_text="Password changed")).to_be_visible()
+    no_overflow(page)
+    shots(page, "account-390px")
+    assert unnamed_controls(page) == []
     page.get_by_role("button", name="Menu").click()
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.get_by_label("Email").fill(VIEWER[0])
+    page.get_by_label("Password").fill("viewer pass 5678")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".role")).to_have_text("viewer")
     assert watch.errors == []

@@ -19,6 +19,7 @@ const Execution = lazy(() => import("./pages/Execution"));
 const Pipelines = lazy(() => import("./pages/Pipelines"));
 const Pipeline = lazy(() => import("./pages/Pipeline"));
 const Users = lazy(() => import("./pages/Users"));
+const Account = lazy(() => import("./pages/Account"));
 
 const NAV: [string, string][] = [
   ["/fleet", "Fleet"], ["/flows", "Flows"], ["/deployments", "Deployments"],
@@ -39,6 +40,7 @@ function route(path: string, params: URLSearchParams, admin: boolean): ReactNode
   if ((m = match("/executions/:id", path))) return <Execution id={m.id} />;
   if (path === "/pipelines") return <Pipelines />;
   if ((m = match("/pipelines/:id", path))) return <Pipeline id={m.id} />;
+  if (path === "/account") return <Account />;
   if (path === "/users") return admin ? <Users /> : <p>Only an admin manages users. <Link to="/fleet">Go to the fleet</Link>.</p>;
   return <p>No page at {path}. <Link to="/fleet">Go to the fleet</Link>.</p>;
 }
@@ -79,7 +81,8 @@ export default function App() {
           ))}
         </nav>
         <div className="who">
-          <span className="user" title={session.user.email}>{session.user.email}</span>
+          <Link to="/account" className="user" title={`your account: ${session.user.email}`}
+                aria-current={section === "/account" ? "page" : undefined}>{session.user.email}</Link>
           <span className={`role role-${session.user.role}`}>{session.user.role}</span>
           <button type="button" onClick={() => session.logout()}>Log out</button>
         </div>
