@@ -1,10 +1,11 @@
 """The essential dashboard scenario in Chromium: register the first user,
 author a flow in the graph editor, fix the validation problem the API points
 at on the node, publish, compare two versions, deploy a canary to simulated
-devices and watch it roll back live, execute with an override and read the
-per-node log, run a two-step pipeline and edit it, add a viewer who sees no
-button that would be refused and changes their own password, and nothing
-overflows at 390 px. No console errors."""
+devices and watch its rehearsal on simulated twins pass and then the canary
+roll back live, execute with an override and read the per-node log, run a
+two-step pipeline and edit it, add a viewer who sees no button that would be
+refused and changes their own password, and nothing overflows at 390 px. No
+console errors."""
 
 from __future__ import annotations
 
@@ -218,6 +219,7 @@ def scenario(page, watch, sim, shots, expect):
     # 5. A canary to all three: the canary (sim-001) fails its trial and everything rolls back, live.
     page.goto(f"{base}/#/flows/{flow_id}/deploy")
     page.get_by_label("Strategy").select_option("canary")
+    expect(page.locator("input[name=rehearse]")).to_be_checked()  # the API's default for a canary
     page.locator("input[name=health-runs]").fill("2")
     page.locator("input[name=health-seconds]").fill("2")
     expect(page.get_by_test_id("health-words")).to_contain_text("2 runs")
@@ -229,6 +231,10 @@ def scenario(page, watch, sim, shots, expect):
     page.get_by_role("button", name="Create deployment").click()
     expect(page.get_by_role("heading", name=re.compile("^Deployment dep_"))).to_be_visible()
     expect(page.locator(".live")).to_have_text(re.compile("live|closed"))
+    # First the twins: the real firmware runs v3 on simulated twins and passes (they replay
+    # readings, not sim-001's injected fault); only then does the canary get it.
+    expect(page.get_by_test_id("rehearsal")).to_have_attribute("data-status", "passed", timeout=60000)
+    expect(page.get_by_test_id("rehearsal")).to_contain_text("no new error")
     # The canary rolled itself back on the device; nothing else was sent (the others skipped).
     expect(page.locator("dl [data-status=failed]")).to_be_visible(timeout=90000)
     canary = page.locator("tr[data-target=sim-001]")
@@ -258,6 +264,7 @@ def scenario(page, watch, sim, shots, expect):
     # 5c. Rolling, one device a batch, a minute apart: the delay counts down; pause, resume, cancel.
     page.goto(f"{base}/#/flows/{flow_id}/deploy")
     page.get_by_label("Strategy").select_option("rolling")
+    page.locator("input[name=rehearse]").uncheck()  # v3 passed its rehearsal above
     page.locator("input[name=batch_size]").fill("1")
     page.locator("input[name=batch_delay]").fill("1m")
     page.locator("input[name=health-runs]").fill("1")
@@ -267,6 +274,7 @@ def scenario(page, watch, sim, shots, expect):
     page.get_by_role("button", name="Create deployment").click()
     expect(page.get_by_test_id("countdown")).to_contain_text(re.compile(r"next batch in \d+ s"), timeout=60000)
     expect(page.get_by_test_id("phase")).to_contain_text("batch 1/2")
+    expect(page.get_by_test_id("rehearsal")).to_have_count(0)
     expect(page.get_by_test_id("progress")).to_have_text("1/2 updated")
     shots(page, "deployment-delay")
     page.get_by_role("button", name="Pause").click()

@@ -88,3 +88,12 @@ export function batchCount(strategy: string, settings: Record<string, any>, tota
   }
   return 1;
 }
+
+/** Whether the API rehearses a deployment on simulated twins when the body does not say
+ * (cloud/engine/rehearsal.py, `wanted`): on for canary, rolling and blue-green, and for
+ * all at once on more than one device. */
+export function rehearseByDefault(strategy: Strategy, targeted: number): boolean {
+  return strategy !== "all_at_once" || targeted > 1;
+}
+
+export const REHEARSAL_RUNS_DEFAULT = 20;

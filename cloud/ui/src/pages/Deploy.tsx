@@ -1,5 +1,6 @@
 // Deploy a published version: the strategy's settings with seed 001's
-// defaults, the health rule in words, targets with a preview.
+// defaults, the health rule in words, the rehearsal on simulated twins,
+// targets with a preview.
 
 import { useEffect, useState } from "react";
 import { ApiError, get, idempotencyKey, post } from "../api";
@@ -9,7 +10,7 @@ import Targets, { NO_TARGETS, targetBody } from "../components/Targets";
 import type { TargetChoice } from "../components/Targets";
 import { Link, navigate } from "../router";
 import type { Strategy } from "../strategies";
-import { configBody, HEALTH_DEFAULT, healthInWords, RATE, STRATEGIES } from "../strategies";
+import { configBody, HEALTH_DEFAULT, healthInWords, RATE, REHEARSAL_RUNS_DEFAULT, rehearseByDefault, STRATEGIES } from "../strategies";
 import type { Preview } from "../components/Targets";
 
 export default function Deploy({ id }: { id: string }) {
@@ -24,6 +25,8 @@ export default function Deploy({ id }: { id: string }) {
   const [health, setHealth] = useState({ ...HEALTH_DEFAULT });
   const [targets, setTargets] = useState<TargetChoice>(NO_TARGETS);
   const [start, setStart] = useState(true);
+  const [rehearseChoice, setRehearse] = useState<boolean | null>(null); // null: the API's default for the strategy
+  const [rehearsalRuns, setRehearsalRuns] = useState(String(REHEARSAL_RUNS_DEFAULT));
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [key] = useState(idempotencyKey);
@@ -39,12 +42,15 @@ export default function Deploy({ id }: { id: string }) {
   }, [version, data.data]);
 
   const settings = STRATEGIES[strategy].settings;
+  const rehearse = rehearseChoice ?? rehearseByDefault(strategy, preview.targeted);
   const val = (k: string, d: unknown) => (values[k] === undefined ? d : values[k]);
 
   async function submit() {
     setBusy(true); setError(null);
     try {
-      const body = { flow_id: id, version: Number(version), strategy, ...targetBody(targets), config: configBody(strategy, values, health) };
+      const body: Record<string, unknown> = { flow_id: id, version: Number(version), strategy, ...targetBody(targets),
+                                              config: configBody(strategy, values, health), rehearse };
+      if (rehearse && rehearsalRuns.trim() !== String(REHEARSAL_RUNS_DEFAULT)) body.rehearsal_runs = Number(rehearsalRuns) || rehearsalRuns;
       const dep = await post("/deployments", body, { "Idempotency-Key": key });
       if (start) await post(`/deployments/${dep.id}/start`);
       navigate(`/deployments/${dep.id}`);
@@ -113,6 +119,18 @@ export default function Deploy({ id }: { id: string }) {
                                           onChange={(e) => setHealth({ ...health, max_error_rate: Number(e.target.value) })} /></label>
             </div>
             <p className="hint" data-testid="health-words">{healthInWords(health)}</p>
+          </fieldset>
+          <fieldset className="card">
+            <legend>Rehearsal</legend>
+            <label className="check"><input type="checkbox" name="rehearse" checked={rehearse}
+                                            onChange={(e) => setRehearse(e.target.checked)} />Rehearse on simulated twins first</label>
+            {rehearse && (
+              <label>Twin runs<input name="rehearsal-runs" inputMode="numeric" value={rehearsalRuns} onChange={(e) => setRehearsalRuns(e.target.value)} /></label>
+            )}
+            <p className="hint" data-testid="rehearsal-words">{rehearse
+              ? "Before any device is sent anything, the real firmware runs this version and the one the targets run now on simulated twins, fed the readings the targets recorded; a new node error, running out of memory or a budget hit fails the deployment and quarantines the version. It starts by itself once the rehearsal passes."
+              : "No rehearsal: the devices get the version as soon as it starts (the health rule still applies on each)."}
+              {rehearseChoice === null ? ` (the default for ${STRATEGIES[strategy].label.toLowerCase()}${strategy === "all_at_once" ? " on more than one device" : ""})` : ""}</p>
           </fieldset>
           <div className="card"><Targets value={targets} onChange={setTargets} types={types} onPreview={setPreview} /></div>
           <ErrorBox error={error} />

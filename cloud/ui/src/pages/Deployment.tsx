@@ -1,11 +1,13 @@
 // A deployment, live from its stream: phase, batch n/N, countdowns for the
 // delay and each trial, per-device acks as they arrive, the events, and the
-// failing device's own error as the reason; pause, resume, rollback, cancel.
+// failing device's own error as the reason; the rehearsal on simulated twins
+// and what it found; pause, resume, rollback, cancel.
 
 import { useEffect, useRef, useState } from "react";
 import { get, getAll, post } from "../api";
 import { Can } from "../auth";
 import { Badge, ErrorBox, LiveDot, useAction } from "../components/common";
+import RehearsalPanel from "../components/Rehearsal";
 import { duration, when } from "../format";
 import { Link } from "../router";
 import { openStream } from "../sse";
@@ -172,7 +174,7 @@ export default function Deployment({ id }: { id: string }) {
           <p className="hint">Health rule: {health.runs} runs, {health.seconds} s, at most {Math.round((health.max_error_rate ?? 0.25) * 100)}% failing.</p>
           <Can role="operator">
             <div className="actions">
-              {ACTIONS.filter((a) => a.when.includes(doc.status)).map((a) => (
+              {ACTIONS.filter((a) => a.when.includes(doc.status) && !(a.verb === "start" && doc.rehearsal?.status === "running")).map((a) => (
                 <button key={a.verb} type="button" className={a.danger ? "danger" : ""} disabled={act.busy} onClick={() => command(a.verb)}>{a.label}</button>
               ))}
             </div>
@@ -180,6 +182,7 @@ export default function Deployment({ id }: { id: string }) {
           </Can>
         </div>
       </div>
+      <RehearsalPanel rehearsal={doc.rehearsal} />
       <div className="card">
         <h2>Devices</h2>
         {doc.targets ? (
