@@ -3,9 +3,9 @@ author a flow in the graph editor, fix the validation problem the API points
 at on the node, publish, compare two versions, deploy a canary to simulated
 devices and watch its rehearsal on simulated twins pass and then the canary
 roll back live, execute with an override and read the per-node log, run a
-two-step pipeline and edit it, add a viewer who sees no button that would be
-refused and changes their own password, and nothing overflows at 390 px. No
-console errors."""
+two-step pipeline and edit it, make and revoke an API key, add and remove a
+webhook, add a viewer who sees no button that would be refused and changes
+their own password, and nothing overflows at 390 px. No console errors."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ ADMIN = ("admin@example.com", "correct horse battery")
 VIEWER = ("viewer@example.com", "viewer pass 1234")
 # Mutating buttons no viewer should see anywhere.
 MUTATING = re.compile(r"^(Create flow|Save draft|Publish|Deploy.*|Execute|Edit.*|Restore.*|Pause|Resume|Roll back|Cancel.*"
-                      r"|Start.*|Delete|Add user|Retry.*|Replay.*|Create deployment|Create pipeline|Remove.*|Save.*|Archive|Step (done|failed))$")
+                      r"|Start.*|Delete|Add user|Retry.*|Replay.*|Create deployment|Create pipeline|Remove.*|Save.*|Archive|Step (done|failed)"
+                      r"|Create key|Revoke|Add webhook|Redeliver)$")
 
 
 def api(sim, method, path, body=None):
@@ -374,6 +375,27 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.locator(f"tr[data-user='{VIEWER[0]}']")).to_be_visible()
     shots(page, "users")
     assert unnamed_controls(page) == []
+    # An API key for a script, its secret shown once, then revoked; a webhook added and removed.
+    page.get_by_role("link", name="Keys").click()
+    page.locator("input[name=key-name]").fill("ci")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_test_id("new-key")).to_contain_text("ffk_")
+    shots(page, "keys")
+    assert unnamed_controls(page) == []
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="revoke key ci").click()
+    expect(page.locator("tr[data-key=ci] [data-status=revoked]")).to_be_visible()
+    page.get_by_role("link", name="Webhooks").click()
+    page.locator("input[name=webhook-url]").fill("http://127.0.0.1:9/hook")
+    page.locator("input[name=webhook-events]").fill("deployment., pipeline_run.")
+    page.get_by_role("button", name="Add webhook").click()
+    expect(page.get_by_test_id("new-webhook")).to_contain_text("whsec_")
+    assert [w["events"] for w in api(sim, "GET", "/webhooks")["webhooks"]] == [["deployment.", "pipeline_run."]]
+    shots(page, "webhooks")
+    assert unnamed_controls(page) == []
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="remove webhook http://127.0.0.1:9/hook").click()
+    expect(page.get_by_text("No webhook yet.")).to_be_visible()
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 

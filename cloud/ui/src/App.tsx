@@ -20,6 +20,8 @@ const Pipelines = lazy(() => import("./pages/Pipelines"));
 const Pipeline = lazy(() => import("./pages/Pipeline"));
 const Users = lazy(() => import("./pages/Users"));
 const Account = lazy(() => import("./pages/Account"));
+const Keys = lazy(() => import("./pages/Keys"));
+const Webhooks = lazy(() => import("./pages/Webhooks"));
 
 const NAV: [string, string][] = [
   ["/fleet", "Fleet"], ["/flows", "Flows"], ["/deployments", "Deployments"],
@@ -42,6 +44,8 @@ function route(path: string, params: URLSearchParams, admin: boolean): ReactNode
   if ((m = match("/pipelines/:id", path))) return <Pipeline id={m.id} />;
   if (path === "/account") return <Account />;
   if (path === "/users") return admin ? <Users /> : <p>Only an admin manages users. <Link to="/fleet">Go to the fleet</Link>.</p>;
+  if (path === "/keys") return admin ? <Keys /> : <p>Only an admin manages API keys. <Link to="/fleet">Go to the fleet</Link>.</p>;
+  if (path === "/webhooks") return admin ? <Webhooks /> : <p>Only an admin manages webhooks. <Link to="/fleet">Go to the fleet</Link>.</p>;
   return <p>No page at {path}. <Link to="/fleet">Go to the fleet</Link>.</p>;
 }
 
@@ -68,7 +72,8 @@ export default function App() {
   if (session.loading) return <p className="loading">Loading…</p>;
   if (!session.user) return <Login />;
   const section = "/" + loc.path.split("/")[1];
-  const nav = [...NAV, ...(allowed(session.user.role, "admin") && session.mode === "session" ? [["/users", "Users"] as [string, string]] : [])];
+  const admin = allowed(session.user.role, "admin") && session.mode === "session";
+  const nav: [string, string][] = [...NAV, ...(admin ? [["/users", "Users"], ["/keys", "Keys"], ["/webhooks", "Webhooks"]] as [string, string][] : [])];
   return (
     <>
       <header className="top">
@@ -88,7 +93,7 @@ export default function App() {
         </div>
       </header>
       <main className="page">
-        <PageBoundary path={loc.path}><Suspense fallback={<p className="loading">Loading…</p>}>{route(loc.path, loc.params, allowed(session.user.role, "admin") && session.mode === "session")}</Suspense></PageBoundary>
+        <PageBoundary path={loc.path}><Suspense fallback={<p className="loading">Loading…</p>}>{route(loc.path, loc.params, admin)}</Suspense></PageBoundary>
       </main>
     </>
   );
