@@ -87,6 +87,8 @@ def shots(tmp_path_factory):
     folder.mkdir(parents=True, exist_ok=True)
 
     def shot(page, name: str, full: bool = True):
-        page.screenshot(path=str(folder / f"{name}.png"), full_page=full)
+        # a secret shown once (a new API key, a webhook's signing secret) is
+        # painted over: a committed picture must not look like a leaked one
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=full, mask=[page.locator("pre.secret")])
 
     return shot
