@@ -364,6 +364,15 @@ def scenario(page, watch, sim, shots, expect):
     page.wait_for_timeout(400)  # the view glides to the node just added
     no_overflow(page)
     shots(page, "flow-editor-390px")
+    # The pipeline's edit form and the admin pages fit too.
+    page.goto(f"{base}/#/pipelines/{pipeline_id}")
+    page.get_by_role("button", name="Edit", exact=True).click()
+    page.get_by_label("step 2 on failure").wait_for()
+    no_overflow(page)
+    for path, ready in [("/keys", "tr[data-key]"), ("/webhooks", "text=No webhook yet.")]:
+        page.goto(f"{base}/#{path}")
+        page.locator(ready).first.wait_for()
+        no_overflow(page)
     page.set_viewport_size({"width": 1440, "height": 900})
 
     # 8. The admin adds a viewer and logs out.
