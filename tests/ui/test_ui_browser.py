@@ -2,16 +2,18 @@
 author a flow in the graph editor, fix the validation problem the API points
 at on the node, publish, compare two versions, deploy a canary to simulated
 devices and watch its rehearsal on simulated twins pass and then the canary
-roll back live, execute with an override and read the per-node log, run a
-two-step pipeline and edit it, make and revoke an API key, add and remove a
-webhook, add a viewer who sees no button that would be refused and changes
-their own password, and nothing overflows at 390 px. No console errors."""
+roll back live, see a version with a typo fail its rehearsal, execute with an
+override and read the per-node log, run a two-step pipeline and edit it, make
+and revoke an API key, add and remove a webhook, add a viewer who sees no
+button that would be refused and changes their own password, and nothing
+overflows at 390 px. No console errors."""
 
 from __future__ import annotations
 
 import json
 import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -247,6 +249,26 @@ def scenario(page, watch, sim, shots, expect):
     assert unnamed_controls(page) == []
     dep_id = page.url.rsplit("/", 1)[1]
 
+    # 5a. A version with a typo (the example flow's Round node reads 'temperatur', set up
+    # through the API): its rehearsal fails on the twins and names the node; no device gets it.
+    example = json.loads((Path(__file__).resolve().parents[2] / "examples" / "temperature-alert.json").read_text())
+    example["name"] = "Typo"
+    example["definition"]["nodes"][1]["config"]["property"] = "temperatur"
+    typo = api(sim, "POST", "/flows", example)
+    api(sim, "POST", f"/flows/{typo['id']}/publish", {})
+    page.goto(f"{base}/#/flows/{typo['id']}/deploy")
+    page.get_by_label("Strategy").select_option("rolling")
+    page.locator("input[name=target-device][value=sim-002]").check()
+    page.get_by_role("button", name="Create deployment").click()
+    rehearsal = page.get_by_test_id("rehearsal")
+    expect(rehearsal).to_have_attribute("data-status", "failed", timeout=60000)
+    expect(rehearsal.locator("tr[data-kind=new_error]")).to_contain_text("n2")
+    expect(rehearsal.locator("tr[data-kind=new_error]")).to_contain_text("temperatur")
+    expect(page.get_by_test_id("reason")).to_contain_text("rehearsal: new error: n2")
+    expect(page.locator("tr[data-target=sim-002]")).to_have_attribute("data-status", "skipped")
+    expect(page.get_by_role("button", name="Roll back")).to_have_count(0)  # nothing was sent
+    shots(page, "deployment-rehearsal-failed")
+
     # 5b. All at once to the two healthy devices: each shows its trial counting down, then both keep v2.
     page.goto(f"{base}/#/flows/{flow_id}/deploy")
     page.get_by_label("Strategy").select_option("all_at_once")
@@ -451,7 +473,7 @@ def scenario(page, watch, sim, shots, expect):
     expect(page.locator(".live")).to_have_text("live")
     expect(page.locator("details.run").first).to_be_visible()
     expect(page.locator("details.run table").first).to_contain_text("dht")
-    expect(page.locator(".card", has_text="Deployments").locator("li")).to_have_count(3)  # 3 of the 4 targeted it
+    expect(page.locator(".card", has_text="Deployments").locator("li")).to_have_count(4)  # 4 of the 5 targeted it
     # The viewer changes their own password from the account page (the address in the header).
     page.locator("header a.user").click()
     expect(page.get_by_role("heading", name="Account")).to_be_visible()

@@ -42,7 +42,7 @@ describe("rehearsal", () => {
 
   it("a failure gives its reason and each finding by board and node, the failing ones marked", () => {
     render(<RehearsalPanel rehearsal={FAILED} />);
-    expect(screen.getByRole("status")).toHaveTextContent("failed: rehearsal: new error: n2: KeyError: temperatur (20 runs on 1 board in 1.4 s)");
+    expect(screen.getByRole("status")).toHaveTextContent("failed: new error: n2: KeyError: temperatur (20 runs on 1 board in 1.4 s)");
     expect(screen.getByText(/Compared with v1, which the targets run now, fed the readings sim-001, sim-002 recorded/)).toBeInTheDocument();
     const rows = within(screen.getByRole("table", { name: "rehearsal findings" })).getAllByRole("row").slice(1);
     expect(rows).toHaveLength(2);
@@ -60,6 +60,6 @@ describe("rehearsal", () => {
     const doc = { id: "dep_1", status: "pending", phase: "rehearsal", rehearsal: { status: "running", runs: 20 }, targets: [] };
     const next = applyUpdate(doc, { deployment: { rehearsal: FAILED, status: "failed", reason: FAILED.reason }, targets: [] });
     expect(next.rehearsal.status).toBe("failed");
-    expect(rehearsalSummary(next.rehearsal)).toMatch(/^failed: rehearsal: new error: n2/);
+    expect(rehearsalSummary(next.rehearsal)).toMatch(/^failed: new error: n2/);
   });
 });

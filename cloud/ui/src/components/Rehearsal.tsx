@@ -32,7 +32,7 @@ export function rehearsalSummary(r: Rehearsal): string {
   const where = `${runs} run${runs === 1 ? "" : "s"} on ${boards.length} board${boards.length === 1 ? "" : "s"}` +
     (r.seconds != null ? ` in ${r.seconds} s` : "");
   if (r.status === "passed") return `passed: ${where}, no new error`;
-  return `failed: ${r.reason || "no reason given"}${boards.length ? ` (${where})` : ""}`;
+  return `failed: ${(r.reason || "no reason given").replace(/^rehearsal: /, "")}${boards.length ? ` (${where})` : ""}`;
 }
 
 export default function RehearsalPanel({ rehearsal: r }: { rehearsal: Rehearsal | null | undefined }) {

@@ -141,6 +141,10 @@ export default function Deployment({ id }: { id: string }) {
     const since = phaseSeen.current && phaseSeen.current.phase === doc.phase ? phaseSeen.current.at : batchTs.length ? Math.max(...batchTs) : now;
     countdown = `${doc.phase === "delay" ? "next batch" : "switch"} in ${duration(delayS - (now - since) / 1000)}`;
   }
+  // No Start while the twins run (it starts by itself), no Roll back after a failed rehearsal (nothing was sent).
+  const actions = ACTIONS.filter((a) => a.when.includes(doc.status)
+    && !(a.verb === "start" && doc.rehearsal?.status === "running")
+    && !(a.verb === "rollback" && doc.rehearsal?.status === "failed"));
   const total = Math.max(doc.total_targets, 1);
   const pct = (k: number) => `${(100 * k) / total}%`;
   return (
@@ -174,7 +178,7 @@ export default function Deployment({ id }: { id: string }) {
           <p className="hint">Health rule: {health.runs} runs, {health.seconds} s, at most {Math.round((health.max_error_rate ?? 0.25) * 100)}% failing.</p>
           <Can role="operator">
             <div className="actions">
-              {ACTIONS.filter((a) => a.when.includes(doc.status) && !(a.verb === "start" && doc.rehearsal?.status === "running")).map((a) => (
+              {actions.map((a) => (
                 <button key={a.verb} type="button" className={a.danger ? "danger" : ""} disabled={act.busy} onClick={() => command(a.verb)}>{a.label}</button>
               ))}
             </div>
