@@ -181,7 +181,9 @@ def create_deployment(body: dict, now: float, dry_run: bool = False, rehearse_de
     if dry_run:
         out = {"dry_run": True, "flow_id": fv.flow, "version": fv.version, "strategy": req.strategy,
                "settings": settings, "offline": req.offline, "quarantined": fv.quarantined,
-               "preflight": preflight(devices, fv.types), "refused": None}
+               "preflight": preflight(devices, fv.types), "refused": None,
+               # whether creating it would rehearse it first (the cloud's default applied)
+               "rehearse": rehearsal.wanted(req.strategy, len(devices), req.rehearse, rehearse_default)}
         try:
             check_types(devices, fv.types, req)
             compile_for(fv, devices)

@@ -375,6 +375,8 @@ async def test_a_dry_run_classifies_every_target_and_creates_nothing(api):
     assert [t["class"] for t in pf["targets"]] == ["lacks_node", "never_seen", "offline", "ready"]  # worst first
     assert dry["refused"]["status"] == 422 and "lack node types" in dry["refused"]["detail"]
     assert (await api.get("/deployments"))["deployments"] == []  # nothing was created
+    assert dry["rehearse"] is False  # these tests' cloud rehearses only when asked
+    assert (await api.post("/deployments?dry_run=true", dict(body, rehearse=True)))["rehearse"] is True
 
     without_d = dict(body, target_tags=[], target_devices=["a", "b", "c"])
     assert (await api.post("/deployments?dry_run=true", without_d))["refused"] is None
