@@ -37,6 +37,7 @@ _MAX_OUTBOX = const(24)
 _RUNS_EVERY_MS = const(1000)
 _RUNS_MSG_BYTES = const(1024)  # a runs message takes no more records past this size
 _MAX_SLEEP_MS = const(1000)  # the longest sleep between loop steps
+_FLUSH_HOLD_MS = const(500)  # the longest the outgoing messages wait for a burst of incoming ones
 # A run record holds a row per node (its tick and its output message: ~65 B a
 # row on a 64-bit port, ~40 B on a 32-bit board) until it is shipped, and a
 # row is ~80 B of JSON: records wait for a message-full of rows, not for a
@@ -90,6 +91,7 @@ class Agent(CommandLog):
         self.t_boot = time.ticks_ms()
         self._next_health = 0
         self._last_runs = 0
+        self._last_flush = 0
         self._status_due = True
         self._warm = False        # cold code may be loaded: _cool it
         self.xfer = None          # a chunked transfer in progress (fleetflow.transfer)
@@ -267,7 +269,13 @@ class Agent(CommandLog):
             exec_step(self, now)
         if self.slots.state["trial"] and self.it is not None:
             self._gate(now)
-        self._flush(now)
+        # What we have to say waits while messages come in (one a step,
+        # Link.poll), unless for long: the acks of a burst (a program's
+        # chunks, sent back to back) go out after it, so the burst is read
+        # one message at a time, not into the heap at once.
+        if time.ticks_diff(now, self._last_flush) >= _FLUSH_HOLD_MS or not self.link.incoming():
+            self._last_flush = now
+            self._flush(now)
         if self._warm:
             self._cool()
 

@@ -30,10 +30,10 @@ class CommandLog:
         # Parsed here and the raw bytes let go before the command code is
         # loaded, so a big envelope and that code are not in the heap twice.
         if type(raw) is tuple:
-            # (reason, first bytes): a message the link dropped unread
-            # (fleetflow.link._Client), too big for this device
-            reason, head = raw
-            self.ack({"id": _peek(head, b'"id"'), "op": _peek(head, b'"op"')}, "rejected", reason)
+            # (reason, first bytes, last bytes): a message the link dropped
+            # unread (fleetflow.link._TimeoutSock), too big for this device
+            reason, head, tail = raw
+            self.ack({"id": _peek(head, tail, b'"id"'), "op": _peek(head, tail, b'"op"')}, "rejected", reason)
             return
         try:
             cmd = json.loads(raw)
@@ -45,7 +45,7 @@ class CommandLog:
         except MemoryError:
             # Too big to parse here: refuse it by the id we can still find.
             n = len(raw)
-            cid = _peek(raw, b'"id"')
+            cid = _peek(raw, None, b'"id"')
             raw = None
             gc.collect()
             self.ack({"id": cid, "op": None}, "rejected", "oversized: no memory to parse a %d-byte command" % n)
@@ -80,9 +80,14 @@ class CommandLog:
                 print("agent: can't persist command ids:", e)
 
 
-def _peek(raw, key):
+def _peek(raw, tail, key):
     # The string value of `key` ("id", "op") in a command we could not
-    # parse, found without parsing it.
+    # parse, found without parsing it: in its first bytes, else its last.
+    v = _find(raw, key)
+    return v if v is not None or tail is None else _find(tail, key)
+
+
+def _find(raw, key):
     i = raw.find(key)
     if i < 0:
         return None

@@ -11,10 +11,13 @@
 #    from inside it (a QoS 1 publish there would re-enter wait_msg);
 #  - between loop steps the device sleeps in wait(): select.poll on the
 #    socket, so a message from the broker wakes it at once;
+#  - poll() reads one message at a time, and the agent holds its publishes
+#    while more wait (incoming()): a QoS 1 publish reads everything before
+#    its PUBACK, and a burst (a program's chunks) would be in the heap at once;
 #  - a message bigger than the board's `msg_max_bytes` (or than the heap can
 #    hold) is never allocated: read off the socket in small pieces, dropped,
-#    acked all the same, and queued as (reason, first bytes) for the agent to
-#    answer `rejected` (_TimeoutSock.read);
+#    acked all the same, and queued as (reason, first bytes, last bytes) for
+#    the agent to answer `rejected` (_TimeoutSock.read);
 #  - with `mqtt.ca` in the config (the default: `fleetflow flash` writes the
 #    installation's CA there) the link is MQTT over TLS: mbedtls checks the
 #    broker's certificate against that CA and the host name before a byte of
@@ -72,7 +75,8 @@ class _TimeoutSock:
         # bytes), so here, below the unchanged wait_msg, one over the budget
         # or the heap is read off the socket in pieces and dropped; wait_msg
         # then PUBACKs it as usual (MQTT 3.1.1 section 4.3.2: it is ours, not
-        # sent again) and hands the callback (reason, first bytes) for bytes.
+        # sent again) and hands the callback (reason, first bytes, last bytes)
+        # for bytes.
         # A subclass copying wait_msg to do this costs twice the heap.
         if n > _PIECE:
             if n > _SockModule.max_bytes:
@@ -90,19 +94,22 @@ class _TimeoutSock:
         return r
 
     def _drop(self, n, why):
-        # into one small fixed buffer; the first piece is kept: the command's
-        # id, and so the ack's, is usually in it
+        # into one small fixed buffer; the first piece and the last two are
+        # kept: the command's id, and so the ack's, is in one of them (before
+        # or after the program it carries)
         buf = _SockModule.buf
-        head = None
+        head = tail = None
         while n > 0:
             k = self._s.readinto(buf, n if n < _PIECE else _PIECE)
             if not k:
                 raise OSError(-1)
             if head is None:
                 head = bytes(buf[:k])
+            elif n <= 2 * _PIECE:
+                tail = bytes(buf[:k]) if tail is None else tail + buf[:k]
             n -= k
         _SockModule.last_rx = time.ticks_ms()
-        return (why, head)
+        return (why, head, tail)
 
     def write(self, buf, n=None):
         return self._s.write(buf) if n is None else self._s.write(buf, n)
@@ -268,6 +275,11 @@ class Link:
                 if self._cl.check_msg() is None and len(self.inbox) == n:
                     self._more = False
                     break
+                if len(self.inbox) > n:
+                    # One message a poll: the agent handles it before the
+                    # next is read, so a burst (a program's chunks, sent back
+                    # to back) is never all in the heap at once (`more`).
+                    break
             # A ping every half keepalive, whatever else we sent: the broker
             # answers each one, so silence for 1.5 keepalives means a
             # half-open link (MQTT 3.1.1 section 3.1.2.10 gives the broker
@@ -279,6 +291,25 @@ class Link:
                 raise OSError("no answer from the broker")
         except Exception as e:
             self.drop(e)
+
+    def incoming(self):
+        """Whether messages wait to be read or handled: in the inbox, or
+        bytes on the socket. A QoS 1 publish now would read them all while
+        it waits for its PUBACK (umqtt.simple), into the heap at once."""
+        if not self.connected:
+            return False
+        if self.inbox:
+            return True
+        try:
+            if self._tls_poller is not None:
+                for _ in self._tls_poller.ipoll(0):
+                    return True
+            if self._poller is not None:
+                for _ in self._poller.ipoll(0):  # ipoll: no list made
+                    return True
+        except Exception:  # the socket broke: the next poll() finds out how
+            pass
+        return False
 
     def wait(self, ms):
         """Sleep up to ms, or until the next reconnect attempt while down; a
