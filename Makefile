@@ -18,8 +18,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-$(MPYLIB)/umqtt/simple.py: tools/fetch_umqtt.py | $(BIN)/.installed
-	$(BIN)/python tools/fetch_umqtt.py $(MPYLIB)
+$(MPYLIB)/umqtt/simple.py: tools/device/fetch_umqtt.py | $(BIN)/.installed
+	$(BIN)/python tools/device/fetch_umqtt.py $(MPYLIB)
 
 # MicroPython's WebAssembly port (32-bit) for `fleetflow bench heap32`, from
 # the lockfile; best effort (no node/npm, or offline: that bench says so).
@@ -56,7 +56,7 @@ $(ASYNCAPI)/node_modules/.installed: $(ASYNCAPI)/package.json $(ASYNCAPI)/packag
 # Debian packages the tests and demo use (mosquitto, socat); best effort
 # when not root, and the tests say loudly what they fell back to.
 system:
-	@bash tools/setup_system.sh
+	@bash tools/infra/setup_system.sh
 
 setup: $(BIN)/.installed $(MPYLIB)/umqtt/simple.py $(WASM)/node_modules/.installed $(ASYNCAPI)/node_modules/.installed $(UI)/dist/index.html system
 

@@ -65,7 +65,7 @@ HEALTH_FLUSH_S = 2.0
 RUNS_FLUSH_S = 0.5  # the longest a run report waits for its transaction
 RUNS_FLUSH_NODES = 5000  # flush sooner when this many node records wait
 # ... or this many messages: well under the broker's in-flight window
-# (Mosquitto's max_inflight_messages, 100 in tools/broker.py), which stops
+# (Mosquitto's max_inflight_messages, 100 in tools/infra/broker.py), which stops
 # sending to a client that holds that many unacked.
 RUNS_FLUSH_MESSAGES = 50
 # Errors that say the database could not be reached or had to give up (the

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 # on_provision(device_id, mqtt_password): called when a device is provisioned,
 # so its MQTT credentials exist on the broker before it first connects
-# (cloud.dynsec.Accounts.add for Mosquitto, tools.broker.Broker.add_user for
+# (cloud.dynsec.Accounts.add for Mosquitto, tools.infra.broker.Broker.add_user for
 # the tools' brokers). May be sync or async.
 ProvisionHook = Callable[[str, str], "Awaitable[None] | None"]
 # on_delete(device_id): called before a device is deleted, so its broker

@@ -28,7 +28,7 @@ The commands go to `$CONTROL/dynamic-security/v1` and the plugin answers on
 each command carries a correlationData of ours to pick our answer out.
 `Accounts` does it from the cloud (aiomqtt, one short connection per
 message, so it works from any replica; changes asked for together share a
-message); tools/broker.py has the same over paho for the tools.
+message); tools/infra/broker.py has the same over paho for the tools.
 
 Mosquitto 2.0's plugin rewrites its whole JSON file after each message that
 changes something, so one provisioning costs the broker time in proportion

@@ -9,9 +9,9 @@ the node's error as its reason and quarantines the version: no command was
 ever sent.
 
 The twins: for each target board (at most BOARDS_MAX), the real firmware
-bundle (tools/simdevice.py's unix-sim bundle: the loader, interpreter and
+bundle (tools/sim/simdevice.py's unix-sim bundle: the loader, interpreter and
 node code a board runs, with the simulated HAL) under the MicroPython unix
-port runs tools/twin_run.py twice, with the version the targets run now (the
+port runs tools/mpy/twin_run.py twice, with the version the targets run now (the
 baseline: the most common flow and version among them) and with the
 candidate, both fed the sensor readings that targets recorded under the
 baseline (their latest runs, cloud.engine.rehearsal.recorded_inputs), on a
@@ -44,7 +44,7 @@ SAMPLE_TARGETS = 50  # targets looked at for the baseline and the recorded readi
 RECORDS_MAX = 100  # recorded runs replayed at most
 TWIN_TIMEOUT_S = 30.0
 STALE_S = 300.0  # a rehearsal "running" this long was lost with its cloud process: may start again
-TWIN = Path(__file__).resolve().parent.parent / "tools" / "twin_run.py"
+TWIN = Path(__file__).resolve().parent.parent / "tools" / "mpy" / "twin_run.py"
 
 
 def begin(dep_id: str, now: float) -> bool:
@@ -111,8 +111,9 @@ def plan(dep_id: str) -> dict:
 
 
 def _twin(board: str, program: str, sim: dict, runs: int) -> dict:
-    """One twin run: {"records": [...], "done": {...}} (tools/twin_run.py under MicroPython)."""
-    from tools import bundle, simdevice
+    """One twin run: {"records": [...], "done": {...}} (tools/mpy/twin_run.py under MicroPython)."""
+    from tools.device import bundle
+    from tools.sim import simdevice
 
     b = simdevice.sim_bundle()
     full = bundle.load_board(board)

@@ -19,7 +19,7 @@ def _board_lib():
     rom = os.getenv("FLEETFLOW_ROMFS")
     if rom:
         # The code as a board with a ROMFS partition runs it: in place, from
-        # memory outside the heap (tools/romboot.py mapped the image), at /rom.
+        # memory outside the heap (tools/sim/romboot.py mapped the image), at /rom.
         import uctypes
         addr, size = rom.split(":")
         vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(addr), int(size))), "/rom")
@@ -52,7 +52,7 @@ def _start():
     from fleetflow.cold import unload
     unload("config")
     del config
-    # The node-table hash: the bundle's board.json carries it (tools/bundle.py),
+    # The node-table hash: the bundle's board.json carries it (tools/device/bundle.py),
     # since computing it imports every node's description and the names that
     # interns stay in the heap for good. Without it (a board file copied by
     # hand) it is computed here, first, on a clean heap.

@@ -37,7 +37,7 @@ SIG_VERSION = "ff1"
 DEFAULT_CHUNK_BYTES = 512
 MAX_INLINE_BYTES = 4096  # a bigger program travels in chunks
 # The largest MQTT packet anyone may send (the broker's max_packet_size,
-# tools/broker.py): the biggest legitimate message is a command with a
+# tools/infra/broker.py): the biggest legitimate message is a command with a
 # program of MAX_INLINE_BYTES inline, whose JSON text at most doubles when
 # escaped into the envelope (every byte a quote), plus the envelope's fields
 # and exec overrides: under 9 KB. Chunks are ~1.4 KB, device messages ~1 KB

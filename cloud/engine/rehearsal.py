@@ -2,7 +2,7 @@
 
 A rehearsal runs the candidate version and the version the targets run now
 (the baseline) on simulated twins of the target boards (cloud/rehearsal.py
-starts them: the real firmware under the MicroPython unix port, tools/twin_run.py),
+starts them: the real firmware under the MicroPython unix port, tools/mpy/twin_run.py),
 both fed with the sensor readings the targets themselves recorded. This
 module has no I/O:
 

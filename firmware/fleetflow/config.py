@@ -1,4 +1,4 @@
-# Device configuration: config.json (provisioning, tools/device_config.py
+# Device configuration: config.json (provisioning, tools/device/device_config.py
 # writes it) and board.json (the board definition), both at the filesystem
 # root. Settings are one dict of defaults the files override (mqtt_as style).
 import json
@@ -57,7 +57,7 @@ def load(root=""):
 
 # What the device keeps of board.json; the rest is for the host or read when
 # needed. `nt_hash` is the node table's hash, precomputed by the bundle
-# (tools/bundle.py). The pin map and the reserved pins' reasons (~5.5 KB
+# (tools/device/bundle.py). The pin map and the reserved pins' reasons (~5.5 KB
 # parsed on the 64-bit port) only matter while a program is checked:
 # fleetflow.params reads them from `path` then.
 _BOARD_KEYS = ("name", "nodes", "program_max_bytes", "msg_max_bytes", "watchdog_ms", "nt_hash")

@@ -1,6 +1,6 @@
-# Power-cut fault injection for the A/B slot proof (tools/powercut_sweep.py,
+# Power-cut fault injection for the A/B slot proof (tools/mpy/powercut_sweep.py,
 # tests/agent): a block device wrapper that cuts the power after the N-th
-# write. Host-side test harness only: tools/bundle.py never puts it in a
+# write. Host-side test harness only: tools/device/bundle.py never puts it in a
 # board's bundle (it is no part of what a device runs).
 from micropython import const
 

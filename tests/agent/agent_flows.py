@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from mqtt_cloud import Cloud
 from shared_schema.compiler import compile_program
 from shared_schema.envelope import chunked, make_envelope, signed_command
-from tools.broker import AmqttBroker, mosquitto_path, start_broker
-from tools.simdevice import SimDevice
+from tools.infra.broker import AmqttBroker, mosquitto_path, start_broker
+from tools.sim.simdevice import SimDevice
 
 KEY = "5e" * 32
 DEV = "dev1"

@@ -8,7 +8,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from tools.tls import client_context
+from tools.infra.tls import client_context
 
 
 class Cloud:

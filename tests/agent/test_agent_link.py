@@ -7,8 +7,8 @@ import threading
 import time
 
 from agent_flows import DEV, KEY
-from tools.simdevice import SimDevice
-from tools.tls import ensure_tls
+from tools.sim.simdevice import SimDevice
+from tools.infra.tls import ensure_tls
 
 
 class Blackhole:
@@ -115,7 +115,7 @@ class FreezingProxy:
 
 def test_half_open_link_is_noticed_by_keepalive(tmp_path):
     from mqtt_cloud import Cloud
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     with start_broker(tmp_path / "b", users={"cloud": "cloudpw", DEV: "devpw"}) as broker:
         proxy = FreezingProxy(broker.port)
@@ -170,7 +170,7 @@ def test_device_refuses_a_broker_its_ca_did_not_sign(tmp_path):
     """A fake broker (its certificate from another CA) knows the device's
     password; the device still never logs in: the TLS handshake fails first."""
     from mqtt_cloud import Cloud
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     real_ca = ensure_tls(tmp_path / "real").ca_pem()
     with start_broker(tmp_path / "fake", users={"cloud": "cloudpw", DEV: "devpw"}) as fake:

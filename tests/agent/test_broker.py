@@ -1,4 +1,4 @@
-"""tools/broker.py: both brokers authenticate users and keep devices to ff/<dev>/#."""
+"""tools/infra/broker.py: both brokers authenticate users and keep devices to ff/<dev>/#."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from mqtt_cloud import Cloud
-from tools.broker import mosquitto_path, start_broker
-from tools.tls import client_context, ensure_tls
+from tools.infra.broker import mosquitto_path, start_broker
+from tools.infra.tls import client_context, ensure_tls
 
 KINDS = ["mosquitto", "amqtt"]
 

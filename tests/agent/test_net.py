@@ -2,7 +2,7 @@
 
 The simulated board's Wi-Fi interface loses its access point while a file
 exists (firmware/fleetflow/hal/sim.py SimWLAN), and the relay it reaches
-the broker through (tools/netfault.FlakyLink) cuts every connection at the
+the broker through (tools/sim/netfault.FlakyLink) cuts every connection at the
 same moment: a Wi-Fi drop seen from both ends. Its NTP can be made to fail
 (sim config "clock").
 """
@@ -15,9 +15,9 @@ import pytest
 
 from agent_flows import DEV, KEY, deploy_cmd, good_flow
 from mqtt_cloud import Cloud
-from tools.broker import start_broker
-from tools.netfault import FlakyLink
-from tools.simdevice import SimDevice
+from tools.infra.broker import start_broker
+from tools.sim.netfault import FlakyLink
+from tools.sim.simdevice import SimDevice
 
 FAST = {"health_interval_s": 1, "keepalive_s": 10, "socket_timeout_s": 2,
         "backoff_min_ms": 200, "backoff_max_ms": 1000}

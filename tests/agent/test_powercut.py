@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.cmd_powercut import run_sweep
+from tools.cli.cmd_powercut import run_sweep
 
 
 def test_power_cut_sample_every_point_recovers(tmp_path):

@@ -1,4 +1,4 @@
-"""tools/simdevice.py: provisioning by MicroPython, clean stop vs power cut, no orphans."""
+"""tools/sim/simdevice.py: provisioning by MicroPython, clean stop vs power cut, no orphans."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_bundle_board_carries_the_hash_the_device_would_compute():
     import json
     import subprocess
 
-    from tools import simdevice
+    from tools.sim import simdevice
 
     bundle = simdevice.sim_bundle("unix-sim")
     board = json.loads((bundle / "board.json").read_text())
@@ -78,8 +78,8 @@ def test_a_new_broker_port_is_written_into_the_image_and_its_flow_kept(tmp_path)
     # kept the old port and the device stayed offline); here the new port is
     # a relay to the same broker
     from agent_flows import KEY, deploy_cmd, good_flow
-    from tools.netfault import FlakyLink
-    from tools.simdevice import SimDevice
+    from tools.sim.netfault import FlakyLink
+    from tools.sim.simdevice import SimDevice
 
     with rig(tmp_path, "mosquitto") as r:
         r.status(lambda s: s.get("state") == "online")

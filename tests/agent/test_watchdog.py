@@ -2,7 +2,7 @@
 
 The simulated HAL's watchdog (firmware/fleetflow/hal/sim_wdt.py) ends the
 MicroPython process when the agent's loop stops feeding it, and the
-simulator (tools/simdevice.py) powers it up again as a board's watchdog
+simulator (tools/sim/simdevice.py) powers it up again as a board's watchdog
 would, with reset cause `watchdog`.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from agent_flows import DEV, deploy_cmd, good_flow, rig
-from tools.simdevice import WDT_RETURNCODE
+from tools.sim.simdevice import WDT_RETURNCODE
 
 # a DHT whose driver never comes back (a read that blocks for 10 minutes),
 # and a 3 s watchdog instead of the board file's 8 s, to keep the test short

@@ -107,10 +107,10 @@ def _fresh_postgres(url: str) -> str:
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A throwaway PostgreSQL cluster (tools/pgcluster.py) for the session:
+    """A throwaway PostgreSQL cluster (tools/infra/pgcluster.py) for the session:
     its URL. Skips the test when PostgreSQL's server programs or psycopg2
     are missing."""
-    from tools.pgcluster import server_bin, throwaway_postgres
+    from tools.infra.pgcluster import server_bin, throwaway_postgres
 
     pytest.importorskip("psycopg2")
     if server_bin() is None:

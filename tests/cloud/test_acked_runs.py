@@ -1,7 +1,7 @@
 """Nothing a device was told was delivered is lost (issue 10, item 6).
 
 Four devices running the real firmware ship run reports every ~0.5 s over a
-real Mosquitto (persistence on, tools/broker.py) to the cloud, a
+real Mosquitto (persistence on, tools/infra/broker.py) to the cloud, a
 `fleetflow serve` process of its own, while a rolling deployment goes on.
 The cloud is killed with SIGKILL mid-rollout and started again, then
 Mosquitto is. A second subscriber (the witness: a persistent QoS 1 session
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tools.tls import client_context
+from tools.infra.tls import client_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -100,7 +100,7 @@ class Cloud:
     """`fleetflow serve` as a process: what kill -9 can be done to."""
 
     def __init__(self, workdir: Path, broker):
-        from tools.broker import free_port
+        from tools.infra.broker import free_port
 
         self.db_path = workdir / "cloud.db"
         self.port = free_port()
@@ -112,12 +112,12 @@ class Cloud:
         self.proc = None
         made = subprocess.run([FLEETFLOW, "keys", "create", "--role", "admin", "--json", "--db",
                                f"sqlite:///{self.db_path}"], capture_output=True, text=True, env=self.env, check=True)
-        from tools.client import Client
+        from tools.cli.client import Client
 
         self.api = Client(f"http://127.0.0.1:{self.port}", json.loads(made.stdout)["key"], timeout_s=10)
 
     def start(self):
-        from tools.proc import owned_popen
+        from tools.infra.proc import owned_popen
 
         with open(self.log_path, "ab") as log:
             self.proc = owned_popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
@@ -126,7 +126,7 @@ class Cloud:
         EVENTS.append(("cloud up", time.monotonic()))
 
     def _answers(self) -> bool:
-        from tools.client import ApiError
+        from tools.cli.client import ApiError
 
         assert self.proc.poll() is None, self.log_path.read_text()[-2000:]
         try:
@@ -168,7 +168,7 @@ def until(what: str, check, timeout_s: float):
 def broker(tmp_path):
     if not shutil.which("mosquitto"):
         pytest.skip("needs Mosquitto (make system installs it)")
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     b = start_broker(tmp_path / "broker", users={"cloud": CLOUD_PW})
     if b.kind != "mosquitto":
@@ -179,7 +179,7 @@ def broker(tmp_path):
 
 
 def test_kill_9_of_the_cloud_then_of_mosquitto_mid_rollout_loses_no_acked_run(tmp_path, broker):
-    from tools.simdevice import SimDevice
+    from tools.sim.simdevice import SimDevice
 
     witness = Witness(broker)
     cloud = Cloud(tmp_path, broker)

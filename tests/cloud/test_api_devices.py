@@ -172,7 +172,7 @@ async def test_run_reports_are_stored_and_listed_per_node(api):
 async def test_a_tls_cloud_hands_out_its_broker_ca_even_in_a_replayed_answer(aiohttp_client, cloud_config, tmp_path):
     from cloud.app import init_app
     from cloud.store import keys as key_store
-    from tools.tls import ensure_tls
+    from tools.infra.tls import ensure_tls
 
     ca = ensure_tls(tmp_path / "tls")
     cloud_config.mqtt_url = "mqtts://cloud:pw@127.0.0.1:1"

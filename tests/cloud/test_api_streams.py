@@ -133,7 +133,7 @@ async def test_the_fleet_stream_tells_deployment_changes(api, seed_flow):
 
 @pytest.fixture
 def broker(tmp_path):
-    from tools.broker import mosquitto_path, start_broker
+    from tools.infra.broker import mosquitto_path, start_broker
 
     if not mosquitto_path():
         pytest.skip("needs Mosquitto")
@@ -145,7 +145,7 @@ def broker(tmp_path):
 @pytest.mark.broker
 async def test_through_the_bridge_a_device_comes_online_on_the_fleet_stream_and_its_run_on_the_execution_stream(
         db_url, aiohttp_client, broker):
-    from tools.tls import client_context
+    from tools.infra.tls import client_context
 
     loop = asyncio.get_running_loop()
     config = Config(db_url=db_url, mqtt_url=f"mqtts://cloud:cloud-pw@{broker.host}:{broker.port}",

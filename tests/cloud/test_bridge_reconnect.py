@@ -14,7 +14,7 @@ from cloud.app import init_app
 from cloud.appkeys import BRIDGE, DB
 from cloud.config import Config
 from cloud.store import keys as key_store
-from tools.tls import client_context
+from tools.infra.tls import client_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -26,11 +26,11 @@ def db_url(sqlite_then_postgres):
 
 @pytest.fixture
 def broker(tmp_path):
-    from tools.broker import mosquitto_path
+    from tools.infra.broker import mosquitto_path
 
     if not mosquitto_path():
         pytest.skip("needs Mosquitto")
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     b = start_broker(tmp_path / "broker", users={"cloud": "cloud-pw"})
     yield b
@@ -188,7 +188,7 @@ async def test_a_run_report_the_database_refuses_is_dropped_without_holding_the_
 async def test_the_bridge_refuses_a_broker_its_ca_did_not_sign(tmp_path, aiohttp_client, broker, caplog):
     """mqtts:// with another installation's CA: the handshake fails, the
     bridge never connects (so never sends the cloud's password) and says why."""
-    from tools.tls import ensure_tls
+    from tools.infra.tls import ensure_tls
 
     other = ensure_tls(tmp_path / "other")
     config = Config(db_url=f"sqlite:///{tmp_path / 'c.db'}", secret=b"r" * 32, mqtt_reconnect_s=0.2,

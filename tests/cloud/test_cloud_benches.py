@@ -57,7 +57,7 @@ def test_rollout_bench_completes_a_small_fleet():
 @pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="needs Mosquitto")
 def test_rollout_bench_runs_on_a_throwaway_postgresql():
-    from tools.pgcluster import server_bin
+    from tools.infra.pgcluster import server_bin
 
     pytest.importorskip("psycopg2")
     if server_bin() is None:

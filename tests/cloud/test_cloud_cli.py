@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tools.broker import mosquitto_path
+from tools.infra.broker import mosquitto_path
 from tools.cli import main
-from tools.tls import client_context
+from tools.infra.tls import client_context
 
 
 def test_keys_create_prints_a_key_that_the_database_knows(tmp_path, capsys):
@@ -64,7 +64,7 @@ async def test_serve_makes_and_deletes_device_accounts_over_dynsec_across_a_brok
 
     import paho.mqtt.client as mqtt
 
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     def connect_rc(broker, user, password, client_id) -> int:
         """The CONNACK code (-1: no answer)."""
@@ -79,7 +79,7 @@ async def test_serve_makes_and_deletes_device_accounts_over_dynsec_across_a_brok
             c.loop(timeout=0.1)
         c.disconnect()
         return codes[0] if codes else -1
-    from tools.cmd_serve import build_config
+    from tools.cli.cmd_serve import build_config
 
     monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))
     with start_broker(tmp_path / "m", users={"cloud": "cloudpw"}) as broker:
@@ -163,8 +163,8 @@ def test_keys_on_a_database_it_cannot_open_says_why(tmp_path, db, says):
 def test_watching_a_deployment_gives_up_on_a_cloud_that_stays_unreachable(capsys):
     import io
 
-    from tools.client import ApiError, Client
-    from tools.deploy_progress import watch
+    from tools.cli.client import ApiError, Client
+    from tools.cli.deploy_progress import watch
 
     with pytest.raises(ApiError) as info:  # nothing listens on port 1
         watch(Client("http://127.0.0.1:1"), "dep_x", out=io.StringIO(), give_up_s=1.0)
@@ -232,7 +232,7 @@ def test_serve_makes_the_ca_and_broker_certificate_it_then_trusts(tmp_path, monk
 
     from cryptography import x509
 
-    from tools.cmd_serve import build_config, resolve_mqtt
+    from tools.cli.cmd_serve import build_config, resolve_mqtt
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FLEETFLOW_SECRET_FILE", str(tmp_path / "secret"))

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from cloud.homeassistant import discovery, dht_states, flow_nodes
-from tools.demo import EXAMPLE
+from tools.sim.demo import EXAMPLE
 
 DEVICE = {"id": "kitchen-1", "name": "Kitchen", "board": "esp32-devkitc", "fw": "0.1.0"}
 RELAY = {"name": "Relay", "definition": {
@@ -61,9 +61,9 @@ def test_dht_states_come_from_the_node_records(out, expected):
 
 @pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
 def test_serve_with_discovery_as_home_assistant_sees_it(tmp_path, broker):
-    from tools.mqtt_watch import Watch
-    from tools.simdevice import SimDevice
-    from tools.stack import Stack
+    from tools.infra.mqtt_watch import Watch
+    from tools.sim.simdevice import SimDevice
+    from tools.infra.stack import Stack
 
     def configs(seen) -> dict[str, dict | None]:
         out: dict = {}

@@ -1,5 +1,5 @@
 """The cloud against a real Mosquitto and five simulated devices running the
-real firmware (MicroPython unix port, tools.simdevice): a canary whose
+real firmware (MicroPython unix port, tools.sim.simdevice): a canary whose
 canary device fails its health check rolls everything back and quarantines
 its version; a rolling deployment created while one device is off (its
 pre-flight says so; `offline: wait`) succeeds on all five once it is back; a
@@ -111,11 +111,11 @@ def fleet_config(db_url, broker, loop, **kw) -> Config:
 
 @pytest.fixture
 def broker(tmp_path):
-    from tools.broker import mosquitto_path
+    from tools.infra.broker import mosquitto_path
 
     if not mosquitto_path():
         pytest.skip("needs Mosquitto (make system installs it)")
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     b = start_broker(tmp_path / "broker", users={"cloud": CLOUD_PW})
     yield b
@@ -123,7 +123,7 @@ def broker(tmp_path):
 
 
 async def test_canary_rollback_then_rolling_then_restart_mid_rollout(tmp_path, db_url, aiohttp_client, broker):
-    from tools.simdevice import SimDevice
+    from tools.sim.simdevice import SimDevice
 
     loop = asyncio.get_running_loop()
     config = fleet_config(db_url, broker, loop)

@@ -120,8 +120,8 @@ async def test_a_batched_client_sends_what_waits_behind_its_window_through_a_rea
     next queued one out (BatchedClient._update_inflight), in order."""
     import asyncio
 
-    from tools.broker import start_broker
-    from tools.tls import client_context
+    from tools.infra.broker import start_broker
+    from tools.infra.tls import client_context
 
     with start_broker(tmp_path / "b", users={"cloud": "pw"}) as broker:
         tls = client_context(broker.tls.ca) if broker.tls else None

@@ -2,7 +2,7 @@
 schemathesis run against a live cloud finds no server error and no answer
 that breaks its schema.
 
-The run: a real cloud and broker (tools.stack.Stack) holding a device, a
+The run: a real cloud and broker (tools.infra.stack.Stack) holding a device, a
 published flow, a deployment, an execution and a pipeline run, whose ids are
 the path parameters' examples (so the examples phase reads real documents);
 then `st run` with a fixed seed in deterministic mode and a 60-second cap,
@@ -53,8 +53,8 @@ def test_every_route_documents_its_answer_and_its_problems():
 
 @pytest.fixture
 def live(tmp_path):
-    from tools.demo import EXAMPLE
-    from tools.stack import Stack
+    from tools.sim.demo import EXAMPLE
+    from tools.infra.stack import Stack
 
     with Stack(tmp_path / "stack", log=lambda m: None) as stack:
         api = stack.api

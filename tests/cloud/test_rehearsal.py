@@ -37,7 +37,7 @@ def flow(threshold: bool) -> dict:
 
 
 async def test_rehearsal_stops_a_version_that_fails_on_a_recorded_reading(tmp_path, db_url, aiohttp_client, broker):
-    from tools.simdevice import SimDevice
+    from tools.sim.simdevice import SimDevice
 
     loop = asyncio.get_running_loop()
     cloud = Cloud(aiohttp_client, fleet_config(db_url, broker, loop))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.tls import client_context
+from tools.infra.tls import client_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -52,8 +52,8 @@ class Replica:
     """`fleetflow serve --replica NAME` as a process: what kill -9 can be done to."""
 
     def __init__(self, name: str, workdir: Path, db_url: str, broker, key: str | None):
-        from tools.broker import free_port
-        from tools.client import Client
+        from tools.infra.broker import free_port
+        from tools.cli.client import Client
 
         self.name = name
         self.port = free_port()
@@ -67,14 +67,14 @@ class Replica:
         self.proc = None
 
     def start(self):
-        from tools.proc import owned_popen
+        from tools.infra.proc import owned_popen
 
         with open(self.log_path, "ab") as log:
             self.proc = owned_popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                     stdin=subprocess.DEVNULL)
 
     def answers(self) -> bool:
-        from tools.client import ApiError
+        from tools.cli.client import ApiError
 
         assert self.proc.poll() is None, self.log()
         try:
@@ -138,7 +138,7 @@ def run_records(db_url: str) -> tuple[int, list]:
 def broker(tmp_path):
     if not shutil.which("mosquitto"):
         pytest.skip("needs Mosquitto (make system installs it): amqtt has no shared subscriptions")
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     b = start_broker(tmp_path / "broker", users={"cloud": CLOUD_PW})
     yield b
@@ -151,7 +151,7 @@ def pg_url(postgres, empty_postgres):  # postgres: the session's cluster (confte
 
 
 def test_kill_9_of_the_replica_driving_a_rollout_mid_batch_the_other_finishes_it(tmp_path, pg_url, broker):
-    from tools.simdevice import SimDevice
+    from tools.sim.simdevice import SimDevice
 
     a = Replica("a", tmp_path, pg_url, broker, None)
     a.start()  # first alone: it makes the schema

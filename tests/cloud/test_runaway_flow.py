@@ -23,7 +23,7 @@ from cloud.appkeys import DB
 from cloud.store.rollout import take_seqs
 from tools.bench.runaway import ladder, unchecked_program
 from test_integration_fleet import CLOUD_PW, Cloud, broker, fleet_config, publish  # noqa: F401 (broker: a fixture)
-from tools.tls import client_context
+from tools.infra.tls import client_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -73,7 +73,7 @@ def _send_anyway(broker, flow: dict, dev: str, key_hex: str, cmd_id: str, cseq: 
 
 
 async def test_runaway_fan_out_is_refused_and_never_knocks_a_device_over(tmp_path, db_url, aiohttp_client, broker):
-    from tools.simdevice import SimDevice
+    from tools.sim.simdevice import SimDevice
 
     loop = asyncio.get_running_loop()
     cloud = Cloud(aiohttp_client, fleet_config(db_url, broker, loop))

@@ -1,5 +1,5 @@
 """Firmware tests run under MicroPython through the `mpy` fixture
-(tools/pytest_micropython_sim.py). `device(body)` batches many checks into
+(tools/sim/pytest_micropython_sim.py). `device(body)` batches many checks into
 one MicroPython process: the body runs after a prelude of helpers, fills the
 dict OUT, and the fixture returns OUT as the process printed it."""
 

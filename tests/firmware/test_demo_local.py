@@ -1,7 +1,7 @@
 """`fleetflow demo --local`: the example flow compiled by shared_schema and
 run on the simulated board under MicroPython tells its story."""
 
-from tools.demo_local import run_local_demo
+from tools.sim.demo_local import run_local_demo
 
 
 def test_local_demo_tells_the_story():

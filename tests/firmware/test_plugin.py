@@ -1,4 +1,4 @@
-"""Our pytest plugin (tools/pytest_micropython_sim.py): runs code under the
+"""Our pytest plugin (tools/sim/pytest_micropython_sim.py): runs code under the
 real MicroPython, feeds stdin, and explains a failure with the traceback's
 source lines."""
 

@@ -47,10 +47,10 @@ def test_each_channel_says_its_qos_and_retain():
 
 
 def test_real_traffic_of_simulated_devices_matches_the_schemas(tmp_path):
-    from tools.demo import EXAMPLE, variant
-    from tools.simdevice import SimDevice
-    from tools.mqtt_watch import Watch
-    from tools.stack import Stack
+    from tools.sim.demo import EXAMPLE, variant
+    from tools.sim.simdevice import SimDevice
+    from tools.infra.mqtt_watch import Watch
+    from tools.infra.stack import Stack
 
     doc = asyncapi.document()
     validators = {name: jsonschema_rs.validator_for(asyncapi.payload_schema(doc, name))

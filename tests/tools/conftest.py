@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.ptyboard import PtyBoard
+from tools.sim.ptyboard import PtyBoard
 
 
 def processes_mentioning(text: str) -> list[str]:

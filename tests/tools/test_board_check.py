@@ -1,6 +1,6 @@
 """`fleetflow board-check`: the real mpremote runs the check on a MicroPython
 unix-port REPL behind a pseudo-terminal (as the flash test does), and the
-verdicts are a table test of tools.board_check.judge."""
+verdicts are a table test of tools.device.board_check.judge."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import json
 import pytest
 
 from shared_schema.boards import load_board
-from tools import board_check, cli
-from tools.board_check import judge
+from tools.device import board_check
+from tools import cli
+from tools.device.board_check import judge
 
 def _verdicts(doc) -> dict:
     return {c["check"]: (c["verdict"], c["result"]) for c in doc["checks"]}

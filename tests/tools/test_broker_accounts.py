@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import paho.mqtt.client as mqtt
 import pytest
 
-from tools.broker import mosquitto_path
-from tools.client import ApiError
-from tools.stack import Stack
-from tools.tls import client_context
+from tools.infra.broker import mosquitto_path
+from tools.cli.client import ApiError
+from tools.infra.stack import Stack
+from tools.infra.tls import client_context
 
 KINDS = [pytest.param("mosquitto", marks=pytest.mark.skipif(not mosquitto_path(), reason="mosquitto not installed")),
          "amqtt"]
@@ -158,7 +158,7 @@ def test_readme_shows_the_mosquitto_config_the_tests_run():
     import textwrap
     from pathlib import Path
 
-    from tools.broker import mosquitto_config
+    from tools.infra.broker import mosquitto_config
 
     readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
     block = readme.split("sudo tee /etc/mosquitto/mosquitto.conf <<'EOF'\n", 1)[1].split("       EOF\n", 1)[0]
@@ -168,10 +168,10 @@ def test_readme_shows_the_mosquitto_config_the_tests_run():
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_broker_refuses_an_oversized_packet_and_keeps_its_account_files_private(tmp_path, kind):
     """The 200 KB command that wedged a device never gets past the broker
-    (amqtt, the embedded one, too: tools/broker.py SizedReader); a message of
+    (amqtt, the embedded one, too: tools/infra/broker.py SizedReader); a message of
     the largest legitimate size does."""
     from shared_schema.envelope import MAX_PACKET_BYTES
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     with start_broker(tmp_path / "m", users={"cloud": "cloudpw", "dev1": "pw1"}, prefer=kind) as broker:
         assert broker.kind == kind
@@ -217,11 +217,11 @@ async def test_the_readme_set_up_gives_a_broker_serve_provisions_on(tmp_path, ca
     import os
     import subprocess
 
-    from tools.broker import _wait_port, dynsec_plugin_path, free_port, mosquitto_config
+    from tools.infra.broker import _wait_port, dynsec_plugin_path, free_port, mosquitto_config
     from tools.cli import main
-    from tools.cmd_serve import build_config
-    from tools.proc import owned_popen
-    from tools.tls import tls_files
+    from tools.cli.cmd_serve import build_config
+    from tools.infra.proc import owned_popen
+    from tools.infra.tls import tls_files
 
     port = free_port()
     tls_dir = tmp_path / "certs"

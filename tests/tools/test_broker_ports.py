@@ -1,4 +1,4 @@
-"""tools/broker.py start-up: a port taken between picking and binding it, a
+"""tools/infra/broker.py start-up: a port taken between picking and binding it, a
 restart that must keep its port, and Mosquitto's per-client queue."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from tools import broker as broker_mod
-from tools.broker import PortTaken, mosquitto_path, start_broker
-from tools.tls import client_context
+from tools.infra import broker as broker_mod
+from tools.infra.broker import PortTaken, mosquitto_path, start_broker
+from tools.infra.tls import client_context
 
 KINDS = [pytest.param("mosquitto", marks=pytest.mark.skipif(not mosquitto_path(), reason="mosquitto not installed")),
          "amqtt"]

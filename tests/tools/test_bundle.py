@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from tools import bundle as bundle_mod
-from tools import device_config
-from tools.ptyboard import micropython_exe
+from tools.device import bundle as bundle_mod
+from tools.device import device_config
+from tools.sim.ptyboard import micropython_exe
 
 PROVISIONING = {"device_id": "dev-1", "mqtt_host": "10.0.0.2", "mqtt_port": 1884, "mqtt_password": "pw",
                 "wifi_ssid": "home", "wifi_password": "wpw", "key": "AB" * 32}
@@ -71,7 +71,7 @@ def test_bundle_compiles_for_the_board_architecture_with_only_its_nodes(tmp_path
     assert "lib/fleetflow/nodes/switch.mpy" not in paths  # not compiled into this board
     # the entry point is source the board compiles at boot: comment lines dropped, code kept
     assert (tmp_path / "out" / "main.py").read_text() == "import fleetflow  # kept\nX = '#'\n"
-    # the code again as a ROMFS image (tools/romfs.py), for boards that run it from flash
+    # the code again as a ROMFS image (tools/device/romfs.py), for boards that run it from flash
     assert (tmp_path / "out" / "rom.img").read_bytes()[:3] == b"\xd2\xcd\x31"
     # one hal backend: the simulated one for the unix port, the real one for boards
     assert "lib/fleetflow/hal/__init__.mpy" in paths

@@ -10,14 +10,14 @@ import time
 import pytest
 
 from tools import cli
-from tools.demo import EXAMPLE
+from tools.sim.demo import EXAMPLE
 
 HEALTH = '{"runs": 2, "seconds": 2}'
 
 
 @pytest.fixture
 def stack(tmp_path, monkeypatch):
-    from tools.stack import Stack
+    from tools.infra.stack import Stack
 
     with Stack(tmp_path / "stack", log=lambda m: None) as s:
         monkeypatch.setenv("FLEETFLOW_URL", s.api.url)
@@ -62,7 +62,7 @@ def test_flow_create_publish_list(stack, capsys, tmp_path):
 
 
 def test_devices_provision_then_deploy_with_live_progress(stack, capsys, tmp_path):
-    from tools.simdevice import SimDevice
+    from tools.sim.simdevice import SimDevice
 
     rc, out, _ = _run(capsys, "devices", "provision", "--id", "cli-1", "--tag", "lab", "--json")
     assert rc == 0
@@ -88,8 +88,8 @@ def test_devices_provision_then_deploy_with_live_progress(stack, capsys, tmp_pat
         assert "phase: batch" in err and "deploying 1" in err and "[####################] 1/1" in err
 
         # the live display follows the cloud's event stream: one read of the document, at the end
-        from tools import client as client_mod
-        from tools import deploy_progress
+        from tools.cli import client as client_mod
+        from tools.cli import deploy_progress
 
         class Counting(client_mod.Client):
             reads = 0
@@ -121,8 +121,8 @@ def test_cli_says_when_the_cloud_is_unreachable(capsys, monkeypatch):
 
 
 def test_deploy_of_a_failing_flow_exits_1_and_says_why(stack, capsys, tmp_path):
-    from tools.demo import variant
-    from tools.simdevice import SimDevice
+    from tools.sim.demo import variant
+    from tools.sim.simdevice import SimDevice
 
     creds = stack.api.provision_device("cli-2", board="unix-sim")["credentials"]
     broken = variant(json.loads(EXAMPLE.read_text()), typo=True)

@@ -14,8 +14,10 @@ import time
 
 import pytest
 
-from tools import cli, cmd_devices
-from tools.demo import EXAMPLE, variant
+from tools import cli
+
+from tools.cli import cmd_devices
+from tools.sim.demo import EXAMPLE, variant
 
 HEALTH = '{"runs": 2, "seconds": 2}'
 
@@ -23,8 +25,8 @@ HEALTH = '{"runs": 2, "seconds": 2}'
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     """A cloud with a published example flow (v1), its typo'd v2, and one online simulated device `cli-a`."""
-    from tools.simdevice import SimDevice
-    from tools.stack import Stack
+    from tools.sim.simdevice import SimDevice
+    from tools.infra.stack import Stack
 
     wd = tmp_path_factory.mktemp("cli")
     saved = {k: os.environ.get(k) for k in ("FLEETFLOW_URL", "FLEETFLOW_API_KEY")}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.broker import mosquitto_path
+from tools.infra.broker import mosquitto_path
 
 FLEETFLOW = str(Path(sys.executable).with_name("fleetflow"))
 

@@ -6,8 +6,10 @@ import io
 
 import pytest
 
-from tools import cli, deploy_progress
-from tools.cmd_deploy import deployment_body
+from tools import cli
+
+from tools.cli import deploy_progress
+from tools.cli.cmd_deploy import deployment_body
 
 
 def _args(argv):
@@ -97,7 +99,7 @@ def test_summary_of_a_list_document_uses_its_counts():
 
 
 def test_demo_event_lines_sum_up_skipped_devices():
-    from tools.demo import event_lines
+    from tools.sim.demo import event_lines
 
     events = [
         {"at": "2026-01-01T00:00:00.000Z", "kind": "created", "device_id": None, "detail": {}},
@@ -120,7 +122,7 @@ def test_demo_event_lines_sum_up_skipped_devices():
 
 
 def test_sse_lines_parse_into_events():
-    from tools.client import parse_sse
+    from tools.cli.client import parse_sse
 
     lines = [b": keepalive\n", b"\n", b"id: 3\n", b"event: update\n", b'data: {"id": "d",\n', b'data: "x": 1}\n',
              b"\n", b"event: complete\n", b'data: {"status": "completed"}\n', b"\n"]

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from tools import cli
-from tools.ptyboard import micropython_exe
-from tools.tls import ensure_tls
+from tools.sim.ptyboard import micropython_exe
+from tools.infra.tls import ensure_tls
 
 KEY = "5a" * 32
 
@@ -98,8 +98,8 @@ def test_flashed_board_provisioned_by_the_cloud_boots_and_comes_online(board, tm
     """The issue's flash test: provision through the cloud, flash with mpremote over
     a pty, power the board off, boot a fresh MicroPython from what was flashed, and
     see the device online at the cloud (which hears it through the broker)."""
-    from tools.simdevice import HEAP
-    from tools.stack import Stack
+    from tools.sim.simdevice import HEAP
+    from tools.infra.stack import Stack
 
     with Stack(tmp_path / "stack", log=lambda m: None) as stack:
         rc = cli.main(["flash", "--board", "unix-sim", "--port", board.port, "--device-id", "flash-1",
@@ -148,8 +148,8 @@ def test_the_removed_password_file_flag_is_refused_with_advice(tmp_path, capsys)
     ("unix-sim", True, True, False, False),  # the unix port: no mip (no network), no reset (it would end it)
 ])
 def test_flash_plan_per_board(tmp_path, board, unix, mip, expect_mip, expect_reset):
-    from tools import bundle as bundle_mod
-    from tools.flashing import flash_commands
+    from tools.device import bundle as bundle_mod
+    from tools.device.flashing import flash_commands
 
     b = bundle_mod.build_bundle(board, tmp_path / board, {"device_id": "p1", "mqtt_host": "192.0.2.1", "key": KEY})
     plan = flash_commands(b, "/dev/ttyX", unix=unix, mip=mip)
@@ -181,8 +181,8 @@ def test_a_board_bundle_carries_the_ca_for_mqtt_over_tls(tmp_path, capsys):
 
 
 def test_romfs_flash_plan_deploys_the_image_and_copies_only_the_entry_and_data_files(tmp_path):
-    from tools import bundle as bundle_mod
-    from tools.flashing import flash_commands, verified_paths
+    from tools.device import bundle as bundle_mod
+    from tools.device.flashing import flash_commands, verified_paths
 
     b = bundle_mod.build_bundle("esp32-devkitc", tmp_path / "b", {"device_id": "p1", "mqtt_host": "192.0.2.1",
                                                                   "key": KEY}, with_umqtt=True)

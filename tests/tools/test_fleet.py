@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tools import fleet as fleet_mod
+from tools.sim import fleet as fleet_mod
 
 IDS = fleet_mod.device_ids(4)
 
@@ -37,7 +37,7 @@ def test_bad_fault_assignments_say_what_is_wrong(item, message):
 def test_net_drop_takes_up_and_down_seconds(text, expected):
     import argparse
 
-    from tools.cmd_sim import _up_down
+    from tools.cli.cmd_sim import _up_down
 
     if isinstance(expected, tuple):
         assert _up_down(text) == expected
@@ -67,8 +67,8 @@ def test_sensor_config_per_profile_and_fault(profile, faults, dht):
 
 
 def test_a_fleet_with_faults_behaves_as_each_fault_says(tmp_path, procs_mentioning):
-    from tools.stack import Stack
-    from tools.demo import EXAMPLE, HEALTH
+    from tools.infra.stack import Stack
+    from tools.sim.demo import EXAMPLE, HEALTH
     import json
 
     workdir = tmp_path / "fleet"
@@ -129,7 +129,7 @@ def test_sim_command_runs_a_fleet_with_its_own_cloud_stops_cleanly_and_restarts_
     import sys
     from pathlib import Path
 
-    from tools.client import Client
+    from tools.cli.client import Client
 
     workdir = tmp_path / "sim"
     for run in ("first", "restart"):
@@ -161,7 +161,7 @@ def test_sim_provisions_through_a_running_cloud(tmp_path, procs_mentioning):
     import sys
     from pathlib import Path
 
-    from tools.stack import Stack
+    from tools.infra.stack import Stack
 
     workdir = tmp_path / "sim"
     with Stack(tmp_path / "stack", log=lambda m: None) as stack:

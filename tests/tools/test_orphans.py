@@ -1,6 +1,6 @@
 """A SIGKILLed simulator leaves nothing behind: its devices and its Mosquitto
 run in sessions of their own, and get SIGTERM from the kernel when it dies
-(tools/proc.py)."""
+(tools/infra/proc.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import proc
-from tools.broker import mosquitto_path
+from tools.infra import proc
+from tools.infra.broker import mosquitto_path
 
 FLEETFLOW = str(Path(sys.executable).with_name("fleetflow"))
 

@@ -1,4 +1,4 @@
-"""tools/proc.py: children that die with their owner, however it dies."""
+"""tools/infra/proc.py: children that die with their owner, however it dies."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import proc
+from tools.infra import proc
 
 REPO = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.skipif(not proc.supported(), reason="parent-death signal is Linux only")
@@ -54,7 +54,7 @@ def test_a_child_started_from_a_short_lived_thread_outlives_the_thread():
 def test_children_die_when_their_owner_is_sigkilled(thread):
     owner_code = textwrap.dedent(f"""
         import subprocess, sys, threading, time
-        from tools.proc import owned_popen
+        from tools.infra.proc import owned_popen
         def start():
             for _ in range(2):
                 p = owned_popen(["sleep", "60"], start_new_session=True, stdin=subprocess.DEVNULL)

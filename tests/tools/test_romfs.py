@@ -1,7 +1,7 @@
 """The firmware's code in a ROMFS image runs in place: from the image, not copied into the heap.
 
 Under the real MicroPython unix port: the unix-sim bundle's modules are
-imported once through firmware/main.py's mount of the image (tools/romboot.py
+imported once through firmware/main.py's mount of the image (tools/sim/romboot.py
 maps it outside the GC heap, as a board maps its ROMFS partition), once from
 /lib as .mpy files (a stock firmware), and the heap each import takes is compared.
 """
@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tools import romfs, simdevice
+from tools.device import romfs
+
+from tools.sim import simdevice
 
 # what the agent keeps resident (main.py's boot order, docs/BENCHMARKS.md)
 MODULES = ("fleetflow.slots", "fleetflow.link", "fleetflow.records", "fleetflow.runsmsg", "fleetflow.health",

@@ -1,4 +1,4 @@
-"""tools/tls.py: the private CA is made once and kept; the broker certificate
+"""tools/infra/tls.py: the private CA is made once and kept; the broker certificate
 follows the hosts asked for and is renewed by the same CA."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ import datetime as dt
 import pytest
 from cryptography import x509
 
-from tools import device_config, tls
+from tools.device import device_config
+
+from tools.infra import tls
 
 
 def _sans(files) -> set[str]:

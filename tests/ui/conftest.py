@@ -26,7 +26,7 @@ def chromium_path() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.fail("Debian's chromium is not installed: run `make setup` (tools/setup_system.sh installs it)")
+    pytest.fail("Debian's chromium is not installed: run `make setup` (tools/infra/setup_system.sh installs it)")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Mosquitto 2.0's dynamic security plugin writes its whole JSON file after
 every change, on the broker's one thread, so one provisioning costs the
 broker time in proportion to the accounts it holds, and all MQTT traffic
-waits meanwhile. This fills a real Mosquitto (tools/broker.py) with device
+waits meanwhile. This fills a real Mosquitto (tools/infra/broker.py) with device
 accounts in batches, then times `--probe` single provisionings at each size:
 the broker's CPU (utime + stime from /proc) and the wall time of the whole
 round trip (connect, command, answer). Figures: docs/BENCHMARKS.md.
@@ -29,7 +29,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def run(args) -> dict:
-    from tools.broker import mosquitto_path, start_broker
+    from tools.infra.broker import mosquitto_path, start_broker
 
     if not mosquitto_path():
         return {"ok": False, "error": "mosquitto is not installed"}

@@ -22,7 +22,7 @@ gc.collect at boot, after each command, after each program load and at each
 health tick: `peak_used_bytes` is the most in use at those points and
 `largest_free_block_min` the smallest "max free sz" seen (fragmentation).
 
-Without `--heap`, the scenario runs at the simulator's heap (tools/simdevice.py
+Without `--heap`, the scenario runs at the simulator's heap (tools/sim/simdevice.py
 HEAP, FLEETFLOW_SIM_HEAP) for the figures, then `min_heap_bytes` is searched
 in 8 KB steps (bisection between 64k and that heap: ~5 more runs; the
 smallest passing heap must pass a second run, else the next step up is
@@ -31,7 +31,7 @@ With `--heap H` only that heap is run (`min_heap_bytes` is then not searched).
 `--code rom|lib` (`code` in the output): the firmware's code runs in place
 from the bundle's ROMFS image (rom, the simulator's default: a board with a
 ROMFS partition or frozen modules) or is loaded into the heap from .mpy files
-(lib: a stock MicroPython firmware); see tools/romfs.py.
+(lib: a stock MicroPython firmware); see tools/device/romfs.py.
 The flow: inject (every 200 ms) -> 9 x (switch value > -1000, change value + 1)
 -> mqtt_out, as in `fleetflow bench device`.
 """
@@ -117,7 +117,7 @@ class _Cloud:
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()
         if broker.tls:
-            from tools.tls import client_context
+            from tools.infra.tls import client_context
 
             self.client.tls_set_context(client_context(broker.tls.ca))
         self.client.connect(broker.host, broker.port)
@@ -177,7 +177,7 @@ def _deploy(cloud: _Cloud, cid: str, ver: int, seq: int, payload: int) -> None:
 
 def scenario(broker, heap: str, run_s: float, workdir: Path) -> dict:
     """The scenario once at `heap`: {"ok", figures...} or {"ok": False, "stage", "error", ...}."""
-    from tools import simdevice
+    from tools.sim import simdevice
 
     dev_id = f"bench-{heap_bytes(heap) // 1024}k-{int(time.time() * 1000) % 100000}"
     broker.add_user(dev_id, "devpw")
@@ -267,8 +267,8 @@ def _verdict(result: dict) -> str:
 
 
 def run(args) -> dict:
-    from tools import simdevice
-    from tools.broker import start_broker
+    from tools.sim import simdevice
+    from tools.infra.broker import start_broker
 
     heap = getattr(args, "heap", None)
     run_s = getattr(args, "run_s", 10.0)
@@ -286,8 +286,8 @@ def run(args) -> dict:
 
 
 def _run(args, heap: str, run_s: float, search: bool) -> dict:
-    from tools import simdevice
-    from tools.broker import start_broker
+    from tools.sim import simdevice
+    from tools.infra.broker import start_broker
 
     with tempfile.TemporaryDirectory() as tmp, \
             start_broker(Path(tmp) / "broker", users={"cloud": "pw"}, tls=not getattr(args, "plain_mqtt", False)) as broker:

@@ -165,7 +165,7 @@ def run(args) -> dict:
     command = f"fleetflow bench api --seconds {seconds:g} --concurrency {concurrency}"
     if shutil.which("wrk") is None:
         return {"ok": False, "error": "wrk is not installed: `apt-get install wrk` (Debian), or `make setup` as root "
-                                      "(tools/setup_system.sh installs it)", "command": command}
+                                      "(tools/infra/setup_system.sh installs it)", "command": command}
     (REPO / "var").mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-", dir=REPO / "var"))
     try:

@@ -8,7 +8,7 @@ and reports its firmware bytes; `ok` is false when a board is over budget.
 
 from __future__ import annotations
 
-from tools import bundle as bundle_mod
+from tools.device import bundle as bundle_mod
 
 
 def add_arguments(parser) -> None:

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tools.pytest_micropython_sim import BIN, MPY_LIB, build_mpy
+from tools.sim.pytest_micropython_sim import BIN, MPY_LIB, build_mpy
 
 SCRIPT = r'''
 import gc, json, sys, time, micropython

@@ -3,7 +3,7 @@
     fleetflow bench fleet --devices 200 [--idle-s 20] [--json]
 
 Starts a broker (Mosquitto, else amqtt) and the simulated fleet of
-`fleetflow sim --no-cloud` (tools/fleet.py: each device a MicroPython
+`fleetflow sim --no-cloud` (tools/sim/fleet.py: each device a MicroPython
 unix-port process running the unix-sim bundle on its own LittleFS image,
 with its own broker account), waits until every device has said online on
 ff/<dev>/status, then lets them idle (no flow) for --idle-s seconds and
@@ -18,7 +18,7 @@ reports:
   processes that share them (/proc/<pid>/smaps_rollup Pss). A device process
   is CPython hosting the MicroPython unix port as an extension module (the
   PyPI `micropython` wrapper), so most of it is CPython's, not the firmware's
-  (whose heap is the -X heapsize, tools/simdevice.py HEAP).
+  (whose heap is the -X heapsize, tools/sim/simdevice.py HEAP).
 - ping_ms_median: after the window, a `ping` command to each of up to 20
   idle devices, one at a time, until its `received` ack comes back: an idle
   device sleeps in select.poll on its socket, so this is how soon a command
@@ -65,9 +65,9 @@ def _mem_bytes(pid: int, path: str, key: str) -> int:
 def run(args) -> dict:
     import paho.mqtt.client as mqtt
 
-    from tools.broker import start_broker
-    from tools.fleet import Fleet, device_ids
-    from tools.tls import client_context
+    from tools.infra.broker import start_broker
+    from tools.sim.fleet import Fleet, device_ids
+    from tools.infra.tls import client_context
 
     n = args.devices
     if n < 1:

@@ -166,8 +166,8 @@ def _wasm_ready() -> str | None:
 
 
 def run(args) -> dict:
-    from tools.pytest_micropython_sim import BIN
-    from tools.simdevice import sim_bundle
+    from tools.sim.pytest_micropython_sim import BIN
+    from tools.sim.simdevice import sim_bundle
 
     missing = _wasm_ready()
     if missing:

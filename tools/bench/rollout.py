@@ -11,7 +11,7 @@ created, started and watched through the API. Prints devices_per_min from
 (`cloud_cpu_s`), with the CPU seconds the simulated fleet and the broker
 used meanwhile (`fleet_cpu_s`, `broker_cpu_s`, and `postgres_cpu_s`, the
 server's with its backends: which side limits).
-`--postgres` runs the cloud on a throwaway PostgreSQL cluster (tools/pgcluster.py) instead of SQLite.
+`--postgres` runs the cloud on a throwaway PostgreSQL cluster (tools/infra/pgcluster.py) instead of SQLite.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ async def _measure(args, workdir: Path, db_url: str) -> dict:
     from cloud.appkeys import BOX, DB
     from cloud.config import Config
     from cloud.store import keys as key_store
-    from tools.broker import start_broker
+    from tools.infra.broker import start_broker
 
     broker = start_broker(workdir / "broker", users={"cloud": "cloudpw", "admin": "adminpw"})
     ctx = multiprocessing.get_context("spawn")
@@ -268,7 +268,7 @@ def run(args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench-rollout-", dir=REPO / "var"))
     try:
         if args.postgres:
-            from tools.pgcluster import throwaway_postgres
+            from tools.infra.pgcluster import throwaway_postgres
 
             # A benchmark's throwaway cluster: durability off, as for any
             # scratch database (a real one keeps the defaults).

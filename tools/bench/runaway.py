@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tools.pytest_micropython_sim import BIN, MPY_LIB, build_mpy
+from tools.sim.pytest_micropython_sim import BIN, MPY_LIB, build_mpy
 
 STAGES = (7, 8)
 

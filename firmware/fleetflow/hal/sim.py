@@ -11,7 +11,7 @@
 #    "wdt_ms": 3000,       # the watchdog's timeout, instead of the board file's
 #    "wifi": {...}, "clock": {...}}   # Wi-Fi and NTP faults: SimWLAN below
 # The reset cause is what the simulator says it was (FF_RESET: it powers the
-# device up again after the watchdog ended it, tools/simdevice.py).
+# device up again after the watchdog ended it, tools/sim/simdevice.py).
 # A script is played in order, then its last step repeats. The ADC/PWM and
 # DHT parts live in sim_io.py and sim_dht.py, imported when first used.
 import machine
@@ -111,7 +111,7 @@ class SimHal:
     # loop, and the reset is the process ending by SIGUSR1 -- a way out no
     # other end of the simulated device takes (a clean stop exits 0, a power
     # cut is SIGKILL) -- sent by a shell, since the unix port has no
-    # os._exit or kill. tools/simdevice.py powers the device up again with
+    # os._exit or kill. tools/sim/simdevice.py powers the device up again with
     # reset cause "watchdog". (Methods of the HAL, not a module or a class
     # of its own: ~500 B less heap on the unix port.)
     def watchdog(self, timeout_ms):
@@ -149,7 +149,7 @@ class SimHal:
 # the calls of network.WLAN the agent uses, and NTP. The unix port is on the
 # host's network and clock, so what these emulate is how they fail:
 #   "wifi": {"down_file": PATH, "rssi": -61, "assoc_ms": 300}
-#     the access point is out of reach while PATH exists (tools/netfault.py's
+#     the access point is out of reach while PATH exists (tools/sim/netfault.py's
 #     FlakyLink makes it during a net_drop outage, when it cuts the TCP path
 #     to the broker too); the station then loses its association and gets
 #     it back only through connect(), assoc_ms later (association and DHCP),

@@ -1,0 +1,76 @@
+"""`fleetflow users`: dashboard users, straight in the database (no server
+needed): the way to make the first admin on a headless box.
+
+    fleetflow users create --email ada@example.com --role admin [--password-stdin] [--db URL]
+    fleetflow users list [--db URL]
+
+`create` asks for the password twice (or reads one line from stdin with
+--password-stdin, for scripts); only its bcrypt hash is stored. Once a user
+exists, registering from the dashboard is closed and admins add users there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+
+from tools.cli.cmd_keys import open_database
+from tools.cli.cmd_serve import DEFAULT_DB
+
+
+def register(sub) -> None:
+    p = sub.add_parser("users", help="create and list dashboard users",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_subparsers(dest="users_cmd", metavar="ACTION")
+    create = what.add_parser("create", help="make a user (the password is asked for)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", required=True, choices=("admin", "operator", "viewer"))
+    create.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of stdin instead of asking")
+    ls = what.add_parser("list", help="users with their role")
+    for q in (create, ls):
+        q.add_argument("--db", default=os.environ.get("FLEETFLOW_DB_URL", DEFAULT_DB))
+    create.set_defaults(func=_create)
+    ls.set_defaults(func=_list)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise SystemExit("users: the two passwords differ; nothing was created")
+    return first
+
+
+def _create(args) -> int:
+    from cloud import sessions
+    from cloud.errors import FleetflowError
+    from cloud.store import users
+
+    try:
+        email = sessions.checked_email(args.email, "--email")
+        password = sessions.checked_password(_password(args.password_stdin), "the password")
+        db = open_database(args.db, "users")
+        made = db.call(users.create_user, email, sessions.hash_password(password), args.role, time.time())
+    except FleetflowError as exc:
+        why = "; ".join(f"{p.pointer}: {p.message}" for p in exc.problems) or exc.detail
+        print(f"users: {why}", file=sys.stderr)
+        return 1
+    print(f"created {made['role']} {made['email']} (id {made['id']})")
+    return 0
+
+
+def _list(args) -> int:
+    from cloud.store import users
+
+    rows, cursor = open_database(args.db, "users").call(users.list_users, 1000)
+    for u in rows:
+        print(f"{u['id']:>4}  {u['role']:<8}  {u['created_at']}  {u['email']}")
+    if cursor:
+        print("... (more than 1000 users: the API's GET /api/v1/users pages them all)")
+    return 0
