@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tools.infra.broker import mosquitto_path
@@ -23,6 +25,11 @@ def test_keys_create_prints_a_key_that_the_database_knows(tmp_path, capsys):
     assert "admin" in listed and key not in listed
     assert main(["keys", "revoke", "1", "--db", db]) == 0
     assert Database(db).call(role_of, key) is None
+    capsys.readouterr()
+    assert main(["keys", "revoke", "7", "--db", db]) == 1
+    assert capsys.readouterr().err == "keys: no API key 7\n"
+    with pytest.raises(SystemExit, match="^keys: cannot open the database 'mysql://h/d': --db 'mysql://h/d': want"):
+        main(["keys", "list", "--db", "mysql://h/d"])
 
 
 def test_users_create_makes_a_headless_first_admin_who_can_log_in(tmp_path, capsys, monkeypatch):
@@ -48,6 +55,10 @@ def test_users_create_makes_a_headless_first_admin_who_can_log_in(tmp_path, caps
     assert main(["users", "create", "--email", "ops@example.com", "--role", "viewer", "--password-stdin",
                  "--db", db]) == 1
     assert "already exists" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("never read\n"))
+    assert main(["users", "create", "--email", "ops", "--role", "viewer", "--password-stdin", "--db", db]) == 1
+    assert capsys.readouterr().err.startswith("users: --email: ")
+    assert sys.stdin.read() == "never read\n"  # the email is checked before the password is asked for
     assert main(["users", "list", "--db", db]) == 0
     listed = capsys.readouterr().out
     assert "ops@example.com" in listed and "admin" in listed and "$2b$" not in listed

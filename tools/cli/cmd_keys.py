@@ -16,7 +16,7 @@ import os
 import sys
 
 from tools.cli import ui
-from tools.cli.cmd_serve import DEFAULT_DB, UsageError, check_db_url
+from tools.cli.cmd_serve import DEFAULT_DB
 
 
 def register(sub) -> None:
@@ -42,27 +42,19 @@ def register(sub) -> None:
 
 
 def open_database(url: str, command: str = "keys"):
-    """The database, migrated; SystemExit with a one-line reason when it
-    cannot be (`fleetflow users` opens it the same way)."""
-    import peewee
-
-    from cloud import migrations
-    from cloud.db import Database
+    """The database, migrated (cloud.admin); SystemExit with a one-line
+    reason when it cannot be (`fleetflow users` opens it the same way)."""
+    from cloud import admin
 
     try:
-        check_db_url(url)
-        db = Database(url)
-        db.peewee.connect(reuse_if_open=True)
-        migrations.migrate(db.peewee)
-    except (UsageError, peewee.DatabaseError, OSError) as exc:
-        raise SystemExit(f"{command}: cannot open the database {url!r}: {exc}") from None
-    return db
+        return admin.open_database(url)
+    except admin.AdminError as exc:
+        raise SystemExit(f"{command}: {exc}") from None
 
 
 def _create(args) -> int:
-    from cloud.store import keys
-
-    made = open_database(args.db).call(keys.create_key, args.role, args.name)
+    with open_database(args.db) as db:
+        made = db.create_key(args.role, args.name)
     if args.json:
         print(json.dumps(made, sort_keys=True))
     else:
@@ -79,13 +71,8 @@ def _list(args) -> int:
             return 1
         found, where = got["keys"], args.cloud
     else:
-        from cloud.store import keys
-
-        db = open_database(args.db)
-        found, cursor = db.call(keys.list_keys)
-        while cursor:
-            more, cursor = db.call(keys.list_keys, cursor=cursor)
-            found += more
+        with open_database(args.db) as db:
+            found = db.list_keys()
         where = args.db
     if args.json:
         ui.print_json(found)
@@ -98,12 +85,12 @@ def _list(args) -> int:
 
 
 def _revoke(args) -> int:
-    from cloud.errors import NotFound
-    from cloud.store import keys
+    from cloud.admin import AdminError
 
     try:
-        open_database(args.db).call(keys.revoke_key, args.id)
-    except NotFound as exc:
+        with open_database(args.db) as db:
+            db.revoke_key(args.id)
+    except AdminError as exc:
         print(f"keys: {exc}", file=sys.stderr)
         return 1
     print(f"revoked key {args.id}")

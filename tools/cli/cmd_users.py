@@ -15,7 +15,6 @@ import argparse
 import getpass
 import os
 import sys
-import time
 
 from tools.cli.cmd_keys import open_database
 from tools.cli.cmd_serve import DEFAULT_DB
@@ -48,29 +47,23 @@ def _password(from_stdin: bool) -> str:
 
 
 def _create(args) -> int:
-    from cloud import sessions
-    from cloud.errors import FleetflowError
-    from cloud.store import users
+    from cloud.admin import AdminError, check_email
 
     try:
-        email = sessions.checked_email(args.email, "--email")
-        password = sessions.checked_password(_password(args.password_stdin), "the password")
-        db = open_database(args.db, "users")
-        made = db.call(users.create_user, email, sessions.hash_password(password), args.role, time.time())
-    except FleetflowError as exc:
-        why = "; ".join(f"{p.pointer}: {p.message}" for p in exc.problems) or exc.detail
-        print(f"users: {why}", file=sys.stderr)
+        check_email(args.email)  # before asking for a password
+        password = _password(args.password_stdin)
+        with open_database(args.db, "users") as db:
+            made = db.create_user(args.email, password, args.role)
+    except AdminError as exc:
+        print(f"users: {exc}", file=sys.stderr)
         return 1
     print(f"created {made['role']} {made['email']} (id {made['id']})")
     return 0
 
 
 def _list(args) -> int:
-    from cloud.store import users
-
-    rows, cursor = open_database(args.db, "users").call(users.list_users, 1000)
+    with open_database(args.db, "users") as db:
+        rows = db.list_users()
     for u in rows:
         print(f"{u['id']:>4}  {u['role']:<8}  {u['created_at']}  {u['email']}")
-    if cursor:
-        print("... (more than 1000 users: the API's GET /api/v1/users pages them all)")
     return 0

@@ -111,18 +111,18 @@ class Stack:
     def _start_cloud(self, mqtt_url: str) -> None:
         from aiohttp import web
 
+        from cloud import admin
         from cloud.app import init_app
-        from cloud.appkeys import DB
         from cloud.config import Config
         from cloud.secrets import load_server_secret
-        from cloud.store import keys as key_store
 
         config = Config(db_url=self.db_url, mqtt_url=mqtt_url, mqtt_ca_file=str(self.tls.ca) if self.tls else None,
                         secret=load_server_secret(str(self.workdir / "cloud.secret")),
                         engine_tick_s=self.tick_s, mqtt_reconnect_s=0.5, ha_discovery=self.ha_discovery)
         config.on_provision, config.on_delete = account_hooks(self.broker, config)
+        with admin.open_database(self.db_url) as db:  # as `fleetflow keys create` would
+            key = db.create_key("admin", "local")["key"]
         app = init_app(config)
-        key = app[DB].call(key_store.create_key, "admin", "local")["key"]
         ready = threading.Event()
         errors: list[BaseException] = []
 
