@@ -145,8 +145,8 @@ class Agent(CommandLog):
         staged(self, cmd, p, err)
 
     def _run_slot(self, booted, p=None):
-        """Start the program of (slot, header, bytes) -- or p, its Program,
-        when it was just checked; roll back if it can't."""
+        """Start the program of (slot, header), verified -- or p, its
+        Program, when it was just checked; roll back if it can't."""
         if self.it is not None:
             self.it.stop()
             self.it = None
@@ -155,13 +155,15 @@ class Agent(CommandLog):
         if booted is None:
             self.hdr = None
             return
-        slot, hdr, prog = booted
+        slot, hdr = booted
         try:
             if p is None:
                 from fleetflow.gate import load
                 self._warm = True
-                p = load(prog, self.board, self.table)
-            del prog
+                # parsed as it is read from the slot: the old flow is gone by
+                # now, but a block the program's size may still not be free
+                with self.slots.open_program(slot) as f:
+                    p = load(f, self.board, self.table)
             from fleetflow.interp import Interpreter
             # with fan-in a record holds up to 32 more rows (fanin.MAX_RUNS)
             self._fit_runs(p.n + (32 if max(p.indeg) > 1 else 0))
@@ -314,8 +316,7 @@ class Agent(CommandLog):
         booted = None
         if active is not None:
             try:
-                hdr, prog = self.slots.read_slot(active)
-                booted = (active, hdr, prog)
+                booted = (active, self.slots.verify(active))
             except Exception as e:
                 print("agent: previous slot unusable:", e)
         self._run_slot(booted)

@@ -73,11 +73,24 @@ class CommandLog:
             return  # not final: a repeat must reach the handler (transfer resume)
         self._keep(a["id"], a["op"], text)
         if cmd.get("op") in _PERSIST and a["state"] != "received":
-            keep = "[%s]" % ",".join(self.done[i][1] for i in self._done_order if self.done[i][0] in _PERSIST)
             try:
-                self.slots.write_atomic("cmds.json", keep)
+                # written ack by ack: the whole list as one text (up to 16
+                # acks, ~2.5 KB) wanted a block that size
+                self.slots.write_atomic("cmds.json", self._persisted())
             except OSError as e:
                 print("agent: can't persist command ids:", e)
+
+
+    def _persisted(self):
+        # the JSON list of the remembered acks that changed the slots, in pieces
+        sep = "["
+        for i in self._done_order:
+            op, text = self.done[i]
+            if op in _PERSIST:
+                yield sep
+                yield text
+                sep = ","
+        yield "[]" if sep == "[" else "]"
 
 
 def _peek(raw, tail, key):

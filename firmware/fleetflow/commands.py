@@ -57,9 +57,15 @@ def _guarded(ag, cmd, fn, *args):
         fn(ag, cmd, *args)
     except FFError as e:
         ag.ack(cmd, "rejected", e.args[0], **_next_of(ag, cmd))
-    except MemoryError:
+    except MemoryError as e:
         cmd.pop("prog", None)
         gc.collect()
+        try:  # where, in the device's log (as Agent.safe_step does)
+            import sys
+            sys.print_exception(e)
+        except Exception:
+            pass
+        e = None
         ag.ack(cmd, "rejected", "out of memory handling %s" % cmd.get("op"))
     except Exception as e:  # a bad command must never crash the device
         ag.ack(cmd, "rejected", "error: %s: %s" % (type(e).__name__, e))
@@ -175,12 +181,9 @@ def _activate(ag, cmd, p=None):
     if cmd["op"] == "activate" and want is not None and hdr and hdr["seq"] != want:
         raise FFError("staged seq is %s, not %s" % (hdr["seq"], want))
     ag.slots.activate({"rule": cmd.get("health"), "cmd": cmd["id"], "op": cmd["op"]})
-    if p is None:
-        hdr, prog = ag.slots.read_slot(staged)
-    else:
-        hdr, prog = ag.slots.header(staged), None
+    hdr = ag.slots.verify(staged) if p is None else ag.slots.header(staged)
     ag.ack(cmd, "applied", seq=hdr["seq"], slot=staged)
-    ag._run_slot((staged, hdr, prog), p)
+    ag._run_slot((staged, hdr), p)
 
 
 def _rollback_cmd(ag, cmd):

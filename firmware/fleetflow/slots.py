@@ -162,9 +162,15 @@ class SlotStore:
         return initial_state()
 
     def write_atomic(self, name, data):
+        """Write the file `name` whole or not at all: data is the text or
+        bytes, or an iterable of pieces of it (no block its whole size)."""
         tmp = self.path(name + ".tmp")
         with open(tmp, "wb") as f:
-            f.write(data)
+            if type(data) in (str, bytes, bytearray):
+                f.write(data)
+            else:
+                for piece in data:
+                    f.write(piece)
         os.rename(tmp, self.path(name))
 
     def _apply(self, event, arg=None):
@@ -258,15 +264,14 @@ class SlotStore:
 
     def boot(self, cause=None):
         """Count the boot (cause: why the device reset), then return (slot,
-        header, program bytes) of a verified active program, or None. An
-        active slot that fails verification is rolled back from (reason
-        `corrupt slot`)."""
+        header) of a verified active program (open_program reads it), or
+        None. An active slot that fails verification is rolled back from
+        (reason `corrupt slot`)."""
         self._apply("boot", cause)
         while self.state["active"] is not None:
             slot = self.state["active"]
             try:
-                hdr, prog = self.read_slot(slot)
-                return slot, hdr, prog
+                return slot, self.verify(slot)
             except (OSError, ValueError, KeyError, FFError) as e:
                 if self.state["prev"] is None and not self.state["trial"]:
                     # Nothing verified to go back to: run nothing.
@@ -284,12 +289,29 @@ class SlotStore:
         except (OSError, ValueError):
             return None
 
-    def read_slot(self, slot):
-        """(header, program bytes) after checking size, sha and signature."""
+    def verify(self, slot):
+        """The slot's header, once its program's size, sha and signature
+        check out; the program is read in pieces, never held whole (a heap
+        a flow runs in may have no free block its size)."""
+        h = hashlib.sha256()
+        buf = bytearray(_COPY_BUF)
+        n = 0
         with open(self.path("slot_" + slot), "rb") as f:
             hdr = json.loads(f.readline())
-            prog = f.read()
+            while True:
+                k = f.readinto(buf)
+                if not k:
+                    break
+                h.update(buf if k == _COPY_BUF else buf[:k])
+                n += k
+        buf = None
         from fleetflow import verify
-        verify.check_digest(hdr, verify.hexdigest(hashlib.sha256(prog)), len(prog))
+        verify.check_digest(hdr, verify.hexdigest(h), n)
         self._check_sig(hdr)
-        return hdr, prog
+        return hdr
+
+    def open_program(self, slot):
+        """The slot file, open at the program's first byte (the caller closes it)."""
+        f = open(self.path("slot_" + slot), "rb")
+        f.readline()
+        return f

@@ -110,11 +110,12 @@ class Sweep:
         booted = st.boot()
         if booted is None:
             return "no program"
-        slot, hdr, prog = booted
+        slot, hdr = booted
         name = "v%d" % hdr["ver"]
         if name not in allowed:
             return "booted %s, allowed %s" % (name, allowed)
-        self.runner(hdr, prog)
+        with st.open_program(slot) as f:
+            self.runner(hdr, f)
         return None
 
     def run(self, sample=1):
