@@ -213,6 +213,18 @@ def _exec(ag, cmd):
         gate.check_sha(prog, hdr)
         from fleetflow.interp import Interpreter
         p = gate.load(prog, ag.board, ag.table)
+        # the text goes before the interpreter is made: next to the active
+        # flow, its block may be the only one a run's frame fits in
+        prog = None
+        if ov:
+            # this program runs only with them: applied once, now, before
+            # its interpreter is made (it is set up with them too)
+            try:
+                p.cfgs = p.cfgs_for(ov)
+                ov = None
+            except FFError:
+                pass  # refused again by run_now, as a failed run saying why
+        gc.collect()
         ag.ack(cmd, "received")
         it = Interpreter(p, ag.hal, ag.records, ag._publish_out, ag.device)
         try:
