@@ -120,7 +120,7 @@ def _twin(board: str, program: str, sim: dict, runs: int) -> dict:
     spec = bundle.device_board(full, board)
     job = {"board": spec, "program": program, "sim": sim, "runs": runs, "max_ms": runs * 3_600_000}
     try:
-        proc = subprocess.run([*simdevice.device_command(b, "lib"), "-X", f"heapsize={simdevice.HEAP}", str(TWIN)],
+        proc = subprocess.run([*simdevice.device_command(b, "lib"), "-X", f"heapsize={simdevice.heap_for('lib')}", str(TWIN)],
                               input=json.dumps(job), env=simdevice.mpy_env(b / "lib"), capture_output=True,
                               text=True, timeout=TWIN_TIMEOUT_S)
     except subprocess.TimeoutExpired:

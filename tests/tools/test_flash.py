@@ -98,7 +98,7 @@ def test_flashed_board_provisioned_by_the_cloud_boots_and_comes_online(board, tm
     """The issue's flash test: provision through the cloud, flash with mpremote over
     a pty, power the board off, boot a fresh MicroPython from what was flashed, and
     see the device online at the cloud (which hears it through the broker)."""
-    from tools.sim.simdevice import HEAP
+    from tools.sim.simdevice import heap_for
     from tools.infra.stack import Stack
 
     with Stack(tmp_path / "stack", log=lambda m: None) as stack:
@@ -112,7 +112,7 @@ def test_flashed_board_provisioned_by_the_cloud_boots_and_comes_online(board, tm
         assert cfg["device_id"] == "flash-1" and cfg["mqtt"]["port"] == stack.broker.port
         assert stack.api.get_device("flash-1")["online"] is False
         env = {**os.environ, "MICROPYPATH": ".frozen:lib"}  # a board has its frozen modules (ssl) and /lib on its path
-        dev = subprocess.Popen([micropython_exe(), "-X", f"heapsize={HEAP}", "main.py"], cwd=board.root, env=env,
+        dev = subprocess.Popen([micropython_exe(), "-X", f"heapsize={heap_for('lib')}", "main.py"], cwd=board.root, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 30

@@ -22,8 +22,9 @@ gc.collect at boot, after each command, after each program load and at each
 health tick: `peak_used_bytes` is the most in use at those points and
 `largest_free_block_min` the smallest "max free sz" seen (fragmentation).
 
-Without `--heap`, the scenario runs at the simulator's heap (tools/sim/simdevice.py
-HEAP, FLEETFLOW_SIM_HEAP) for the figures, then `min_heap_bytes` is searched
+Without `--heap`, the scenario runs at the simulator's heap for its code
+(tools/sim/simdevice.py `heap_for`: 120k rom, 192k lib; FLEETFLOW_SIM_HEAP)
+for the figures, then `min_heap_bytes` is searched
 in 8 KB steps (bisection between 64k and that heap: ~5 more runs; the
 smallest passing heap must pass a second run, else the next step up is
 tried).
@@ -273,8 +274,8 @@ def run(args) -> dict:
     heap = getattr(args, "heap", None)
     run_s = getattr(args, "run_s", 10.0)
     search = heap is None and not getattr(args, "no_search", False)
-    heap = heap or simdevice.HEAP
     code = getattr(args, "code", None) or simdevice.CODE
+    heap = heap or simdevice.heap_for(code)
     old_code, simdevice.CODE = simdevice.CODE, code
     try:
         result = _run(args, heap, run_s, search)

@@ -21,8 +21,9 @@ mounted by firmware/main.py. The process runs
 `.venv/bin/micropython -X heapsize=<HEAP> main.py <image>` from the unix-sim
 bundle (tools/device/bundle.py: the firmware compiled by mpy-cross, as it goes onto
 a board, with umqtt.simple), MICROPYPATH=<bundle>/lib: compiling the firmware
-from source at boot would not fit a board-sized heap. HEAP is 192k (FLEETFLOW_SIM_HEAP overrides), not
-the 64k of DESIGN.md's budget: see docs/decisions.md ("Simulated device:
+from source at boot would not fit a board-sized heap. HEAP is 120k with the code run in place from
+the bundle's ROMFS image (CODE rom, the default), 192k with it loaded from /lib (FLEETFLOW_SIM_HEAP
+overrides both), not the 64k of DESIGN.md's budget: see docs/decisions.md ("Simulated device:
 bundle, flash size, heap") and `fleetflow bench agent` for the figures. The
 bundle is built once per firmware change into var/simbundle/. Every
 SimDevice still running when the interpreter exits is killed (no orphans).
@@ -53,12 +54,24 @@ from tools.infra.proc import owned_popen
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
-HEAP = os.environ.get("FLEETFLOW_SIM_HEAP", "192k")  # see docs/decisions.md "Simulated device: bundle, flash size, heap"
 # Where the device's code runs from: "rom", in place from the bundle's ROMFS
 # image mapped outside the heap (tools/sim/romboot.py), as on a board with a
 # ROMFS partition or frozen modules; "lib", .mpy files loaded into the heap
 # from /lib, as on a stock MicroPython firmware.
 CODE = os.environ.get("FLEETFLOW_SIM_CODE", "rom")
+# The -X heapsize of a simulated device, by where its code runs from: what
+# the agent suite and the fleet tests pass at with TLS on, and what
+# `fleetflow bench agent` measures (docs/decisions.md "Simulated device:
+# bundle, flash size, heap"). FLEETFLOW_SIM_HEAP overrides both.
+HEAPS = {"rom": "120k", "lib": "192k"}
+
+
+def heap_for(code: str | None = None) -> str:
+    """The heap of a simulated device whose code runs from `code` (rom, lib)."""
+    return os.environ.get("FLEETFLOW_SIM_HEAP") or HEAPS[code or CODE]
+
+
+HEAP = heap_for()
 PYTHON = REPO / ".venv" / "bin" / "python"
 _LIVE: "weakref.WeakSet[SimDevice]" = weakref.WeakSet()
 WDT_RETURNCODE = -signal.SIGUSR1  # how the simulated watchdog ends the process
