@@ -82,6 +82,13 @@ def _signed(ag, cmd):
     _OPS[cmd["op"]](ag, cmd)
 
 
+def _bytes_of(prog):
+    # The program's bytes: a str's UTF-8 seen through a memoryview (its len
+    # is in bytes; hashing, writing and parsing read it as they are), not
+    # an encoded copy, which wanted a second block the program's size.
+    return memoryview(prog) if type(prog) is str else prog
+
+
 def _next_of(ag, cmd):
     x = ag.xfer
     if x is not None and cmd.get("op") == "chunk" and cmd.get("xfer") == x.cmd["id"]:
@@ -106,9 +113,7 @@ def _stage(ag, cmd):
     if ag.slots.state["trial"]:
         raise FFError("busy: a trial is running")
     if "prog" in cmd:
-        prog = cmd.pop("prog")  # this copy only: the acks need the id and op
-        if type(prog) is str:
-            prog = prog.encode()
+        prog = _bytes_of(cmd.pop("prog"))  # this copy only: the acks need the id and op
         if len(prog) != hdr["size"]:
             raise FFError("truncated: %d of %d bytes" % (len(prog), hdr["size"]))
         ag.ack(cmd, "received")
@@ -207,9 +212,7 @@ def _exec(ag, cmd):
         gate.check_envelope(hdr, ag.check_sig, 0, ag.board.get("program_max_bytes", 8192), True)
         if hdr["seq"] != cmd["cseq"]:
             raise FFError("replayed: program of seq %d in cseq %d" % (hdr["seq"], cmd["cseq"]))
-        prog = cmd.pop("prog")
-        if type(prog) is str:
-            prog = prog.encode()
+        prog = _bytes_of(cmd.pop("prog"))
         gate.check_sha(prog, hdr)
         from fleetflow.interp import Interpreter
         p = gate.load(prog, ag.board, ag.table)

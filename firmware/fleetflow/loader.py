@@ -103,7 +103,7 @@ def load(data, table, board, limit):
     # whose size the envelope check bounded): parsed as it is read then
     stream = hasattr(data, "readinto")
     if not stream:
-        if type(data) not in (bytes, str, bytearray):
+        if type(data) not in (bytes, str, bytearray, memoryview):
             raise FFError("program: want bytes or text")
         if len(data) > limit:
             raise FFError("program: %d bytes over the limit of %d" % (len(data), limit))
