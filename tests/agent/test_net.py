@@ -44,7 +44,7 @@ def test_wifi_that_drops_comes_back_by_itself_and_ships_the_runs_it_kept(tmp_pat
             cloud.wait_json(f"ff/{DEV}/status", lambda s: s.get("state") == "online")
             cloud.send(DEV, deploy_cmd("d1", good_flow(1, every="200ms"), ver=1, seq=1))
             cloud.wait_ack(DEV, "d1", "healthy")
-            h = cloud.wait_json(f"ff/{DEV}/health", lambda h: h.get("runs", 0) >= 3)
+            h0 = h = cloud.wait_json(f"ff/{DEV}/health", lambda h: h.get("runs", 0) >= 3)
             assert h["rssi"] == -67 and h["wifi_reconnects"] == 0 and h["synced"] is True
 
             ap.drop()   # the access point is gone, and the TCP path with it
@@ -63,7 +63,9 @@ def test_wifi_that_drops_comes_back_by_itself_and_ships_the_runs_it_kept(tmp_pat
             assert sorted(runs) == list(range(min(runs), max(runs) + 1)), sorted(runs)
             batches = cloud.json_on(f"ff/{DEV}/runs")
             assert all(b["dropped"] == 0 and b["synced"] is True for b in batches)
-            assert h["runs"] >= 20  # the flow ran on while offline
+            # the flow ran on while offline: 2 s or more at 5 Hz (a fixed
+            # total, 20, failed about half the time at 19: when h0 came)
+            assert h["runs"] >= h0["runs"] + 8, (h0["runs"], h["runs"])
         finally:
             dev.kill()
             ap.stop()
