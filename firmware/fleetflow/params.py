@@ -73,16 +73,25 @@ def check_pin(nid, spec, pin, board):
     """Refuse a pin the board lacks, reserves, or can't use this way."""
     if board is None:
         return
-    if "pins" not in board:
-        board = _pin_map(board)
     name = spec[0]
     key = str(pin)
-    reserved = board.get("reserved") or {}
-    if key in reserved:
-        raise FFError("%s.%s: GPIO %d is reserved (%s)" % (nid, name, pin, reserved[key]))
-    caps = (board.get("pins") or {}).get(key)
+    bname = board.get("name", "?")
+    found = False
+    if "pins" not in board and board.get("pin_index"):
+        try:
+            why, caps = _indexed(board["pin_index"], key)
+            found = True
+        except OSError:  # the index is gone: board.json then
+            pass
+    if not found:
+        if "pins" not in board:
+            board = _pin_map(board)
+        why = (board.get("reserved") or {}).get(key)
+        caps = (board.get("pins") or {}).get(key)
+    if why is not None:
+        raise FFError("%s.%s: GPIO %d is reserved (%s)" % (nid, name, pin, why))
     if caps is None:
-        raise FFError("%s.%s: board %s has no GPIO %d" % (nid, name, board.get("name", "?"), pin))
+        raise FFError("%s.%s: board %s has no GPIO %d" % (nid, name, bname, pin))
     if spec[EXTRA] not in caps:
         raise FFError("%s.%s: GPIO %d can't be used as %s (it can: %s)" % (
             nid, name, pin, spec[EXTRA], ",".join(caps)))
@@ -90,9 +99,26 @@ def check_pin(nid, spec, pin, board):
 
 # The agent keeps only the board's name and limits in RAM (fleetflow.config):
 # its pin map, parsed, is ~5.5 KB on the 64-bit port and only a program check
-# needs it. board["path"] names the board.json to read it from; this module
-# is cold code (unloaded with the loader), so the map is kept for one check.
+# needs it. board["pin_index"] names the index fleetflow.config writes at
+# boot, where a pin is looked up line by line; without it, board["path"]
+# names the board.json to parse it from (this module is cold code, unloaded
+# with the loader, so the map is kept for one check).
 _pins = [None, None]
+
+
+def _indexed(path, key):
+    # (reserved reason, uses) of GPIO `key` from the pin index
+    # fleetflow.config writes at boot, read a line at a time
+    why = caps = None
+    with open(path) as f:
+        for line in f:
+            if line[2:3 + len(key)] == key + " ":
+                rest = line[3 + len(key):].rstrip("\n")
+                if line[0] == "R":
+                    why = rest
+                else:
+                    caps = rest.split(",")
+    return why, caps
 
 
 def _pin_map(board):

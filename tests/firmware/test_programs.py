@@ -142,6 +142,14 @@ OUT["aliases"] = [p.types, p.cfgs[1]]
 # the pin map is read from board.json while a program is checked
 slim = {"name": "unix-sim", "program_max_bytes": 8192, "path": BOARD_PATH}
 OUT["slim_board"] = [refuse(c, slim) for c in cases["pins"]]
+# ... or, once fleetflow.config wrote it at boot, from the pin index, a line a pin
+import os, random
+from fleetflow import config
+index = "/tmp/ff_pins_%d.txt" % random.getrandbits(30)
+written = config._pin_index(BOARD, index)
+indexed = {"name": "unix-sim", "program_max_bytes": 8192, "path": "/nonexistent/board.json", "pin_index": index}
+OUT["indexed_board"] = [written] + [refuse(c, indexed) for c in cases["pins"]]
+os.remove(index)
 # a board without the node compiled in
 small = nt.load_table(["dht", "switch"])
 OUT["not_compiled"] = None
@@ -198,6 +206,18 @@ def test_the_agents_board_reads_its_pin_map_from_board_json(out):
     # the agent's board dict has no pins (fleetflow.config: ~5.5 KB of heap
     # saved); the check reads them from the board file and refuses the same
     for reason, (_text, wanted) in zip(out["slim_board"], PIN_CASES):
+        if wanted is None:
+            assert reason is None
+        else:
+            assert reason is not None and reason.startswith(wanted), reason
+
+
+def test_the_agents_board_looks_its_pins_up_in_the_index_written_at_boot(out):
+    # fleetflow.config writes the pin map as one line a pin (no board.json
+    # parsed at a check: the board's path here does not even exist)
+    written, *reasons = out["indexed_board"]
+    assert written is True
+    for reason, (_text, wanted) in zip(reasons, PIN_CASES):
         if wanted is None:
             assert reason is None
         else:
