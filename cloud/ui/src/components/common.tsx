@@ -61,6 +61,27 @@ export function useAction() {
   return { busy, error, setError, run };
 }
 
+/** Paging by the API's `next` links: `url` is the page shown (`first` until
+ * Next is pressed), `reset()` goes back to page 1 (a filter changed), and
+ * `pager(next)` gives <Pager> its props, `page` is the page's number; the pages before are kept for Previous. */
+export function usePages(first: string) {
+  const [pages, setPages] = useState<string[]>([]);
+  const [url, setUrl] = useState("");
+  const shown = url || first;
+  return {
+    url: shown,
+    page: pages.length + 1,
+    reset() { setPages([]); setUrl(""); },
+    pager(next: string | null | undefined) {
+      return {
+        hasPrev: pages.length > 0, hasNext: !!next,
+        onPrev() { const p = [...pages]; setUrl(p.pop() ?? ""); setPages(p); },
+        onNext() { if (next) { setPages([...pages, shown]); setUrl(next); } },
+      };
+    },
+  };
+}
+
 export function Pager({ hasPrev, hasNext, onPrev, onNext, label }: {
   hasPrev: boolean; hasNext: boolean; onPrev(): void; onNext(): void; label?: string;
 }) {

@@ -2,17 +2,16 @@
 
 import { useEffect, useState } from "react";
 import { get, query } from "../api";
-import { Badge, Empty, ErrorBox, LiveDot, Pager, useLoad } from "../components/common";
+import { Badge, Empty, ErrorBox, LiveDot, Pager, usePages, useLoad } from "../components/common";
 import { openStream } from "../sse";
 import { ago } from "../format";
 import { Link } from "../router";
 
 export default function Deployments() {
   const [status, setStatus] = useState("");
-  const [pages, setPages] = useState<string[]>([]);
-  const [url, setUrl] = useState("");
   const first = "/deployments" + query({ status, limit: 50 });
-  const list = useLoad<{ deployments: any[]; next: string | null }>(() => get(url || first), [url, first]);
+  const paging = usePages(first);
+  const list = useLoad<{ deployments: any[]; next: string | null }>(() => get(paging.url), [paging.url]);
   const [live, setLive] = useState("connecting");
   // Status, phase and counts of the listed deployments follow the fleet stream's `deployment` events.
   useEffect(() => {
@@ -33,7 +32,7 @@ export default function Deployments() {
   return (
     <section>
       <div className="title-row"><h1>Deployments</h1><LiveDot state={live} />
-        <label className="inline">Status<select name="status" value={status} onChange={(e) => { setStatus(e.target.value); setPages([]); setUrl(""); }}>
+        <label className="inline">Status<select name="status" value={status} onChange={(e) => { setStatus(e.target.value); paging.reset(); }}>
           <option value="">any</option>{["pending", "running", "paused", "completed", "failed", "rolled_back", "cancelled"].map((s) => <option key={s}>{s}</option>)}
         </select></label></div>
       <p className="hint">Deploy a published flow from its page (Flows → the flow → Deploy).</p>
@@ -53,9 +52,7 @@ export default function Deployments() {
             </tr>))}</tbody>
         </table></div>
       )}
-      <Pager hasPrev={pages.length > 0} hasNext={!!list.data?.next}
-             onPrev={() => { const p = [...pages]; setUrl(p.pop() ?? ""); setPages(p); }}
-             onNext={() => { setPages([...pages, url || first]); setUrl(list.data!.next!); }} />
+      <Pager {...paging.pager(list.data?.next)} />
     </section>
   );
 }

@@ -4,7 +4,7 @@
 import { useEffect, useState } from "react";
 import { get, getAll, idempotencyKey, post, query } from "../api";
 import { Can } from "../auth";
-import { Badge, Empty, ErrorBox, Pager, useLoad } from "../components/common";
+import { Badge, Empty, ErrorBox, Pager, usePages, useLoad } from "../components/common";
 import ParamsForm from "../components/ParamsForm";
 import Targets, { NO_TARGETS, targetBody } from "../components/Targets";
 import type { Preview, TargetChoice } from "../components/Targets";
@@ -112,10 +112,9 @@ function FlowPicker() {
 }
 
 export default function Executions({ flow }: { flow: string | null }) {
-  const [pages, setPages] = useState<string[]>([]);
-  const [url, setUrl] = useState("");
   const first = "/executions" + query({ flow_id: flow, limit: 50 });
-  const list = useLoad<{ executions: any[]; next: string | null }>(() => get(url || first), [url, first]);
+  const paging = usePages(first);
+  const list = useLoad<{ executions: any[]; next: string | null }>(() => get(paging.url), [paging.url]);
   return (
     <section>
       <h1>Executions</h1>
@@ -135,9 +134,7 @@ export default function Executions({ flow }: { flow: string | null }) {
             </tr>))}</tbody>
         </table></div>
       )}
-      <Pager hasPrev={pages.length > 0} hasNext={!!list.data?.next}
-             onPrev={() => { const p = [...pages]; setUrl(p.pop() ?? ""); setPages(p); }}
-             onNext={() => { setPages([...pages, url || first]); setUrl(list.data!.next!); }} />
+      <Pager {...paging.pager(list.data?.next)} />
     </section>
   );
 }

@@ -3,7 +3,7 @@
 
 import { useEffect, useMemo, useRef, useState } from "react";
 import { get, query } from "../api";
-import { Badge, Empty, ErrorBox, LiveDot, Pager } from "../components/common";
+import { Badge, Empty, ErrorBox, LiveDot, Pager, usePages } from "../components/common";
 import { ago } from "../format";
 import { Link } from "../router";
 import { openStream } from "../sse";
@@ -53,14 +53,13 @@ export function mergeDevice(rows: Device[], change: any): Device[] {
 export default function Fleet() {
   const [filters, setFilters] = useState<Filters>(EMPTY);
   const [applied, setApplied] = useState<Filters>(EMPTY);
-  const [pages, setPages] = useState<string[]>([]); // the URLs of the pages before this one
-  const [url, setUrl] = useState<string>("");
   const [rows, setRows] = useState<Device[] | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [live, setLive] = useState("connecting");
   const first = useMemo(() => "/devices" + query({ ...applied, limit: PAGE }), [applied]);
-  const shown = url || first;
+  const paging = usePages(first);
+  const shown = paging.url;
   const qTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   // On a phone the filters fold away behind one line; wide screens show them.
   const [wide] = useState(() => window.matchMedia?.("(min-width: 701px)").matches ?? true);
@@ -94,7 +93,7 @@ export default function Fleet() {
     setFilters(f);
     if (qTimer.current) clearTimeout(qTimer.current);
     // The search box waits for a pause in typing; the selects apply at once.
-    qTimer.current = setTimeout(() => { setApplied(f); setPages([]); setUrl(""); }, k === "q" || k === "tag" || k === "environment" || k === "flow" || k === "version" ? 300 : 0);
+    qTimer.current = setTimeout(() => { setApplied(f); paging.reset(); }, k === "q" || k === "tag" || k === "environment" || k === "flow" || k === "version" ? 300 : 0);
   }
 
   return (
@@ -149,10 +148,7 @@ export default function Fleet() {
           </table>
         </div>
       )}
-      <Pager hasPrev={pages.length > 0} hasNext={!!next}
-             label={`page ${pages.length + 1}`}
-             onPrev={() => { const p = [...pages]; const prev = p.pop() ?? ""; setPages(p); setUrl(prev); }}
-             onNext={() => { if (next) { setPages([...pages, shown]); setUrl(next); } }} />
+      <Pager {...paging.pager(next)} label={`page ${paging.page}`} />
     </section>
   );
 }

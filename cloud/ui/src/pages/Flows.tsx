@@ -3,16 +3,15 @@
 import { useState } from "react";
 import { get, post, query } from "../api";
 import { Can } from "../auth";
-import { Badge, Empty, ErrorBox, Pager, useAction, useLoad } from "../components/common";
+import { Badge, Empty, ErrorBox, Pager, useAction, usePages, useLoad } from "../components/common";
 import { ago } from "../format";
 import { Link, navigate } from "../router";
 
 export default function Flows() {
   const [status, setStatus] = useState("");
-  const [pages, setPages] = useState<string[]>([]);
-  const [url, setUrl] = useState("");
   const first = "/flows" + query({ status, limit: 50 });
-  const list = useLoad<{ flows: any[]; next: string | null }>(() => get(url || first), [url, first]);
+  const paging = usePages(first);
+  const list = useLoad<{ flows: any[]; next: string | null }>(() => get(paging.url), [paging.url]);
   const act = useAction();
   const [name, setName] = useState("");
   const [form, setForm] = useState<"graph" | "steps">("graph");
@@ -28,7 +27,7 @@ export default function Flows() {
   return (
     <section>
       <div className="title-row"><h1>Flows</h1>
-        <label className="inline">Show<select name="status" value={status} onChange={(e) => { setStatus(e.target.value); setPages([]); setUrl(""); }}>
+        <label className="inline">Show<select name="status" value={status} onChange={(e) => { setStatus(e.target.value); paging.reset(); }}>
           <option value="">drafts and published</option><option value="draft">drafts</option>
           <option value="published">published</option><option value="archived">archived</option></select></label>
       </div>
@@ -57,9 +56,7 @@ export default function Flows() {
             </tr>))}</tbody>
         </table></div>
       )}
-      <Pager hasPrev={pages.length > 0} hasNext={!!list.data?.next}
-             onPrev={() => { const p = [...pages]; setUrl(p.pop() ?? ""); setPages(p); }}
-             onNext={() => { setPages([...pages, url || first]); setUrl(list.data!.next!); }} />
+      <Pager {...paging.pager(list.data?.next)} />
     </section>
   );
 }

@@ -3,16 +3,15 @@
 
 import { useState } from "react";
 import { get, post } from "../api";
-import { Badge, Empty, ErrorBox, Pager, useAction, useLoad } from "../components/common";
+import { Badge, Empty, ErrorBox, Pager, useAction, usePages, useLoad } from "../components/common";
 import { ago } from "../format";
 
 const ROLES = ["viewer", "operator", "admin"];
 
 export default function Keys() {
-  const [pages, setPages] = useState<string[]>([]);
-  const [url, setUrl] = useState("");
   const first = "/keys?limit=50";
-  const list = useLoad<{ keys: any[]; next: string | null }>(() => get(url || first), [url]);
+  const paging = usePages(first);
+  const list = useLoad<{ keys: any[]; next: string | null }>(() => get(paging.url), [paging.url]);
   const [name, setName] = useState("");
   const [role, setRole] = useState("viewer");
   const [made, setMade] = useState<any>(null);
@@ -58,9 +57,7 @@ export default function Keys() {
             </tr>))}</tbody>
         </table></div>
       )}
-      <Pager hasPrev={pages.length > 0} hasNext={!!list.data?.next}
-             onPrev={() => { const p = [...pages]; setUrl(p.pop() ?? ""); setPages(p); }}
-             onNext={() => { setPages([...pages, url || first]); setUrl(list.data!.next!); }} />
+      <Pager {...paging.pager(list.data?.next)} />
     </section>
   );
 }

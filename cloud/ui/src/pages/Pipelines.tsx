@@ -5,7 +5,7 @@
 import { useEffect, useState } from "react";
 import { get, getAll, patch, post } from "../api";
 import { Can } from "../auth";
-import { Empty, ErrorBox, Pager, useAction, useLoad } from "../components/common";
+import { Empty, ErrorBox, Pager, usePages, useAction, useLoad } from "../components/common";
 import Targets, { NO_TARGETS, targetBody } from "../components/Targets";
 import type { TargetChoice } from "../components/Targets";
 import { ago } from "../format";
@@ -100,10 +100,9 @@ function NewPipeline() {
 }
 
 export default function Pipelines() {
-  const [pages, setPages] = useState<string[]>([]);
-  const [url, setUrl] = useState("");
   const first = "/pipelines?limit=50";
-  const list = useLoad<{ pipelines: any[]; next: string | null }>(() => get(url || first), [url]);
+  const paging = usePages(first);
+  const list = useLoad<{ pipelines: any[]; next: string | null }>(() => get(paging.url), [paging.url]);
   return (
     <section>
       <h1>Pipelines</h1>
@@ -122,9 +121,7 @@ export default function Pipelines() {
             </tr>))}</tbody>
         </table></div>
       )}
-      <Pager hasPrev={pages.length > 0} hasNext={!!list.data?.next}
-             onPrev={() => { const p = [...pages]; setUrl(p.pop() ?? ""); setPages(p); }}
-             onNext={() => { setPages([...pages, url || first]); setUrl(list.data!.next!); }} />
+      <Pager {...paging.pager(list.data?.next)} />
     </section>
   );
 }
