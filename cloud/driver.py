@@ -39,6 +39,12 @@ from cloud.store import executions, pipelines, rollout
 
 log = logging.getLogger("fleetflow.driver")
 PUBLISH_CONCURRENCY = 256
+# A device that refuses a chunk because an earlier one is missing (lost: its
+# inbox overflowed while it waited on its own publish, say) is sent the
+# chunks from the one it wants at once, at most once per (transfer, chunk)
+# in this window: the chunks still in flight behind the lost one are refused
+# with the same `next` and must not each cause another round.
+CHUNK_RESEND_WINDOW_S = 2.0
 MAX_GATHER_S = 1.0
 
 
@@ -54,11 +60,14 @@ class Driver:
         self._acks: asyncio.Queue = asyncio.Queue()
         self._background: set[asyncio.Task] = set()
         self.leases = Leaseholder(db, config, fanout, on_acks=self._handed)
+        self._chunks_resent: dict[tuple[str, int], float] = {}  # (transfer, chunk) -> when
 
     # -- inputs ----------------------------------------------------------------------
 
     def on_ack(self, device_id: str, ack) -> None:
         """An ack from the bridge (a shared_schema.messages.Ack)."""
+        if ack.state == "rejected" and ack.next is not None:
+            self._chunk_refused(device_id, ack.id, ack.next)
         ref = parse_command_id(ack.id)
         if ref is None:
             return  # not a deployment's or an execution's command (a ping, a chunk)
@@ -71,6 +80,25 @@ class Driver:
                                        ExecAck(device_id, ack.state, ack.reason or "", ack.run, ack.status)))
             return
         self._acks.put_nowait((ref.owner, Ack(device_id, ref.step, ack.state, ack.reason or "")))
+
+    def _chunk_refused(self, device_id: str, chunk_id: str, wanted: int) -> None:
+        """A chunk `<xfer>.<i>` refused with the chunk the device wants: when
+        that is an earlier one (it was lost), send the chunks from it again."""
+        xfer, _, i = chunk_id.rpartition(".")
+        if not xfer or not i.isdigit() or int(i) <= wanted or self.bridge is None:
+            return  # a duplicate (the device is ahead) or not a chunk
+        now = self.clock()
+        if now - self._chunks_resent.get((xfer, wanted), float("-inf")) < CHUNK_RESEND_WINDOW_S:
+            return
+        self._chunks_resent = {k: t for k, t in self._chunks_resent.items() if now - t < CHUNK_RESEND_WINDOW_S}
+        self._chunks_resent[(xfer, wanted)] = now
+        self._background_task(self._resend_chunks(device_id, xfer, wanted))
+
+    async def _resend_chunks(self, device_id: str, xfer: str, first: int) -> None:
+        chunks = await self.db.run(rollout.chunks_from, xfer, device_id, first)
+        if chunks:
+            log.info("%s lost chunk %d of %s: sending %d chunks again", device_id, first, xfer, len(chunks))
+            await self.bridge.publish(device_id, chunks)
 
     async def command(self, dep_id: str, event) -> dict:
         """A user command (Start, Pause, Resume, Rollback, Cancel); raises

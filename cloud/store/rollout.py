@@ -330,6 +330,14 @@ def pending_commands(device_id: str | None = None) -> list[tuple[str, list[dict]
     return [(c.device, c.payload) for c in query]
 
 
+def chunks_from(xfer: str, device_id: str, first: int) -> list[dict]:
+    """The chunk commands of an unanswered chunked command to `device_id`, from chunk `first` on."""
+    c = Command.get_or_none((Command.id == xfer) & (Command.device == device_id) & (Command.done == False))  # noqa: E712
+    if c is None or not isinstance(c.payload, list):
+        return []
+    return [m for m in c.payload if m.get("op") == "chunk" and m.get("i", -1) >= first]
+
+
 RESEND_MAX = 2000  # stale commands sent again in one round, oldest first
 
 

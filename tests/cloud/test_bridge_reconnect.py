@@ -198,3 +198,78 @@ async def test_the_bridge_refuses_a_broker_its_ca_did_not_sign(tmp_path, aiohttp
     with pytest.raises(AssertionError, match="not reached"):
         await _eventually(lambda: asyncio.sleep(0, app[BRIDGE].connected.is_set()), timeout_s=2)
     assert "certificate verify failed" in caplog.text
+
+
+def _big_flow(nodes: int = 40) -> dict:
+    """A chain of change nodes whose program is over MAX_INLINE_BYTES: it travels in chunks."""
+    chain = [{"id": f"c{i:02d}", "type": "change",
+              "config": {"property": "value", "action": "offset", "value": i + 0.125}} for i in range(nodes)]
+    return {"name": "long chain", "definition": {
+        "nodes": [{"id": "a1", "type": "adc", "config": {"pin": 34, "every": "1s"}}, *chain],
+        "connections": [{"source": a["id"], "target": b["id"]}
+                        for a, b in zip([{"id": "a1"}, *chain], chain)]}}
+
+
+async def test_a_device_that_lost_a_chunk_is_sent_the_rest_again_at_once(aiohttp_client, tmp_path, broker):
+    """A device refuses chunk i because it wants an earlier one (lost on the
+    way: an inbox that overflowed while the device waited on its own
+    publish). The cloud sends the chunks from the wanted one again at once,
+    not after resend_after_s, and once for the chunks refused behind it."""
+    loop = asyncio.get_running_loop()
+    config = Config(db_url=f"sqlite:///{tmp_path / 'cloud.db'}",
+                    mqtt_url=f"mqtts://cloud:cloud-pw@{broker.host}:{broker.port}",
+                    mqtt_ca_file=str(broker.tls.ca), secret=b"r" * 32, engine_tick_s=0.1,
+                    mqtt_reconnect_s=0.2, resend_after_s=60, rehearsal_default=False,
+                    on_provision=lambda dev, pw: loop.run_in_executor(None, broker.add_user, dev, pw))
+    app = init_app(config)
+    key = app[DB].call(key_store.create_key, "admin")["key"]
+    client = await aiohttp_client(app)
+
+    async def api(method, path, body=None):
+        resp = await client.request(method, "/api/v1" + path, json=body, headers={"x-api-key": key})
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+
+    await _eventually(lambda: asyncio.sleep(0, app[BRIDGE].connected.is_set()))
+    mqtt = (await api("POST", "/devices", {"id": "ck1", "board": "unix-sim"}))["credentials"]["mqtt"]
+    flow = await api("POST", "/flows", _big_flow())
+    await api("POST", f"/flows/{flow['id']}/publish")
+    async with aiomqtt.Client(broker.host, broker.port, username=mqtt["username"], password=mqtt["password"],
+                              identifier=mqtt["client_id"], tls_context=client_context(broker.tls.ca)) as dev:
+        await dev.subscribe("ff/ck1/cmd", qos=1)
+        await dev.publish("ff/ck1/status", json.dumps({"state": "online", "board": "unix-sim"}), qos=1, retain=True)
+        await _eventually(lambda: _online(api))
+        dep = await api("POST", "/deployments", {"flow_id": flow["id"], "strategy": "all_at_once",
+                                                 "target_devices": ["ck1"]})
+        await api("POST", f"/deployments/{dep['id']}/start")
+
+        got: list[dict] = []
+
+        async def take(n, timeout_s):
+            async with asyncio.timeout(timeout_s):
+                async for message in dev.messages:
+                    got.append(json.loads(message.payload))
+                    if len(got) >= n:
+                        return
+        await take(1, 10)
+        envelope = got[0]
+        assert envelope["op"] == "deploy" and envelope["chunks"] >= 3, envelope
+        n = envelope["chunks"]
+        await take(1 + n, 10)
+        assert [m["i"] for m in got[1:]] == list(range(n))
+        # chunk 1 was lost: the device refuses chunks 2.. each with next 1
+        for i in range(2, n):
+            await dev.publish("ff/ck1/ack", json.dumps({
+                "id": f"{envelope['id']}.{i}", "op": "chunk", "state": "rejected", "next": 1,
+                "reason": f"out of order or missing: want chunk 1, got {i}"}), qos=1)
+        got.clear()
+        await take(n - 1, 5)  # long before resend_after_s (60 s)
+        assert [m["i"] for m in got] == list(range(1, n)) and {m["xfer"] for m in got} == {envelope["id"]}
+        # one round for all the refusals behind the lost chunk: nothing more comes
+        with pytest.raises(TimeoutError):
+            await take(n, 1.5)
+        assert [m["i"] for m in got] == list(range(1, n))
+
+
+async def _online(api):
+    return (await api("GET", "/devices/ck1"))["online"]
