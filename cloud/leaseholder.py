@@ -43,6 +43,7 @@ class Leaseholder:
         self.ttl_s = config.lease_ttl_s
         self.clock = config.clock
         self.held: set[str] = set()
+        self.claimed_on_ack: set[str] = set()  # taken in route(): renew() reports them
         self.fanout = fanout
         self.forwarded = 0  # acks handed to another replica
         if fanout is not None and on_acks is not None:
@@ -61,7 +62,8 @@ class Leaseholder:
     async def renew(self) -> set[str]:
         """Claim every active key that is free or ours, give up the ones
         no longer active; returns the keys newly taken (their commands need
-        sending again: the replica before us may have died mid-send)."""
+        sending again: the replica before us may have died mid-send), those
+        route() claimed since the last renewal included."""
         if not self.replicated:
             return set()
         active = await self.db.run(leases.active_keys)
@@ -69,7 +71,8 @@ class Leaseholder:
         done = self.held - set(active)
         if done:
             await self.db.run(leases.release, sorted(done), self.name)
-        taken = held - self.held
+        taken = (held - self.held) | (held & self.claimed_on_ack)
+        self.claimed_on_ack = set()
         if taken:
             log.info("%s now drives %s", self.name, ", ".join(sorted(taken)))
         self.held = held
@@ -103,7 +106,11 @@ class Leaseholder:
         holders = await self.db.run(leases.holders, keys, self.clock())
         free = [k for k in keys if holders.get(k, self.name) == self.name]
         if free:
-            self.held |= await self.db.run(leases.claim, free, self.name, self.clock(), self.ttl_s)
+            claimed = await self.db.run(leases.claim, free, self.name, self.clock(), self.ttl_s)
+            # an ack came before the renewal round: the work is ours now, and
+            # its other devices' commands still need sending again
+            self.claimed_on_ack |= claimed - self.held
+            self.held |= claimed
         for owner, key in zip(others, keys):
             if key in self.held:
                 continue

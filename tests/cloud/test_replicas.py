@@ -183,6 +183,28 @@ async def test_acks_heard_by_one_replica_reach_the_one_that_drives_their_work(pg
             await f.close()
 
 
+async def test_work_claimed_when_its_ack_comes_first_is_taken_over_at_the_next_renewal(pg_db, pg_url):
+    """The replica that drove an execution died; a device's ack reaches
+    another replica before its renewal round: it claims the lease there and
+    then, and the next renewal still reports the work as taken over (to log
+    it and send its other devices' commands again), once."""
+    from cloud.engine.execution import ExecAck
+    from cloud.leaseholder import Leaseholder
+    from cloud.models import Execution
+    from cloud.store import leases
+
+    pg_db.call(lambda: Execution.create(id="exe_1", flow="flw_1", version=1, selector={}, status="running",
+                                        timeout=60.0, created_at=100.0))
+    pg_db.call(leases.claim, ["execution:exe_1"], "a", 100.0, 1.5)  # a drove it, then died
+    now = [105.0]
+    b = Leaseholder(pg_db, Config(db_url=pg_url, replica="b", clock=lambda: now[0]))
+    mine = await b.route({("exec", "exe_1"): [ExecAck("d1", "done", "", 7, "completed")]})
+    assert list(mine) == [("exec", "exe_1")] and b.holds(("exec", "exe_1"))
+    assert await b.renew() == {"execution:exe_1"}
+    now[0] += 0.5
+    assert await b.renew() == set()
+
+
 async def _until(check):
     while not check():
         await asyncio.sleep(0.02)
