@@ -64,6 +64,37 @@ def test_users_create_makes_a_headless_first_admin_who_can_log_in(tmp_path, caps
     assert "ops@example.com" in listed and "admin" in listed and "$2b$" not in listed
 
 
+def test_users_password_sets_a_new_password_and_ends_the_users_sessions(tmp_path, capsys, monkeypatch):
+    import io
+
+    from cloud import sessions
+    from cloud.db import Database
+    from cloud.store import users
+
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert main(["users", "create", "--email", "ops@example.com", "--role", "admin", "--password-stdin",
+                 "--db", db]) == 0
+    user_id, _ = Database(db).call(users.password_hash_of, "ops@example.com")
+    Database(db).call(users.start_session, user_id, "a-token", 100.0)
+    assert Database(db).call(users.login_of, "a-token") is not None
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("battery staple\n"))
+    assert main(["users", "password", "--email", "Ops@Example.com", "--password-stdin", "--db", db]) == 0
+    assert "new password set for admin ops@example.com" in capsys.readouterr().out
+    _, hashed = Database(db).call(users.password_hash_of, "ops@example.com")
+    assert sessions.check_password("battery staple", hashed) and not sessions.check_password("correct horse", hashed)
+    assert Database(db).call(users.login_of, "a-token") is None  # logged out everywhere
+    monkeypatch.setattr("sys.stdin", io.StringIO("never read\n"))
+    assert main(["users", "password", "--email", "nobody@example.com", "--password-stdin", "--db", db]) == 1
+    assert capsys.readouterr().err == "users: no user has the email nobody@example.com\n"
+    assert sys.stdin.read() == "never read\n"  # the user is looked up before the password is asked for
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "password", "--email", "ops@example.com", "--password-stdin", "--db", db]) == 1
+    assert "the password: must be 8 characters" in capsys.readouterr().err
+    assert sessions.check_password("battery staple", Database(db).call(users.password_hash_of, "ops@example.com")[1])
+
+
 @pytest.mark.broker
 @pytest.mark.skipif(not mosquitto_path(), reason="needs Mosquitto")
 async def test_serve_makes_and_deletes_device_accounts_over_dynsec_across_a_broker_restart(tmp_path, monkeypatch):
