@@ -100,7 +100,8 @@ ROUTES = [
     Route("GET", "/devices/{device_id}/stream", streams.device,
           "Live server-sent events of one device: metadata, status, health, runs", "devices"),
     Route("GET", "/pipelines/{pipeline_id}/stream", streams.pipeline,
-          "Live server-sent events of a pipeline: metadata (latest runs), run (a run started, moved or ended)",
+          "Live server-sent events of a pipeline: metadata (latest runs), run (a run started, moved or ended), "
+          "pipeline (edited), deleted",
           "pipelines"),
     Route("GET", "/streams/fleet", streams.fleet,
           "Live server-sent events of the fleet: metadata, device (status, online), deployment (state)", "streams"),

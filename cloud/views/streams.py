@@ -14,6 +14,7 @@ from aiohttp import web
 from cloud import live
 from cloud.appkeys import DB, STREAMS
 from cloud.engine.execution import FINISHED as EXECUTION_FINISHED
+from cloud.errors import NotFound
 from cloud.store import devices as device_store
 from cloud.store import executions as exe_store
 from cloud.store import pipelines as pipeline_store
@@ -143,24 +144,37 @@ async def pipeline(request: web.Request):
     """A pipeline live, for its active-run banner and history: metadata
     {pipeline with its counters, runs: the latest 10}, then `run` {run,
     pipeline} whenever a run starts, moves to another step, or a step or
-    the run ends. Pipeline runs move when their steps' executions end, which
-    the database records; the stream looks every second (one indexed read)."""
+    the run ends; `pipeline` {pipeline} when it is edited (its name, steps
+    or targets) with no run moving; `deleted` {id} when it is deleted, and
+    the stream ends. Pipeline runs move when their steps' executions end,
+    which the database records; the stream looks every second (one indexed
+    read)."""
     pipeline_id = request.match_info["pipeline_id"]
     db = request.app[DB]
     now = await db.run(_pipeline_now, pipeline_id)
     resp = await _opened(request, now)
     seen = {r["id"]: r for r in now["runs"]}
+    shown = now["pipeline"]
     quiet_since = time.monotonic()
     event_id = 0
     while True:
         await asyncio.sleep(PIPELINE_CHECK_S)
-        now = await db.run(_pipeline_now, pipeline_id)
+        try:
+            now = await db.run(_pipeline_now, pipeline_id)
+        except NotFound:
+            await resp.write(frame(event_id + 1, "deleted", {"id": pipeline_id}))
+            return resp
         changed = [r for r in reversed(now["runs"]) if seen.get(r["id"]) != r]  # oldest first
         for run in changed:
             event_id += 1
             await resp.write(frame(event_id, "run", {"run": run, "pipeline": now["pipeline"]}))
             seen[run["id"]] = run
-        if changed:
+        edited = not changed and now["pipeline"] != shown
+        if edited:
+            event_id += 1
+            await resp.write(frame(event_id, "pipeline", {"pipeline": now["pipeline"]}))
+        shown = now["pipeline"]
+        if changed or edited:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= KEEPALIVE_S:
             await resp.write(b": keepalive\n\n")

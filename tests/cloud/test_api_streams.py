@@ -229,3 +229,20 @@ async def test_a_pipeline_streams_its_runs_step_by_step(api):
     assert steps_seen == sorted(steps_seen) and 1 in steps_seen
     resp.close()
     await api.get("/pipelines/nope/stream", expect=404)
+
+
+async def test_a_pipeline_stream_tells_an_edit_and_a_delete(api):
+    flow = await api.published_flow({"name": "only", "steps": [{"node": "clear-cache", "params": {}}]})
+    pipe = await api.post("/pipelines", {"name": "before", "targets": {"all": True},
+                                         "steps": [{"flow_id": flow["id"]}, {"flow_id": flow["id"]}]}, expect=201)
+    resp = await api.client.get(f"/api/v1/pipelines/{pipe['id']}/stream", headers={"x-api-key": api.keys["viewer"]})
+    events = Events(resp)
+    _, meta = await events.until(lambda n, d: n == "metadata")
+    assert meta["pipeline"]["name"] == "before"
+    await api.call("PATCH", f"/pipelines/{pipe['id']}", {"name": "after"})
+    _, edited = await events.until(lambda n, d: n == "pipeline")
+    assert edited["pipeline"]["name"] == "after" and len(edited["pipeline"]["steps"]) == 2
+    await api.call("DELETE", f"/pipelines/{pipe['id']}", expect=204)
+    assert await events.until(lambda n, d: n == "deleted") == ("deleted", {"id": pipe["id"]})
+    assert (await asyncio.wait_for(resp.content.read(), 5)).strip() == b""  # and the stream ends
+    assert [n for n, _d in events.seen] == ["metadata", "pipeline", "deleted"]

@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { SessionProvider } from "./auth";
+import Pipeline from "./pages/Pipeline";
 import { choiceOf, PipelineForm } from "./pages/Pipelines";
 import { targetBody } from "./components/Targets";
 
-afterEach(() => vi.unstubAllGlobals());
+afterEach(() => { cleanup(); vi.unstubAllGlobals(); });
 
 const PIPE = {
   id: "pl_1", name: "nightly", description: "clean then report", targets: { target_tags: ["lab"], environment: "prod" },
@@ -46,5 +48,36 @@ describe("pipeline form", () => {
       steps: [{ flow_id: "f1", on_failure: "continue", manual: false }, { flow_id: "f_old", on_failure: "stop", manual: true }],
     });
     expect(saved.mock.calls[0][0].name).toBe("nightly 2");
+  });
+});
+
+const COUNTS = { total: 0, completed: 0, failed: 0, running: 0 };
+
+/** The pipeline page's API: GET the pipeline, and its stream sending `events`
+ * a moment later, as a server does (then it stays open). */
+function pipelineApi(events: [string, unknown][]) {
+  vi.stubGlobal("fetch", vi.fn(async (url: string) => {
+    if (url.endsWith("/stream")) {
+      const text = events.map(([name, data], i) => `id: ${i + 1}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`).join("");
+      const body = new ReadableStream({ start(c) { setTimeout(() => c.enqueue(new TextEncoder().encode(text)), 50); } });
+      return new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } });
+    }
+    return new Response(JSON.stringify({ ...PIPE, runs: COUNTS }));
+  }));
+}
+
+describe("pipeline page, live", () => {
+  it("shows an edit made elsewhere as its stream tells it", async () => {
+    pipelineApi([["metadata", { pipeline: { ...PIPE, runs: COUNTS }, runs: [] }],
+                 ["pipeline", { pipeline: { ...PIPE, name: "nightly, renamed", runs: COUNTS } }]]);
+    render(<SessionProvider><Pipeline id="pl_1" /></SessionProvider>);
+    expect(await screen.findByRole("heading", { name: "nightly, renamed" })).toBeInTheDocument();
+  });
+
+  it("says so when the pipeline is deleted elsewhere", async () => {
+    pipelineApi([["metadata", { pipeline: { ...PIPE, runs: COUNTS }, runs: [] }], ["deleted", { id: "pl_1" }]]);
+    render(<SessionProvider><Pipeline id="pl_1" /></SessionProvider>);
+    expect(await screen.findByText(/This pipeline was deleted/)).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "All pipelines" })).toHaveAttribute("href", "#/pipelines");
   });
 });

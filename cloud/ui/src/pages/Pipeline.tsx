@@ -38,6 +38,7 @@ export default function Pipeline({ id }: { id: string }) {
   const [runsError, setRunsError] = useState<unknown>(null);
   const [live, setLive] = useState("connecting");
   const [editing, setEditing] = useState(false);
+  const [deleted, setDeleted] = useState(false);
   const act = useAction();
 
   // Live from the pipeline's stream (metadata: the pipeline and its latest
@@ -61,8 +62,13 @@ export default function Pipeline({ id }: { id: string }) {
         } else if (ev.event === "run") {
           pipe.setData(ev.data.pipeline);
           setRuns((rs) => upsertRun(rs, ev.data.run));
+        } else if (ev.event === "pipeline") { // edited elsewhere (another tab, the CLI)
+          pipe.setData(ev.data.pipeline);
+        } else if (ev.event === "deleted") {
+          setDeleted(true);
         }
       },
+      finalEvent: "deleted",
     });
     return () => { s.close(); if (poll) clearInterval(poll); };
   }, [id]);
@@ -84,6 +90,7 @@ export default function Pipeline({ id }: { id: string }) {
   }
 
   if (pipe.error) return <ErrorBox error={pipe.error} />;
+  if (deleted) return <p className="notice" role="status">This pipeline was deleted. <Link to="/pipelines">All pipelines</Link></p>;
   const p = pipe.data;
   if (!p) return <p className="loading">Loading…</p>;
   const shown = runs.find((r) => ACTIVE.includes(r.status)) || null;
