@@ -6,7 +6,7 @@ VERSION = "0.1.0"
 def _prime():
     # an optimisation only: never a reason for the package not to import
     try:
-        from fleetflow.program import _prime as prime
+        from fleetflow.program import prime
         prime()
     except Exception:
         pass

@@ -74,7 +74,7 @@ class Agent(CommandLog):
         self.types = sorted(self.table)
         self.nt_hash = nt_hash or table_hash(types)
         self.hal = get_hal(self.board["name"], cfg.get("sim"))
-        self._key = unhexlify(cfg["key"])
+        self.key = unhexlify(cfg["key"])
         self.slots = SlotStore(root, self.check_sig)
         self.records = RunBuffer(cfg["runs_buffer"])
         self._runs_ship = cfg["runs_batch"]  # records that make a message (_fit_runs)
@@ -103,7 +103,7 @@ class Agent(CommandLog):
         """FFError unless the slot/envelope header carries this device's signature."""
         from fleetflow import verify  # cold: unloaded by _cool
         self._warm = True
-        verify.check_signature(hdr, self._key, self.dev)
+        verify.check_signature(hdr, self.key, self.dev)
 
     def _cool(self):
         # Let the cold code go once nothing holds it: an execution waiting
@@ -127,7 +127,7 @@ class Agent(CommandLog):
             print("agent: rolled back at boot:", reason)
             self._trial_ack(h, "rolled_back", reason)
         if booted:
-            self._run_slot(booted)
+            self.run_slot(booted)
         self._cool()
 
     def _check_staged(self):
@@ -144,7 +144,7 @@ class Agent(CommandLog):
         from fleetflow.commands import staged
         staged(self, cmd, p, err)
 
-    def _run_slot(self, booted, p=None):
+    def run_slot(self, booted, p=None):
         """Start the program of (slot, header), verified -- or p, its
         Program, when it was just checked; roll back if it can't."""
         if self.it is not None:
@@ -167,7 +167,7 @@ class Agent(CommandLog):
             from fleetflow.interp import Interpreter
             # with fan-in a record holds up to 32 more rows (fanin.MAX_RUNS)
             self._fit_runs(p.n + (32 if max(p.indeg) > 1 else 0))
-            self.it = Interpreter(p, self.hal, self.records, self._publish_out, self.device)
+            self.it = Interpreter(p, self.hal, self.records, self.publish_out, self.device)
             self.hdr = hdr
             self.trial_t0 = time.ticks_ms()
             self.it.start(self.trial_t0)
@@ -178,7 +178,7 @@ class Agent(CommandLog):
             self.hdr = None
             st = self.slots.state
             if st["trial"] or st["prev"] is not None:
-                self._rollback("crash: %s: %s" % (type(e).__name__, e))
+                self.rollback("crash: %s: %s" % (type(e).__name__, e))
             else:
                 print("agent: can't run slot", slot, e)
 
@@ -285,7 +285,7 @@ class Agent(CommandLog):
         reason = "crash: %s: %s" % (type(e).__name__, e)
         print("agent:", reason)
         if self.slots.state["trial"]:
-            self._rollback(reason)
+            self.rollback(reason)
 
     def _gate(self, now):
         st = self.slots.state
@@ -302,9 +302,9 @@ class Agent(CommandLog):
             # and its error ("n2: KeyError: temperatur"), bounded.
             if it.last_error:
                 reason += "; " + it.last_error[:120]
-            self._rollback(reason)
+            self.rollback(reason)
 
-    def _rollback(self, reason, cmd=None):
+    def rollback(self, reason):
         """Back to the previous slot (FFError if there is none)."""
         h = self.slots.state.get("health") or {}
         was_trial = self.slots.state["trial"]
@@ -319,22 +319,25 @@ class Agent(CommandLog):
                 booted = (active, self.slots.verify(active))
             except Exception as e:
                 print("agent: previous slot unusable:", e)
-        self._run_slot(booted)
+        self.run_slot(booted)
 
     def _trial_ack(self, h, state, reason):
         if h.get("cmd"):
             self.ack({"id": h["cmd"], "op": h.get("op", "activate")}, state, reason)
 
     # -- outgoing --
-    def _queue(self, suffix, payload, qos, retain=False):
+    def queue(self, suffix, payload, qos, retain=False):
+        """Queue a message for ff/<dev>/<suffix>, sent by the next flush;
+        the oldest is dropped (counted) when the outbox is full."""
         if len(self.outbox) >= _MAX_OUTBOX:
             self.outbox.pop(0)
             self.out_dropped += 1
         self.outbox.append((suffix, payload, qos, retain))
 
-    def _publish_out(self, topic, payload, qos, retain):
-        # mqtt_out: called from inside a run; only queued here.
-        self._queue("out/" + topic, payload, qos, retain)
+    def publish_out(self, topic, payload, qos, retain):
+        """mqtt_out's publish (the interpreter's `publish`): called from
+        inside a run, so only queued here."""
+        self.queue("out/" + topic, payload, qos, retain)
 
     def ack(self, cmd, state, reason=None, **extra):
         st = self.slots.state
@@ -344,7 +347,7 @@ class Agent(CommandLog):
             a[k] = extra[k]
         text = json.dumps(a)
         self.remember(cmd, a, text)
-        self._queue("ack", text, 1)
+        self.queue("ack", text, 1)
         return a
 
     def status(self):

@@ -19,7 +19,9 @@
 # Cold code: the agent parses a command, then imports this module to handle
 # it and unloads it again once no transfer is in progress (fleetflow.cold),
 # so the heap holds it only while a command is being handled. The functions
-# take the agent (`ag`: ack(), slots, it, xfer, done, ...).
+# take the agent (`ag`) and use its public side only: ack(), queue(),
+# run_slot(), rollback(), publish_out(), check_sig(), and its key, slots,
+# dev, it, xfer, execs, done, staging, board, table, hal, records, device.
 import gc
 import json
 from binascii import a2b_base64
@@ -36,7 +38,7 @@ def handle(ag, cmd):
     if prev is not None:
         a = json.loads(prev[1])
         a["repeat"] = True
-        ag._queue("ack", json.dumps(a), 1)
+        ag.queue("ack", json.dumps(a), 1)
         return
     fn = _OPS.get(cmd.get("op"))
     if cid is None or fn is None:
@@ -75,7 +77,7 @@ def _signed(ag, cmd):
     # fleetflow.cmdsig lets it in, and is gone again before the command runs
     from fleetflow import cmdsig
     try:
-        cmdsig.open_command(cmd, ag._key, ag.dev, ag.slots)
+        cmdsig.open_command(cmd, ag.key, ag.dev, ag.slots)
     finally:
         unload("cmdsig")
     cmdsig = None
@@ -188,12 +190,12 @@ def _activate(ag, cmd, p=None):
     ag.slots.activate({"rule": cmd.get("health"), "cmd": cmd["id"], "op": cmd["op"]})
     hdr = ag.slots.verify(staged) if p is None else ag.slots.header(staged)
     ag.ack(cmd, "applied", seq=hdr["seq"], slot=staged)
-    ag._run_slot((staged, hdr), p)
+    ag.run_slot((staged, hdr), p)
 
 
 def _rollback_cmd(ag, cmd):
     reason = "command: %s" % (cmd.get("reason") or "rollback")
-    ag._rollback(reason)
+    ag.rollback(reason)
     ag.ack(cmd, "rolled_back", reason)
 
 
@@ -229,7 +231,7 @@ def _exec(ag, cmd):
                 pass  # refused again by run_now, as a failed run saying why
         gc.collect()
         ag.ack(cmd, "received")
-        it = Interpreter(p, ag.hal, ag.records, ag._publish_out, ag.device)
+        it = Interpreter(p, ag.hal, ag.records, ag.publish_out, ag.device)
         try:
             rec = it.run_now(ov, eid, compact=True)
         except BaseException:

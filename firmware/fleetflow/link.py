@@ -38,23 +38,24 @@ _PIECE = const(128)  # the piece an unwanted message is read off the socket in
 class _TimeoutSock:
     # umqtt.simple calls setblocking(True) after every first byte it reads,
     # which would clear a timeout; this wrapper turns "blocking" into
-    # "blocking with a timeout". Timeouts are set on the TCP socket (_raw);
-    # reads and writes go through _s: the TLS socket once connected (it
-    # reads through _raw, so the timeouts hold, and select.poll on it also
-    # sees bytes mbedtls has decrypted but not yet handed out).
+    # "blocking with a timeout". Timeouts are set on the TCP socket (tcp);
+    # reads and writes go through `stream`: the TLS socket once connected
+    # (it reads through tcp, so the timeouts hold, and select.poll on it
+    # also sees bytes mbedtls has decrypted but not yet handed out). Link.poll
+    # registers both with select.poll, so they are public attributes.
     def __init__(self, sock, timeout_s):
-        self._raw = self._s = sock
+        self.tcp = self.stream = sock
         self._t = timeout_s
         sock.settimeout(timeout_s)
 
     def setblocking(self, flag):
         if flag:
-            self._raw.settimeout(self._t)
+            self.tcp.settimeout(self._t)
         else:
-            self._raw.setblocking(False)
+            self.tcp.setblocking(False)
 
     def connect(self, addr):
-        self._raw.connect(addr)
+        self.tcp.connect(addr)
         tls = _SockModule.tls
         if tls is not None:
             # umqtt.simple 1.3.4's own ssl=True does `import ussl`, which
@@ -62,7 +63,7 @@ class _TimeoutSock:
             # (mbedtls needs the real socket): so the TLS is done here. A
             # wrong CA or host name raises ValueError: the link stays down.
             # (The clock it checks dates with is set first: fleetflow.net.)
-            self._s = tls[0].wrap_socket(self._raw, server_hostname=tls[1])
+            self.stream = tls[0].wrap_socket(self.tcp, server_hostname=tls[1])
 
     # read/write take their arguments plainly (no *a): check_msg reads one
     # byte every loop step, and a *args tuple would be garbage each time.
@@ -82,11 +83,11 @@ class _TimeoutSock:
             if n > _SockModule.max_bytes:
                 return self._drop(n, "oversized: %d-byte message > %d bytes" % (n, _SockModule.max_bytes))
             try:
-                r = self._s.read(n)
+                r = self.stream.read(n)
             except MemoryError:  # raised before a byte is read
                 return self._drop(n, "oversized: no memory for a %d-byte message" % n)
         else:
-            r = self._s.read(n)
+            r = self.stream.read(n)
         if r is not None and n and not r:
             raise OSError(-1)  # EOF: the broker closed the connection
         if r:
@@ -100,7 +101,7 @@ class _TimeoutSock:
         buf = _SockModule.buf
         head = tail = None
         while n > 0:
-            k = self._s.readinto(buf, n if n < _PIECE else _PIECE)
+            k = self.stream.readinto(buf, n if n < _PIECE else _PIECE)
             if not k:
                 raise OSError(-1)
             if head is None:
@@ -112,10 +113,10 @@ class _TimeoutSock:
         return (why, head, tail)
 
     def write(self, buf, n=None):
-        return self._s.write(buf) if n is None else self._s.write(buf, n)
+        return self.stream.write(buf) if n is None else self.stream.write(buf, n)
 
     def close(self):
-        self._s.close()
+        self.stream.close()
 
 
 class _Streaming:
@@ -254,12 +255,12 @@ class Link:
                 self._poller = select.poll()
                 # the TCP socket: a file descriptor the kernel wakes us on
                 # (MicroPython polls a TLS socket, which has none, every ms)
-                self._poller.register(s._raw, select.POLLIN)
-                if s._s is not s._raw:
+                self._poller.register(s.tcp, select.POLLIN)
+                if s.stream is not s.tcp:
                     # what mbedtls decrypted but has not handed out yet is
                     # no longer in the kernel: asked before each sleep
                     self._tls_poller = select.poll()
-                    self._tls_poller.register(s._s, select.POLLIN)
+                    self._tls_poller.register(s.stream, select.POLLIN)
                 self._on_connect()
             except Exception as e:
                 self.failures += 1

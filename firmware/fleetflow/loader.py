@@ -1,12 +1,13 @@
 # The checks behind fleetflow.program.load_program: parse, check
 # everything, precompute. Imported only while a program is loaded and let
-# go again, so the running firmware doesn't carry it.
+# go again, so the running firmware doesn't carry it. load() fills a new
+# Program, whose class the caller passes in: fleetflow.program imports this
+# module (while it checks), so this one does not import it back.
 import json
 from micropython import const
 
 from fleetflow.errors import FFError
 from fleetflow.params import REQ, check_value, check_pin
-from fleetflow.program import Program
 
 _MAX_NODES = const(64)
 _MAX_EDGES = const(256)
@@ -94,7 +95,8 @@ def _int_in(where, key, v, lo, hi):
     return v
 
 
-def load(data, table, board, limit):
+def load(cls, data, table, board, limit):
+    # cls: fleetflow.program.Program
     # small functions on purpose: each one's bytecode is one heap block,
     # and a big block may not be free when a device loads a new flow
     if limit is None:
@@ -117,7 +119,7 @@ def load(data, table, board, limit):
         raise FFError("program: want a JSON object")
     if not (doc.get("f") == 1 and type(doc.get("f")) is int):
         raise FFError("program.f: unsupported format %r (want 1)" % (doc.get("f"),))
-    prog = Program()
+    prog = cls()
     vars_ = _header(doc, board, prog)
     nodes = doc.get("nodes")
     if not (type(nodes) is list and 0 < len(nodes)):

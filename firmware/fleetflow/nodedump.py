@@ -1,7 +1,9 @@
 # The node catalog from the node modules, in the catalog.json format of
 # docs/node-catalog.md, and its hash. Reached through fleetflow.nodetable's
-# dump(), table_hash() and print_dump().
-from fleetflow.nodetable import FORMAT, load_table
+# dump(), table_hash() and print_dump(), which hand the functions here the
+# node table (fleetflow.nodetable.Table) of the types asked for.
+
+FORMAT = 1
 
 
 def spec_json(spec):
@@ -36,14 +38,13 @@ def node_json(mod):
     return d
 
 
-def _each(types, fn):
+def _each(table, fn):
     # One node at a time: import its module, fn(type, its catalog entry),
     # let the module go again unless the running flow had it loaded. A board
     # hashes its table at boot with little heap to spare.
     import sys
     import gc
     import fleetflow.nodes as pkg
-    table = load_table(types)
     for t in table.types:
         name = "fleetflow.nodes." + t
         had = name in sys.modules
@@ -52,11 +53,11 @@ def _each(types, fn):
             sys.modules.pop(name, None)
             if hasattr(pkg, t):
                 delattr(pkg, t)
-            table._mods.pop(t, None)
+            table.loaded.pop(t, None)
             gc.collect()
 
 
-def _hash_into(h, types):
+def _hash_into(h, table):
     # the canonical JSON of {type: entry, ...} (sorted types), streamed
     from fleetflow import canon
     first = [True]
@@ -68,33 +69,33 @@ def _hash_into(h, types):
         h.update(":")
         canon.dump(entry, h.update)
 
-    _each(types, one)
+    _each(table, one)
     h.update("{}" if first[0] else "}")
 
 
-def table_hash(types=None):
-    """sha256 hex of the canonical JSON of the nodes of `types` (streamed)."""
+def table_hash(table):
+    """sha256 hex of the canonical JSON of the table's nodes (streamed)."""
     import hashlib
     import binascii
     h = hashlib.sha256()
-    _hash_into(h, types)
+    _hash_into(h, table)
     return binascii.hexlify(h.digest()).decode()
 
 
-def dump(types=None):
+def dump(table):
     """The catalog (docs/node-catalog.md): {"format", "hash", "nodes"}."""
     nodes = {}
 
     def keep(t, entry):
         nodes[t] = entry
 
-    _each(types, keep)
-    return {"format": FORMAT, "hash": table_hash(types), "nodes": nodes}
+    _each(table, keep)
+    return {"format": FORMAT, "hash": table_hash(table), "nodes": nodes}
 
 
-def print_dump(types=None):
+def print_dump(table):
     """Print the catalog as canonical JSON, streamed piece by piece."""
     import sys
     from fleetflow import canon
-    canon.dump(dump(types), sys.stdout.write)
+    canon.dump(dump(table), sys.stdout.write)
     sys.stdout.write("\n")

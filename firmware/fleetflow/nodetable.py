@@ -2,7 +2,8 @@
 #
 # A board's bundle carries only the node modules its board file lists, so
 # load_table(types) imports only those. dump() is the catalog in the
-# format of docs/node-catalog.md; shared_schema/catalog.json is generated
+# format of docs/node-catalog.md (fleetflow/nodedump.py, given a Table);
+# shared_schema/catalog.json is generated
 # from it (`micropython -c "import fleetflow.nodetable as t; t.print_dump()"`)
 # and a host test fails when the two drift.
 from fleetflow.errors import FFError
@@ -12,8 +13,6 @@ ALL_TYPES = ("adc", "change", "clear_cache", "counter", "deadband", "debounce", 
              "dht", "gpio_in", "gpio_out", "inject", "log", "mqtt_out", "pwm",
              "rate_limit", "set_log_level", "switch", "toggle_feature")
 
-FORMAT = 1
-
 
 class Table:
     """The node table of a bundle: {type: module}, each module imported on
@@ -21,17 +20,17 @@ class Table:
 
     def __init__(self, types):
         self.types = types
-        self._mods = {}
+        self.loaded = {}    # type -> its module, once imported (nodedump lets them go)
 
     def get(self, t, default=None):
-        m = self._mods.get(t)
+        m = self.loaded.get(t)
         if m is None:
             if t not in self.types:
                 return default
             m = __import__("fleetflow.nodes." + t, None, None, (t,))
             if m.TYPE != t:
                 raise FFError("node table: module %s declares TYPE %s" % (t, m.TYPE))
-            self._mods[t] = m
+            self.loaded[t] = m
         return m
 
     def __getitem__(self, t):
@@ -69,16 +68,13 @@ def load_table(types=None):
 
 
 def _dumped(fn, types):
-    # import the dump code, use it, let it go again
-    import sys
-    import fleetflow
+    # import the dump code, give it the table of `types`, let it go again
     from fleetflow import nodedump
+    from fleetflow.cold import unload
     try:
-        return getattr(nodedump, fn)(types)
+        return getattr(nodedump, fn)(load_table(types))
     finally:
-        sys.modules.pop("fleetflow.nodedump", None)
-        if hasattr(fleetflow, "nodedump"):
-            delattr(fleetflow, "nodedump")
+        unload("nodedump")
 
 
 def table_hash(types=None):

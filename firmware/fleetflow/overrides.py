@@ -26,7 +26,7 @@ def cfgs_for(self, overrides):
                 raise FFError("overrides.vars.%s: unknown variable" % k)
             # the declared value's type, or the run would fail later, in a
             # node (int and float are both numbers; a bool is not one). Few
-            # new names: this module is primed at import (program._prime).
+            # new names: this module is primed at import (program.prime).
             t = type(vars_[k])
             v = type(ov_vars[k])
             if v is not t and (v not in (int, float) or t not in (int, float)):

@@ -7,6 +7,7 @@
 # live in fleetflow/loader.py, loaded only while they run.
 from micropython import const
 
+from fleetflow.cold import unload
 from fleetflow.errors import FFError
 
 _DEF_STEPS = const(256)
@@ -33,19 +34,14 @@ def _checked(mod, *args):
         raise FFError("bad program: %s %s" % (type(e).__name__, e))
     finally:
         if not had:
-            _unload()
+            unload(*_CHECKING)
 
 
-def _unload():
-    import sys
-    import fleetflow
-    for name in ("overrides", "loader", "params"):
-        sys.modules.pop("fleetflow." + name, None)
-        if hasattr(fleetflow, name):
-            delattr(fleetflow, name)
+# the checking code: loaded only while it runs (fleetflow.cold)
+_CHECKING = ("overrides", "loader", "params")
 
 
-def _prime():
+def prime():
     # Called once from fleetflow/__init__.py, i.e. at the first import of the
     # package, while the heap is young: import the checking code and let it
     # go. The names it interns stay interned (MicroPython never frees them),
@@ -54,12 +50,12 @@ def _prime():
     # space the code took is freed early, where later modules fill it.
     from fleetflow import loader  # noqa: F401
     from fleetflow import overrides  # noqa: F401
-    _unload()
+    unload(*_CHECKING)
 
 
 def load_program(data, table, board=None, limit=None):
     """Check a device program and return a Program; FFError on anything bad."""
-    return _checked("loader", data, table, board, limit)
+    return _checked("loader", Program, data, table, board, limit)
 
 
 class Program:
