@@ -53,7 +53,7 @@ def _each(table, fn):
             sys.modules.pop(name, None)
             if hasattr(pkg, t):
                 delattr(pkg, t)
-            table.loaded.pop(t, None)
+            table.mods.pop(t, None)
             gc.collect()
 
 

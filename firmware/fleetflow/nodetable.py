@@ -20,17 +20,17 @@ class Table:
 
     def __init__(self, types):
         self.types = types
-        self.loaded = {}    # type -> its module, once imported (nodedump lets them go)
+        self.mods = {}      # type -> its module, once imported (nodedump lets them go)
 
     def get(self, t, default=None):
-        m = self.loaded.get(t)
+        m = self.mods.get(t)
         if m is None:
             if t not in self.types:
                 return default
             m = __import__("fleetflow.nodes." + t, None, None, (t,))
             if m.TYPE != t:
                 raise FFError("node table: module %s declares TYPE %s" % (t, m.TYPE))
-            self.loaded[t] = m
+            self.mods[t] = m
         return m
 
     def __getitem__(self, t):
