@@ -138,6 +138,12 @@ p = load_program(json.dumps({"f": 1, "flow": "m", "ver": 1, "nodes": [
     {"id": "a", "type": "set-log-level", "params": {"level": "warning"}},
     {"id": "b", "type": "mqtt_out", "params": {"topic": "$$x"}}]}), TABLE)
 OUT["aliases"] = [p.types, p.cfgs[1]]
+# the checking code (loader, overrides, params) is in the heap only while it
+# checks: let go after a load and after a run's overrides (fleetflow.program)
+import fleetflow
+ov = p.cfgs_for({"params": {"b": {"topic": "y"}}})
+OUT["checking_code_left"] = [ov[1][0], p.cfgs[1][0]] + [
+    n for n in ("loader", "overrides", "params") if "fleetflow." + n in sys.modules or hasattr(fleetflow, n)]
 # the agent's board keeps only its name and limits in RAM (fleetflow.config):
 # the pin map is read from board.json while a program is checked
 slim = {"name": "unix-sim", "program_max_bytes": 8192, "path": BOARD_PATH}
@@ -186,6 +192,11 @@ def test_good_program_loads(out):
     assert types == ["dht", "switch", "gpio_out", "mqtt_out"]
     assert (steps, run_ms, every, cont) == (64, 200, {"0": 2000}, True)
     assert (t10, t11, t30) == ([2, 3], [], [])
+
+
+def test_the_checking_code_is_let_go_after_a_check(out):
+    # the override applied to the run's copy only, and no checking module left loaded
+    assert out["checking_code_left"] == ["y", "$x"]
 
 
 def test_type_aliases_and_literal_dollar(out):
