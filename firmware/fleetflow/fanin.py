@@ -18,7 +18,8 @@ import gc
 import time
 from micropython import const
 
-from fleetflow.interp import _FAIL, _deliver
+from fleetflow.errors import FAIL
+from fleetflow.runner import deliver
 
 MAX_RUNS = const(32)     # shared_schema/compiler.py: FANIN_MAX
 HEAP_FLOOR = const(8192)
@@ -42,7 +43,7 @@ def run(it, i, q, calls, extra, t_run, steps_left):
             err = "heap down to %d bytes free" % k
     if err:
         # the run ends here: its queued messages go now, not with the record
-        inbox = it._inbox
+        inbox = it.inbox
         for k in range(len(inbox)):
             inbox[k] = None
         gc.collect()
@@ -59,21 +60,21 @@ def run(it, i, q, calls, extra, t_run, steps_left):
         try:
             r = fn(cfg, mem, m, ctx)
         except Exception as ex:
-            r = it._retry(i, fn, cfg, mem, m, ex, t_run)
+            r = it.retry(i, fn, cfg, mem, m, ex, t_run)
         t1 = _ticks_us()
-        if r is _FAIL:
-            extra.append((i, _diff(t1, t0), None, None, it._err))
+        if r is FAIL:
+            extra.append((i, _diff(t1, t0), None, None, it.node_err))
             if not p.continue_on(i):
-                return "%s: %s" % (p.ids[i], it._err), steps_left
+                return "%s: %s" % (p.ids[i], it.node_err), steps_left
         elif router:
             extra.append((i, _diff(t1, t0), m, r, None))
-            _deliver(it._inbox, p.targets(i, r), m)
+            deliver(it.inbox, p.targets(i, r), m)
         elif r is not None and r.__class__ is not str:
             extra.append((i, _diff(t1, t0), r, 0, None))
-            _deliver(it._inbox, p.targets(i, 0), r)
+            deliver(it.inbox, p.targets(i, 0), r)
         else:
             extra.append((i, _diff(t1, t0), r, None, None))
-        if _diff(t1, t_run) > it._budget_us:
+        if _diff(t1, t_run) > it.budget_us:
             return "time budget: run passed %d ms" % p.run_ms, steps_left
     return None, steps_left
 

@@ -16,12 +16,19 @@
 # Speed: everything is precomputed here, so the hot loop (fleetflow/runner.py)
 # is list indexing. Code for what a program may never need -- retries,
 # fan-in, timers -- is imported only for programs that have them.
+#
+# Modules: this one imports runner (the hot loop), and retry, fanin, timers
+# when a program needs them; they use the Interpreter through its public
+# members (documented where __init__ sets them) and import nothing from
+# here. What both sides share is in leaf modules: FAIL and err_text in
+# fleetflow.errors, record() in fleetflow.records, deliver() in runner.
 import gc
 import time
 from micropython import const
 
-from fleetflow.errors import FFError
-from fleetflow.records import RunBuffer, to_dict, _nones
+from fleetflow.errors import FFError, FAIL, err_text
+from fleetflow.records import RunBuffer, to_dict, record
+from fleetflow.runner import runner
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -31,7 +38,6 @@ _ROUTER = const(-2)
 _SOURCE = const(-3)
 _EDGE_MS = const(5)    # GPIO inputs are sampled this often (nodes/gpio_in.py)
 _EMPTY = {}            # the message a root gets on exec; nodes never change messages
-_FAIL = object()
 
 _ticks_us = time.ticks_us
 _diff = time.ticks_diff
@@ -39,12 +45,6 @@ _diff = time.ticks_diff
 
 def _print_publish(topic, payload, qos, retain):
     print("publish out/%s qos=%d retain=%s %s" % (topic, qos, retain, payload))
-
-
-def _err_text(e):
-    if isinstance(e, OSError) and e.args and e.args[0] == 110:
-        return "OSError: ETIMEDOUT"
-    return "%s: %s" % (type(e).__name__, e)
 
 
 def _wrap(run, i, ctx):
@@ -60,23 +60,6 @@ def _sets_timers(mod, cfg):
     # TIMERS: True, or a function of the node's cfg (gpio_out: only in pulse mode)
     t = getattr(mod, "TIMERS", False)
     return t(cfg) if callable(t) else t
-
-
-def _deliver(inbox, targets, msg):
-    for j in targets:
-        x = inbox[j]
-        if x is None:
-            inbox[j] = msg
-        elif x.__class__ is list:
-            x.append(msg)
-        else:
-            inbox[j] = [x, msg]
-
-
-def _record(run_no, trig, exec_id, status, now_ms, err, prog):
-    """A record of a run that ran no node (refused overrides, a cancel)."""
-    t = _ticks_us()
-    return [run_no, trig, exec_id, status, now_ms, t, t, None, None, None, None, None, err, prog]
 
 
 class Device:
@@ -96,7 +79,10 @@ class Device:
 class Interpreter:
     """Runs a Program. It is also the `ctx` its nodes get: now_ms, hal, dev
     (the Device), publish(topic, payload, qos, retain), log(level, text),
-    later(ms, fn, arg), resume(ms, idx, msg)."""
+    later(ms, fn, arg), resume(ms, idx, msg).
+
+    The members fleetflow.runner, fanin, retry and timers use are public
+    too, each said where __init__ sets it; the rest is this class's own."""
 
     def __init__(self, program, hal, records=None, publish=None, device=None, max_logs=16):
         p = program
@@ -113,15 +99,15 @@ class Interpreter:
         self.hal = hal
         self.publish = publish or _print_publish
         self.i = None          # the node running (set for nodes with LOGS)
-        self._logs = None
-        self._in_timer = False
+        self.logs = None       # the running run's log lines [(level, i, text)]; the runner takes them
+        self.in_timer = False  # True while a timer's fn runs (fleetflow.timers): log() prints
         self.runs = 0
         self.errors = 0
         self.last_error = None
         n = self._n = p.n
-        self._budget_us = p.run_ms * 1000
+        self.budget_us = p.run_ms * 1000     # a run's time budget
         ids = p.ids
-        self._inbox = [None] * n
+        self.inbox = [None] * n  # per node: None, the message waiting, or a list of them (fan-in)
         self._has_router = False
         fns = []
         mems = [None] * n
@@ -130,12 +116,13 @@ class Interpreter:
         self._polls = []       # [idx, every_ms, next_due_ms, trigger]
         self._edges = []       # (idx, edge fn, trigger)
         self._boots = []       # (idx, trigger)
-        self._timers = []      # [due_ms, fn | None (continuation), arg, exec_id, cfgs]
+        # pending timers, fired by fleetflow.timers: [due_ms, fn | None (continuation), arg, exec_id, calls]
+        self.timers = []
         self._roots = [i for i in range(n) if p.indeg[i] == 0]
-        self._run_no = 0
-        self._exec = None
-        self._calls_run = None
-        self._err = None
+        self.run_no = 0        # the number of the last run (the runner counts)
+        self.exec_id = None    # the execution the running run belongs to (None: none)
+        self.run_calls = None  # the running run's calls (its overrides applied), for resume()
+        self.node_err = None   # why the last node that failed did (set with FAIL by retry())
         self._stopped = False
         for i in range(n):
             mod = p.mods[i]
@@ -150,7 +137,7 @@ class Interpreter:
                 try:
                     mems[i] = setup(p.cfgs[i], hal, i)
                 except Exception as e:
-                    raise FFError("%s: setup failed: %s" % (ids[i], _err_text(e)))
+                    raise FFError("%s: setup failed: %s" % (ids[i], err_text(e)))
             if mod.KIND != "source":
                 continue
             nx[i] = _SOURCE
@@ -160,24 +147,23 @@ class Interpreter:
                 self._polls.append([i, p.every[i], 0, "poll:" + ids[i]])
             else:
                 self._boots.append((i, "boot:" + ids[i]))
-        self._nones = _nones(n)
         # per node (run fn, cfg, mem, next): one unpack in the hot loop
         self._calls = [(fns[i], p.cfgs[i], mems[i], nx[i]) for i in range(n)]
-        # the cold paths, imported only when this program can take them
-        self._retrier = self._fanin = self._fire = None
+        # the cold paths, imported only when this program can take them;
+        # fanin: fleetflow.fanin.run, which the runner calls for a node with
+        # several messages waiting (None: the program has no fan-in)
+        self._retrier = self.fanin = self._fire = None
         if any(pol and pol[1] for pol in p.policy):
             from fleetflow.retry import retry
             self._retrier = retry
         if any(d > 1 for d in p.indeg):
             from fleetflow.fanin import run
-            self._fanin = run
+            self.fanin = run
         if any(_sets_timers(p.mods[i], p.cfgs[i]) for i in range(n)):
             from fleetflow.timers import fire
             self._fire = fire
-        self._args = [None] * 6
-        self._gen = None
-        # what every run needs, fetched in one go
-        self._hot = (n, self._inbox, self._budget_us, ctx, p, self._rhop)
+        self._args = [None] * 6  # the next run's arguments, for the runner
+        self.gen = None        # the runner (fleetflow.runner) every run goes through; None: start one
         self._start_runner()
 
     def _calls_for(self, cfgs):
@@ -196,21 +182,21 @@ class Interpreter:
         lv = LEVELS.index(level) if level in LEVELS else 1
         if lv < LEVELS.index(self.dev.log_level):
             return
-        if self._in_timer:      # from a timer, outside any run
+        if self.in_timer:       # from a timer, outside any run
             print("[%s] %s" % (LEVELS[lv], text))
             return
-        if self._logs is None:
-            self._logs = []
-        if len(self._logs) < self.max_logs:
-            self._logs.append((LEVELS[lv], self.i, text))
+        if self.logs is None:
+            self.logs = []
+        if len(self.logs) < self.max_logs:
+            self.logs.append((LEVELS[lv], self.i, text))
 
     def later(self, ms, fn, arg):
         """Call fn(arg) after ms, from poll(); never blocks."""
-        self._timers.append([time.ticks_add(self.now_ms, ms), fn, arg, None, None])
+        self.timers.append([time.ticks_add(self.now_ms, ms), fn, arg, None, None])
 
     def resume(self, ms, idx, msg):
         """Deliver msg to the successors of node idx after ms, as a new run."""
-        self._timers.append([time.ticks_add(self.now_ms, ms), None, (idx, msg), self._exec, self._calls_run])
+        self.timers.append([time.ticks_add(self.now_ms, ms), None, (idx, msg), self.exec_id, self.run_calls])
 
     # -- triggers ---------------------------------------------------------
 
@@ -219,7 +205,7 @@ class Interpreter:
         for ent in self._polls:
             ent[2] = now_ms
         for i, trig in self._boots:
-            self._execute(trig, i, _EMPTY, None, self._calls, now_ms)
+            self.execute(trig, i, _EMPTY, None, self._calls, now_ms)
         return len(self._boots)
 
     def poll(self, now_ms):
@@ -231,9 +217,9 @@ class Interpreter:
         if self._stopped:
             return 0
         t0 = _ticks_us()
-        budget = self._budget_us
+        budget = self.budget_us
         done = 0
-        if self._timers:
+        if self.timers:
             if self._fire is None:      # a node set a timer without saying TIMERS
                 from fleetflow.timers import fire
                 self._fire = fire
@@ -244,7 +230,7 @@ class Interpreter:
                 return done
             c = calls[i]
             if edge(c[1], c[2], now_ms):
-                self._execute(trig, i, _EMPTY, None, calls, now_ms)
+                self.execute(trig, i, _EMPTY, None, calls, now_ms)
                 done += 1
         for ent in self._polls:
             if _diff(now_ms, ent[2]) < 0:
@@ -254,7 +240,7 @@ class Interpreter:
             nxt = time.ticks_add(ent[2], ent[1])
             # after a stall, don't run the missed polls in a burst
             ent[2] = nxt if _diff(nxt, now_ms) > 0 else time.ticks_add(now_ms, ent[1])
-            self._execute(ent[3], ent[0], _EMPTY, None, calls, now_ms)
+            self.execute(ent[3], ent[0], _EMPTY, None, calls, now_ms)
             done += 1
         return done
 
@@ -270,7 +256,7 @@ class Interpreter:
             d = _diff(ent[2], now_ms)
             if d < ms:
                 ms = d
-        for t in self._timers:
+        for t in self.timers:
             d = _diff(t[0], now_ms)
             if d < ms:
                 ms = d
@@ -285,8 +271,8 @@ class Interpreter:
         try:
             cfgs = self.prog.cfgs_for(overrides)
         except FFError as e:
-            self._run_no += 1
-            rec = _record(self._run_no, "exec", exec_id, "failed", now_ms,
+            self.run_no += 1
+            rec = record(self.run_no, "exec", exec_id, "failed", now_ms,
                           "bad overrides: " + e.args[0], self.prog)
             self.records.append(rec)
             return rec if compact else to_dict(rec)
@@ -295,41 +281,41 @@ class Interpreter:
             calls = self._calls_for(cfgs)
         roots = self._roots
         for i in roots[1:]:
-            self._inbox[i] = _EMPTY
-        rec = self._execute("exec", roots[0], _EMPTY, exec_id, calls, now_ms)
+            self.inbox[i] = _EMPTY
+        rec = self.execute("exec", roots[0], _EMPTY, exec_id, calls, now_ms)
         return rec if compact else to_dict(rec)
 
     def run_from(self, idx, msg, now_ms=0, trigger="inject", exec_id=None):
         """Deliver msg to node idx and run from there (tests, benchmarks); the compact record."""
-        if self._gen is None:
+        if self.gen is None:
             self._start_runner()
-        a = self._args      # as _execute, without a second frame
+        a = self._args      # as execute, without a second frame
         a[0] = trigger
         a[1] = idx
         a[2] = msg
         a[3] = exec_id
         a[4] = self._calls
         a[5] = now_ms
-        return self._gen.send(None)
+        return self.gen.send(None)
 
     def cancel(self, exec_id):
         """Drop the pending continuations (delays) of an execution; returns how many."""
-        keep = [t for t in self._timers if t[3] is None or t[3] != exec_id]
-        n = len(self._timers) - len(keep)
-        self._timers = keep
+        keep = [t for t in self.timers if t[3] is None or t[3] != exec_id]
+        n = len(self.timers) - len(keep)
+        self.timers = keep
         if n:
-            self._run_no += 1
-            self.records.append(_record(self._run_no, "cancel", exec_id, "cancelled", None,
+            self.run_no += 1
+            self.records.append(record(self.run_no, "cancel", exec_id, "cancelled", None,
                                         "cancelled: %d pending continuation(s) dropped" % n, self.prog))
         return n
 
     def pending(self):
         """How many timers (delay continuations, pulse ends) are waiting."""
-        return len(self._timers)
+        return len(self.timers)
 
     def stop(self):
         self._stopped = True
-        self._timers = []
+        self.timers = []
         p = self.prog
         for i in range(self._n):
             td = getattr(p.mods[i], "teardown", None)
@@ -339,19 +325,19 @@ class Interpreter:
                 except Exception:
                     pass
 
-    # -- internals --------------------------------------------------------
+    # -- what the runner and the cold paths call ----------------------------
 
-    def _retry(self, i, fn, cfg, mem, m, e, t_run):
-        """After node i failed: its output from a retry, or _FAIL (reason in self._err)."""
+    def retry(self, i, fn, cfg, mem, m, e, t_run):
+        """After node i failed: its output from a retry, or FAIL (reason in self.node_err)."""
         if self._retrier is not None and self.prog.policy[i] and self.prog.policy[i][1]:
             return self._retrier(self, i, fn, cfg, mem, m, e, t_run)
-        self._err = _err_text(e)
-        return _FAIL
+        self.node_err = err_text(e)
+        return FAIL
 
-    def _execute(self, trig, i, m, exec_id, calls, now_ms):
+    def execute(self, trig, i, m, exec_id, calls, now_ms):
         """One run from node i with message m (None: start from the inbox at i)."""
         # kept to few locals: a bigger frame would be a heap allocation per run
-        if self._gen is None:
+        if self.gen is None:
             self._start_runner()
         a = self._args
         a[0] = trig
@@ -360,13 +346,11 @@ class Interpreter:
         a[3] = exec_id
         a[4] = calls
         a[5] = now_ms
-        return self._gen.send(None)
+        return self.gen.send(None)
+
+    # -- internals --------------------------------------------------------
 
     def _start_runner(self):
-        self._gen = runner(self)
-        next(self._gen)
-
-
-# the hot loop: part of the interpreter, always loaded with it (imported
-# last: it takes helpers from this module)
-from fleetflow.runner import runner  # noqa: E402
+        self.gen = runner(self, self._args, self._n, self.inbox, self.budget_us, self.prog,
+                          self._rhop, self._has_router)
+        next(self.gen)

@@ -5,8 +5,24 @@
 import time
 from micropython import const
 
-from fleetflow.records import (RUN, TRIG, EXEC, STATUS, T_MS, T0, T_END, OUTS, PORTS, ERRS,
-                               EXTRA, LOGS, ERR, PROG, H)
+# the compact record's layout, as fleetflow.records defines it (the same in
+# fleetflow/runner.py; tests/firmware/test_layout.py holds them together):
+# private consts, so this module imports nothing back from records and keeps
+# no global per field
+_H = const(14)
+_RUN = const(-14)
+_TRIG = const(-13)
+_EXEC = const(-12)
+_STATUS = const(-11)
+_T_MS = const(-10)
+_T0 = const(-9)
+_T_END = const(-8)
+_OUTS = const(-7)
+_ERRS = const(-5)
+_EXTRA = const(-4)
+_LOGS = const(-3)
+_ERR = const(-2)
+_PROG = const(-1)
 
 _OUT_CHARS = const(60)
 
@@ -26,12 +42,12 @@ def node_rows(rec):
     the run) to its own end, so it includes the hand-over; the first run of a
     fan-in node is timed that way, its repeats by themselves.
     """
-    outs = rec[OUTS]
-    errs = rec[ERRS] or {}
-    prog = rec[PROG]
+    outs = rec[_OUTS]
+    errs = rec[_ERRS] or {}
+    prog = rec[_PROG]
     mods = prog.mods if prog else ()
-    prev = rec[T0]
-    for i in range(len(rec) - H):
+    prev = rec[_T0]
+    for i in range(len(rec) - _H):
         t = rec[i]
         if t is None:
             continue
@@ -46,8 +62,8 @@ def node_rows(rec):
             port = None if out is None or type(out) is str else 0
         yield i, time.ticks_diff(t, prev), out, port, err
         prev = t
-    if rec[EXTRA]:
-        yield from rec[EXTRA]
+    if rec[_EXTRA]:
+        yield from rec[_EXTRA]
 
 
 def _hopped(prog, i):
@@ -66,9 +82,9 @@ def _routed(rec, i, mods):
     # The message router i routed: when it came straight from node i - 1
     # (a hop), that node's output -- or, that being a router too, the message
     # it routed; otherwise the runner kept it at outs[n + i].
-    prog = rec[PROG]
-    outs = rec[OUTS]
-    n = len(rec) - H
+    prog = rec[_PROG]
+    outs = rec[_OUTS]
+    n = len(rec) - _H
     while True:
         if not (_hopped(prog, i) and rec[i - 1] is not None):
             return outs[n + i]
@@ -78,10 +94,10 @@ def _routed(rec, i, mods):
 
 
 def _status(rec):
-    s = rec[STATUS]
+    s = rec[_STATUS]
     if s is not None:
         return s
-    return "failed" if rec[ERR] is not None else "completed"
+    return "failed" if rec[_ERR] is not None else "completed"
 
 
 def to_dict(rec):
@@ -91,7 +107,7 @@ def to_dict(rec):
     before then."""
     if type(rec) is dict:
         return rec
-    prog = rec[PROG]
+    prog = rec[_PROG]
     ids = prog.ids if prog else ()
     types = prog.types if prog else ()
     nodes = []
@@ -99,11 +115,11 @@ def to_dict(rec):
         nodes.append({"id": ids[i], "type": types[i], "us": us, "out": summary(out),
                       "port": port, "err": err})
     logs = []
-    for lv, i, text in rec[LOGS] or ():
+    for lv, i, text in rec[_LOGS] or ():
         logs.append([lv, ids[i] if i is not None else None, text])
-    return {"run": rec[RUN], "flow": prog.flow if prog else None, "ver": prog.ver if prog else None,
-            "exec": rec[EXEC], "trigger": rec[TRIG], "status": _status(rec), "t_ms": rec[T_MS],
-            "us": time.ticks_diff(rec[T_END], rec[T0]), "nodes": nodes, "logs": logs, "err": rec[ERR]}
+    return {"run": rec[_RUN], "flow": prog.flow if prog else None, "ver": prog.ver if prog else None,
+            "exec": rec[_EXEC], "trigger": rec[_TRIG], "status": _status(rec), "t_ms": rec[_T_MS],
+            "us": time.ticks_diff(rec[_T_END], rec[_T0]), "nodes": nodes, "logs": logs, "err": rec[_ERR]}
 
 
 def write_json(rec, write):
@@ -114,19 +130,19 @@ def write_json(rec, write):
     if type(rec) is dict:
         write(d(rec))
         return
-    prog = rec[PROG]
+    prog = rec[_PROG]
     ids = prog.ids if prog else ()
-    write('{"run":%d,"flow":' % rec[RUN])
+    write('{"run":%d,"flow":' % rec[_RUN])
     write(d(prog.flow if prog else None))
     write(',"ver":')
     write(d(prog.ver if prog else None))
     write(',"exec":')
-    write(d(rec[EXEC]))
+    write(d(rec[_EXEC]))
     write(',"trigger":')
-    write(d(rec[TRIG]))
+    write(d(rec[_TRIG]))
     write(',"status":"%s","t_ms":' % _status(rec))
-    write(d(rec[T_MS]))
-    write(',"us":%d,"nodes":[' % time.ticks_diff(rec[T_END], rec[T0]))
+    write(d(rec[_T_MS]))
+    write(',"us":%d,"nodes":[' % time.ticks_diff(rec[_T_END], rec[_T0]))
     first = True
     for i, us, out, port, err in node_rows(rec):
         write('{"id":' if first else ',{"id":')
@@ -141,7 +157,7 @@ def write_json(rec, write):
         write("}")
     write('],"logs":[')
     first = True
-    for lv, i, text in rec[LOGS] or ():
+    for lv, i, text in rec[_LOGS] or ():
         write('["%s",' % lv if first else ',["%s",' % lv)
         first = False
         write(d(ids[i] if i is not None else None))
@@ -149,5 +165,5 @@ def write_json(rec, write):
         write(d(text))
         write("]")
     write('],"err":')
-    write(d(rec[ERR]))
+    write(d(rec[_ERR]))
     write("}")

@@ -5,6 +5,7 @@
 # tick at which each node finished (`tl`), its output (`outs`, for a router
 # the port it took, and the message it routed when that came through the inbox). Durations, summaries (short reprs) and the wire form are
 # made here, when records are read, off the hot path.
+import time
 from micropython import const
 
 # A compact record is one list: the tick at which each node finished (None
@@ -43,11 +44,19 @@ def to_dict(rec):
 _NONES = {}
 
 
-def _nones(n):
+def nones(n):
+    """(None,) * n, made once per n: what clears a recycled record's ticks."""
     t = _NONES.get(n)
     if t is None:
         t = _NONES[n] = (None,) * n
     return t
+
+
+def record(run_no, trig, exec_id, status, now_ms, err, prog):
+    """A record of a run that ran no node (refused overrides, a cancel, a
+    run the runner could not even start)."""
+    t = time.ticks_us()
+    return [run_no, trig, exec_id, status, now_ms, t, t, None, None, None, None, None, err, prog]
 
 
 def new_record(n, routers):
@@ -66,38 +75,39 @@ class RunBuffer:
 
     def __init__(self, maxlen=16):
         self.maxlen = maxlen if maxlen > 0 else 1
-        self._q = []
-        self._spare = []
+        self.q = []            # the records, oldest first (fleetflow.runner appends here)
+        self.spare = []        # records that left, for the interpreter's next runs
         self.dropped = 0
 
-    def _recycle(self, rec):
+    def recycle(self, rec):
+        """Keep a record that left as a spare (fleetflow.runner takes them)."""
         # an interpreter's record (it has outputs) waits for that
         # interpreter's next run; its header fields that runs set only
         # sometimes go back to None
-        if type(rec) is list and len(self._spare) < _SPARE and rec[OUTS] is not None:
+        if type(rec) is list and len(self.spare) < _SPARE and rec[OUTS] is not None:
             rec[EXTRA] = rec[LOGS] = rec[ERRS] = rec[ERR] = rec[EXEC] = None
-            self._spare.append(rec)
+            self.spare.append(rec)
 
     def __len__(self):
-        return len(self._q)
+        return len(self.q)
 
     def append(self, rec):
-        q = self._q
+        q = self.q
         if len(q) >= self.maxlen:
-            self._recycle(q.pop(0))
+            self.recycle(q.pop(0))
             self.dropped += 1
         q.append(rec)
 
     def take(self, n=None):
         """Remove and return up to n records (all by default), oldest first, as dicts."""
-        q = self._q
+        q = self.q
         if n is None or n >= len(q):
-            out, self._q = q, []
+            out, self.q = q, []
         else:
-            out, self._q = q[:n], q[n:]
+            out, self.q = q[:n], q[n:]
         dicts = [to_dict(r) for r in out]
         for r in out:
-            self._recycle(r)
+            self.recycle(r)
         return dicts
 
     def peek_json(self, n=None):
@@ -110,7 +120,7 @@ class RunBuffer:
     def write_json(self, n, write):
         """Write peek(n) as JSON to write(str), piece by piece."""
         write("[")
-        for k in range(len(self._q) if n is None else min(n, len(self._q))):
+        for k in range(len(self.q) if n is None else min(n, len(self.q))):
             if k:
                 write(",")
             self.write_one(k, write)
@@ -119,24 +129,24 @@ class RunBuffer:
     def write_one(self, k, write):
         """Write the k-th oldest record's wire form as JSON to write(str)."""
         from fleetflow.record_wire import write_json
-        write_json(self._q[k], write)
+        write_json(self.q[k], write)
 
     def discard(self, n):
         """Drop the n oldest records (shipped: peek_json then discard); not
         counted as dropped."""
-        q = self._q
-        out, self._q = q[:n], q[n:]
+        q = self.q
+        out, self.q = q[:n], q[n:]
         for r in out:
-            self._recycle(r)
+            self.recycle(r)
 
     def peek(self, n=None):
         """Up to n records (all by default), oldest first, as dicts; they stay."""
-        q = self._q if n is None else self._q[:n]
+        q = self.q if n is None else self.q[:n]
         return [to_dict(r) for r in q]
 
     def clear(self):
         """Drop every buffered record (clear_cache); they count as dropped."""
-        n = len(self._q)
-        self._q = []
+        n = len(self.q)
+        self.q = []
         self.dropped += n
         return n

@@ -1,5 +1,5 @@
 # The interpreter's hot loop: every run of an Interpreter goes through the
-# one generator made here (see Interpreter._execute). What it does per run
+# one generator made here (see Interpreter.execute). What it does per run
 # is in fleetflow/interp.py's header; how, here:
 # - a node whose only successor is the next node, with no other input,
 #   hands its output straight on (a "hop"); other messages go through the
@@ -8,13 +8,17 @@
 #   record turns them into durations and summaries when it is read;
 # - the run record is one list (ticks, then a header), recycled through
 #   the RunBuffer, so a steady flow allocates no record lists.
+#
+# It uses the interpreter through the members documented public there
+# (inbox, retry, node_err, fanin, run_no, exec_id, run_calls, logs, gen);
+# fleetflow/fanin.py and fleetflow/timers.py take deliver() from here.
 import time
 from micropython import const
 
-from fleetflow.interp import _FAIL, _deliver, _err_text, _record
-from fleetflow.records import new_record
+from fleetflow.errors import FAIL, err_text
+from fleetflow.records import new_record, nones, record
 
-# node kinds in Interpreter._nx (a hop is the index of the next node, > 0)
+# node kinds in Interpreter's calls (a hop is the index of the next node, > 0)
 _ROUTER = const(-2)
 _SOURCE = const(-3)
 _FAILED = const(-4)    # set when a node failed for good
@@ -41,22 +45,36 @@ _diff = time.ticks_diff
 _PERIOD = time.ticks_add(0, -1) + 1     # the tick counter wraps here
 
 
-def runner(it):
+def deliver(inbox, targets, msg):
+    """Put msg in the inbox of each target: one message, or a list of
+    them when several reach a node (fan-in, fleetflow/fanin.py)."""
+    for j in targets:
+        x = inbox[j]
+        if x is None:
+            inbox[j] = msg
+        elif x.__class__ is list:
+            x.append(msg)
+        else:
+            inbox[j] = [x, msg]
+
+
+def runner(it, a, n, inbox, budget, p, rhop, routers):
     # Runs live in one generator that loops forever: a function with this
     # many locals would get a fresh heap frame on every call, a resumed
     # generator reuses its one frame (no allocation per run), and what
-    # doesn't change between runs is fetched once, here. Nothing escapes a
+    # doesn't change between runs is passed in or fetched once, here: `a`
+    # the six arguments of the next run (Interpreter.execute fills it), n
+    # nodes, their inbox, the run's time budget (us), the program, the
+    # routers' hops, whether the program has routers. Nothing escapes a
     # run; should something escape anyway (no memory left to even record
     # the failure), the next run starts a new generator.
-    a = it._args
-    n, inbox, budget, ctx, p, rhop = it._hot
+    ctx = it.ctx
     records = it.records
-    spare = records._spare
-    nones = it._nones
-    routers = it._has_router
+    spare = records.spare
+    empty = nones(n)
     tick = _ticks_us
     period = _PERIOD
-    run_no = it._run_no
+    run_no = it.run_no
     rec = None
     try:
         while True:
@@ -64,15 +82,15 @@ def runner(it):
             trig, i, m, exec_id, calls, now_ms = a
             try:
                 run_no += 1
-                it._run_no = run_no
-                it._exec = exec_id
-                it._calls_run = calls
+                it.run_no = run_no
+                it.exec_id = exec_id
+                it.run_calls = calls
                 ctx.now_ms = now_ms
                 # the record: a spare of this program's (its ticks cleared) or a new one;
                 # outputs are written by every node that runs, so old ones needn't go
                 tl = spare.pop() if spare else None
                 if tl is not None and tl[_PROG] is p:
-                    tl[0:n] = nones
+                    tl[0:n] = empty
                 else:               # none, or another program's: let that one go
                     tl = new_record(n, routers)
                     tl[_PROG] = p
@@ -101,8 +119,8 @@ def runner(it):
                         try:
                             r = fn(cfg, mem, m, ctx)
                         except Exception as ex:
-                            r = it._retry(i, fn, cfg, mem, m, ex, t_run)
-                            if r is _FAIL:
+                            r = it.retry(i, fn, cfg, mem, m, ex, t_run)
+                            if r is FAIL:
                                 j = _FAILED
                         t1 = tick()
                         tl[i] = t1
@@ -124,19 +142,19 @@ def runner(it):
                                     break
                                 i = j
                                 continue
-                            _deliver(inbox, p.targets(i, r), m)
+                            deliver(inbox, p.targets(i, r), m)
                         elif j == _FAILED:
                             outs[i] = None
                             if errs is None:
                                 errs = {}
-                            errs[i] = it._err
+                            errs[i] = it.node_err
                             if not p.continue_on(i):
-                                err = "%s: %s" % (p.ids[i], it._err)
+                                err = "%s: %s" % (p.ids[i], it.node_err)
                                 break
                         else:
                             outs[i] = r
                             if r is not None and (j != _SOURCE or r.__class__ is not str):
-                                _deliver(inbox, p.targets(i, 0), r)     # (a str: failure as data)
+                                deliver(inbox, p.targets(i, 0), r)     # (a str: failure as data)
                         if t1 > limit and _diff(t1, t_run) > budget:
                             err = "time budget: run passed %d ms" % p.run_ms
                             break
@@ -157,7 +175,7 @@ def runner(it):
                             if extra is None:
                                 extra = []
                                 steps_left = p.steps - n    # beyond one run per node
-                            err, steps_left = it._fanin(it, i, m, calls, extra, t_run, steps_left)
+                            err, steps_left = it.fanin(it, i, m, calls, extra, t_run, steps_left)
                             m = None
                             if err is not None:
                                 break
@@ -168,7 +186,7 @@ def runner(it):
                             break
                 t_end = tick()
                 it.runs += 1
-                it._exec = None
+                it.exec_id = None
                 # the header; fields left None are what a fresh or recycled record has
                 tl[_RUN] = run_no
                 tl[_TRIG] = trig
@@ -176,9 +194,9 @@ def runner(it):
                 tl[_T_MS] = now_ms
                 tl[_T0] = t_run
                 tl[_T_END] = t_end
-                if ctx._logs is not None:
-                    tl[_LOGS] = ctx._logs
-                    ctx._logs = None
+                if ctx.logs is not None:
+                    tl[_LOGS] = ctx.logs
+                    ctx.logs = None
                 if errs is not None:
                     tl[_ERRS] = errs
                 if extra is not None:
@@ -191,20 +209,20 @@ def runner(it):
                     it.last_error = err
                 rec = tl
                 # records.append(rec), without the call
-                q = records._q
+                q = records.q
                 if len(q) >= records.maxlen:
-                    records._recycle(q.pop(0))
+                    records.recycle(q.pop(0))
                     records.dropped += 1
                 q.append(rec)
             except Exception as e:     # a bug, or no memory left: a failed run, not a crash
-                it._exec = None
-                ctx._logs = None
+                it.exec_id = None
+                ctx.logs = None
                 for k in range(n):
                     inbox[k] = None
                 it.runs += 1
                 it.errors += 1
-                it.last_error = "internal: " + _err_text(e)
-                rec = _record(run_no, trig, exec_id, "failed", now_ms, it.last_error, p)
+                it.last_error = "internal: " + err_text(e)
+                rec = record(run_no, trig, exec_id, "failed", now_ms, it.last_error, p)
                 records.append(rec)
     finally:
-        it._gen = None
+        it.gen = None

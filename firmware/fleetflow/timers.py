@@ -3,39 +3,40 @@
 # program has a node that sets timers (TIMERS = True: delay, gpio_out).
 import time
 
-from fleetflow.interp import _deliver, _err_text
+from fleetflow.errors import err_text
+from fleetflow.runner import deliver
 
 _ticks_us = time.ticks_us
 _diff = time.ticks_diff
 
 
 def fire(it, now_ms, t0, budget):
-    for t in it._timers:   # nothing due (most calls): return without allocating
+    for t in it.timers:   # nothing due (most calls): return without allocating
         if _diff(now_ms, t[0]) >= 0:
             break
     else:
         return 0
     done = 0
-    due = [t for t in it._timers if _diff(now_ms, t[0]) >= 0]
+    due = [t for t in it.timers if _diff(now_ms, t[0]) >= 0]
     if not due:
         return 0
-    it._timers = [t for t in it._timers if _diff(now_ms, t[0]) < 0]
+    it.timers = [t for t in it.timers if _diff(now_ms, t[0]) < 0]
     for k in range(len(due)):
         t = due[k]
         if _diff(_ticks_us(), t0) > budget:
-            it._timers.extend(due[k:])       # still due next time
+            it.timers.extend(due[k:])       # still due next time
             break
         if t[1] is not None:
-            it._in_timer = True     # a log line from here goes to the console
+            it.in_timer = True     # a log line from here goes to the console
             try:
                 t[1](t[2])
             except Exception as e:
                 it.errors += 1
-                it.last_error = "timer: " + _err_text(e)
-            it._in_timer = False
+                it.last_error = "timer: " + err_text(e)
+            it.in_timer = False
             continue
         idx, msg = t[2]
-        _deliver(it._inbox, it.prog.targets(idx, 0), msg)
-        it._execute("delay:" + it.prog.ids[idx], idx + 1, None, t[3], t[4], now_ms)
+        deliver(it.inbox, it.prog.targets(idx, 0), msg)
+        it.execute("delay:" + it.prog.ids[idx], idx + 1, None, t[3], t[4], now_ms)
         done += 1
     return done

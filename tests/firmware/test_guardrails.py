@@ -44,7 +44,7 @@ def ladder(stages):
 nodes, edges = ladder(8)
 it, hal = interp(nodes, edges)
 r = it.run_now(now_ms=0)
-OUT["memory"] = [r["status"], r["err"], len(r["nodes"]), it.errors, all(x is None for x in it._inbox)]
+OUT["memory"] = [r["status"], r["err"], len(r["nodes"]), it.errors, all(x is None for x in it.inbox)]
 r = it.run_now(now_ms=1)      # the same again: a budget, not a leak
 OUT["memory_again"] = [r["status"], r["err"], len(it.records)]
 nodes, edges = ladder(3)      # 2 + 4 + 8 + 4 + 8 = 26 fan-in runs: within the budget

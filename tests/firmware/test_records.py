@@ -170,3 +170,26 @@ def test_runs_body_is_the_oldest_records_counted_then_written_in_pieces(out):
     # shipped records leave without counting as dropped
     assert left == [r["run"] for r in want[3:]] and dropped == 0
 
+
+
+def _consts(name):
+    """NAME -> value of the `NAME = const(value)` lines of a firmware module."""
+    import ast
+    from pathlib import Path
+    src = Path(__file__).resolve().parents[2] / "firmware" / "fleetflow" / name
+    found = {}
+    for node in ast.parse(src.read_text()).body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "id", None) == "const"):
+            found[node.targets[0].id] = ast.literal_eval(node.value.args[0])
+    return found
+
+
+@pytest.mark.parametrize("module", ["runner.py", "record_wire.py"])
+def test_the_record_layout_is_the_same_where_it_is_copied(module):
+    # runner and record_wire keep the header indexes as private consts (no
+    # import back into records, no global per field): they must say what records says
+    layout = _consts("records.py")
+    copies = {k[1:]: v for k, v in _consts(module).items() if k[1:] in layout}
+    assert len(copies) >= 13, f"{module}: only {sorted(copies)} of the record layout found"
+    assert copies == {k: layout[k] for k in copies}

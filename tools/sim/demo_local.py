@@ -107,7 +107,7 @@ def report(t):
     for k in range(len(records)):
         w('{"ev":"run","t":%%d,"relay":%%d,"published":%%s,"rec":' %% (
             t, hal.pin(%(relay)d).value(), json.dumps(published)))
-        write_json(records._q[k], w)
+        write_json(records.q[k], w)
         w("}\n")
         published.clear()
     records.discard(len(records))
