@@ -5,7 +5,6 @@
 # tick at which each node finished (`tl`), its output (`outs`, for a router
 # the port it took, and the message it routed when that came through the inbox). Durations, summaries (short reprs) and the wire form are
 # made here, when records are read, off the hot path.
-import time
 from micropython import const
 
 # A compact record is one list: the tick at which each node finished (None
@@ -54,9 +53,8 @@ def nones(n):
 
 def record(run_no, trig, exec_id, status, now_ms, err, prog):
     """A record of a run that ran no node (refused overrides, a cancel, a
-    run the runner could not even start)."""
-    t = time.ticks_us()
-    return [run_no, trig, exec_id, status, now_ms, t, t, None, None, None, None, None, err, prog]
+    run the runner could not even start): it took no time (T0 = T_END)."""
+    return [run_no, trig, exec_id, status, now_ms, 0, 0, None, None, None, None, None, err, prog]
 
 
 def new_record(n, routers):
