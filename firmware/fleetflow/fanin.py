@@ -18,8 +18,7 @@ import gc
 import time
 from micropython import const
 
-from fleetflow.errors import FAIL
-from fleetflow.runner import deliver
+from fleetflow.runner import FAIL, deliver
 
 MAX_RUNS = const(32)     # shared_schema/compiler.py: FANIN_MAX
 HEAP_FLOOR = const(8192)

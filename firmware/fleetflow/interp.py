@@ -20,15 +20,15 @@
 # Modules: this one imports runner (the hot loop), and retry, fanin, timers
 # when a program needs them; they use the Interpreter through its public
 # members (documented where __init__ sets them) and import nothing from
-# here. What both sides share is in leaf modules: FAIL and err_text in
-# fleetflow.errors, record() in fleetflow.records, deliver() in runner.
+# here. What both sides share: FAIL, err_text and deliver() in runner,
+# record() in fleetflow.records.
 import gc
 import time
 from micropython import const
 
-from fleetflow.errors import FFError, FAIL, err_text
+from fleetflow.errors import FFError
 from fleetflow.records import RunBuffer, to_dict, record
-from fleetflow.runner import runner
+from fleetflow.runner import FAIL, err_text, runner
 
 LEVELS = ("debug", "info", "warning", "error")
 

@@ -2,7 +2,7 @@
 # Imported by the interpreter only when some node of the program has retries.
 import time
 
-from fleetflow.errors import FAIL, err_text
+from fleetflow.runner import FAIL, err_text
 
 _ticks_us = time.ticks_us
 _diff = time.ticks_diff

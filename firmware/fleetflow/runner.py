@@ -10,12 +10,13 @@
 #   the RunBuffer, so a steady flow allocates no record lists.
 #
 # It uses the interpreter through the members documented public there
-# (inbox, retry, node_err, fanin, run_no, exec_id, run_calls, logs, gen);
-# fleetflow/fanin.py and fleetflow/timers.py take deliver() from here.
+# (inbox, retry, node_err, fanin, run_no, exec_id, run_calls, logs, gen)
+# and imports nothing from fleetflow.interp. What the interpreter and its
+# cold paths (fleetflow/retry.py, fanin.py, timers.py) share with it is
+# defined here, loaded only with an interpreter: FAIL, err_text, deliver.
 import time
 from micropython import const
 
-from fleetflow.errors import FAIL, err_text
 from fleetflow.records import new_record, nones, record
 
 # node kinds in Interpreter's calls (a hop is the index of the next node, > 0)
@@ -43,6 +44,16 @@ _PROG = const(-1)
 _ticks_us = time.ticks_us
 _diff = time.ticks_diff
 _PERIOD = time.ticks_add(0, -1) + 1     # the tick counter wraps here
+
+
+FAIL = object()     # a node's result when it failed for good (Interpreter.retry)
+
+
+def err_text(e):
+    """An exception as the one line a run record or log carries."""
+    if isinstance(e, OSError) and e.args and e.args[0] == 110:
+        return "OSError: ETIMEDOUT"
+    return "%s: %s" % (type(e).__name__, e)
 
 
 def deliver(inbox, targets, msg):

@@ -3,8 +3,7 @@
 # program has a node that sets timers (TIMERS = True: delay, gpio_out).
 import time
 
-from fleetflow.errors import err_text
-from fleetflow.runner import deliver
+from fleetflow.runner import deliver, err_text
 
 _ticks_us = time.ticks_us
 _diff = time.ticks_diff
