@@ -277,7 +277,7 @@ class Agent(CommandLog):
         # one message at a time, not into the heap at once.
         if time.ticks_diff(now, self._last_flush) >= _FLUSH_HOLD_MS or not self.link.incoming():
             self._last_flush = now
-            self._flush(now)
+            self.flush(now)
         if self._warm:
             self._cool()
 
@@ -375,7 +375,7 @@ class Agent(CommandLog):
         self._status_due = True
         self._next_health = time.ticks_ms()
 
-    def _flush(self, now):
+    def flush(self, now):
         link = self.link
         if not link.connected:
             return

@@ -53,7 +53,7 @@ def load(root=""):
     mq.setdefault("password", "")
     board = _read_json(pre + "board.json")
     cfg["board"] = _slim(board, pre + "board.json")
-    if _pin_index(board, pre + "ff_pins.txt"):
+    if write_pin_index(board, pre + "ff_pins.txt"):
         cfg["board"]["pin_index"] = pre + "ff_pins.txt"
     return cfg
 
@@ -72,7 +72,7 @@ def _slim(board, path):
     return b
 
 
-def _pin_index(board, path):
+def write_pin_index(board, path):
     # The pin map and the reserved pins as one line each ("P <gpio> <uses>",
     # "R <gpio> <reason>"), written at boot on a clean heap when they
     # changed: a program check looks its pins up line by line

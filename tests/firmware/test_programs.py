@@ -152,7 +152,7 @@ OUT["slim_board"] = [refuse(c, slim) for c in cases["pins"]]
 import os, random
 from fleetflow import config
 index = "/tmp/ff_pins_%d.txt" % random.getrandbits(30)
-written = config._pin_index(BOARD, index)
+written = config.write_pin_index(BOARD, index)
 indexed = {"name": "unix-sim", "program_max_bytes": 8192, "path": "/nonexistent/board.json", "pin_index": index}
 OUT["indexed_board"] = [written] + [refuse(c, indexed) for c in cases["pins"]]
 os.remove(index)

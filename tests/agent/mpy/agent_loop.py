@@ -56,7 +56,7 @@ for name, exc in (("KeyboardInterrupt passes", KeyboardInterrupt()), ("SystemExi
         out(name, type(e) is type(exc) and a.loop_errors == 0, type(e).__name__)
 
 
-# _flush with a record whose JSON the heap can't hold (a runaway flow's): the
+# flush with a record whose JSON the heap can't hold (a runaway flow's): the
 # record is dropped and counted, not retried on every step, and health and
 # the records after it still go out.
 import gc
@@ -83,7 +83,7 @@ class _Clock:
 
 
 class _Flushing:
-    # the agent's state _flush reads
+    # the agent's state flush reads
     def __init__(self):
         self.link = _Link()
         self.net = _Clock()
@@ -110,12 +110,12 @@ while gc.mem_free() > 40000:      # room for the record, not for its JSON twice
 steps = 0
 try:
     for steps in range(1, 4):
-        Agent._flush(a, 0)
+        Agent.flush(a, 0)
         if "health" in a.link.sent:
             break
     ballast = None
     a.records.append({"run": 2, "status": "completed", "nodes": []})
-    Agent._flush(a, 5000)
+    Agent.flush(a, 5000)
     got = [a.link.sent, a.records.dropped, len(a.records), steps]
     out("a record too big for the heap is dropped, counted, and health goes on",
         got == [["health", "runs", "health"], 1, 0, 2], got)
