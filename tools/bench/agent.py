@@ -23,7 +23,7 @@ health tick: `peak_used_bytes` is the most in use at those points and
 `largest_free_block_min` the smallest "max free sz" seen (fragmentation).
 
 Without `--heap`, the scenario runs at the simulator's heap for its code
-(tools/sim/simdevice.py `heap_for`: 112k rom, 192k lib; FLEETFLOW_SIM_HEAP)
+(tools/sim/simdevice.py `heap_for`: 120k rom, 192k lib; FLEETFLOW_SIM_HEAP)
 for the figures, then `min_heap_bytes` is searched
 in 8 KB steps (bisection between 64k and that heap: ~5 more runs; the
 smallest passing heap must pass a second run, else the next step up is
