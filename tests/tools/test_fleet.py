@@ -200,4 +200,9 @@ def test_the_idle_fleet_bench_brings_every_device_online_and_reads_proc():
     assert result["ok"] and result["devices_online"] == 2, result
     assert result["idle_cpu_pct_per_device"] >= 0 and result["rss_bytes_per_device"] > result["pss_bytes_per_device"] > 0
     assert result["ping_ms_median"] > 0
+    # a count of wake-ups, not a time: an idle device's loop and its
+    # simulated watchdog each wake about once a second. The watchdog's
+    # thread once slept with the unix port's sleep_ms, which waits in 1 ms
+    # slices (~1,000 wake-ups a second, 2 % of a core a device)
+    assert 0 < result["wakeups_per_s_per_device"] < 100, result
     assert fleet_bench.run(argparse.Namespace(devices=0, idle_s=1.0, online_timeout_s=None))["ok"] is False

@@ -13,6 +13,11 @@ reports:
   /proc/<pid>/stat) over the idle window / the window's wall time / N,
   in % of one core. CPU time per process does not depend on what else
   loads the machine, so the figure holds on a busy one;
+- wakeups_per_s_per_device: context switches of all of a device process's
+  threads (/proc/<pid>/task/*/status) over the idle window / its wall time
+  / N: an idle device should wake a few times a second (its loop at most
+  once a second, the simulated watchdog once a second, the broker's
+  keepalive), not every millisecond;
 - rss_bytes_per_device: the mean resident set (/proc/<pid>/status VmRSS);
   pss_bytes_per_device the same with shared pages split between the
   processes that share them (/proc/<pid>/smaps_rollup Pss). A device process
@@ -52,6 +57,22 @@ def _cpu_ticks(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def _wakeups(pid: int) -> int:
+    """Context switches of all of a process's threads (proc(5): each task's
+    voluntary and nonvoluntary_ctxt_switches): how often it woke up, a count
+    that a busy machine does not change as it changes CPU time."""
+    n = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            with open(task / "status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        n += int(line.split()[1])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return n
 
 
 def _mem_bytes(pid: int, path: str, key: str) -> int:
@@ -136,9 +157,9 @@ def run(args) -> dict:
                         "error": f"only {online()} of {n} devices online after {timeout:g} s", "command": command}
             time.sleep(2)  # the last ones to connect finish their first status and health
             pids = [dev.proc.pid for dev in fleet.devices.values()]
-            c0, w0 = sum(_cpu_ticks(p) for p in pids), time.monotonic()
+            c0, k0, w0 = sum(_cpu_ticks(p) for p in pids), sum(_wakeups(p) for p in pids), time.monotonic()
             time.sleep(args.idle_s)
-            c1, w1 = sum(_cpu_ticks(p) for p in pids), time.monotonic()
+            c1, k1, w1 = sum(_cpu_ticks(p) for p in pids), sum(_wakeups(p) for p in pids), time.monotonic()
             rss = sum(_mem_bytes(p, "status", "VmRSS:") for p in pids) / len(pids)
             pss = sum(_mem_bytes(p, "smaps_rollup", "Pss:") for p in pids) / len(pids)
             running = len(fleet.running())
@@ -148,6 +169,7 @@ def run(args) -> dict:
                 "devices": n,
                 "devices_online": online(),
                 "idle_cpu_pct_per_device": round(100.0 * (c1 - c0) / _TICKS / (w1 - w0) / n, 4),
+                "wakeups_per_s_per_device": round((k1 - k0) / (w1 - w0) / n, 1),
                 "rss_bytes_per_device": int(rss),
                 "pss_bytes_per_device": int(pss),
                 "ping_ms_median": round(pings[len(pings) // 2], 1) if pings else None,
