@@ -102,6 +102,17 @@ class Rig:
             time.sleep(0.1)
         raise TimeoutError(f"device not online again; log:\n{self.device.log()[-2000:]}")
 
+    def restart_broker(self) -> dict:
+        """Restart the broker; return once the cloud client is back and the
+        device said online on the new broker (not a status from before the
+        restart, which the old broker may still have delivered)."""
+        self.broker.stop()
+        self.cloud.wait_disconnected()
+        n_before = self.n_status()
+        self.broker.start()
+        self.cloud.wait_connected()
+        return self.online_since(n_before)
+
     def n_status(self) -> int:
         return len(self.cloud.json_on(f"ff/{DEV}/status"))
 

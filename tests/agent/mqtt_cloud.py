@@ -20,15 +20,25 @@ class Cloud:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"{user}-{id(self)}")
         self.client.username_pw_set(user, password)
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(subscribe, qos=1) if subscribe else None
+        # connected: set once the subscription is in (after every reconnect),
+        # cleared when the link drops; publish waits for it.
         self.connected = threading.Event()
+
+        def on_connect(c, u, f, rc, p=None):
+            if subscribe:
+                c.subscribe(subscribe, qos=1)
+            else:
+                self.connected.set()
+        self.client.on_connect = on_connect
         self.client.on_subscribe = lambda *a: self.connected.set()
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=1)
         if broker.tls:  # MQTT over TLS: trust the broker's CA only, check its name
             self.client.tls_set_context(client_context(broker.tls.ca))
         self.client.connect(broker.host, broker.port, keepalive=30)
         self.client.loop_start()
-        if subscribe and not self.connected.wait(10):
-            raise TimeoutError("cloud client did not subscribe")
+        if not self.connected.wait(10):
+            raise TimeoutError("cloud client did not connect and subscribe")
 
     def _on_message(self, client, userdata, msg):
         with self._cv:
@@ -38,7 +48,19 @@ class Cloud:
     def publish(self, topic: str, payload, qos: int = 1, retain: bool = False) -> None:
         if not isinstance(payload, (bytes, str)):
             payload = json.dumps(payload)
+        self.wait_connected()  # after a broker restart paho reconnects by itself, a moment later
         self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
+
+    def wait_connected(self, timeout: float = 30.0) -> None:
+        if not self.connected.wait(timeout):
+            raise TimeoutError(f"cloud client not connected to the broker within {timeout}s")
+
+    def wait_disconnected(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.connected.is_set():
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"cloud client did not see the broker go within {timeout}s")
+            time.sleep(0.02)
 
     def send(self, dev: str, cmd: dict) -> None:
         self.publish(f"ff/{dev}/cmd", cmd)
