@@ -559,6 +559,12 @@ class AmqttBroker(Broker):
                     await handler.handle_connection_closed()
                 await self._broker._delete_session(client_id)
 
+    async def _stop_accepting(self) -> None:
+        for server in list(getattr(self._broker, "_servers", {}).values()):
+            instance = getattr(server, "instance", None)
+            if instance is not None:
+                instance.close()
+
     async def _close_listeners(self) -> None:
         for server in list(getattr(self._broker, "_servers", {}).values()):
             instance = getattr(server, "instance", None)
@@ -571,6 +577,10 @@ class AmqttBroker(Broker):
             return
         loop = self._loop
         if loop and loop.is_running():
+            # amqtt's shutdown ends the sessions first and closes its listeners
+            # last: clients would reconnect to the dying broker in between
+            # (and be cut again). No new connection from here on.
+            asyncio.run_coroutine_threadsafe(self._stop_accepting(), loop).result(5)
             fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), loop)
             try:
                 fut.result(AMQTT_SHUTDOWN_S)
