@@ -559,18 +559,14 @@ class AmqttBroker(Broker):
                     await handler.handle_connection_closed()
                 await self._broker._delete_session(client_id)
 
-    async def _stop_accepting(self) -> None:
+    async def _close_listeners(self, wait: bool = True) -> None:
+        """Accept no new connection; wait: also until each listener is closed."""
         for server in list(getattr(self._broker, "_servers", {}).values()):
             instance = getattr(server, "instance", None)
             if instance is not None:
                 instance.close()
-
-    async def _close_listeners(self) -> None:
-        for server in list(getattr(self._broker, "_servers", {}).values()):
-            instance = getattr(server, "instance", None)
-            if instance is not None:
-                instance.close()
-                await asyncio.wait_for(instance.wait_closed(), 2)
+                if wait:
+                    await asyncio.wait_for(instance.wait_closed(), 2)
 
     def stop(self) -> None:
         if not self._thread:
@@ -580,7 +576,7 @@ class AmqttBroker(Broker):
             # amqtt's shutdown ends the sessions first and closes its listeners
             # last: clients would reconnect to the dying broker in between
             # (and be cut again). No new connection from here on.
-            asyncio.run_coroutine_threadsafe(self._stop_accepting(), loop).result(5)
+            asyncio.run_coroutine_threadsafe(self._close_listeners(wait=False), loop).result(5)
             fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), loop)
             try:
                 fut.result(AMQTT_SHUTDOWN_S)

@@ -126,7 +126,7 @@ class SimHal:
 
     def _wdt(self):
         # time.sleep, not sleep_ms: the unix port's sleep_ms waits in 1 ms
-        # slices (about 3 % of a core for a thread that checks once a
+        # slices (about 2 % of a core for a thread that checks once a
         # second; fleetflow bench fleet), sleep blocks in one system call
         s = self.wdt_ms / 8000
         while True:
